@@ -1,0 +1,68 @@
+"""Print timing and memory figures for the current device.
+
+With no selector flag every benchmark runs. Each layer owns its benchmark function (returning rows
+of figures) so the figures are measured where the code lives; this command only selects and prints.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+# flag -> (module, function, what it measures)
+BENCHMARKS: dict[str, tuple[str, str, str]] = {
+    "renderer": ("dgslrm_ros.render.benchmark", "run_renderer_benchmark", "ms per frame at 64/128/256 px, 10k/50k/200k Gaussians"),
+    "model": ("dgslrm_ros.model.benchmark", "run_model_benchmark", "parameters and forward time per window of each preset"),
+    "data": ("dgslrm_ros.data.benchmark", "run_data_benchmark", "synthetic training samples per second"),
+    "ros": ("dgslrm_ros.convert.benchmark", "run_ros_benchmark", "message packing/unpacking against a memcpy of the same bytes"),
+    "node": ("dgslrm_ros.stream.benchmark", "run_pipeline_benchmark", "end-to-end windowed pipeline latency per window"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for flag, (_, _, what) in BENCHMARKS.items():
+        parser.add_argument(f"--{flag}", action="store_true", help=what)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device to measure")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (smoke run)")
+    parser.add_argument("--json", default=None, help="also write all rows to this JSON file")
+
+
+def _print_table(title: str, rows: list[dict]) -> None:
+    print(f"\n== {title}")
+    if not rows:
+        print("(no rows)")
+        return
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[_format(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for r in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(r, widths)))
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    selected = [flag for flag in BENCHMARKS if getattr(args, flag)] or list(BENCHMARKS)
+    name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"dgslrm bench on {name}, torch {torch.__version__}")
+    results: dict[str, list[dict]] = {}
+    for flag in selected:
+        module_name, function_name, what = BENCHMARKS[flag]
+        function = getattr(importlib.import_module(module_name), function_name)
+        rows = function(device=device, quick=args.quick)
+        results[flag] = rows
+        _print_table(f"{flag}: {what}", rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": name, "results": results}, f, indent=2)
+    return 0

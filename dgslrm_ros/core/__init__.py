@@ -1,0 +1,1 @@
+"""Geometry and representation shared by every layer: cameras, poses, rotations, Gaussians, PLY."""

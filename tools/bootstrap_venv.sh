@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Creates/updates the local venv idempotently: a stamp keyed on the dependency files makes a second
+# run a no-op that takes well under a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+key=$(cat requirements.txt setup.py tools/bootstrap_venv.sh | sha256sum | cut -c1-16)
+stamp="$VENV/.bootstrap-$key"
+if [[ -f "$stamp" ]]; then exit 0; fi
+echo "[bootstrap] installing into $VENV (one-off, about two minutes)"
+[[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+# Keep a CUDA torch if someone installed one; otherwise take the CPU build (a bare `torch` would
+# pull several GB of CUDA wheels).
+if ! "$VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.version.cuda else 1)" 2>/dev/null; then
+  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+fi
+"$VENV/bin/python" -m pip install -q -r requirements.txt
+"$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+rm -f "$VENV"/.bootstrap-*
+touch "$stamp"
+echo "[bootstrap] done"
