@@ -38,7 +38,6 @@ setup(
     maintainer_email="dgslrm@example.com",
     description="Feed-forward deformable 3D Gaussian reconstruction (DGS-LRM) for ROS 2.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "dgslrm_node = dgslrm_ros.ros.main:main",

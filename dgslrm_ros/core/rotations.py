@@ -89,3 +89,42 @@ def slerp(q0: Tensor, q1: Tensor, alpha: Tensor | float) -> Tensor:
     w0 = torch.where(near, 1 - alpha, torch.sin((1 - alpha) * theta) / safe_sin)
     w1 = torch.where(near, alpha, torch.sin(alpha * theta) / safe_sin)
     return quat_normalize(w0 * q0 + w1 * q1)
+
+
+def quat_from_xyzw(quats_xyzw: Tensor) -> Tensor:
+    """[..., 4] (x, y, z, w) as in ROS messages -> [..., 4] wxyz."""
+    return quats_xyzw[..., [3, 0, 1, 2]]
+
+
+def quat_to_xyzw(quats: Tensor) -> Tensor:
+    """[..., 4] wxyz -> [..., 4] (x, y, z, w) as in ROS messages."""
+    return quats[..., [1, 2, 3, 0]]
+
+
+def axis_angle_to_quat(axis_angle: Tensor) -> Tensor:
+    """[..., 3] rotation vectors (axis * angle in radians) -> [..., 4] unit wxyz; exact at angle 0."""
+    angle = axis_angle.norm(dim=-1, keepdim=True)
+    half = 0.5 * angle
+    # sin(half) / angle -> 1/2 as angle -> 0; the series keeps the small-angle case differentiable.
+    small = angle < 1e-6
+    safe_angle = torch.where(small, torch.ones_like(angle), angle)
+    factor = torch.where(small, 0.5 - angle * angle / 48.0, torch.sin(half) / safe_angle)
+    return torch.cat([torch.cos(half), axis_angle * factor], dim=-1)
+
+
+def quat_to_axis_angle(quats: Tensor) -> Tensor:
+    """[..., 4] wxyz -> [..., 3] rotation vectors with angle in [0, pi] (the short arc)."""
+    q = quat_normalize(quats)  # w >= 0, so the angle 2 * atan2(|v|, w) lies in [0, pi]
+    vec = q[..., 1:]
+    sin_half = vec.norm(dim=-1, keepdim=True)
+    angle = 2.0 * torch.atan2(sin_half, q[..., :1])
+    small = sin_half < 1e-8
+    factor = torch.where(small, 2.0 / q[..., :1].clamp_min(1e-12), angle / torch.where(small, torch.ones_like(sin_half), sin_half))
+    return vec * factor
+
+
+def rotation_angle_between(q0: Tensor, q1: Tensor) -> Tensor:
+    """[...] geodesic angle in radians between two orientations [..., 4] wxyz (sign-invariant)."""
+    # atan2 of the relative rotation keeps precision for tiny angles, where acos(dot) would not.
+    relative = quat_multiply(quat_conjugate(quat_normalize(q0)), quat_normalize(q1))
+    return 2.0 * torch.atan2(relative[..., 1:].norm(dim=-1), relative[..., 0].abs())

@@ -1,0 +1,112 @@
+"""geometry_msgs/Pose <-> world_T_cam [4, 4].
+
+ROS orders quaternions (x, y, z, w); the library uses (w, x, y, z). The reorder happens here and
+nowhere else. Numpy (not torch) so the conversion costs microseconds per message; the math matches
+`core.rotations` (a test checks it).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from dgslrm_ros.convert.errors import PoseError
+
+# A publisher's float32 quaternion is unit to ~1e-7; anything further off is a bug upstream
+# (un-normalised interpolation, a zero-initialised message), which we refuse instead of guessing.
+QUAT_NORM_TOLERANCE = 1e-3
+ROTATION_TOLERANCE = 1e-4
+
+
+class PoseLike(Protocol):
+    position: Any  # .x .y .z
+    orientation: Any  # .x .y .z .w
+
+
+class PoseFields(NamedTuple):
+    """geometry_msgs/Pose as arrays: position (x, y, z), orientation ROS order (x, y, z, w)."""
+
+    position: np.ndarray  # [3] float64
+    orientation_xyzw: np.ndarray  # [4] float64
+
+
+def quat_wxyz_to_matrix(q: np.ndarray) -> np.ndarray:
+    """[..., 4] unit wxyz -> [..., 3, 3]."""
+    q = np.asarray(q, dtype=np.float64)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    m = np.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        axis=-1,
+    )
+    return m.reshape(q.shape[:-1] + (3, 3))
+
+
+def matrix_to_quat_wxyz(R: np.ndarray) -> np.ndarray:
+    """[3, 3] rotation -> [4] unit wxyz with w >= 0 (Shepperd: divide by the largest component)."""
+    m = np.asarray(R, dtype=np.float64)
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    diag = np.array([1 + trace, 1 + m[0, 0] - m[1, 1] - m[2, 2], 1 - m[0, 0] + m[1, 1] - m[2, 2],
+                     1 - m[0, 0] - m[1, 1] + m[2, 2]])
+    rows = np.array([
+        [1 + trace, m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]],
+        [m[2, 1] - m[1, 2], diag[1], m[0, 1] + m[1, 0], m[0, 2] + m[2, 0]],
+        [m[0, 2] - m[2, 0], m[0, 1] + m[1, 0], diag[2], m[1, 2] + m[2, 1]],
+        [m[1, 0] - m[0, 1], m[0, 2] + m[2, 0], m[1, 2] + m[2, 1], diag[3]],
+    ])
+    q = rows[int(np.argmax(diag))]
+    q = q / np.linalg.norm(q)
+    return -q if q[0] < 0 else q
+
+
+def pose_fields_to_matrix(position: Any, orientation_xyzw: Any, what: str = "pose") -> np.ndarray:
+    """position (x, y, z) + ROS quaternion (x, y, z, w) -> world_T_cam [4, 4] float64."""
+    t = np.asarray(position, dtype=np.float64).reshape(-1)
+    q = np.asarray(orientation_xyzw, dtype=np.float64).reshape(-1)
+    if t.size != 3 or q.size != 4:
+        raise PoseError(f"{what}: expected 3 position and 4 orientation values, got {t.size} and {q.size}")
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(q))):
+        raise PoseError(f"{what}: NaN or infinite values in position {t.tolist()} / orientation {q.tolist()}")
+    norm = float(np.linalg.norm(q))
+    if abs(norm - 1.0) > QUAT_NORM_TOLERANCE:
+        hint = " (all zero: the orientation was never filled in)" if norm == 0 else ""
+        raise PoseError(
+            f"{what}: expected a unit quaternion (x, y, z, w), got {q.tolist()} with norm {norm:.6g}{hint}; "
+            "normalise the orientation before publishing"
+        )
+    x, y, z, w = q / norm
+    T = np.eye(4)
+    T[:3, :3] = quat_wxyz_to_matrix(np.array([w, x, y, z]))
+    T[:3, 3] = t
+    return T
+
+
+def pose_to_matrix(pose: PoseLike, what: str = "pose") -> np.ndarray:
+    """geometry_msgs/Pose (any object with .position/.orientation) -> world_T_cam [4, 4] float64."""
+    p, o = pose.position, pose.orientation
+    return pose_fields_to_matrix((p.x, p.y, p.z), (o.x, o.y, o.z, o.w), what)
+
+
+def matrix_to_pose_fields(world_T_cam: np.ndarray, what: str = "world_T_cam") -> PoseFields:
+    """world_T_cam [4, 4] (rigid) -> PoseFields with the ROS (x, y, z, w) quaternion."""
+    T = np.asarray(world_T_cam, dtype=np.float64)
+    if T.shape != (4, 4):
+        raise PoseError(f"{what}: expected a [4, 4] matrix, got shape {T.shape}")
+    if not np.all(np.isfinite(T)):
+        raise PoseError(f"{what}: contains NaN or infinite values")
+    R = T[:3, :3]
+    rigid = (
+        np.allclose(T[3], [0, 0, 0, 1], atol=ROTATION_TOLERANCE)
+        and np.allclose(R @ R.T, np.eye(3), atol=ROTATION_TOLERANCE)
+        and np.linalg.det(R) > 0
+    )
+    if not rigid:
+        raise PoseError(
+            f"{what}: expected a rigid transform (orthonormal rotation, det +1, last row 0 0 0 1), got "
+            f"{T.tolist()}; re-orthonormalise it (e.g. via a quaternion) first"
+        )
+    w, x, y, z = matrix_to_quat_wxyz(R)
+    return PoseFields(position=T[:3, 3].copy(), orientation_xyzw=np.array([x, y, z, w]))

@@ -1,0 +1,324 @@
+"""3D Gaussians: one static set (`Gaussians`) and a window's deformable set (`DeformableGaussians`).
+
+The deformable set is what the model predicts for one window: Gaussians born at keyframe pixels, each
+carrying its own trajectory `offsets [N, T, 3]` over the window's T frames. Everything downstream
+(renderer, tracks, PointCloud2, PLY) asks it for a static `Gaussians` at a frame via `at(frame)`.
+Shapes follow docs/architecture.md: quats wxyz, scales are standard deviations, colours rgb in [0, 1].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from dgslrm_ros.core.rotations import matrix_to_quat, quat_multiply, quat_normalize
+
+FrameLike = int | float | Tensor
+
+
+class GaussiansFileError(ValueError):
+    """A Gaussians safetensors file is missing, corrupt, or lacks a field."""
+
+
+def _check_shape(name: str, tensor: Tensor, expected: tuple[int | None, ...], hint: str) -> None:
+    """Raise a ValueError naming the field, the expected and the received shape."""
+    if not isinstance(tensor, Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor of shape {hint}, got {type(tensor).__name__}")
+    ok = tensor.dim() == len(expected) and all(e is None or e == s for e, s in zip(expected, tensor.shape))
+    if not ok:
+        raise ValueError(f"{name}: expected shape {hint}, got {tuple(tensor.shape)}")
+
+
+def _check_float_fields(owner: str, values: dict[str, Tensor]) -> None:
+    """All float fields share one floating dtype and one device (mixing them fails later, obscurely)."""
+    dtypes = {name: t.dtype for name, t in values.items()}
+    devices = {name: t.device for name, t in values.items()}
+    for name, dtype in dtypes.items():
+        if not dtype.is_floating_point:
+            raise ValueError(f"{owner}.{name}: expected a floating dtype, got {dtype}; convert with .float()")
+    if len(set(dtypes.values())) > 1:
+        raise ValueError(f"{owner}: fields must share one dtype, got {dtypes}; convert them with .to(dtype)")
+    if len(set(devices.values())) > 1:
+        raise ValueError(f"{owner}: fields must share one device, got {devices}; move them with .to(device)")
+
+
+@dataclass(frozen=True)
+class Gaussians:
+    """A static set of N 3D Gaussians (the renderer's input)."""
+
+    means: Tensor  # [N, 3]
+    quats: Tensor  # [N, 4] wxyz
+    scales: Tensor  # [N, 3] standard deviations
+    opacities: Tensor  # [N] in (0, 1)
+    colors: Tensor  # [N, 3] rgb in [0, 1]
+
+    def __post_init__(self) -> None:
+        _check_shape("Gaussians.means", self.means, (None, 3), "[N, 3]")
+        n = self.means.shape[0]
+        _check_shape("Gaussians.quats", self.quats, (n, 4), f"[N={n}, 4]")
+        _check_shape("Gaussians.scales", self.scales, (n, 3), f"[N={n}, 3]")
+        _check_shape("Gaussians.opacities", self.opacities, (n,), f"[N={n}]")
+        _check_shape("Gaussians.colors", self.colors, (n, 3), f"[N={n}, 3]")
+        _check_float_fields("Gaussians", {f.name: getattr(self, f.name) for f in fields(self)})
+
+    def __len__(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.means.dtype
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Gaussians:
+        return Gaussians(**{f.name: getattr(self, f.name).to(device=device, dtype=dtype) for f in fields(self)})
+
+    def detach(self) -> Gaussians:
+        return Gaussians(**{f.name: getattr(self, f.name).detach() for f in fields(self)})
+
+    def select(self, mask_or_index: Tensor) -> Gaussians:
+        """Subset by a bool mask [N] or a long index [M]."""
+        _check_selector(mask_or_index, len(self))
+        return Gaussians(**{f.name: getattr(self, f.name)[mask_or_index] for f in fields(self)})
+
+    def transformed(self, scale: float | Tensor, rotation: Tensor, translation: Tensor) -> Gaussians:
+        """Apply x -> scale * R x + t (a similarity); scales grow by `scale`, quats turn by R."""
+        rotation, translation, scale_t = _similarity_args(scale, rotation, translation, self.means)
+        return Gaussians(
+            means=scale_t * self.means @ rotation.T + translation,
+            quats=_rotate_quats(rotation, self.quats),
+            scales=self.scales * scale_t,
+            opacities=self.opacities,
+            colors=self.colors,
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Gaussians]) -> Gaussians:
+        if not parts:
+            raise ValueError("Gaussians.concat: expected at least one Gaussians set, got none")
+        return Gaussians(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(Gaussians)})
+
+
+def _check_selector(mask_or_index: Tensor, n: int) -> None:
+    if not isinstance(mask_or_index, Tensor):
+        raise ValueError(f"select: expected a bool mask [N={n}] or a long index tensor, got {type(mask_or_index)}")
+    if mask_or_index.dtype == torch.bool and tuple(mask_or_index.shape) != (n,):
+        raise ValueError(f"select: bool mask must have shape [N={n}], got {tuple(mask_or_index.shape)}")
+    if mask_or_index.dtype != torch.bool and mask_or_index.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"select: expected a bool mask or an integer index, got dtype {mask_or_index.dtype}")
+
+
+def _similarity_args(
+    scale: float | Tensor, rotation: Tensor, translation: Tensor, like: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    rotation = torch.as_tensor(rotation, dtype=like.dtype, device=like.device)
+    translation = torch.as_tensor(translation, dtype=like.dtype, device=like.device)
+    scale_t = torch.as_tensor(scale, dtype=like.dtype, device=like.device)
+    _check_shape("rotation", rotation, (3, 3), "[3, 3]")
+    _check_shape("translation", translation, (3,), "[3]")
+    if scale_t.dim() != 0 or not bool(scale_t > 0):
+        raise ValueError(f"scale: expected a positive scalar, got {scale}")
+    return rotation, translation, scale_t
+
+
+def _rotate_quats(rotation: Tensor, quats: Tensor) -> Tensor:
+    """Left-multiply every orientation [N, 4] by the rotation matrix [3, 3]."""
+    q_rot = matrix_to_quat(rotation)  # [4]
+    return quat_normalize(quat_multiply(q_rot.expand_as(quats), quats))
+
+
+@dataclass(frozen=True)
+class DeformableGaussians:
+    """Keyframe Gaussians of one window plus their per-frame offsets.
+
+    Gaussian i sits at `means[i] + offsets[i, n]` at window frame n (time `timestamps[n]`); the other
+    attributes stay fixed over the window. `keyframe_index[i]` is the frame whose pixel it came from.
+    """
+
+    means: Tensor  # [N, 3]
+    quats: Tensor  # [N, 4] wxyz
+    scales: Tensor  # [N, 3]
+    opacities: Tensor  # [N]
+    colors: Tensor  # [N, 3]
+    offsets: Tensor  # [N, T, 3]
+    timestamps: Tensor  # [T] seconds, increasing
+    keyframe_index: Tensor  # [N] long
+
+    def __post_init__(self) -> None:
+        owner = "DeformableGaussians"
+        _check_shape(f"{owner}.means", self.means, (None, 3), "[N, 3]")
+        n = self.means.shape[0]
+        _check_shape(f"{owner}.quats", self.quats, (n, 4), f"[N={n}, 4]")
+        _check_shape(f"{owner}.scales", self.scales, (n, 3), f"[N={n}, 3]")
+        _check_shape(f"{owner}.opacities", self.opacities, (n,), f"[N={n}]")
+        _check_shape(f"{owner}.colors", self.colors, (n, 3), f"[N={n}, 3]")
+        _check_shape(f"{owner}.timestamps", self.timestamps, (None,), "[T]")
+        t = self.timestamps.shape[0]
+        if t < 1:
+            raise ValueError(f"{owner}.timestamps: expected at least one frame, got T=0")
+        _check_shape(f"{owner}.offsets", self.offsets, (n, t, 3), f"[N={n}, T={t}, 3]")
+        _check_shape(f"{owner}.keyframe_index", self.keyframe_index, (n,), f"[N={n}]")
+        if self.keyframe_index.dtype != torch.int64:
+            raise ValueError(f"{owner}.keyframe_index: expected dtype torch.int64, got {self.keyframe_index.dtype}")
+        float_names = ("means", "quats", "scales", "opacities", "colors", "offsets")
+        _check_float_fields(owner, {name: getattr(self, name) for name in float_names})
+        if not self.timestamps.dtype.is_floating_point:
+            raise ValueError(f"{owner}.timestamps: expected a floating dtype (seconds), got {self.timestamps.dtype}")
+        if t > 1 and not bool((self.timestamps[1:] > self.timestamps[:-1]).all()):
+            raise ValueError(f"{owner}.timestamps: expected strictly increasing seconds, got {self.timestamps.tolist()}")
+
+    # ------------------------------------------------------------------ basics
+    def __len__(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self.timestamps.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.means.dtype
+
+    def _map(self, fn) -> DeformableGaussians:
+        return DeformableGaussians(**{f.name: fn(f.name, getattr(self, f.name)) for f in fields(self)})
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> DeformableGaussians:
+        """Move to a device; `dtype` converts the float fields (timestamps too), never keyframe_index."""
+        def move(name: str, t: Tensor) -> Tensor:
+            return t.to(device=device) if name == "keyframe_index" else t.to(device=device, dtype=dtype)
+        return self._map(move)
+
+    def detach(self) -> DeformableGaussians:
+        return self._map(lambda _, t: t.detach())
+
+    # ------------------------------------------------------------------ time
+    def _frame_weights(self, frame: FrameLike) -> tuple[int, int, float]:
+        """Split a (possibly fractional) frame index into (lower, upper, weight of upper)."""
+        value = float(frame.item() if isinstance(frame, Tensor) else frame)
+        last = self.num_frames - 1
+        if not (0.0 <= value <= last):
+            raise ValueError(f"frame: expected an index in [0, {last}] for a window of T={last + 1}, got {value}")
+        lower = min(int(value), last)
+        upper = min(lower + 1, last)
+        return lower, upper, value - lower
+
+    def positions(self, frame: FrameLike) -> Tensor:
+        """[N, 3] centres at window frame `frame`; fractional frames interpolate offsets linearly."""
+        lower, upper, w = self._frame_weights(frame)
+        offset = self.offsets[:, lower] * (1.0 - w) + self.offsets[:, upper] * w
+        return self.means + offset
+
+    def frame_velocities(self) -> Tensor:
+        """[N, T, 3] velocity in units/s at every frame: central differences, one-sided at the ends."""
+        n, t = len(self), self.num_frames
+        if t == 1:
+            return torch.zeros_like(self.offsets)
+        stamps = self.timestamps.to(self.offsets.dtype)
+        prev_idx = torch.clamp(torch.arange(t, device=self.device) - 1, min=0)
+        next_idx = torch.clamp(torch.arange(t, device=self.device) + 1, max=t - 1)
+        dt = (stamps[next_idx] - stamps[prev_idx])  # [T]
+        return (self.offsets[:, next_idx] - self.offsets[:, prev_idx]) / dt[None, :, None]
+
+    def velocities(self, frame: FrameLike) -> Tensor:
+        """[N, 3] velocity (units of means per second, m/s in the world frame) at window frame `frame`."""
+        lower, upper, w = self._frame_weights(frame)
+        per_frame = self.frame_velocities()
+        return per_frame[:, lower] * (1.0 - w) + per_frame[:, upper] * w
+
+    def at(self, frame: FrameLike) -> Gaussians:
+        """The static Gaussians at window frame `frame` (what the renderer draws)."""
+        return Gaussians(
+            means=self.positions(frame), quats=self.quats, scales=self.scales,
+            opacities=self.opacities, colors=self.colors,
+        )
+
+    # ------------------------------------------------------------------ subsets
+    def select(self, mask_or_index: Tensor) -> DeformableGaussians:
+        """Subset by a bool mask [N] or a long index [M]; timestamps are kept."""
+        _check_selector(mask_or_index, len(self))
+        mask_or_index = mask_or_index.to(self.device)
+        return self._map(lambda name, t: t if name == "timestamps" else t[mask_or_index])
+
+    def prune(self, min_opacity: float) -> DeformableGaussians:
+        """Keep Gaussians whose opacity is at least `min_opacity`."""
+        return self.select(self.opacities >= min_opacity)
+
+    @staticmethod
+    def concat(parts: Sequence[DeformableGaussians]) -> DeformableGaussians:
+        """Join sets predicted for the same window (e.g. one per keyframe); timestamps must agree."""
+        if not parts:
+            raise ValueError("DeformableGaussians.concat: expected at least one set, got none")
+        stamps = parts[0].timestamps
+        for i, part in enumerate(parts[1:], start=1):
+            same = part.timestamps.shape == stamps.shape and torch.allclose(
+                part.timestamps.to(stamps), stamps, rtol=0.0, atol=1e-6
+            )
+            if not same:
+                raise ValueError(
+                    f"DeformableGaussians.concat: part {i} has timestamps {part.timestamps.tolist()}, "
+                    f"expected the window's {stamps.tolist()}; only sets of the same window can be joined"
+                )
+        return DeformableGaussians(
+            **{
+                f.name: stamps if f.name == "timestamps" else torch.cat([getattr(p, f.name) for p in parts])
+                for f in fields(DeformableGaussians)
+            }
+        )
+
+    # ------------------------------------------------------------------ frames
+    def transformed(self, scale: float | Tensor, rotation: Tensor, translation: Tensor) -> DeformableGaussians:
+        """Apply the similarity x -> scale * R x + t: means, offsets (and so velocities), scales, quats."""
+        rotation, translation, scale_t = _similarity_args(scale, rotation, translation, self.means)
+        return replace(
+            self,
+            means=scale_t * self.means @ rotation.T + translation,
+            offsets=scale_t * self.offsets @ rotation.T,
+            quats=_rotate_quats(rotation, self.quats),
+            scales=self.scales * scale_t,
+        )
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> Path:
+        """Write a safetensors file (the format `dgslrm export` and the node's outputs use)."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {f.name: getattr(self, f.name).detach().cpu().contiguous() for f in fields(self)}
+        save_file(tensors, str(path), metadata={"format": "dgslrm_ros.DeformableGaussians", "version": "1"})
+        return path
+
+    @staticmethod
+    def load(path: str | Path, device: torch.device | str = "cpu") -> DeformableGaussians:
+        """Read what `save` wrote; raises GaussiansFileError on a missing/corrupt file or missing keys."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not path.is_file():
+            raise GaussiansFileError(f"{path}: no such file; expected a DeformableGaussians .safetensors file")
+        try:
+            tensors = load_file(str(path), device=str(device))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+            raise GaussiansFileError(
+                f"{path}: not a readable safetensors file ({error}); expected what DeformableGaussians.save writes"
+            ) from error
+        expected = [f.name for f in fields(DeformableGaussians)]
+        missing = [name for name in expected if name not in tensors]
+        if missing:
+            raise GaussiansFileError(
+                f"{path}: missing tensors {missing}; expected {expected} as written by DeformableGaussians.save"
+            )
+        try:
+            return DeformableGaussians(**{name: tensors[name] for name in expected})
+        except ValueError as error:
+            raise GaussiansFileError(f"{path}: inconsistent tensors: {error}") from error

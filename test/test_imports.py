@@ -1,0 +1,46 @@
+"""Import boundaries (style habit 8): the core never loads rclpy, the renderer never loads gsplat.
+
+Run in a fresh interpreter per case so modules imported by other tests can't hide a violation.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+ROS_FREE = [
+    "dgslrm_ros.core.cameras", "dgslrm_ros.core.gaussians", "dgslrm_ros.core.ply",
+    "dgslrm_ros.render", "dgslrm_ros.model.dgslrm", "dgslrm_ros.stream.pipeline",
+    "dgslrm_ros.convert.image", "dgslrm_ros.convert.pointcloud", "dgslrm_ros.bags.reader",
+    "dgslrm_ros.bags.writer", "dgslrm_ros.data.dataset", "dgslrm_ros.training.loop",
+    "dgslrm_ros.evaluation.evaluate",
+]
+
+
+def _loaded_after(code: str) -> set[str]:
+    code += "\nimport sys; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return set(out.stdout.split())
+
+
+def _loaded_after_import(module: str) -> set[str]:
+    return _loaded_after(f"import importlib; importlib.import_module({module!r})")
+
+
+@pytest.mark.parametrize("module", ROS_FREE)
+def test_core_layers_load_no_rclpy_and_no_ros_messages(module):
+    loaded = _loaded_after_import(module)
+    offenders = {m for m in loaded if m.split(".")[0] in {"rclpy", "sensor_msgs", "geometry_msgs", "rosidl_runtime_py"}}
+    assert not offenders, f"{module} pulled in {sorted(offenders)}"
+
+
+@pytest.mark.parametrize("module", ["dgslrm_ros.render", "dgslrm_ros.model.dgslrm", "dgslrm_ros.stream.pipeline"])
+def test_renderer_does_not_load_gsplat_until_the_gsplat_backend_runs(module):
+    assert not {m for m in _loaded_after_import(module) if m.split(".")[0] == "gsplat"}
+
+
+def test_cli_help_is_instant_and_loads_no_torch():
+    loaded = _loaded_after("from dgslrm_ros.cli.main import build_parser; build_parser().parse_args(['bench'])")
+    assert "torch" not in loaded and "rclpy" not in loaded
