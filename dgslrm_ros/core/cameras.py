@@ -147,3 +147,21 @@ def resize_crop_frames(frames: Tensor, K: Tensor, out_hw: tuple[int, int]) -> tu
         cropped = flat.reshape(*lead, *flat.shape[-3:])
         K_out = scale_intrinsics(K_out, out_w / crop_w, out_h / crop_h)
     return cropped, K_out
+
+
+def intrinsics_from_opencv(K_opencv: Tensor) -> Tensor:
+    """K [..., 3, 3] in the OpenCV/CameraInfo convention (pixel centres at integers) -> ours (+0.5)."""
+    _check_matrix("K_opencv", K_opencv, 3)
+    out = K_opencv.clone()
+    out[..., 0, 2] = K_opencv[..., 0, 2] + 0.5
+    out[..., 1, 2] = K_opencv[..., 1, 2] + 0.5
+    return out
+
+
+def intrinsics_to_opencv(K: Tensor) -> Tensor:
+    """K [..., 3, 3] in our convention (pixel centres at +0.5) -> OpenCV/CameraInfo (integers)."""
+    _check_matrix("K", K, 3)
+    out = K.clone()
+    out[..., 0, 2] = K[..., 0, 2] - 0.5
+    out[..., 1, 2] = K[..., 1, 2] - 0.5
+    return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -45,7 +45,7 @@ def _check_float_fields(owner: str, values: dict[str, Tensor]) -> None:
         raise ValueError(f"{owner}: fields must share one device, got {devices}; move them with .to(device)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Gaussians:
     """A static set of N 3D Gaussians (the renderer's input)."""
 
@@ -66,6 +66,9 @@ class Gaussians:
 
     def __len__(self) -> int:
         return self.means.shape[0]
+
+    def __repr__(self) -> str:  # shapes, not hundreds of thousands of numbers
+        return f"Gaussians(N={len(self)}, dtype={self.dtype}, device={self.device})"
 
     @property
     def device(self) -> torch.device:
@@ -132,7 +135,7 @@ def _rotate_quats(rotation: Tensor, quats: Tensor) -> Tensor:
     return quat_normalize(quat_multiply(q_rot.expand_as(quats), quats))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class DeformableGaussians:
     """Keyframe Gaussians of one window plus their per-frame offsets.
 
@@ -146,7 +149,7 @@ class DeformableGaussians:
     opacities: Tensor  # [N]
     colors: Tensor  # [N, 3]
     offsets: Tensor  # [N, T, 3]
-    timestamps: Tensor  # [T] seconds, increasing
+    timestamps: Tensor  # [T] seconds, strictly increasing (float64 if absolute ROS times)
     keyframe_index: Tensor  # [N] long
 
     def __post_init__(self) -> None:
@@ -167,6 +170,11 @@ class DeformableGaussians:
             raise ValueError(f"{owner}.keyframe_index: expected dtype torch.int64, got {self.keyframe_index.dtype}")
         float_names = ("means", "quats", "scales", "opacities", "colors", "offsets")
         _check_float_fields(owner, {name: getattr(self, name) for name in float_names})
+        for name in ("timestamps", "keyframe_index"):
+            # Small metadata follows the Gaussians' device (a CPU stamp vector next to CUDA Gaussians
+            # is common and harmless to move; failing later inside select() would not be).
+            if getattr(self, name).device != self.means.device:
+                object.__setattr__(self, name, getattr(self, name).to(self.means.device))
         if not self.timestamps.dtype.is_floating_point:
             raise ValueError(f"{owner}.timestamps: expected a floating dtype (seconds), got {self.timestamps.dtype}")
         if t > 1 and not bool((self.timestamps[1:] > self.timestamps[:-1]).all()):
@@ -176,9 +184,29 @@ class DeformableGaussians:
     def __len__(self) -> int:
         return self.means.shape[0]
 
+    def __repr__(self) -> str:
+        span = float(self.timestamps[-1] - self.timestamps[0])
+        return (f"DeformableGaussians(N={len(self)}, T={self.num_frames}, span={span:.3f} s, "
+                f"dtype={self.dtype}, device={self.device})")
+
     @property
     def num_frames(self) -> int:
         return self.timestamps.shape[0]
+
+    @staticmethod
+    def static(gaussians: Gaussians, timestamps: Tensor, keyframe_index: Tensor | None = None) -> DeformableGaussians:
+        """A set that does not move over the window (zero offsets), e.g. for static baselines."""
+        if not isinstance(timestamps, Tensor) or timestamps.dim() != 1:
+            raise ValueError(f"DeformableGaussians.static: expected timestamps [T], got {getattr(timestamps, 'shape', timestamps)}")
+        n, t = len(gaussians), timestamps.shape[0]
+        return DeformableGaussians(
+            means=gaussians.means, quats=gaussians.quats, scales=gaussians.scales,
+            opacities=gaussians.opacities, colors=gaussians.colors,
+            offsets=gaussians.means.new_zeros(n, t, 3),
+            timestamps=timestamps,
+            keyframe_index=(torch.zeros(n, dtype=torch.long, device=gaussians.device)
+                            if keyframe_index is None else keyframe_index),
+        )
 
     @property
     def device(self) -> torch.device:
@@ -188,13 +216,16 @@ class DeformableGaussians:
     def dtype(self) -> torch.dtype:
         return self.means.dtype
 
-    def _map(self, fn) -> DeformableGaussians:
+    def _map(self, fn: Callable[[str, Tensor], Tensor]) -> DeformableGaussians:
+        """Rebuild with fn(field name, tensor) applied to every field."""
         return DeformableGaussians(**{f.name: fn(f.name, getattr(self, f.name)) for f in fields(self)})
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> DeformableGaussians:
-        """Move to a device; `dtype` converts the float fields (timestamps too), never keyframe_index."""
+        """Move to a device; `dtype` converts the Gaussian attributes but never `keyframe_index` or
+        `timestamps` (float32 cannot hold absolute ROS seconds to the millisecond)."""
         def move(name: str, t: Tensor) -> Tensor:
-            return t.to(device=device) if name == "keyframe_index" else t.to(device=device, dtype=dtype)
+            keep_dtype = name in ("keyframe_index", "timestamps")
+            return t.to(device=device) if keep_dtype else t.to(device=device, dtype=dtype)
         return self._map(move)
 
     def detach(self) -> DeformableGaussians:
@@ -219,20 +250,25 @@ class DeformableGaussians:
 
     def frame_velocities(self) -> Tensor:
         """[N, T, 3] velocity in units/s at every frame: central differences, one-sided at the ends."""
-        n, t = len(self), self.num_frames
+        return self._velocities_at(torch.arange(self.num_frames, device=self.device))
+
+    def _velocities_at(self, frames: Tensor) -> Tensor:
+        """[N, F, 3] velocities at integer window frames [F]."""
+        t = self.num_frames
         if t == 1:
-            return torch.zeros_like(self.offsets)
-        stamps = self.timestamps.to(self.offsets.dtype)
-        prev_idx = torch.clamp(torch.arange(t, device=self.device) - 1, min=0)
-        next_idx = torch.clamp(torch.arange(t, device=self.device) + 1, max=t - 1)
-        dt = (stamps[next_idx] - stamps[prev_idx])  # [T]
+            return self.offsets.new_zeros(len(self), frames.shape[0], 3)
+        prev_idx = (frames - 1).clamp(min=0)
+        next_idx = (frames + 1).clamp(max=t - 1)
+        # Differences in the stamps' own dtype first: absolute float64 seconds lose nothing.
+        dt = (self.timestamps[next_idx] - self.timestamps[prev_idx]).to(self.offsets.dtype)  # [F]
         return (self.offsets[:, next_idx] - self.offsets[:, prev_idx]) / dt[None, :, None]
 
     def velocities(self, frame: FrameLike) -> Tensor:
-        """[N, 3] velocity (units of means per second, m/s in the world frame) at window frame `frame`."""
+        """[N, 3] velocity (units of means per second, m/s in the world frame) at window frame `frame`;
+        fractional frames interpolate the velocities of the two neighbouring frames linearly."""
         lower, upper, w = self._frame_weights(frame)
-        per_frame = self.frame_velocities()
-        return per_frame[:, lower] * (1.0 - w) + per_frame[:, upper] * w
+        both = self._velocities_at(torch.tensor([lower, upper], device=self.device))  # [N, 2, 3]
+        return both[:, 0] * (1.0 - w) + both[:, 1] * w
 
     def at(self, frame: FrameLike) -> Gaussians:
         """The static Gaussians at window frame `frame` (what the renderer draws)."""
