@@ -76,11 +76,15 @@ def image_fields_to_rgb(height: int, width: int, encoding: str, step: int, data:
         )
     rows = np.lib.stride_tricks.as_strided(buffer, shape=(height, row_bytes), strides=(step, 1))
     pixels = rows.reshape(height, width, channels)
+    # Always a copy: a view would alias the message buffer (read-only for rclpy bytes, shared with
+    # the message for rosbags). One strided copy per channel beats fancy indexing by ~10x.
+    out = np.empty((height, width, 3), dtype=np.uint8)
     if encoding == "rgb8":
-        return np.ascontiguousarray(pixels)
-    if encoding == "mono8":
-        return np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, list(order)])
+        np.copyto(out, pixels)
+    else:
+        for target, source in enumerate(order):
+            out[:, :, target] = pixels[:, :, source]
+    return out
 
 
 def image_to_rgb(msg: ImageLike) -> np.ndarray:
@@ -92,7 +96,7 @@ def rgb_to_image_fields(rgb: np.ndarray, encoding: str = "rgb8", row_padding: in
     """uint8 [H, W, 3] RGB (or [H, W] / [H, W, 1] grey for mono8) -> Image fields in `encoding`.
 
     `row_padding` extra zero bytes per row reproduce drivers that pad rows (tests, benchmarks).
-    Alpha channels are written opaque (255).
+    Alpha channels are written opaque (255). For unpadded rgb8 `data` is a view of `rgb` (no copy).
     """
     if encoding not in _DECODE:
         raise UnsupportedEncodingError(encoding, SUPPORTED_ENCODINGS)
@@ -111,10 +115,15 @@ def rgb_to_image_fields(rgb: np.ndarray, encoding: str = "rgb8", row_padding: in
     else:
         if pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ImageLayoutError(f"{encoding} expects RGB pixels [H, W, 3], got shape {pixels.shape}")
-        stored = pixels if encoding in ("rgb8", "rgba8") else pixels[:, :, ::-1]
-        if channels == 4:
-            alpha = np.full(pixels.shape[:2] + (1,), 255, dtype=np.uint8)
-            stored = np.concatenate([stored, alpha], axis=2)
+        if encoding == "rgb8":
+            stored = pixels
+        else:
+            stored = np.empty(pixels.shape[:2] + (channels,), dtype=np.uint8)
+            order = (0, 1, 2) if encoding == "rgba8" else (2, 1, 0)
+            for target, source in enumerate(order):
+                stored[:, :, target] = pixels[:, :, source]
+            if channels == 4:
+                stored[:, :, 3] = 255
     height, width = stored.shape[:2]
     row_bytes = width * channels
     if row_padding:

@@ -1,0 +1,87 @@
+"""`dgslrm bench --ros`: message packing/unpacking times against a memcpy of the same bytes.
+
+The ratio tells how far each conversion is from the floor any conversion pays (touching every byte
+once). Conversions are CPU numpy work whatever the device; `device` only labels the rows.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from dgslrm_ros.convert.image import image_fields_to_rgb, rgb_to_image_fields
+from dgslrm_ros.convert.pointcloud import (
+    array_to_gaussians,
+    array_to_trajectories,
+    pack_gaussians,
+    pack_trajectories,
+    pointcloud_fields_to_array,
+)
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: page faults and numpy dispatch caches
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def _cases(quick: bool) -> list[tuple[str, str, int, Callable[[], object]]]:
+    """(message, direction, bytes, function) for every measured conversion."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    cases: list[tuple[str, str, int, Callable[[], object]]] = []
+    for encoding in ("rgb8", "bgr8", "bgra8"):
+        fields = rgb_to_image_fields(rgb, encoding)
+        data = fields.data.tobytes()  # decode from bytes, as rclpy hands them over
+        cases.append((f"Image 640x480 {encoding}", "unpack", len(data),
+                      lambda f=fields, d=data: image_fields_to_rgb(f.height, f.width, f.encoding, f.step, d)))
+    cases.append(("Image 640x480 rgb8", "pack", rgb.nbytes, lambda: rgb_to_image_fields(rgb, "rgb8")))
+    cases.append(("Image 640x480 bgr8", "pack", rgb.nbytes, lambda: rgb_to_image_fields(rgb, "bgr8")))
+
+    n = 20_000 if quick else 100_000
+    q = rng.normal(size=(n, 4)).astype(np.float32)
+    g = dict(
+        means=rng.normal(size=(n, 3)).astype(np.float32), colors=rng.random((n, 3)).astype(np.float32),
+        opacities=rng.random(n).astype(np.float32), scales=rng.random((n, 3)).astype(np.float32),
+        quats=q / np.linalg.norm(q, axis=1, keepdims=True), velocities=rng.normal(size=(n, 3)).astype(np.float32),
+    )
+    cloud = pack_gaussians(**g)
+    gdata = cloud.data.tobytes()
+    label = f"PointCloud2 gaussians {n // 1000}k"
+    cases.append((label, "pack", len(gdata), lambda: pack_gaussians(**g)))
+    cases.append((label, "unpack", len(gdata), lambda: array_to_gaussians(
+        pointcloud_fields_to_array(cloud.fields, cloud.point_step, gdata, cloud.height, cloud.width))))
+
+    m, t = (200, 24) if quick else (1000, 24)
+    tracks = rng.normal(size=(m, t, 3)).astype(np.float32)
+    times = -np.arange(t)[::-1].astype(np.float32) / 10
+    ids = np.arange(m)
+    vis = np.ones((m, t), np.float32)
+    traj = pack_trajectories(tracks, times, ids, vis)
+    tdata = traj.data.tobytes()
+    label = f"PointCloud2 trajectories {m}x{t}"
+    cases.append((label, "pack", len(tdata), lambda: pack_trajectories(tracks, times, ids, vis)))
+    cases.append((label, "unpack", len(tdata), lambda: array_to_trajectories(
+        pointcloud_fields_to_array(traj.fields, traj.point_step, tdata, traj.height, traj.width))))
+    return cases
+
+
+def run_ros_benchmark(device: str = "cpu", quick: bool = False) -> list[dict]:
+    """Rows: message, direction, bytes, conversion ms, memcpy ms of the same bytes, ratio."""
+    repeats = 5 if quick else 30
+    rows = []
+    for message, direction, nbytes, fn in _cases(quick):
+        source = np.random.default_rng(1).integers(0, 256, nbytes, dtype=np.uint8)
+        target = np.empty_like(source)
+        convert_ms = _median_ms(fn, repeats)
+        copy_ms = _median_ms(lambda: np.copyto(target, source), repeats)
+        rows.append({
+            "message": message, "direction": direction, "device": device, "MB": nbytes / 1e6,
+            "ms": convert_ms, "memcpy_ms": copy_ms, "ratio": convert_ms / max(copy_ms, 1e-6),
+        })
+    return rows
