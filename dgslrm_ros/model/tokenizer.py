@@ -6,6 +6,8 @@ rays already say where every pixel looks from, and the time channel says when.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import Tensor, nn
 
@@ -20,11 +22,18 @@ def normalize_timestamps(timestamps: Tensor, window_timestamps: Tensor) -> Tenso
     outside the window land outside [-1, 1], which is the information they carry. A window of one
     instant (span 0) maps to 0. Seconds rather than frame indices so an irregular frame rate shows.
     """
+    # float64 for the differences: epoch seconds (~1.7e9) keep only ~2 min resolution in float32.
+    timestamps, window_timestamps = timestamps.double(), window_timestamps.double()
     start = window_timestamps[:, :1]
     span = window_timestamps[:, -1:] - start
     safe = torch.where(span.abs() > 1e-9, span, torch.ones_like(span))
     normalised = 2.0 * (timestamps - start) / safe - 1.0
-    return torch.where(span.abs() > 1e-9, normalised, torch.zeros_like(normalised))
+    return torch.where(span.abs() > 1e-9, normalised, torch.zeros_like(normalised)).float()
+
+
+def full_precision(device: torch.device):
+    """A context that turns autocast off: rays and points lose centimetres in bf16."""
+    return torch.autocast(device.type, enabled=False) if device.type in ("cuda", "cpu") else nullcontext()
 
 
 def pixel_conditioning(frames: Tensor, K: Tensor, world_T_cam: Tensor, times: Tensor) -> Tensor:
@@ -34,9 +43,10 @@ def pixel_conditioning(frames: Tensor, K: Tensor, world_T_cam: Tensor, times: Te
     normalised) -> [B, N, 10, H, W]: rgb mapped to [-1, 1], unit ray direction, ray moment o x d, time.
     """
     batch, count, _, height, width = frames.shape
-    rays = plucker_rays(K.float(), world_T_cam.float(), height, width)  # [B, N, 6, H, W]
-    time_map = times.float()[:, :, None, None, None].expand(batch, count, 1, height, width)
-    return torch.cat([frames.float() * 2.0 - 1.0, rays, time_map], dim=2)
+    with full_precision(frames.device):
+        rays = plucker_rays(K.float(), world_T_cam.float(), height, width)  # [B, N, 6, H, W]
+        time_map = times.float()[:, :, None, None, None].expand(batch, count, 1, height, width)
+        return torch.cat([frames.float() * 2.0 - 1.0, rays, time_map], dim=2)
 
 
 def patchify(pixels: Tensor, stride: int, patch: int) -> Tensor:
@@ -63,14 +73,15 @@ def unpatchify(values: Tensor, groups: int, rows: int, cols: int, patch: int) ->
 class SpaceTimeTokenizer(nn.Module):
     """Linear embedding of s x s x l cubes of pixel conditioning."""
 
-    def __init__(self, keyframe_stride: int, patch_size: int, width: int):
+    def __init__(self, keyframe_stride: int, patch_size: int, width: int, reference_frames: bool = False):
         super().__init__()
         self.stride = keyframe_stride
         self.patch = patch_size
         self.embed = nn.Linear(keyframe_stride * INPUT_CHANNELS * patch_size * patch_size, width)
         # Reference tokens attend but are never decoded; a learned offset tells them apart from window
-        # tokens (ours: the paper does not say how reference frames are marked).
-        self.reference_embedding = nn.Parameter(torch.zeros(width))
+        # tokens (ours: the paper does not say how reference frames are marked). Only models configured
+        # for reference frames own it: an always-unused parameter would break DDP.
+        self.reference_embedding = nn.Parameter(torch.zeros(width)) if reference_frames else None
 
     def forward(self, pixels: Tensor, reference: bool = False) -> Tensor:
         """pixels [B, N, 10, H, W] (N a multiple of l) -> tokens [B, N / l * H / s * W / s, width]."""

@@ -1,0 +1,161 @@
+"""Token -> per-pixel Gaussian parameters of its keyframe, and the prediction those parameters form.
+
+Per keyframe pixel the head emits 12 + 3T raw values, in this channel order:
+    depth 1 | rgb 3 | rotation 4 (wxyz) | scale 3 | opacity 1 | offsets 3T (frame-major: x, y, z per frame)
+Activations follow GS-LRM where DGS-LRM is silent, and are chosen so that an untrained model already
+renders a plausible blurry copy of its input (depth mid-range, moderate opacity, the pixel's colour).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dgslrm_ros.core.cameras import camera_rays
+from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.model.config import ModelConfig
+from dgslrm_ros.model.tokenizer import full_precision
+
+# Channel slices of the raw head output (per pixel).
+DEPTH = slice(0, 1)
+RGB = slice(1, 4)
+QUAT = slice(4, 8)
+SCALE = slice(8, 11)
+OPACITY = slice(11, 12)
+OFFSETS_START = 12
+
+# Colours are clamped away from 0 and 1 before the logit so the residual stays trainable there (ours).
+_COLOR_EPS = 0.02
+
+
+class GaussianHead(nn.Module):
+    """Two-layer MLP per token -> s^2 x (12 + 3T) values for the keyframe pixels of its cube."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.fc = nn.Linear(config.width, config.hidden)
+        self.out = nn.Linear(config.hidden, config.head_channels * config.patch_size**2)
+
+    def reset_parameters(self) -> None:
+        """Zero-mean, small init, then per-quantity adjustments so an untrained model is usable."""
+        nn.init.normal_(self.fc.weight, std=0.02)
+        nn.init.zeros_(self.fc.bias)
+        nn.init.normal_(self.out.weight, std=0.02)
+        nn.init.zeros_(self.out.bias)
+        pixels = self.config.patch_size**2
+        with torch.no_grad():
+            weight = self.out.weight.view(self.config.head_channels, pixels, -1)  # channel-major, see unpatchify
+            bias = self.out.bias.view(self.config.head_channels, pixels)
+            weight[RGB].mul_(0.1)  # colour starts as the input pixel's (residual ~ 0)
+            weight[OFFSETS_START:].mul_(0.01)  # offsets start near zero: the scene starts static
+            bias[QUAT.start].fill_(1.0)  # rotations start near identity (and the raw quat is never ~0)
+
+    def forward(self, tokens: Tensor) -> Tensor:  # [B, N, width] -> [B, N, (12 + 3T) * s * s]
+        return self.out(F.gelu(self.fc(tokens)))
+
+
+def activate(raw: Tensor, keyframe_rgb: Tensor, config: ModelConfig) -> dict[str, Tensor]:
+    """Raw head values [B, Kf, 12 + 3T, H, W] (float32) -> activated Gaussian fields.
+
+    keyframe_rgb [B, Kf, 3, H, W] in [0, 1] is the colour the rgb residual is added to.
+    """
+    batch, keyframes, _, height, width = raw.shape
+    # Depth: sigmoid interpolation in log-depth between near and far (ours; GS-LRM-like bounded activation).
+    # Log space gives equal resolution per octave and an untrained model sits at sqrt(near * far).
+    log_near, log_far = math.log(config.near), math.log(config.far)
+    depth = torch.exp(log_near + (log_far - log_near) * torch.sigmoid(raw[:, :, DEPTH]))
+    if config.color_residual:
+        base = torch.logit(keyframe_rgb.float().clamp(_COLOR_EPS, 1.0 - _COLOR_EPS))
+        colors = torch.sigmoid(base + raw[:, :, RGB])
+    else:
+        colors = torch.sigmoid(raw[:, :, RGB])
+    quats = F.normalize(raw[:, :, QUAT], dim=2, eps=1e-8)
+    # GS-LRM: scale = min(exp(x - 2.3), 0.3) in normalised scene units (std-devs, not per-pixel sizes).
+    scales = torch.clamp(torch.exp(raw[:, :, SCALE] - config.scale_bias), max=config.scale_max)
+    opacities = torch.sigmoid(raw[:, :, OPACITY] - config.opacity_bias)
+    offsets = raw[:, :, OFFSETS_START:].reshape(batch, keyframes, config.window_frames, 3, height, width)
+    # Anchor: a Gaussian sits exactly on its pixel ray at its own keyframe (offset 0 there), so the depth
+    # loss and the flow loss describe the same point (ours; the paper does not say).
+    index = torch.arange(keyframes, device=raw.device) * config.keyframe_stride
+    anchor = offsets[:, torch.arange(keyframes, device=raw.device), index]  # [B, Kf, 3, H, W]
+    offsets = offsets - anchor[:, :, None]
+    return dict(depth=depth, colors=colors, quats=quats, scales=scales, opacities=opacities, offsets=offsets)
+
+
+@dataclass(frozen=True)
+class GaussianPrediction:
+    """What one forward pass predicts: a Gaussian per keyframe pixel, with its trajectory over the window.
+
+    Everything is differentiable. The camera fields are the keyframes' own, so each Gaussian's centre is
+    `o + depth * d` on its pixel ray (z-depth, docs/architecture.md).
+    """
+
+    depth: Tensor  # [B, Kf, 1, H, W] z-depth in [near, far]
+    colors: Tensor  # [B, Kf, 3, H, W] rgb in (0, 1)
+    quats: Tensor  # [B, Kf, 4, H, W] unit wxyz
+    scales: Tensor  # [B, Kf, 3, H, W] standard deviations
+    opacities: Tensor  # [B, Kf, 1, H, W] in (0, 1)
+    offsets: Tensor  # [B, Kf, T, 3, H, W] translation to window frame n; zero at the own keyframe
+    keyframe_index: Tensor  # [Kf] long: window frame of each keyframe
+    keyframe_K: Tensor  # [B, Kf, 3, 3]
+    keyframe_world_T_cam: Tensor  # [B, Kf, 4, 4]
+    timestamps: Tensor  # [B, T] seconds
+
+    @property
+    def batch_size(self) -> int:
+        return self.depth.shape[0]
+
+    @property
+    def num_keyframes(self) -> int:
+        return self.depth.shape[1]
+
+    @property
+    def num_frames(self) -> int:
+        return self.offsets.shape[2]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W)"""
+        return self.depth.shape[-2], self.depth.shape[-1]
+
+    def detach(self) -> GaussianPrediction:
+        return GaussianPrediction(**{f.name: getattr(self, f.name).detach() for f in fields(self)})
+
+    def means(self) -> Tensor:
+        """[B, Kf, H, W, 3] Gaussian centres at their keyframe: o + depth * d_z1 (float32)."""
+        height, width = self.image_size
+        # Outside autocast: a bf16 ray would move a point at depth 10 by centimetres.
+        with full_precision(self.depth.device):
+            origins, dirs = camera_rays(self.keyframe_K.float(), self.keyframe_world_T_cam.float(), height, width)
+            return origins + self.depth.float().squeeze(2)[..., None] * dirs
+
+    def keyframe_points(self) -> Tensor:
+        """[B, Kf, T, H, W, 3] position of each keyframe pixel's Gaussian at every window frame."""
+        return self.means()[:, :, None] + self.offsets.permute(0, 1, 2, 4, 5, 3)
+
+    def gaussians(self, b: int) -> DeformableGaussians:
+        """The N = Kf * H * W deformable Gaussians of batch item b, ordered (keyframe, row, column)."""
+        if not -self.batch_size <= b < self.batch_size:
+            raise IndexError(f"GaussianPrediction.gaussians: batch index {b} out of range for B={self.batch_size}")
+        height, width = self.image_size
+        keyframes, frames = self.num_keyframes, self.num_frames
+        count = keyframes * height * width
+
+        def per_pixel(field: Tensor) -> Tensor:  # [Kf, C, H, W] -> [N, C]
+            return field.permute(0, 2, 3, 1).reshape(count, field.shape[1])
+
+        return DeformableGaussians(
+            means=self.means()[b].reshape(count, 3),
+            quats=per_pixel(self.quats[b]),
+            scales=per_pixel(self.scales[b]),
+            opacities=per_pixel(self.opacities[b]).squeeze(1),
+            colors=per_pixel(self.colors[b]),
+            offsets=self.offsets[b].permute(0, 3, 4, 1, 2).reshape(count, frames, 3),
+            # float64 stays float64: epoch seconds in float32 would round to minutes.
+            timestamps=self.timestamps[b] if self.timestamps.dtype.is_floating_point else self.timestamps[b].double(),
+            keyframe_index=self.keyframe_index.to(self.depth.device).repeat_interleave(height * width),
+        )

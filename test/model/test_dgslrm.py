@@ -1,0 +1,236 @@
+import dataclasses
+
+import pytest
+import torch
+
+from dgslrm_ros.core.cameras import project_points, pixel_centers
+from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.model import DGSLRM, GaussianPrediction, ModelConfig, ModelInputError
+
+FIELDS = {  # name -> channels per pixel (None: the T offsets)
+    "depth": 1, "colors": 3, "quats": 4, "scales": 3, "opacities": 1,
+}
+
+
+def check_shapes(prediction: GaussianPrediction, config: ModelConfig, batch: int, size: int) -> None:
+    kf, t = config.num_keyframes, config.window_frames
+    for name, channels in FIELDS.items():
+        assert getattr(prediction, name).shape == (batch, kf, channels, size, size), name
+    assert prediction.offsets.shape == (batch, kf, t, 3, size, size)
+    assert prediction.keyframe_index.shape == (kf,)
+    if prediction.keyframe_index.device.type != "meta":
+        assert prediction.keyframe_index.tolist() == list(range(0, t, config.keyframe_stride))
+    assert prediction.keyframe_K.shape == (batch, kf, 3, 3)
+    assert prediction.keyframe_world_T_cam.shape == (batch, kf, 4, 4)
+    assert prediction.timestamps.shape == (batch, t)
+
+
+def test_tiny_forward_shapes_and_dtypes(tiny_model, tiny_config, tiny_window):
+    with torch.no_grad():
+        prediction = tiny_model(**tiny_window)
+    check_shapes(prediction, tiny_config, batch=2, size=32)
+    for name in [*FIELDS, "offsets"]:
+        assert getattr(prediction, name).dtype == torch.float32, name
+    assert prediction.keyframe_index.dtype == torch.int64
+    assert prediction.keyframe_points().shape == (2, 2, 8, 32, 32, 3)
+
+
+@pytest.mark.parametrize("name", ["small", "paper"])
+def test_big_presets_on_meta_device(name):
+    config = ModelConfig.preset(name)
+    with torch.device("meta"):
+        model = DGSLRM(config)
+        size, t, r = config.image_size, config.window_frames, config.num_reference_frames
+        inputs = dict(frames=torch.rand(1, t, 3, size, size), K=torch.eye(3).expand(1, t, 3, 3),
+                      world_T_cam=torch.eye(4).expand(1, t, 4, 4), timestamps=torch.zeros(1, t))
+        if r:
+            inputs.update(ref_frames=torch.rand(1, r, 3, size, size), ref_K=torch.eye(3).expand(1, r, 3, 3),
+                          ref_world_T_cam=torch.eye(4).expand(1, r, 4, 4), ref_timestamps=torch.zeros(1, r))
+        prediction = model(**inputs)
+    check_shapes(prediction, config, batch=1, size=size)
+    assert prediction.keyframe_points().shape == (1, config.num_keyframes, t, size, size, 3)
+
+
+def test_small_preset_runs_for_real_at_low_resolution(window_factory):
+    # The model has no positional embedding, so any multiple of the patch size works (the paper
+    # fine-tunes 256 -> 512); 32 px keeps this real small-preset forward cheap.
+    config = ModelConfig.preset("small")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        prediction = DGSLRM(config).eval()(**window_factory(config, size=32))
+    check_shapes(prediction, config, batch=1, size=32)
+    assert torch.isfinite(prediction.offsets).all()
+
+
+def test_untrained_model_is_a_plausible_reconstruction(tiny_model, tiny_config, tiny_window):
+    with torch.no_grad():
+        p = tiny_model(**tiny_window)
+    for name in [*FIELDS, "offsets"]:
+        assert torch.isfinite(getattr(p, name)).all(), name
+    c = tiny_config
+    assert c.near <= p.depth.min() and p.depth.max() <= c.far
+    mid = (c.near * c.far) ** 0.5  # log-space middle of [near, far]
+    assert torch.allclose(p.depth, torch.full_like(p.depth, mid), rtol=0.3)
+    assert (p.scales > 0).all() and (p.scales <= c.scale_max).all()
+    assert 0.05 < p.opacities.min() and p.opacities.max() < 0.3  # moderate: sigmoid(-2) ~ 0.12
+    assert torch.allclose(p.quats.norm(dim=2), torch.ones(1), atol=1e-5)
+    assert p.offsets.abs().max() < 0.02
+    keyframe_rgb = tiny_window["frames"][:, p.keyframe_index].clamp(0.02, 0.98)
+    assert (p.colors - keyframe_rgb).abs().mean() < 0.01
+    assert (p.colors - keyframe_rgb).abs().max() < 0.1
+
+
+def test_offsets_vanish_at_own_keyframe(tiny_model, tiny_window):
+    with torch.no_grad():
+        p = tiny_model(**tiny_window)
+    for k, frame in enumerate(p.keyframe_index.tolist()):
+        assert torch.equal(p.offsets[:, k, frame], torch.zeros_like(p.offsets[:, k, frame]))
+        others = [n for n in range(p.num_frames) if n != frame]
+        assert p.offsets[:, k, others].abs().max() > 0  # the rest is predicted, not zeroed
+
+
+def test_means_lie_on_keyframe_pixel_rays_at_predicted_z_depth(tiny_model, tiny_window):
+    with torch.no_grad():
+        p = tiny_model(**tiny_window)
+    means = p.means()  # [B, Kf, H, W, 3]
+    B, Kf, H, W, _ = means.shape
+    uv, z = project_points(means.reshape(B, Kf, H * W, 3), p.keyframe_K, p.keyframe_world_T_cam)
+    assert torch.allclose(uv, pixel_centers(H, W).reshape(1, 1, H * W, 2).expand_as(uv), atol=1e-3)
+    assert torch.allclose(z, p.depth.reshape(B, Kf, H * W), atol=1e-4)
+    assert torch.allclose(p.keyframe_world_T_cam, tiny_window["world_T_cam"][:, p.keyframe_index].float())
+
+
+def test_gaussians_of_one_batch_item(tiny_model, tiny_window):
+    with torch.no_grad():
+        p = tiny_model(**tiny_window)
+    g = p.gaussians(1)
+    assert isinstance(g, DeformableGaussians)
+    Kf, (H, W), T = p.num_keyframes, p.image_size, p.num_frames
+    assert len(g) == Kf * H * W and g.offsets.shape == (Kf * H * W, T, 3)
+    assert torch.equal(g.timestamps, tiny_window["timestamps"][1])
+    assert g.keyframe_index.tolist() == [0] * (H * W) + [4] * (H * W)
+    k, v, u = 1, 5, 7  # Gaussian (keyframe, row, column) -> flat index k*H*W + v*W + u
+    i = k * H * W + v * W + u
+    assert torch.equal(g.colors[i], p.colors[1, k, :, v, u])
+    assert torch.equal(g.quats[i], p.quats[1, k, :, v, u])
+    assert g.opacities[i] == p.opacities[1, k, 0, v, u]
+    assert torch.equal(g.offsets[i], p.offsets[1, k, :, :, v, u])
+    points = p.keyframe_points()
+    for n in (0, 3, 7):
+        assert torch.allclose(g.positions(n)[i], points[1, k, n, v, u])
+    assert torch.allclose(g.positions(4)[i], p.means()[1, k, v, u])  # own keyframe: no offset
+    with pytest.raises(IndexError, match="out of range for B=2"):
+        p.gaussians(2)
+
+
+def test_batch_items_are_independent(tiny_model, tiny_window):
+    with torch.no_grad():
+        both = tiny_model(**tiny_window)
+        second = tiny_model(**{k: v[1:] for k, v in tiny_window.items()})
+    for name in [*FIELDS, "offsets"]:
+        assert torch.allclose(getattr(both, name)[1:], getattr(second, name), atol=1e-5), name
+
+
+def test_reference_frames_change_output_not_shapes(tiny_config, tiny_window, window_factory):
+    torch.manual_seed(1)
+    model = DGSLRM(dataclasses.replace(tiny_config, num_reference_frames=4)).eval()
+    with torch.no_grad():
+        plain = model(**tiny_window)
+        window = window_factory(tiny_config, batch=2, references=4)
+        window = {**window, **{k: tiny_window[k] for k in ("frames", "K", "world_T_cam", "timestamps")}}
+        with_refs = model(**window)
+    check_shapes(with_refs, tiny_config, batch=2, size=32)
+    assert not torch.allclose(plain.depth, with_refs.depth)
+    assert not torch.allclose(plain.offsets, with_refs.offsets)
+
+
+def test_gradients_reach_every_parameter(tiny_config, window_factory):
+    # Every parameter, since DDP fails on parameters that get no gradient; the reference embedding too.
+    torch.manual_seed(0)
+    model = DGSLRM(dataclasses.replace(tiny_config, num_reference_frames=4)).train()
+    p = model(**window_factory(tiny_config, batch=1, references=4))
+    loss = sum(getattr(p, name).square().mean() for name in [*FIELDS, "offsets"]) + p.keyframe_points().mean()
+    loss.backward()
+    dead = [n for n, q in model.named_parameters() if q.grad is None or not q.grad.abs().sum() > 0]
+    assert not dead, f"no gradient reaches {dead}"
+
+
+def test_activation_checkpointing_gives_the_same_gradients(tiny_config, tiny_window):
+    assert tiny_config.num_reference_frames == 0  # so every parameter must get a gradient below
+    grads = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        model = DGSLRM(dataclasses.replace(tiny_config, activation_checkpointing=flag)).train()
+        p = model(**{k: v[:1] for k, v in tiny_window.items()})
+        (p.depth.mean() + p.offsets.square().sum()).backward()
+        grads.append(torch.cat([q.grad.flatten() for q in model.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-7, rtol=1e-5)
+
+
+def test_bf16_autocast_keeps_float32_outputs(tiny_model, tiny_window):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        p = tiny_model(**tiny_window)
+        means = p.means()
+    assert p.depth.dtype == torch.float32 and means.dtype == torch.float32
+    assert torch.isfinite(p.offsets).all()
+    with torch.no_grad():
+        reference = tiny_model(**tiny_window)
+    assert torch.allclose(p.depth, reference.depth, rtol=0.05)
+
+
+def test_timestamps_are_an_input(tiny_model, tiny_window):
+    # Same frames, different timing inside the window: the time channel must reach the output.
+    stamps = tiny_window["timestamps"].clone()
+    stamps[:, 1:-1] = stamps[:, 1:-1] + 0.04
+    with torch.no_grad():
+        a = tiny_model(**tiny_window)
+        b = tiny_model(**{**tiny_window, "timestamps": stamps})
+    assert not torch.allclose(a.depth, b.depth)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda w: {**w, "frames": w["frames"][:, :4]}, r"T=8.*got \(2, 4, 3, 32, 32\)"),
+        (lambda w: {**w, "frames": w["frames"][..., :30]}, "W=30 must be multiples of patch_size=8"),
+        (lambda w: {**w, "frames": (w["frames"] * 255).to(torch.uint8)}, "divide uint8 by 255"),
+        (lambda w: {**w, "K": w["K"][:, :, :2]}, r"K: expected shape \[B=2, T=8, 3, 3\]"),
+        (lambda w: {**w, "world_T_cam": w["world_T_cam"][:1]}, r"world_T_cam: expected shape \[B=2"),
+        (lambda w: {**w, "timestamps": w["timestamps"].flip(1)}, "strictly increasing"),
+        (lambda w: {**w, "frames": w["frames"].tolist()}, "frames: expected a torch.Tensor"),
+        (lambda w: {**w, "ref_frames": w["frames"][:, :4]}, r"missing \['ref_K', 'ref_world_T_cam', 'ref_timestamps'\]"),
+        (lambda w: {**w, "ref_frames": w["frames"][:, :3], "ref_K": w["K"][:, :3],
+                    "ref_world_T_cam": w["world_T_cam"][:, :3], "ref_timestamps": w["timestamps"][:, :3]},
+         "R=3 reference frames, expected a multiple of keyframe_stride=4"),
+    ],
+)
+def test_input_errors_say_what_was_expected(tiny_config, tiny_window, change, message):
+    model = DGSLRM(dataclasses.replace(tiny_config, num_reference_frames=4))
+    with pytest.raises(ModelInputError, match=message):
+        model(**change(tiny_window))
+
+
+def test_reference_frames_refused_by_a_model_without_them(tiny_model, tiny_config, window_factory):
+    assert "tokenizer.reference_embedding" not in dict(tiny_model.named_parameters())
+    with pytest.raises(ModelInputError, match="configured with num_reference_frames=0"):
+        tiny_model(**window_factory(tiny_config, references=4))
+
+
+def test_untrained_model_renders_a_blurry_copy_of_its_input(tiny_model, tiny_config):
+    # GS-LRM-style init: from the keyframe camera the untrained prediction should already look like the
+    # input (blurred), far closer than the image's own mean colour. A smooth image, since blur erases noise.
+    from dgslrm_ros.render import render
+
+    t, size = tiny_config.window_frames, tiny_config.image_size
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    image = torch.stack([x, y, 0.5 + 0.4 * torch.sin(6 * x) * torch.cos(4 * y)])  # [3, H, W]
+    K = torch.tensor([[32.0, 0.0, 16.0], [0.0, 32.0, 16.0], [0.0, 0.0, 1.0]]).expand(1, t, 3, 3)
+    world_T_cam = torch.eye(4).repeat(1, t, 1, 1)
+    world_T_cam[0, :, 0, 3] = torch.linspace(0.0, 0.02, t)
+    with torch.no_grad():
+        p = tiny_model(image.expand(1, t, 3, size, size), K, world_T_cam, 0.1 * torch.arange(t)[None].double())
+        out = render(p.gaussians(0).at(0), world_T_cam[0, :1], K[0, :1], size, size, backend="torch")
+    assert out.alpha.min() > 0.9  # covered everywhere
+    error = (out.rgb[0] - image).abs().mean()
+    mean_colour_error = (image - image.mean(dim=(1, 2), keepdim=True)).abs().mean()
+    assert error < 0.06 and error < 0.3 * mean_colour_error
