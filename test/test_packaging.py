@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Every module the node imports at run time must be declared for rosdep on a robot.
 RUNTIME_ROS_DEPS = {
     "rclpy", "std_msgs", "sensor_msgs", "geometry_msgs", "visualization_msgs", "diagnostic_msgs",
-    "builtin_interfaces",
+    "builtin_interfaces", "rcl_interfaces",
 }
 
 

