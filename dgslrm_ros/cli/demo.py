@@ -1,0 +1,404 @@
+"""Synthetic dynamic scene -> live dgslrm_node over ROS 2 (DDS) -> bag, PLY, PNG, metrics.json.
+
+No robot needed. Three processes talk over real DDS on this machine (loopback, a private domain):
+a publisher streams the scene's input camera as `image`, `camera_info` and `camera_pose` at its frame
+rate, `dgslrm_node` reconstructs each window, and a recorder writes everything on the wire (inputs
+and outputs) to an mcap bag. Afterwards the bag is read back (no rclpy) to write one PLY per window
+(standard 3DGS layout), the node's renders beside the input frames, novel views rendered from the
+received Gaussians at a held-out camera beside its ground truth, a track plot, and metrics.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FPS = 10.0
+DEFAULT_WINDOW = (24, 4)  # window_frames, keyframe_stride of the shipped `small` model
+STARTUP_TIMEOUT_S = 120.0
+IDLE_TIMEOUT_S = 90.0  # after the last frame, stop waiting for windows once none came for this long (a lost
+# frame can cost a window; a 128 px window of the small model takes tens of seconds on two CPU cores)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
+    parser.add_argument("--frames", type=int, default=48, help="frames of the synthetic scene at 10 fps (default 48)")
+    parser.add_argument("--size", type=int, default=64, help="image side in pixels, a multiple of 8 (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
+    parser.add_argument("--checkpoint", default="", help="model checkpoint (default: the shipped one)")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cuda", "cpu"), help="node device (default cpu)")
+
+
+@dataclass
+class Child:
+    """A child process whose output is collected by a thread and mirrored to a log file."""
+
+    name: str
+    popen: subprocess.Popen
+    log: Path
+    lines: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, name: str, args: list[str], env: dict[str, str], log: Path) -> Child:
+        popen = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 bufsize=1, start_new_session=True)
+        child = cls(name, popen, log)
+        threading.Thread(target=child._read, daemon=True).start()
+        return child
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        with open(self.log, "w") as stream:
+            for line in self.popen.stdout:
+                self.lines.append(line.rstrip("\n"))
+                stream.write(line)
+                stream.flush()
+
+    def count(self, prefix: str) -> int:
+        return sum(1 for line in list(self.lines) if line.startswith(prefix))
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGINT, then SIGKILL of its own process group if it does not end in `timeout` s."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5.0)
+        return self.popen.returncode
+
+
+def _env() -> dict[str, str]:
+    """A private ROS domain on loopback, so the demo neither sees nor disturbs a robot's traffic."""
+    env = dict(os.environ)
+    env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))
+    # the children import this very package, also when it runs from a source tree (not installed)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH", "")]))
+    return env
+
+
+def _window_of(checkpoint: str) -> tuple[tuple[int, int], str]:
+    """(window_frames, keyframe_stride) the node's model predicts, and a weights description."""
+    from dgslrm_ros.model.checkpoint import read_checkpoint_info
+    from dgslrm_ros.stream.pipeline import SHIPPED_CHECKPOINT
+
+    path = Path(checkpoint) if checkpoint else SHIPPED_CHECKPOINT
+    if not (path.is_file() or (path / "config.json").exists()):
+        if checkpoint:
+            raise SystemExit(f"dgslrm demo: --checkpoint {checkpoint} does not exist")
+        return DEFAULT_WINDOW, f"untrained (no shipped checkpoint at {path}; a randomly initialised model runs)"
+    config = read_checkpoint_info(path)["model_config"]
+    return (config.window_frames, config.keyframe_stride), f"checkpoint {path}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from dgslrm_ros.convert.image import frames_to_rgb8
+    from dgslrm_ros.data.sequence import generate_sequence
+    from dgslrm_ros.ros.demo_publisher import save_scene
+    from dgslrm_ros.ros.params import ParameterError, validate
+
+    if args.size % 8 or args.size < 16:
+        print(f"dgslrm demo: --size must be a multiple of 8 and >= 16, got {args.size}", file=sys.stderr)
+        return 2
+    (window, keyframe_stride), weights = _window_of(args.checkpoint)
+    if args.frames < window:
+        print(f"dgslrm demo: --frames {args.frames} is shorter than one window ({window} frames)", file=sys.stderr)
+        return 2
+    out: Path = args.out
+    if (out / "bag").exists():
+        print(f"dgslrm demo: {out / 'bag'} exists; choose another --out or remove it", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + args.timeout
+    track_grid = max(args.size // 8, 4)
+
+    print(f"[demo] generating a {args.frames}-frame {args.size}px dynamic scene (seed {args.seed}) ...", flush=True)
+    seq = generate_sequence(seed=args.seed, num_frames=args.frames, height=args.size, width=args.size, fps=FPS,
+                            num_views=2, track_grid=track_grid)
+    frames = frames_to_rgb8(seq.frames.numpy())  # [V, T, H, W, 3]
+    scene = save_scene(out / "scene.npz", frames[0], seq.K[0].numpy(), seq.world_T_cam[0].numpy(),
+                       seq.timestamps.numpy())
+
+    stride = max(window // 2, keyframe_stride)
+    params = {"checkpoint": args.checkpoint, "device": args.device, "renderer": "auto", "window_frames": window,
+              "window_stride": stride, "keyframe_stride": keyframe_stride, "frame_rate": FPS,
+              "image_width": args.size, "image_height": args.size, "track_grid": track_grid,
+              "max_pending_windows": 8}
+    try:
+        values = validate(params)
+    except ParameterError as error:
+        print(f"dgslrm demo: {error}", file=sys.stderr)
+        return 2
+    params_file = out / "dgslrm_params.yaml"
+    params_file.write_text(yaml.safe_dump({"dgslrm": {"ros__parameters": values}}, sort_keys=False))
+    expected_windows = 1 + (args.frames - window) // stride
+
+    env = _env()
+    python = sys.executable
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    children: list[Child] = []
+    status: dict[str, Any] = {}
+    try:
+        print(f"[demo] starting dgslrm_node (ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, loopback) and the recorder ...",
+              flush=True)
+        node = Child.start("dgslrm_node", [python, "-m", "dgslrm_ros.ros.main", "--ros-args", "--params-file",
+                                           str(params_file)], env, logs / "node.log")
+        recorder = Child.start("recorder", [python, "-m", "dgslrm_ros.ros.recorder", str(out / "bag"), "--inputs"],
+                               env, logs / "recorder.log")
+        children += [node, recorder]
+        _wait(lambda: any("ready:" in line for line in node.lines), min(deadline, time.monotonic() + STARTUP_TIMEOUT_S),
+              "the node to load its model", node)
+        _wait(lambda: recorder.count("READY") > 0, deadline, "the recorder", recorder)
+        print(f"[demo] streaming {args.frames} frames at {FPS:g} fps; expecting {expected_windows} windows of "
+              f"{window} frames ...", flush=True)
+        publisher = Child.start("publisher", [python, "-m", "dgslrm_ros.ros.demo_publisher", str(scene),
+                                              "--subscribers", "2"], env, logs / "publisher.log")
+        children.append(publisher)
+        last_seen, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            got = recorder.count("RECEIVED gaussians")
+            if got != last_seen:
+                last_seen, last_change = got, time.monotonic()
+            if got >= expected_windows or node.popen.poll() is not None:
+                break
+            # all frames sent and nothing new for a while: the rest was dropped (counted in diagnostics)
+            if publisher.popen.poll() is not None and time.monotonic() - last_change > IDLE_TIMEOUT_S:
+                break
+            time.sleep(0.2)
+        time.sleep(1.5)  # one more diagnostics message after the last window
+        status["node_alive_at_end"] = node.popen.poll() is None
+    except TimeoutError as error:
+        print(f"[demo] {error}", file=sys.stderr)
+        status["error"] = str(error)
+    finally:
+        for child in reversed(children):
+            status[f"{child.name}_exit"] = child.stop()
+    if not (out / "bag").exists():
+        print("[demo] no bag was written; see the logs in " + str(logs), file=sys.stderr)
+        return 1
+    metrics = evaluate(out, seq, frames, weights, expected_windows, status)
+    _print_summary(out, metrics)
+    return 0 if metrics["windows_received"] > 0 else 1
+
+
+def _wait(predicate: Any, deadline: float, what: str, child: Child) -> None:
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if child.popen.poll() is not None:
+            tail = "\n".join(child.lines[-15:])
+            raise TimeoutError(f"{child.name} exited (status {child.popen.returncode}) while waiting for {what}:\n{tail}")
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}; see {child.log}")
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: int,
+             status: dict[str, Any]) -> dict[str, Any]:
+    """Read the bag back (rosbags, no rclpy) and write PLY, PNG and metrics.json."""
+    import numpy as np
+    import torch
+
+    from dgslrm_ros.bags.messages import default_typestore
+    from dgslrm_ros.convert.pointcloud import unpack_gaussians, unpack_trajectories
+    from dgslrm_ros.convert.stamps import header_stamp_ns
+    from dgslrm_ros.core.gaussians import Gaussians
+    from dgslrm_ros.core.ply import write_ply
+    from dgslrm_ros.render import render
+    from rosbags.rosbag2 import Reader
+
+    typestore = default_typestore()
+    received: dict[str, list[tuple[int, Any]]] = {}
+    with Reader(out / "bag") as reader:
+        for connection, log_time, raw in reader.messages():
+            received.setdefault(connection.topic, []).append(
+                (log_time, typestore.deserialize_cdr(raw, connection.msgtype)))
+    topics = {topic: len(msgs) for topic, msgs in sorted(received.items())}
+
+    # frame index of every input stamp (the publisher stamps frame i at origin + i / fps)
+    input_stamps = sorted({header_stamp_ns(m) for _, m in received.get("/camera_info", [])})
+    index_of = {stamp: i for i, stamp in enumerate(input_stamps)}
+    size = frames.shape[2]
+    gt_tracks = seq.track_points.numpy()  # [M, T, 3]
+    windows: list[dict[str, Any]] = []
+    images = {header_stamp_ns(m): m for _, m in received.get("/rendered", [])}
+    trajectories = {header_stamp_ns(m): m for _, m in received.get("/trajectories", [])}
+    for k, (log_time, cloud_msg) in enumerate(received.get("/gaussians", [])):
+        stamp = header_stamp_ns(cloud_msg)
+        frame = index_of.get(stamp)
+        entry: dict[str, Any] = {"window": k, "stamp_ns": stamp, "frame": frame,
+                                 "latency_s": (log_time - stamp) / 1e9, "gaussians": int(cloud_msg.width)}
+        cloud = unpack_gaussians(cloud_msg)
+        gaussians = Gaussians(means=torch.from_numpy(cloud.means), quats=torch.from_numpy(cloud.quats),
+                              scales=torch.from_numpy(cloud.scales), opacities=torch.from_numpy(cloud.opacities),
+                              colors=torch.from_numpy(cloud.colors))
+        entry["ply"] = str(write_ply(out / f"gaussians_{k:02d}.ply", gaussians).relative_to(out))
+        if frame is not None:
+            # the node's render from the input camera vs the input frame
+            if stamp in images:
+                rendered = _image_array(images[stamp])
+                entry["psnr_rendered_vs_input_db"] = _psnr(rendered, frames[0, frame])
+                entry["rendered_png"] = _save_pair(out / f"rendered_{k:02d}.png", frames[0, frame], rendered,
+                                                   ("input", "dgslrm rendered"))
+            # novel view: the received Gaussians rendered at the held-out camera of the same instant
+            novel = render(gaussians, seq.world_T_cam[1, frame][None], seq.K[1][None], size, size, backend="torch")
+            novel_rgb = (novel.rgb[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+            entry["psnr_novel_view_db"] = _psnr(novel_rgb, frames[1, frame])
+            entry["novel_view_png"] = _save_pair(out / f"novel_view_{k:02d}.png", frames[1, frame], novel_rgb,
+                                                 ("held-out view (ground truth)", "novel view of received Gaussians"))
+            if stamp in trajectories:
+                entry.update(_track_error(unpack_trajectories(trajectories[stamp]), gt_tracks, frame))
+        windows.append(entry)
+    if windows and windows[-1].get("frame") is not None and windows[-1]["stamp_ns"] in trajectories:
+        last = windows[-1]
+        _plot_tracks(out / "tracks.png", unpack_trajectories(trajectories[last["stamp_ns"]]), gt_tracks, last["frame"])
+
+    diagnostics = _last_diagnostics(received.get("/diagnostics", []))
+    metrics: dict[str, Any] = {
+        "weights": diagnostics.get("weights", weights),
+        "weights_untrained": "untrained" in diagnostics.get("weights", weights),
+        "windows_expected": expected_windows,
+        "windows_received": len(windows),
+        "topics_recorded": topics,
+        "latency_s_mean": _mean([w["latency_s"] for w in windows]),
+        "latency_s_max": max((w["latency_s"] for w in windows), default=float("nan")),
+        "psnr_rendered_vs_input_db": _mean([w.get("psnr_rendered_vs_input_db") for w in windows]),
+        "psnr_novel_view_db": _mean([w.get("psnr_novel_view_db") for w in windows]),
+        "track_epe_m": _mean([w.get("track_epe_m") for w in windows]),
+        "track_error_definition": "mean 3D end-point error over the window's frames between each received track "
+                                  "and the ground-truth surface track nearest to it at the window's first frame",
+        "node_diagnostics": diagnostics,
+        "processes": status,
+        "windows": windows,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    return metrics
+
+
+def _json_default(value: Any) -> Any:
+    return float(value) if hasattr(value, "__float__") else str(value)
+
+
+def _mean(values: list[Any]) -> float:
+    finite = [float(v) for v in values if v is not None and v == v and abs(float(v)) != float("inf")]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+def _image_array(msg: Any) -> Any:
+    from dgslrm_ros.convert.image import image_to_rgb
+
+    return image_to_rgb(msg)
+
+
+def _psnr(a: Any, b: Any) -> float:
+    import numpy as np
+
+    mse = float(np.mean((a.astype(np.float64) / 255.0 - b.astype(np.float64) / 255.0) ** 2))
+    return float("inf") if mse == 0 else float(-10.0 * np.log10(mse))
+
+
+def _save_pair(path: Path, left: Any, right: Any, titles: tuple[str, str]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
+    for axis, image, title in zip(axes, (left, right), titles):
+        axis.imshow(image, interpolation="nearest")
+        axis.set_title(title, fontsize=8)
+        axis.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def _track_error(tracks: Any, gt_tracks: Any, newest: int) -> dict[str, Any]:
+    """Associate each received track with the nearest GT track at the window's first frame, then EPE."""
+    import numpy as np
+
+    samples = tracks.tracks.shape[1]
+    first = newest - samples + 1
+    if first < 0 or tracks.tracks.shape[0] == 0:
+        return {}
+    gt = gt_tracks[:, first:newest + 1]  # [M_gt, T, 3]
+    start = tracks.tracks[:, 0]  # [M, 3]
+    ok = np.isfinite(start).all(axis=1)
+    if not ok.any():
+        return {}
+    distance = np.linalg.norm(start[ok, None, :] - gt[None, :, 0, :], axis=-1)  # [M_ok, M_gt]
+    nearest = gt[distance.argmin(axis=1)]  # [M_ok, T, 3]
+    error = np.linalg.norm(tracks.tracks[ok] - nearest, axis=-1)
+    return {"track_epe_m": float(np.nanmean(error)), "tracks_evaluated": int(ok.sum())}
+
+
+def _plot_tracks(path: Path, tracks: Any, gt_tracks: Any, newest: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = tracks.tracks.shape[1]
+    first = max(newest - samples + 1, 0)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
+    for axis, (i, j, label) in zip(axes, [(0, 1, "top: x / y"), (0, 2, "side: x / z")]):
+        for track in gt_tracks[:, first:newest + 1]:
+            axis.plot(track[:, i], track[:, j], color="0.6", linewidth=0.8)
+        for track in tracks.tracks:
+            axis.plot(track[:, i], track[:, j], color="tab:red", linewidth=1.0)
+            axis.plot(track[-1:, i], track[-1:, j], "o", color="tab:red", markersize=2)
+        axis.set_title(f"{label} (grey: ground truth, red: dgslrm)", fontsize=9)
+        axis.set_aspect("equal", adjustable="datalim")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _last_diagnostics(messages: list[tuple[int, Any]]) -> dict[str, str]:
+    if not messages:
+        return {}
+    status = messages[-1][1].status[0]
+    return {kv.key: kv.value for kv in status.values}
+
+
+def _print_summary(out: Path, metrics: dict[str, Any]) -> None:
+    def fmt(value: float, unit: str) -> str:
+        return "n/a" if value != value else f"{value:.2f} {unit}"
+
+    print(f"\n[demo] outputs in {out.resolve()}:")
+    print(f"  bag (mcap, inputs + every output over DDS): {out / 'bag'}  {metrics['topics_recorded']}")
+    print(f"  PLY (3DGS layout), one per window:          {out}/gaussians_*.ply")
+    print(f"  renders vs input / novel views (PNG):       {out}/rendered_*.png, {out}/novel_view_*.png")
+    print(f"  track plot:                                 {out / 'tracks.png'}")
+    print(f"  metrics:                                    {out / 'metrics.json'}   logs: {out / 'logs'}")
+    print(f"[demo] windows received {metrics['windows_received']}/{metrics['windows_expected']}, latency "
+          f"{fmt(metrics['latency_s_mean'], 's')} mean, PSNR rendered vs input "
+          f"{fmt(metrics['psnr_rendered_vs_input_db'], 'dB')}, novel view {fmt(metrics['psnr_novel_view_db'], 'dB')}, "
+          f"track error {fmt(metrics['track_epe_m'], 'm')}")
+    if metrics["weights_untrained"]:
+        print("[demo] NOTE: the weights are UNTRAINED (no shipped checkpoint yet): the pipeline runs end to end, "
+              "but the reconstruction quality above is that of a random model. Train with `dgslrm train` and pass "
+              "--checkpoint.")
+    else:
+        print(f"[demo] weights: {metrics['weights']}")

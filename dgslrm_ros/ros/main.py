@@ -1,0 +1,51 @@
+"""`dgslrm_node` entry point: init, build the node, spin until SIGINT/SIGTERM, shut down cleanly.
+
+A refused parameter ends the process with exit status 2 and a one-line message naming it, so a
+launch file or systemd unit shows why the node did not come up.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from dgslrm_ros.ros.params import ParameterError
+
+    args = sys.argv if argv is None else argv
+    rclpy.init(args=args)  # installs SIGINT and SIGTERM handlers that shut the context down
+    try:
+        from dgslrm_ros.ros.node import DgslrmNode
+
+        node = DgslrmNode()
+    except ParameterError as error:
+        print(f"dgslrm_node: refused at start-up: {error}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 2
+    except Exception as error:  # e.g. an unreadable checkpoint: say what, not a bare traceback
+        print(f"dgslrm_node: could not start: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 1
+    try:
+        executor = SingleThreadedExecutor()  # callbacks only enqueue; the model runs on the node's worker
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()  # joins the worker, waiting at most SHUTDOWN_JOIN_S for a window in flight
+        rclpy.try_shutdown()
+    if node.worker_busy:
+        # Finalising the interpreter under a thread that is inside torch aborts the process
+        # ("terminate called without an active exception"); nothing is left to save, so leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""rclpy message objects <-> the pure-numpy conversions of `dgslrm_ros.convert` (thin on purpose).
+
+All layout knowledge (field lists, encodings, quaternion order) lives in `convert/`; this module only
+copies plain values into and out of message classes, which is why it is the one place they appear.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point, PoseStamped
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from dgslrm_ros.convert.camera_info import (
+    CameraIntrinsics,
+    camera_info_to_intrinsics,
+    intrinsics_to_camera_info_fields,
+)
+from dgslrm_ros.convert.image import image_to_rgb, rgb_to_image_fields
+from dgslrm_ros.convert.pointcloud import array_to_pointcloud_fields, pointcloud_to_array
+from dgslrm_ros.convert.pose import matrix_to_pose_fields, pose_to_matrix
+from dgslrm_ros.convert.stamps import seconds_to_stamp, stamp_to_seconds
+
+__all__ = [
+    "camera_info_msg", "camera_info_to_intrinsics", "CameraIntrinsics", "cloud_to_array", "diagnostics",
+    "header", "image_msg", "image_to_rgb", "marker_array", "pose_msg", "pose_to_matrix", "rgb_to_image",
+    "stamp_seconds", "structured_to_cloud",
+]
+
+TRACK_LINE_WIDTH_M = 0.01
+TRACKS_NAMESPACE = "tracks"
+
+
+def stamp_seconds(stamp: Time) -> float:
+    """builtin_interfaces/Time -> float seconds."""
+    return stamp_to_seconds(stamp.sec, stamp.nanosec)
+
+
+def header(seconds: float, frame_id: str) -> Header:
+    sec, nanosec = seconds_to_stamp(float(seconds))
+    return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def image_msg(rgb: np.ndarray, hdr: Header, encoding: str = "rgb8") -> Image:
+    """uint8 [H, W, 3] RGB -> sensor_msgs/Image in `encoding`."""
+    f = rgb_to_image_fields(rgb, encoding)
+    return Image(header=hdr, height=f.height, width=f.width, encoding=f.encoding,
+                 is_bigendian=f.is_bigendian, step=f.step, data=f.data.tobytes())
+
+
+def rgb_to_image(rgb: np.ndarray, hdr: Header) -> Image:
+    """The `rendered` output: rgb8."""
+    return image_msg(np.ascontiguousarray(rgb, dtype=np.uint8), hdr, "rgb8")
+
+
+def camera_info_msg(K: np.ndarray, width: int, height: int, hdr: Header,
+                    D: Iterable[float] | None = None, distortion_model: str = "plumb_bob") -> CameraInfo:
+    f = intrinsics_to_camera_info_fields(K, width, height, None if D is None else np.asarray(list(D)),
+                                         distortion_model)
+    return CameraInfo(header=hdr, height=f.height, width=f.width, distortion_model=f.distortion_model,
+                      d=f.d.tolist(), k=f.k.tolist(), r=f.r.tolist(), p=f.p.tolist())
+
+
+def pose_msg(world_T_cam: np.ndarray, hdr: Header) -> PoseStamped:
+    f = matrix_to_pose_fields(world_T_cam)
+    msg = PoseStamped(header=hdr)
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, f.position)
+    o = msg.pose.orientation
+    o.x, o.y, o.z, o.w = map(float, f.orientation_xyzw)
+    return msg
+
+
+def structured_to_cloud(points: np.ndarray, hdr: Header) -> PointCloud2:
+    """Structured [N] (unorganised) or [H, W] (organised) array -> PointCloud2, fields from its dtype."""
+    f = array_to_pointcloud_fields(points, is_dense=_is_dense(points))
+    return PointCloud2(
+        header=hdr, height=f.height, width=f.width,
+        fields=[PointField(name=s.name, offset=s.offset, datatype=s.datatype, count=s.count) for s in f.fields],
+        is_bigendian=f.is_bigendian, point_step=f.point_step, row_step=f.row_step,
+        data=f.data.tobytes(), is_dense=f.is_dense,
+    )
+
+
+def _is_dense(points: np.ndarray) -> bool:
+    names = points.dtype.names or ()
+    return all(bool(np.isfinite(points[n]).all()) for n in ("x", "y", "z") if n in names)
+
+
+def cloud_to_array(msg: PointCloud2) -> np.ndarray:
+    """PointCloud2 -> structured [height, width]."""
+    return pointcloud_to_array(msg)
+
+
+def marker_array(strips: Iterable[Any], hdr: Header) -> MarkerArray:
+    """convert.tracks.TrackStrip list -> DELETEALL, then one LINE_STRIP per track (id = track_id).
+
+    DELETEALL first so tracks that ended in this window vanish in RViz instead of freezing there.
+    """
+    markers = [Marker(header=hdr, ns=TRACKS_NAMESPACE, action=Marker.DELETEALL)]
+    for strip in strips:
+        marker = Marker(header=hdr, ns=TRACKS_NAMESPACE, id=int(strip.track_id) & 0x7FFFFFFF,
+                        type=Marker.LINE_STRIP, action=Marker.ADD)
+        marker.pose.orientation.w = 1.0
+        marker.scale.x = TRACK_LINE_WIDTH_M
+        marker.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in np.asarray(strip.points)]
+        marker.colors = [ColorRGBA(r=float(r), g=float(g), b=float(b), a=float(a))
+                         for r, g, b, a in np.asarray(strip.colors)]
+        marker.color = marker.colors[-1] if marker.colors else ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+        markers.append(marker)
+    return MarkerArray(markers=markers)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def diagnostics(values: Mapping[str, Any], stamp_msg: Time, name: str, hardware_id: str,
+                failed: bool = False) -> DiagnosticArray:
+    """One DiagnosticStatus holding every value as a KeyValue.
+
+    ERROR while no window has worked and one failed; WARN on untrained weights, dropped or rejected
+    inputs, or failed windows (so a glance at rqt_robot_monitor says whether to look closer).
+    """
+    counts = {
+        "frames dropped": int(values.get("dropped_frames_total", 0)),
+        "messages rejected": sum(int(v) for k, v in values.items() if k.startswith("rejected_")),
+        "windows failed": int(values.get("windows_failed", 0)),
+    }
+    weights = str(values.get("weights", ""))
+    summary = ", ".join(f"{count} {text}" for text, count in counts.items() if count)
+    if failed:
+        level, message = DiagnosticStatus.ERROR, f"no window reconstructed yet: {values.get('last_error', '')}"
+    elif weights == "untrained" or summary:
+        level = DiagnosticStatus.WARN
+        message = "; ".join(filter(None, ["weights untrained" if weights == "untrained" else "", summary]))
+    else:
+        level, message = DiagnosticStatus.OK, "ok"
+    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                              values=[KeyValue(key=k, value=_format(v)) for k, v in values.items()])
+    return DiagnosticArray(header=Header(stamp=stamp_msg), status=[status])
+

@@ -1,0 +1,277 @@
+"""`dgslrm` node: the ROS shell around the stream layer's StreamingReconstructor.
+
+Callbacks only convert a message and hand it to the reconstructor (which buffers into bounded
+queues that drop the oldest and count why); one worker thread pops complete windows, runs the model
+and publishes, so a slow window never blocks the executor. Every bad input is counted, logged
+(throttled) and survived; one failed window is logged and the next proceeds.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import Counter
+from typing import Any, Callable
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
+
+from dgslrm_ros.convert.errors import UnsupportedEncodingError
+from dgslrm_ros.ros import messages
+from dgslrm_ros.ros.params import PARAMETERS, ParameterError, ParamSpec, pipeline_config
+from dgslrm_ros.ros.qos import CALIBRATION_QOS, DIAGNOSTICS_QOS, IMAGE_QOS, OUTPUT_QOS
+
+NODE_NAME = "dgslrm"
+THROTTLE_S = 5.0  # one log line per bad-input kind per this many seconds
+DIAGNOSTICS_PERIOD_S = 1.0
+SHUTDOWN_JOIN_S = 5.0  # a CPU window can take tens of seconds; stop within a few seconds regardless
+
+_PARAM_TYPES = {str: ParameterType.PARAMETER_STRING, int: ParameterType.PARAMETER_INTEGER,
+                float: ParameterType.PARAMETER_DOUBLE}
+
+
+def descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """The ParameterDescriptor `ros2 param describe` shows: description, range, read-only.
+
+    Read-only because the model and buffers are built from the values at start-up.
+    """
+    desc = ParameterDescriptor(
+        name=spec.name, type=_PARAM_TYPES[spec.type], description=spec.description,
+        additional_constraints=spec.constraints(), read_only=True,
+    )
+    if spec.type is int and (spec.minimum is not None or spec.maximum is not None):
+        desc.integer_range = [IntegerRange(
+            from_value=int(spec.minimum if spec.minimum is not None else -(2**63)),
+            to_value=int(spec.maximum if spec.maximum is not None else 2**63 - 1), step=0)]
+    if spec.type is float and (spec.minimum is not None or spec.maximum is not None):
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.minimum if spec.minimum is not None else -1e308),
+            to_value=float(spec.maximum if spec.maximum is not None else 1e308), step=0.0)]
+    return desc
+
+
+class DgslrmNode(Node):
+    """Posed monocular video in; deformable Gaussians, trajectories, markers, renders, diagnostics out."""
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None  # started last, once everything else is up
+        self.config = pipeline_config(self._declare_parameters())  # raises ParameterError by name
+        # Heavy (torch, model weights): imported only once the parameters are known to be good.
+        from dgslrm_ros.stream.config import ConfigError
+        from dgslrm_ros.stream.pipeline import ReconstructionError, StreamingReconstructor
+
+        self._reconstruction_error = ReconstructionError
+        try:  # the checkpoint must fit window_frames/keyframe_stride/image size: refused by name too
+            self._reconstructor = StreamingReconstructor(self.config, logger=self._pipeline_log)
+        except ConfigError as error:
+            raise ParameterError(str(error)) from error
+        self._rejected: Counter[str] = Counter()  # messages that could not be converted, by kind
+        self._received: Counter[str] = Counter()
+        self._windows_done = 0
+        self._windows_failed = 0
+        self._last_result: dict[str, Any] = {}
+        self._last_error = ""
+        self._last_reject_log: dict[str, float] = {}
+
+        self.create_subscription(Image, "image", self._survive(self._on_image), IMAGE_QOS)
+        self.create_subscription(CameraInfo, "camera_info", self._survive(self._on_camera_info), CALIBRATION_QOS)
+        self.create_subscription(PoseStamped, "camera_pose", self._survive(self._on_pose), CALIBRATION_QOS)
+        self._pub_gaussians = self.create_publisher(PointCloud2, "gaussians", OUTPUT_QOS)
+        self._pub_trajectories = self.create_publisher(PointCloud2, "trajectories", OUTPUT_QOS)
+        self._pub_markers = self.create_publisher(MarkerArray, "tracks_markers", OUTPUT_QOS)
+        self._pub_rendered = self.create_publisher(Image, "rendered", OUTPUT_QOS)
+        self._pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+
+        self._worker = threading.Thread(target=self._work, name="dgslrm-worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"ready: window {self.config.window_frames} frames every {self.config.window_stride}, "
+            f"{self.config.image_width}x{self.config.image_height} px, device {self._reconstructor.device}, "
+            f"weights: {self._reconstructor.weights}, outputs in '{self.config.world_frame}'"
+        )
+
+    # ------------------------------------------------------------------ parameters
+    def _declare_parameters(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for spec in PARAMETERS:
+            try:
+                parameter = self.declare_parameter(spec.name, spec.default, descriptor(spec))
+            except ParameterException as error:  # wrong type or out of the descriptor's range
+                raise ParameterError(
+                    f"parameter '{spec.name}': {error} (expected {spec.type.__name__} {spec.constraints()})"
+                ) from error
+            values[spec.name] = parameter.value
+        return values
+
+    # ------------------------------------------------------------------ callbacks: convert + enqueue
+    def _reject(self, kind: str, error: Exception | str) -> None:
+        """Count a message that could not be converted; log once per kind per THROTTLE_S."""
+        self._rejected[kind] += 1
+        now = time.monotonic()
+        if now - self._last_reject_log.get(kind, -THROTTLE_S) >= THROTTLE_S:
+            self._last_reject_log[kind] = now
+            self.get_logger().warning(f"rejected {kind} ({self._rejected[kind]} so far): {error}")
+
+    def _survive(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """An exception in a callback would end the executor's spin, i.e. the node: count it instead."""
+
+        def guarded(msg: Any) -> None:
+            try:
+                callback(msg)
+            except Exception as error:  # noqa: BLE001 - input must never take the node down
+                self._reject(f"callback_error_{callback.__name__.removeprefix('_on_')}",
+                             f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+
+        return guarded
+
+    def _pipeline_log(self, level: str, message: str) -> None:
+        """The stream layer's logger (it throttles per drop reason itself)."""
+        logger = self.get_logger()
+        # one call site per severity: rclpy refuses a call site whose severity changes between calls
+        if level == "error":
+            logger.error(message)
+        elif level == "info":
+            logger.info(message)
+        elif level == "debug":
+            logger.debug(message)
+        else:
+            logger.warning(message)
+
+    def _on_image(self, msg: Image) -> None:
+        self._received["image"] += 1
+        try:
+            stamp = messages.stamp_seconds(msg.header.stamp)
+            rgb = messages.image_to_rgb(msg)
+        except ValueError as error:  # ConversionError and its kin
+            kind = "unsupported_encoding" if isinstance(error, UnsupportedEncodingError) else "bad_image"
+            self._reject(kind, error)
+            return
+        if self._reconstructor.add_image(stamp, rgb) is None:  # refusals are counted + logged there
+            self._wake.set()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._received["camera_info"] += 1
+        try:
+            intrinsics = messages.camera_info_to_intrinsics(msg)
+        except ValueError as error:
+            self._reject("bad_camera_info", error)
+            return
+        self._reconstructor.add_camera_info(
+            intrinsics.K, intrinsics.D, intrinsics.distortion_model, intrinsics.width, intrinsics.height
+        )
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        self._received["camera_pose"] += 1
+        try:
+            stamp = messages.stamp_seconds(msg.header.stamp)
+            world_T_cam = messages.pose_to_matrix(msg.pose)
+        except ValueError as error:  # NaN, non-unit quaternion, bad stamp
+            self._reject("bad_pose", error)
+            return
+        self._reconstructor.add_pose(stamp, world_T_cam, msg.header.frame_id)
+
+    # ------------------------------------------------------------------ worker: reconstruct + publish
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            window = self._reconstructor.pop_window()
+            if window is None:
+                self._wake.wait(0.05)
+                self._wake.clear()
+                continue
+            try:
+                result = self._reconstructor.reconstruct(window)
+            except Exception as error:  # one failed window must not end the stream
+                self._windows_failed += 1
+                self._last_error = f"{type(error).__name__}: {error}"
+                detail = "" if isinstance(error, self._reconstruction_error) else "\n" + traceback.format_exc()
+                self.get_logger().error(
+                    f"window failed ({self._windows_failed} so far), continuing with the next: "
+                    f"{self._last_error}{detail}", throttle_duration_sec=THROTTLE_S,
+                )
+                continue
+            if self._stop.is_set():
+                return
+            try:
+                self._publish_result(result)
+            except Exception as error:  # context shut down under us, or a malformed result
+                if self._stop.is_set() or not rclpy.ok(context=self.context):
+                    return
+                self._windows_failed += 1
+                self._last_error = f"publishing: {type(error).__name__}: {error}"
+                self.get_logger().error(f"{self._last_error}\n{traceback.format_exc()}",
+                                        throttle_duration_sec=THROTTLE_S)
+
+    def _publish_result(self, result: Any) -> None:
+        header = messages.header(result.stamp, result.frame_id or self.config.world_frame)
+        self._pub_gaussians.publish(messages.structured_to_cloud(result.gaussians, header))
+        self._pub_trajectories.publish(messages.structured_to_cloud(result.trajectories, header))
+        self._pub_markers.publish(messages.marker_array(result.marker_tracks, header))
+        self._pub_rendered.publish(messages.rgb_to_image(result.rendered, header))
+        self._windows_done += 1
+        self._last_result = {
+            "stamp": result.stamp, "seconds": float(result.seconds), "psnr": float(result.psnr),
+            "gaussians": int(len(result.gaussians)), "tracks": int(result.trajectories.shape[0]),
+            "published_at": time.time(),
+        }
+        self.get_logger().info(
+            f"window at {result.stamp:.3f} s: {len(result.gaussians)} Gaussians, "
+            f"{result.trajectories.shape[0]} tracks, {result.seconds:.2f} s, PSNR {result.psnr:.1f} dB"
+        )
+
+    # ------------------------------------------------------------------ diagnostics
+    def status(self) -> dict[str, Any]:
+        """Everything /diagnostics reports, as plain values: the pipeline's own figures (buffer fill,
+        drops by reason, last reconstruction time and PSNR, device, weights) plus the node's."""
+        values: dict[str, Any] = dict(self._reconstructor.diagnostics())
+        values.update({f"received_{k}": v for k, v in sorted(self._received.items())})
+        values.update({f"rejected_{k}": v for k, v in sorted(self._rejected.items())})
+        values["windows_published"] = self._windows_done
+        values["windows_failed"] = self._windows_failed
+        values["last_error"] = self._last_error
+        for key, value in self._last_result.items():
+            values[f"last_window_{key}"] = value
+        return values
+
+    def _publish_diagnostics(self) -> None:
+        try:
+            values = self.status()
+            msg = messages.diagnostics(
+                values, stamp_msg=self.get_clock().now().to_msg(), name=f"{NODE_NAME}: pipeline",
+                hardware_id=str(values.get("device", "")),
+                failed=bool(self._last_error) and self._windows_done == 0,
+            )
+            self._pub_diagnostics.publish(msg)
+        except Exception as error:  # diagnostics must never take the node down
+            self.get_logger().error(f"diagnostics: {type(error).__name__}: {error}",
+                                    throttle_duration_sec=THROTTLE_S)
+
+    # ------------------------------------------------------------------ shutdown
+    @property
+    def worker_busy(self) -> bool:
+        """True while the worker thread still runs (e.g. a long CPU window after stop())."""
+        return self._worker is not None and self._worker.is_alive()
+
+    def stop(self) -> None:
+        """Stop the worker (finishing at most the window in flight) and wait for it."""
+        self._stop.set()
+        self._wake.set()
+        worker = self._worker
+        if worker is not None and worker.is_alive() and threading.current_thread() is not worker:
+            worker.join(SHUTDOWN_JOIN_S)
+            if worker.is_alive():
+                self.get_logger().warning(
+                    f"worker still inside a window after {SHUTDOWN_JOIN_S:.0f} s; abandoning that window")
+
+    def destroy_node(self) -> None:
+        self.stop()
+        super().destroy_node()

@@ -1,0 +1,145 @@
+"""The parameter table (ros/params.py) tied to config/dgslrm.yaml, to PipelineConfig and to the live
+node's declared parameters; bad values refused at start-up, by name."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dgslrm_ros.ros.params import BY_NAME, PARAMETERS, ParameterError, defaults, validate
+from dgslrm_ros.stream.config import ConfigError, PipelineConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+YAML = ROOT / "config" / "dgslrm.yaml"
+
+
+def test_yaml_holds_exactly_the_table_defaults() -> None:
+    data = yaml.safe_load(YAML.read_text())
+    values = data["dgslrm"]["ros__parameters"]
+    assert list(values) == [spec.name for spec in PARAMETERS]
+    for spec in PARAMETERS:
+        assert values[spec.name] == spec.default and type(values[spec.name]) is spec.type, spec.name
+
+
+def test_table_is_pipeline_config() -> None:
+    config_fields = {f.name: f.default for f in dataclasses.fields(PipelineConfig)}
+    assert list(config_fields) == [spec.name for spec in PARAMETERS]
+    assert config_fields == defaults()
+    assert all(spec.description and len(spec.description) > 20 for spec in PARAMETERS)
+
+
+@pytest.mark.parametrize("spec", [s for s in PARAMETERS if s.minimum is not None or s.choices], ids=lambda s: s.name)
+def test_table_and_pipeline_config_refuse_the_same_values(spec) -> None:  # noqa: ANN001
+    if spec.choices:
+        bad, good = "nonsense", spec.choices[-1]
+    else:
+        bad = spec.type(spec.minimum - 1) if spec.type is int else spec.minimum - max(abs(spec.minimum), 1e-3)
+        good = spec.minimum if spec.type is float else int(spec.minimum)
+    with pytest.raises(ParameterError, match=f"'{spec.name}'"):
+        validate({spec.name: bad})
+    with pytest.raises(ConfigError, match=f"'{spec.name}'"):
+        PipelineConfig(**{**defaults(), spec.name: bad}).validate()
+    assert validate({spec.name: good})[spec.name] == good
+    if spec.maximum is not None:
+        over = spec.maximum + 1
+        with pytest.raises(ParameterError, match=f"'{spec.name}'"):
+            validate({spec.name: spec.type(over)})
+
+
+def test_validate_refuses_wrong_types_and_unknown_names() -> None:
+    with pytest.raises(ParameterError, match="'window_frames'.*expected int"):
+        validate({"window_frames": "eight"})
+    with pytest.raises(ParameterError, match="'frame_rate'.*finite"):
+        validate({"frame_rate": float("nan")})
+    with pytest.raises(ParameterError, match="window_frame"):
+        validate({"window_frame": 8})  # a typo must not pass silently
+    assert validate({"sync_tolerance": 0})["sync_tolerance"] == 0.0  # YAML int for a double is fine
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize(
+    ("override", "name"),
+    [
+        ("window_frames:=0", "window_frames"),  # outside the descriptor's integer range
+        ("device:=tpu", "device"),  # not a choice
+        ("image_width:=wide", "image_width"),  # wrong type
+        ("window_frames:=6", "window_frames"),  # cross-field: not a multiple of keyframe_stride (PipelineConfig)
+    ],
+)
+def test_bad_parameter_is_refused_at_start_up_by_name(dds, override: str, name: str) -> None:  # noqa: ANN001
+    proc = subprocess.run(dds.node_args({}, ["-p", override, "-p", "device:=cpu"] if "device" not in override
+                                        else ["-p", override]),
+                          env=dds.env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "refused at start-up" in line]
+    assert lines and f"'{name}'" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+DESCRIBE = textwrap.dedent("""
+    import json, sys, time, rclpy
+    from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters
+    rclpy.init(); node = rclpy.create_node("param_probe")
+    def call(srv, name, request):
+        client = node.create_client(srv, name)
+        if not client.wait_for_service(timeout_sec=30): sys.exit("no service " + name)
+        future = client.call_async(request); rclpy.spin_until_future_complete(node, future, timeout_sec=20)
+        return future.result()
+    names = list(call(ListParameters, "/dgslrm/list_parameters", ListParameters.Request()).result.names)
+    described = call(DescribeParameters, "/dgslrm/describe_parameters", DescribeParameters.Request(names=names))
+    values = call(GetParameters, "/dgslrm/get_parameters", GetParameters.Request(names=names)).values
+    out = {}
+    for d, v in zip(described.descriptors, values):
+        value = [None, v.bool_value, v.integer_value, v.double_value, v.string_value][min(v.type, 4)]
+        out[d.name] = dict(type=d.type, description=d.description, read_only=d.read_only, value=value,
+                           int_range=[(r.from_value, r.to_value) for r in d.integer_range],
+                           float_range=[(r.from_value, r.to_value) for r in d.floating_point_range])
+    print("PARAMS " + json.dumps(out), flush=True)
+    deadline = time.time() + 10
+    while node.count_subscribers("/cam/image_raw") < 1 and time.time() < deadline: time.sleep(0.1)
+    print("SUBSCRIBERS " + json.dumps({t: node.count_subscribers(t) for t in ("/cam/image_raw", "/image", "/camera_info")}))
+    print("PUBLISHERS " + json.dumps({t: node.count_publishers(t) for t in ("/gaussians", "/diagnostics")}))
+    node.destroy_node(); rclpy.shutdown()
+""")
+
+
+@pytest.mark.ros
+def test_live_node_declares_the_table_with_yaml_defaults_and_remaps(dds, tiny_checkpoint: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """The node started from a copy of config/dgslrm.yaml (tiny values edited in, as a user would)."""
+    params = {"checkpoint": str(tiny_checkpoint), **dds.tiny_params}
+    data = yaml.safe_load(YAML.read_text())
+    data["dgslrm"]["ros__parameters"].update(params)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(data))
+    node = dds.spawn(dds.node_args({}, ["--params-file", str(params_file), "-r", "image:=/cam/image_raw"]), "node")
+    probe = subprocess.run([dds.python, "-c", DESCRIBE], env=dds.env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=90)
+    line = next((x for x in probe.stdout.splitlines() if x.startswith("PARAMS ")), None)
+    assert line, probe.stdout + probe.stderr + node.output
+    live = json.loads(line[len("PARAMS "):])
+    ours = {k: v for k, v in live.items() if k in BY_NAME}
+    assert set(ours) == set(BY_NAME)  # everything in the table is declared ...
+    assert set(live) - set(BY_NAME) <= {"use_sim_time", "start_type_description_service"}  # ... and no more
+    for spec in PARAMETERS:
+        declared = ours[spec.name]
+        assert declared["description"] == spec.description and declared["read_only"]
+        expected = params.get(spec.name, spec.default)
+        assert declared["value"] == pytest.approx(expected), (spec.name, declared["value"], expected)
+        if spec.minimum is not None:
+            ranges = declared["int_range"] if spec.type is int else declared["float_range"]
+            assert ranges == [[spec.minimum, spec.maximum]]
+    # relative topic names: the remapped input moved, the others stay where the contract puts them
+    subscribers = json.loads(next(x for x in probe.stdout.splitlines() if x.startswith("SUBSCRIBERS "))[12:])
+    assert subscribers == {"/cam/image_raw": 1, "/image": 0, "/camera_info": 1}
+    publishers = json.loads(next(x for x in probe.stdout.splitlines() if x.startswith("PUBLISHERS "))[11:])
+    assert publishers == {"/gaussians": 1, "/diagnostics": 1}
+    assert node.popen.poll() is None, node.output
+    rc, seconds = node.interrupt(signal.SIGTERM, timeout=15)  # systemd / launch stop with SIGTERM
+    assert rc == 0 and seconds < 5.0, node.output
+    assert "Traceback" not in node.output
