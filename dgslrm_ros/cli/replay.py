@@ -1,0 +1,548 @@
+"""Offline rosbag replay through the node's windowed pipeline (no DDS), with evaluation.
+
+Reads the bag's image, camera_info and pose topics in log-time order into the same
+StreamingReconstructor the node runs, reconstructs every window as soon as it is complete (offline
+nothing needs to be dropped for lack of time), and writes into --out:
+
+* `output_bag/`: an mcap bag with the node's output topics (`gaussians`, `trajectories`,
+  `tracks_markers`, `rendered`, `/diagnostics`), stamped with the instant each message describes;
+* `rendered_vs_input.png`, `tracks_overlay.png`, `tracks_3d.png`;
+* `metrics.json`: windows, drops by reason, timing, photometric PSNR of the input view and, where the
+  bag holds ground truth (`dgslrm synth` bags):
+  - novel-view PSNR/SSIM: each window's Gaussians deformed to its newest frame (or, with
+    `--nvs-frames all`, to every frame) rendered from each held-out view `gt/views/<k>` at that
+    instant, against that view's image, both at the model's resolution (same crop/resize as inputs);
+  - 3D tracking error against `gt/trajectories`, by *deforming the GT seed points*: every GT track
+    visible at a window's first frame is projected into that frame's input camera; the predicted
+    Gaussian of keyframe 0 at that pixel is the prediction for the point, and its trajectory over
+    the window is compared with the GT trajectory at the same instants (end-point error in metres,
+    mean = ATE-3D as PointOdyssey reports it, plus the fractions within 0.1 m and 0.2 m).
+
+A truncated or corrupt bag is processed up to the break, everything is written, and the command
+exits with status 1 and the reader's message.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Pipeline parameters exposed as options: (flag, PipelineConfig field, type)
+_PARAMETER_FLAGS: tuple[tuple[str, str, type], ...] = (
+    ("--checkpoint", "checkpoint", str),
+    ("--device", "device", str),
+    ("--renderer", "renderer", str),
+    ("--window-frames", "window_frames", int),
+    ("--window-stride", "window_stride", int),
+    ("--keyframe-stride", "keyframe_stride", int),
+    ("--frame-rate", "frame_rate", float),
+    ("--image-width", "image_width", int),
+    ("--image-height", "image_height", int),
+    ("--sync-tolerance", "sync_tolerance", float),
+    ("--min-opacity", "min_opacity", float),
+    ("--track-grid", "track_grid", int),
+    ("--world-frame", "world_frame", str),
+    ("--refine-iters", "refine_iters", int),
+    ("--scene-scale", "scene_scale", float),
+)
+TRACK_THRESHOLDS_M = {"0.1m": 0.1, "0.2m": 0.2}
+OUTPUT_BAG = "output_bag"
+GT_STAMP_TOLERANCE_S = 1e-3  # GT samples (float32 t relative to the cloud stamp) vs window stamps
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bag", help="input bag directory (or .mcap / .db3 file)")
+    parser.add_argument("--out", default=None, help="output folder (default: out/replay/<bag name>)")
+    parser.add_argument("--image-topic", default="image", help="sensor_msgs/Image topic (default: image)")
+    parser.add_argument("--camera-info-topic", default="camera_info", help="CameraInfo topic (default: camera_info)")
+    parser.add_argument("--pose-topic", default="camera_pose", help="PoseStamped topic (default: camera_pose)")
+    for flag, name, kind in _PARAMETER_FLAGS:
+        parser.add_argument(flag, dest=name, type=kind, default=None,
+                            help=f"node parameter {name} (default: the node's)")
+    parser.add_argument("--nvs-frames", choices=["newest", "all"], default="newest",
+                        help="window frames rendered for novel-view metrics (default: newest)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dgslrm_ros.stream.config import ConfigError, PipelineConfig
+
+    overrides = {name: getattr(args, name) for _, name, _ in _PARAMETER_FLAGS if getattr(args, name) is not None}
+    try:
+        config = PipelineConfig(**overrides)
+        config.validate()
+    except ConfigError as error:
+        print(f"dgslrm replay: {error}", file=sys.stderr)
+        return 2
+    bag = Path(args.bag)
+    out = Path(args.out) if args.out else Path("out") / "replay" / bag.name
+    try:
+        summary = replay_bag(bag, out, config, image_topic=args.image_topic,
+                             camera_info_topic=args.camera_info_topic, pose_topic=args.pose_topic,
+                             nvs_frames=args.nvs_frames, progress=not args.no_progress)
+    except ReplayError as error:
+        print(f"dgslrm replay: {error}", file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(f"dgslrm replay: {error}", file=sys.stderr)
+        return 2
+    metrics = summary.metrics
+    print(f"replayed {bag}: {metrics['windows']} windows, weights: {metrics['weights']}, "
+          f"device {metrics['device']}")
+    if metrics["windows"] == 0:
+        drops = {k: v for k, v in metrics["dropped"].items() if v}
+        print(f"dgslrm replay: no window was reconstructed ({metrics['frames_admitted']} frames admitted, "
+              f"dropped: {drops or 'none'}; a window needs {metrics['config']['window_frames']} frames); "
+              f"check the topic names (--image-topic, --camera-info-topic, --pose-topic)", file=sys.stderr)
+        return 1
+    print(f"  input-view PSNR {metrics['input_psnr']:.2f} dB, {metrics['seconds_per_window']:.2f} s per window")
+    if metrics["novel_view"]:
+        nv = metrics["novel_view"]
+        print(f"  novel views: PSNR {nv['psnr']:.2f} dB, SSIM {nv['ssim']:.3f} over {nv['count']} renders")
+    if metrics["tracking"]:
+        tr = metrics["tracking"]
+        print(f"  3D tracks: EPE {tr['epe']:.3f} m, within 0.1 m {tr['within_0.1m']:.2f} ({tr['tracks']} queries)")
+    print(f"  wrote {summary.out}: {OUTPUT_BAG}/, {', '.join(p.name for p in summary.pngs)}, metrics.json")
+    if summary.error:
+        print(f"dgslrm replay: the bag broke off: {summary.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class ReplayError(RuntimeError):
+    """Replay cannot start (output exists, no image topic...)."""
+
+
+@dataclass
+class ReplaySummary:
+    out: Path
+    metrics: dict[str, Any]
+    pngs: list[Path]
+    error: str | None = None
+
+
+@dataclass
+class _Ground:
+    """Ground truth read so far (synthetic bags)."""
+
+    images: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)  # view -> stamp_ns -> rgb
+    poses: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)  # view -> stamp_ns -> [4, 4]
+    intrinsics: dict[int, Any] = field(default_factory=dict)  # view -> CameraIntrinsics
+    trajectories: Any = None  # latest TrajectoriesRecord (it holds the whole history up to its stamp)
+
+    def forget_before(self, stamp_ns: int) -> None:
+        """Bound memory: no later window starts before `stamp_ns`."""
+        for per_view in (*self.images.values(), *self.poses.values()):
+            for key in [k for k in per_view if k < stamp_ns]:
+                del per_view[key]
+
+
+@dataclass
+class _Scores:
+    nvs_psnr: list[float] = field(default_factory=list)
+    nvs_ssim: list[float] = field(default_factory=list)
+    track_errors: list[np.ndarray] = field(default_factory=list)
+    track_queries: int = 0
+    input_psnr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    gallery: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+
+def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_info_topic: str = "camera_info",
+               pose_topic: str = "camera_pose", nvs_frames: str = "newest", progress: bool = True,
+               model: Any = None) -> ReplaySummary:
+    """Run the pipeline over `bag`, write the outputs into `out`; see the module docstring."""
+    from tqdm import tqdm
+
+    from dgslrm_ros.bags.reader import BagReadError, BagReader, CameraInfoRecord, ImageRecord, PoseRecord, \
+        TrajectoriesRecord
+    from dgslrm_ros.bags.writer import BagWriter
+    from dgslrm_ros.stream.pipeline import ReconstructionError, StreamingReconstructor
+
+    out = Path(out)
+    bag_out = out / OUTPUT_BAG
+    if bag_out.exists():
+        raise ReplayError(f"{bag_out} exists already; remove it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    logs: list[tuple[str, str]] = []
+
+    def log(level: str, message: str) -> None:
+        logs.append((level, message))
+        if level in ("warn", "error"):
+            tqdm.write(f"[{level}] {message}", file=sys.stderr)
+
+    pipeline = StreamingReconstructor(config, log, model=model) if model is not None \
+        else StreamingReconstructor(config, log)
+    reader = BagReader(bag, image_topic=image_topic, camera_info_topic=camera_info_topic, pose_topic=pose_topic,
+                       strict=False)
+    ground = _Ground()
+    scores = _Scores()
+    stamp_ns_of: dict[float, int] = {}
+    camera_frame = "camera"
+    pending: list[Any] = []  # results waiting for the ground truth of their instants
+    failures: list[str] = []
+    error: str | None = None
+    windows = 0
+    last: list[Any] = [None]  # the newest result, for the track figures
+
+    with BagWriter(bag_out) as writer:
+        def process_windows() -> None:
+            nonlocal windows
+            while (window := pipeline.pop_window()) is not None:
+                try:
+                    result = pipeline.reconstruct(window)
+                except ReconstructionError as failure:
+                    failures.append(str(failure))
+                    log("error", str(failure))
+                    continue
+                windows += 1
+                stamp_ns = stamp_ns_of.get(result.stamp, int(round(result.stamp * 1e9)))
+                _write_result(writer, result, stamp_ns, camera_frame, pipeline.diagnostics())
+                scores.input_psnr.append(result.psnr)
+                scores.seconds.append(result.seconds)
+                pending.append((stamp_ns, result))
+                last[0] = result
+                bar.set_postfix(windows=windows, psnr=f"{result.psnr:.1f}")
+
+        def evaluate_ready(now_ns: int | None) -> None:
+            """Score results whose instants are all read (the bag is in time order)."""
+            while pending and (now_ns is None or pending[0][0] < now_ns):
+                stamp_ns, result = pending.pop(0)
+                _evaluate(result, stamp_ns_of, ground, scores, nvs_frames, config.renderer, str(pipeline.device))
+                ground.forget_before(stamp_ns_of.get(float(result.stamps[0]), 0) if len(result.stamps) else 0)
+
+        with tqdm(desc=f"replay {bag.name}", unit="msg", disable=not progress, file=sys.stderr) as bar:
+            try:
+                for record in reader:
+                    bar.update(1)
+                    evaluate_ready(record.stamp_ns)
+                    if isinstance(record, ImageRecord):
+                        if record.view == 0:
+                            stamp = record.stamp_ns / 1e9
+                            stamp_ns_of[stamp] = record.stamp_ns
+                            camera_frame = record.frame_id or camera_frame
+                            pipeline.add_image(stamp, record.rgb)
+                            process_windows()
+                        else:
+                            ground.images.setdefault(record.view, {})[record.stamp_ns] = record.rgb
+                    elif isinstance(record, PoseRecord):
+                        if record.view == 0:
+                            pipeline.add_pose(record.stamp_ns / 1e9, record.world_T_cam, record.frame_id)
+                        else:
+                            ground.poses.setdefault(record.view, {})[record.stamp_ns] = record.world_T_cam
+                    elif isinstance(record, CameraInfoRecord):
+                        if record.view == 0:
+                            i = record.intrinsics
+                            pipeline.add_camera_info(i.K, i.D, i.distortion_model, i.width, i.height)
+                        else:
+                            ground.intrinsics[record.view] = record.intrinsics
+                    elif isinstance(record, TrajectoriesRecord):
+                        ground.trajectories = record
+            except BagReadError as failure:
+                if failure.records_read == 0 and "no image topic" in str(failure):
+                    raise ReplayError(str(failure)) from failure
+                error = str(failure)
+                log("error", f"bag read stopped: {error}")
+            pipeline.flush()
+            process_windows()
+            evaluate_ready(None)
+
+    diagnostics = pipeline.diagnostics()
+    metrics = _metrics(bag, config, pipeline, diagnostics, scores, windows, failures, error, reader.skipped, logs)
+    pngs = _write_pngs(out, scores)
+    if last[0] is not None:
+        pngs += write_track_pngs(out, last[0], _gt_tracks_of(last[0], ground))
+    with open(out / "metrics.json", "w") as f:
+        json.dump(_strict_json(metrics), f, indent=2, default=_json_default)
+    return ReplaySummary(out=out, metrics=metrics, pngs=pngs, error=error)
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _write_result(writer, result, stamp_ns: int, camera_frame: str, diagnostics: dict) -> None:
+    from dgslrm_ros.convert.pointcloud import array_to_pointcloud_fields
+
+    points = result.trajectories
+    dense = bool(np.isfinite(points["x"]).all()) if points.size else True
+    writer.write_pointcloud("gaussians", stamp_ns, array_to_pointcloud_fields(result.gaussians), result.frame_id)
+    writer.write_pointcloud("trajectories", stamp_ns, array_to_pointcloud_fields(points, is_dense=dense),
+                            result.frame_id)
+    writer.write_markers("tracks_markers", stamp_ns, result.marker_tracks, result.frame_id)
+    writer.write_image("rendered", stamp_ns, result.rendered, camera_frame)
+    writer.write_diagnostics("/diagnostics", stamp_ns, [diagnostic_entry(diagnostics)])
+
+
+def diagnostic_entry(values: dict) -> Any:
+    """The pipeline's diagnostics as one DiagnosticStatus (WARN on untrained weights or drops)."""
+    from dgslrm_ros.bags.messages import DiagnosticEntry
+
+    dropped = int(values.get("dropped_frames_total", 0))
+    failed = int(values.get("reconstruction_failures", 0))
+    notes = [text for text, on in (("weights untrained", values.get("weights") == "untrained"),
+                                   (f"{dropped} frames dropped", dropped > 0),
+                                   (f"{failed} windows failed", failed > 0)) if on]
+    return DiagnosticEntry(name="dgslrm: pipeline", message="; ".join(notes) or "ok", level=1 if notes else 0,
+                           hardware_id=str(values.get("device", "")),
+                           values={k: (f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in values.items()})
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_frames: str, renderer: str,
+              device: str = "cpu") -> None:
+    """Novel-view and tracking scores of one window, where ground truth exists."""
+    import torch
+
+    from dgslrm_ros.core.cameras import intrinsics_from_opencv, resize_crop_frames
+    from dgslrm_ros.evaluation.metrics import psnr, ssim
+    from dgslrm_ros.render import render
+
+    height, width = result.rendered.shape[:2]
+    entry = {"input": result.input_image, "rendered": result.rendered}
+    frames = range(len(result.stamps)) if nvs_frames == "all" else [len(result.stamps) - 1]
+    gaussians = result.deformable.to(device)  # the published copy lives on the CPU; gsplat needs CUDA
+    for n in frames:
+        n_ns = stamp_ns_of.get(float(result.stamps[n]))
+        views = [k for k in sorted(ground.images) if n_ns in ground.images[k] and n_ns in ground.poses.get(k, {})
+                 and k in ground.intrinsics]
+        if n_ns is None or not views or len(gaussians) == 0:
+            continue
+        targets, Ks, poses = [], [], []
+        for k in views:
+            rgb = torch.from_numpy(ground.images[k][n_ns]).permute(2, 0, 1).float() / 255.0
+            K_k = intrinsics_from_opencv(torch.from_numpy(ground.intrinsics[k].K).float())
+            target, K_small = resize_crop_frames(rgb, K_k, (height, width))
+            targets.append(target.clamp(0, 1))
+            Ks.append(K_small)
+            poses.append(torch.from_numpy(ground.poses[k][n_ns]).float())
+        with torch.no_grad():
+            out = render(gaussians.at(n), torch.stack(poses), torch.stack(Ks), width, height,
+                         backend=renderer).rgb.clamp(0, 1).cpu()
+        target = torch.stack(targets)
+        scores.nvs_psnr.extend(psnr(out, target).tolist())
+        scores.nvs_ssim.extend(ssim(out, target).tolist())
+        if n == len(result.stamps) - 1:
+            entry["gt_view"] = _to_uint8(target[0])
+            entry["gt_render"] = _to_uint8(out[0])
+    _score_tracks(result, ground, scores)
+    if not scores.gallery or len(scores.gallery) < 4:
+        scores.gallery.append(entry)
+    else:
+        scores.gallery[-1] = entry  # keep the first three and the latest
+
+
+def _score_tracks(result, ground: _Ground, scores: _Scores) -> None:
+    """GT seed point at the window's first frame -> its pixel -> keyframe-0 Gaussian -> trajectory."""
+    import torch
+
+    from dgslrm_ros.core.cameras import project_points
+
+    record = ground.trajectories
+    unpruned = result.unpruned
+    if record is None or unpruned is None:
+        return
+    cloud = record.trajectories
+    gt_t = cloud.t[0].astype(np.float64) + record.stamp_ns / 1e9 if cloud.t.size else np.zeros(0)  # [S] absolute
+    if gt_t.size == 0:
+        return
+    samples = []
+    for stamp in result.stamps:
+        j = int(np.argmin(np.abs(gt_t - stamp)))
+        samples.append(j if abs(gt_t[j] - stamp) <= GT_STAMP_TOLERANCE_S else -1)
+    samples = np.asarray(samples)
+    if samples[0] < 0:
+        return  # GT does not reach back to this window's first frame
+    gt = np.full((cloud.tracks.shape[0], len(samples), 3), np.nan)
+    ok = samples >= 0
+    gt[:, ok] = cloud.tracks[:, samples[ok]]
+    start = gt[:, 0]
+    visible = (cloud.visible[:, samples[0]] > 0.5) & np.isfinite(start).all(axis=-1)
+    if not visible.any():
+        return
+    height, width = result.rendered.shape[:2]
+    uv, depth = project_points(torch.from_numpy(start[visible]), torch.from_numpy(result.K[0]).double(),
+                               torch.from_numpy(result.world_T_cam[0]))
+    uv, depth = uv.numpy(), depth.numpy()
+    inside = (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
+    if not inside.any():
+        return
+    index = uv[inside, 1].astype(np.int64) * width + uv[inside, 0].astype(np.int64)  # keyframe 0 pixels
+    with torch.no_grad():
+        idx = torch.as_tensor(index, device=unpruned.device)
+        predicted = (unpruned.means[idx][:, None] + unpruned.offsets[idx]).double().cpu().numpy()  # [Q, T, 3]
+    truth = gt[np.flatnonzero(visible)[inside]]
+    errors = np.linalg.norm(predicted - truth, axis=-1)
+    scores.track_errors.append(errors[np.isfinite(errors)])
+    scores.track_queries += int(inside.sum())
+
+
+def _gt_tracks_of(result, ground: _Ground) -> np.ndarray | None:
+    """GT tracks [M, n, 3] over the window's time span, for the 3D figure."""
+    record = ground.trajectories
+    if record is None or record.trajectories.t.size == 0:
+        return None
+    gt_t = record.trajectories.t[0].astype(np.float64) + record.stamp_ns / 1e9
+    span = (gt_t >= result.stamps[0] - GT_STAMP_TOLERANCE_S) & (gt_t <= result.stamps[-1] + GT_STAMP_TOLERANCE_S)
+    return record.trajectories.tracks[:, span] if span.any() else None
+
+
+def _to_uint8(image) -> np.ndarray:
+    return (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _metrics(bag: Path, config, pipeline, diagnostics: dict, scores: _Scores, windows: int, failures: list[str],
+             error: str | None, skipped, logs: list) -> dict[str, Any]:
+    novel = None
+    if scores.nvs_psnr:
+        novel = {"psnr": _mean(scores.nvs_psnr), "ssim": _mean(scores.nvs_ssim), "count": len(scores.nvs_psnr),
+                 "frames": "rendered at the GT instants from the held-out GT poses, model resolution"}
+    tracking = None
+    if scores.track_errors:
+        errors = np.concatenate(scores.track_errors)
+        tracking = {"tracks": scores.track_queries, "samples": int(errors.size)}
+        if errors.size:
+            tracking.update({"epe": float(errors.mean()), "epe_median": float(np.median(errors))})
+            tracking.update({f"within_{k}": float((errors < v).mean()) for k, v in TRACK_THRESHOLDS_M.items()})
+        tracking["protocol"] = ("GT seed visible at the window's first frame -> its input pixel -> the "
+                                "keyframe-0 Gaussian there; end-point error over the window's frames (m)")
+    return {
+        "bag": str(bag),
+        "config": asdict(config),
+        "weights": pipeline.weights,
+        "device": str(pipeline.device),
+        "windows": windows,
+        "windows_failed": len(failures),
+        "failures": failures[:20],
+        "frames_admitted": diagnostics.get("frames_admitted", 0),
+        "dropped": pipeline.dropped(),
+        "dropped_frames_total": diagnostics.get("dropped_frames_total", 0),
+        "skipped_messages": dict(skipped),
+        "input_psnr": _mean(scores.input_psnr),
+        "seconds_per_window": _mean(scores.seconds),
+        "novel_view": novel,
+        "tracking": tracking,
+        "error": error,
+        "warnings": [m for level, m in logs if level in ("warn", "error")][:50],
+        "diagnostics": diagnostics,
+    }
+
+
+def _strict_json(value: Any) -> Any:
+    """NaN/inf -> null: metrics.json must parse with strict JSON readers (NaN is not JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def _write_pngs(out: Path, scores: _Scores) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths: list[Path] = []
+    if not scores.gallery:
+        return paths
+    columns = ["input", "rendered", "gt_view", "gt_render"]
+    titles = {"input": "input (newest frame)", "rendered": "rendered, input camera",
+              "gt_view": "held-out view (GT)", "gt_render": "rendered, held-out view"}
+    used = [c for c in columns if any(c in g for g in scores.gallery)]
+    fig, axes = plt.subplots(len(scores.gallery), len(used), figsize=(2.6 * len(used), 2.6 * len(scores.gallery)),
+                             squeeze=False)
+    for row, entry in enumerate(scores.gallery):
+        for col, key in enumerate(used):
+            ax = axes[row][col]
+            ax.axis("off")
+            if key in entry:
+                ax.imshow(entry[key])
+            if row == 0:
+                ax.set_title(titles[key], fontsize=8)
+    fig.tight_layout()
+    paths.append(out / "rendered_vs_input.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths
+
+
+def write_track_pngs(out: Path, result, gt_tracks: np.ndarray | None = None) -> list[Path]:
+    """Tracks of one window over its newest input image, and in 3D (GT tracks in grey if given)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from dgslrm_ros.convert.tracks import speed_colormap, track_speeds
+    from dgslrm_ros.core.cameras import project_points
+
+    positions = result.tracks.positions if result.tracks is not None else np.zeros((0, len(result.stamps), 3))
+    speeds = track_speeds(positions, result.stamps - result.stamps[0]) if len(positions) else np.zeros((0, 0))
+    top = float(np.nanmax(speeds)) if speeds.size and np.isfinite(speeds).any() else 1.0
+    paths = []
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.imshow(result.input_image)
+    height, width = result.input_image.shape[:2]
+    for m in range(len(positions)):
+        uv, depth = project_points(torch.from_numpy(positions[m].astype(np.float64)),
+                                   torch.from_numpy(result.K[-1]).double(), torch.from_numpy(result.world_T_cam[-1]))
+        uv = uv.numpy()
+        keep = (depth.numpy() > 0) & np.isfinite(uv).all(axis=-1)
+        if keep.sum() < 1:
+            continue
+        color = speed_colormap(np.nanmean(speeds[m]) / top if top > 0 else 0.0)
+        ax.plot(uv[keep, 0] - 0.5, uv[keep, 1] - 0.5, "-", color=color, linewidth=1.0)
+        ax.plot(uv[keep][-1, 0] - 0.5, uv[keep][-1, 1] - 0.5, "o", color=color, markersize=2)
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_title(f"{len(positions)} tracks over the newest frame (colour: speed, max {top:.2f} m/s)", fontsize=8)
+    ax.axis("off")
+    fig.tight_layout()
+    paths.append(out / "tracks_overlay.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    fig = plt.figure(figsize=(6, 5))
+    ax3 = fig.add_subplot(projection="3d")
+    if gt_tracks is not None:
+        for track in gt_tracks:
+            ax3.plot(track[:, 0], track[:, 1], track[:, 2], color="0.6", linewidth=1.0)
+    for m in range(len(positions)):
+        color = speed_colormap(np.nanmean(speeds[m]) / top if top > 0 else 0.0)
+        ax3.plot(positions[m, :, 0], positions[m, :, 1], positions[m, :, 2], color=color, linewidth=1.5)
+        ax3.scatter(*positions[m, -1], color=color, s=6)
+    cams = result.world_T_cam[:, :3, 3]
+    ax3.plot(cams[:, 0], cams[:, 1], cams[:, 2], "k--", linewidth=1.0, label="camera")
+    ax3.set_xlabel("x [m]")
+    ax3.set_ylabel("y [m]")
+    ax3.set_zlabel("z [m]")
+    ax3.set_title("predicted tracks (colour: speed)" + ("; GT grey" if gt_tracks is not None else ""), fontsize=8)
+    ax3.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "tracks_3d.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths

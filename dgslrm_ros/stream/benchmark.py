@@ -1,0 +1,85 @@
+"""End-to-end latency of the windowed pipeline per window (`dgslrm bench --node`).
+
+Runs the real StreamingReconstructor with the default node configuration (128 x 128, 24-frame
+windows, the shipped checkpoint or, without it, the untrained `small` model: timing does not depend
+on the weights) on a synthetic posed stream, and reports each stage of `reconstruct` (preprocess,
+model, deform + pack, render, tracks + pack) plus what a ROS callback costs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from dgslrm_ros.stream.config import PipelineConfig
+from dgslrm_ros.stream.pipeline import StreamingReconstructor
+
+STAGES = ("preprocess", "model", "deform_pack", "render", "tracks", "total")
+
+
+def _synthetic_frame(i: int, height: int, width: int) -> np.ndarray:
+    """A textured image that drifts with i (not constant, so preprocessing does real work)."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    phase = 0.15 * i
+    r = 127 + 120 * np.sin(cols / 9.0 + phase)
+    g = 127 + 120 * np.sin(rows / 7.0 - phase)
+    b = 127 + 120 * np.sin((rows + cols) / 13.0)
+    return np.stack([r, g, b], axis=-1).astype(np.uint8)
+
+
+def _pose(t: float) -> np.ndarray:
+    pose = np.eye(4)
+    pose[0, 3] = 0.2 * np.sin(t)
+    pose[1, 3] = 0.05 * t
+    return pose
+
+
+def run_pipeline_benchmark(device: str = "auto", quick: bool = False, config: PipelineConfig | None = None,
+                           input_size: tuple[int, int] = (480, 640)) -> list[dict]:
+    """Rows of figures: per-stage seconds of each measured window (mean over windows) and callbacks."""
+    config = dataclasses.replace(config or PipelineConfig(), device=device,
+                                 max_pending_windows=64)
+    logs: list[tuple[str, str]] = []
+    pipeline = StreamingReconstructor(config, lambda level, message: logs.append((level, message)))
+    height, width = input_size
+    fx = 0.8 * width
+    K = np.array([[fx, 0.0, width / 2 - 0.5], [0.0, fx, height / 2 - 0.5], [0.0, 0.0, 1.0]])
+    pipeline.add_camera_info(K, np.zeros(5), "plumb_bob", width, height)
+
+    warmup, measured = (0, 1) if quick else (1, 3)
+    wanted = warmup + measured
+    frames_needed = config.window_frames + (wanted - 1) * config.window_stride
+    period = config.frame_period
+    images = [_synthetic_frame(i, height, width) for i in range(min(frames_needed, 8))]
+    callback_s: list[float] = []
+    for i in range(frames_needed):
+        t = 1000.0 + i * period
+        start = time.perf_counter()
+        pipeline.add_pose(t, _pose(t), config.world_frame)
+        pipeline.add_image(t, images[i % len(images)])
+        callback_s.append(time.perf_counter() - start)
+
+    results = []
+    while len(results) < wanted and (window := pipeline.pop_window()) is not None:
+        results.append(pipeline.reconstruct(window))
+    timed = results[warmup:]
+    rows: list[dict] = []
+    for stage in STAGES:
+        values = [r.timings.get(stage, float("nan")) for r in timed]
+        rows.append({"stage": stage, "ms_per_window": 1e3 * float(np.mean(values)),
+                     "ms_min": 1e3 * float(np.min(values)), "windows": len(values)})
+    last = timed[-1]
+    # callbacks: what the ROS executor spends per window's worth of new frames (window_stride of them)
+    per_window = 1e3 * float(np.sum(callback_s[-config.window_stride:]))
+    rows.append({"stage": "callbacks (add_pose + add_image)", "ms_per_window": per_window,
+                 "ms_min": 1e3 * float(np.min(callback_s)), "windows": len(callback_s)})
+    summary = {
+        "stage": "summary", "device": str(pipeline.device), "weights": pipeline.weights,
+        "image": f"{config.image_width}x{config.image_height}", "window_frames": config.window_frames,
+        "gaussians": int(len(last.gaussians)), "tracks": int(last.trajectories.shape[0]),
+        "windows_per_s_budget": config.frame_rate / config.window_stride,
+        "realtime": bool(np.mean([r.seconds for r in timed]) <= config.window_stride * period),
+    }
+    rows.append(summary)
+    return rows

@@ -1,0 +1,505 @@
+"""The windowed streaming reconstructor shared by `dgslrm_node` and `dgslrm replay` (no ROS here).
+
+Two sides, one lock:
+
+* **Callbacks** (`add_camera_info`, `add_pose`, `add_image`) only check and enqueue: an image passes
+  the rate gate, waits (bounded, in stream time) for a pose at its stamp, then joins the window
+  buffer; every refusal is counted by reason and logged throttled, nothing raises.
+* **Worker** (`pop_window`, `reconstruct`): prepares the window (undistort, crop, resize), normalises
+  its poses, runs the model (+ optional refinement), maps the Gaussians back to the metric world,
+  deforms them to the newest frame, renders, derives tracks with stable ids and packs the outputs.
+
+Windows wait in a queue of `max_pending_windows`; when the model falls behind the oldest is dropped
+(counted "window_overflow"): a robot wants the newest reconstruction, not a growing backlog.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from dgslrm_ros.convert.pointcloud import gaussians_to_array, trajectories_to_array
+from dgslrm_ros.convert.tracks import TrackStrip, tracks_to_strips
+from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
+from dgslrm_ros.stream.config import ConfigError, PipelineConfig
+from dgslrm_ros.stream.frames import CameraModel, Frame, FrameError, check_image, stack_frames
+from dgslrm_ros.stream.pose_buffer import PoseBuffer, PoseLookup, check_pose
+from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks
+from dgslrm_ros.stream.window_buffer import Window, WindowBuffer
+
+Logger = Callable[[str, str], None]  # (level: debug|info|warn|error, message)
+
+# Every drop reason diagnostics report (always present, 0 until it happens).
+DROP_REASONS: tuple[str, ...] = (
+    "rate",  # image faster than frame_rate
+    "no_camera_info",  # image before any valid camera_info
+    "no_pose",  # no pose within sync_tolerance of the image stamp (after waiting for a late one)
+    "stamp_backwards",  # image stamp older than the previous one (bag loop): buffers reset
+    "duplicate_stamp",  # same stamp as the previous image
+    "bad_stamp",  # NaN/inf stamp
+    "bad_image",  # not uint8 [H, W, 3], or a size other than camera_info's
+    "short_sequence",  # admitted frames of a sequence that ended before filling one window
+    "window_overflow",  # windows (not frames) dropped because the worker fell behind
+    "bad_pose",  # NaN / non-rigid pose
+    "pose_frame_mismatch",  # pose in a frame other than world_frame
+    "pose_stamp_backwards",  # pose stamp more than POSE_RESET_S older than the newest (poses reset)
+    "bad_camera_info",  # unusable camera_info (kept the previous one)
+)
+# The reasons that lose an image (the others lose poses, camera_infos or whole windows).
+FRAME_DROP_REASONS: tuple[str, ...] = ("rate", "no_camera_info", "no_pose", "stamp_backwards", "duplicate_stamp",
+                                       "bad_stamp", "bad_image", "short_sequence")
+POSE_WAIT_S = 0.5  # stream seconds an image waits for a late pose
+POSE_RESET_S = 1.0  # a pose this much older than the newest means the pose stream restarted
+MAX_WAITING_IMAGES = 32  # images waiting for a pose (bounded memory under a pose outage)
+RATE_SLACK = 0.1  # fraction of a frame period a frame may come before its due time (stamp jitter)
+LOG_THROTTLE_S = 5.0
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "small"
+
+
+class ReconstructionError(RuntimeError):
+    """A window could not be reconstructed; the caller logs it and goes on with the next window."""
+
+
+@dataclass
+class WindowResult:
+    """Everything published for one window (all metric, world frame)."""
+
+    stamp: float  # newest frame of the window (seconds)
+    frame_id: str  # world frame
+    gaussians: np.ndarray  # structured [N] `gaussians` cloud, deformed to the newest frame
+    trajectories: np.ndarray  # structured [M, T] `trajectories` cloud (t <= 0, stable track_id)
+    marker_tracks: list[TrackStrip]  # one LINE_STRIP per track, coloured by speed
+    rendered: np.ndarray  # uint8 [H, W, 3] rendered from the newest input camera
+    psnr: float  # of `rendered` vs the (resized) newest input frame, dB
+    seconds: float  # reconstruction time
+    deformable: DeformableGaussians  # metric world frame, pruned, timestamps relative to stamps[0]
+    stamps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [T] float64 absolute seconds
+    input_image: np.ndarray | None = None  # uint8 [H, W, 3] newest frame at the model input size
+    K: np.ndarray | None = None  # [T, 3, 3] intrinsics of the model-size images
+    world_T_cam: np.ndarray | None = None  # [T, 4, 4] input cameras, metric
+    tracks: TrackSet | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    sequence: int = 0
+    index: int = 0
+    normalization: SceneNormalization | None = None
+    # All keyframe-pixel Gaussians before pruning, ordered (keyframe, row, column), metric, on the
+    # model's device: for evaluation (a GT query pixel -> its predicted trajectory); not published.
+    unpruned: DeformableGaussians | None = None
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> cuda when available; 'cuda' without a GPU is refused by name."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("parameter 'device': 'cuda' requested but no CUDA device is available; use auto or cpu")
+    return torch.device(device)
+
+
+def load_pipeline_model(config: PipelineConfig, device: torch.device, log: Logger) -> tuple[torch.nn.Module, str]:
+    """(model in eval mode, weights status). Empty `checkpoint` = the shipped one; without it, a seeded
+    untrained `small` model so the pipeline still runs end to end (said loudly: outputs are noise)."""
+    from dgslrm_ros.model.checkpoint import load_model
+    from dgslrm_ros.model.config import ModelConfig
+    from dgslrm_ros.model.dgslrm import DGSLRM
+
+    path = Path(config.checkpoint).expanduser() if config.checkpoint else SHIPPED_CHECKPOINT
+    if config.checkpoint and not path.exists():
+        raise ConfigError(f"parameter 'checkpoint': {path} does not exist; expected a checkpoint folder "
+                          "(model.safetensors + config.json) or a model.safetensors file, or '' for the shipped one")
+    if path.exists() and (path.is_file() or (path / "model.safetensors").exists()):
+        model = load_model(path, device)
+        weights = f"checkpoint {path}"
+    else:
+        preset = ModelConfig.preset("small", window_frames=config.window_frames, keyframe_stride=config.keyframe_stride)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = DGSLRM(preset)
+        model = model.to(device)
+        weights = "untrained"
+        log("error", f"weights: untrained -- no checkpoint at {path}; running a randomly initialised 'small' "
+                     "model, every output is meaningless until a trained checkpoint is installed")
+    mc = model.config
+    if (mc.window_frames, mc.keyframe_stride) != (config.window_frames, config.keyframe_stride):
+        raise ConfigError(
+            f"parameter 'window_frames'/'keyframe_stride': the checkpoint predicts windows of "
+            f"{mc.window_frames} frames with keyframe_stride {mc.keyframe_stride}, got {config.window_frames} and "
+            f"{config.keyframe_stride}; set them to the checkpoint's values"
+        )
+    for name in ("image_width", "image_height"):
+        if getattr(config, name) % mc.patch_size:
+            raise ConfigError(f"parameter '{name}': {getattr(config, name)} is not a multiple of the model's patch "
+                              f"size {mc.patch_size}")
+    return model.eval(), weights
+
+
+class StreamingReconstructor:
+    """Windowed reconstruction of a posed image stream; see the module docstring for the threading."""
+
+    def __init__(self, config: PipelineConfig, logger: Logger | None = None, *,
+                 model: torch.nn.Module | None = None, weights: str | None = None) -> None:
+        """`model` (optional, any module with DGSLRM's forward and `.config`) replaces checkpoint loading."""
+        config.validate()
+        self.config = config
+        self._log_fn = logger
+        self._last_log: dict[str, float] = {}
+        self.device = resolve_device(config.device)
+        if model is None:
+            self.model, self.weights = load_pipeline_model(config, self.device, self._log)
+        else:
+            self.model, self.weights = model.to(self.device).eval(), weights or "custom model"
+        self._lock = threading.Lock()
+        self._camera: CameraModel | None = None
+        self._poses = PoseBuffer()
+        self._waiting: deque[tuple[float, np.ndarray, CameraModel]] = deque()
+        self._windows = WindowBuffer(config.window_frames, config.window_stride, config.frame_period)
+        self._pending: deque[Window] = deque()
+        self._drops: Counter[str] = Counter({reason: 0 for reason in DROP_REASONS})
+        self._counts: Counter[str] = Counter()
+        self._last_image_stamp: float | None = None
+        self._next_due: float | None = None  # earliest stamp (minus slack) of the next admitted frame
+        # worker-side state (only the worker thread touches these, but diagnostics read them)
+        self._registry = TrackRegistry()
+        self._registry_sequence: int | None = None
+        self._last_seconds = float("nan")
+        self._last_psnr = float("nan")
+        self._last_timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ logging
+    def _log(self, level: str, message: str, key: str | None = None) -> None:
+        """Log through the caller's logger; with `key`, at most once per LOG_THROTTLE_S per key."""
+        if key is not None:
+            now = time.monotonic()
+            if now - self._last_log.get(key, -math.inf) < LOG_THROTTLE_S:
+                return
+            self._last_log[key] = now
+        if self._log_fn is not None:
+            self._log_fn(level, message)
+
+    def _drop(self, reason: str, message: str | None = None, count: int = 1) -> str:
+        self._drops[reason] += count
+        if message:
+            self._log("warn", f"dropped ({reason}): {message}", key=reason)
+        return reason
+
+    # ------------------------------------------------------------------ callbacks
+    def add_camera_info(self, K: np.ndarray, D: np.ndarray, distortion_model: str, width: int, height: int) -> None:
+        """Intrinsics as CameraInfo carries them (K with pixel centres at integers)."""
+        try:
+            camera = CameraModel.from_camera_info(K, D, distortion_model, width, height)
+        except (FrameError, ValueError, TypeError) as error:
+            with self._lock:
+                self._drop("bad_camera_info", str(error))
+            return
+        with self._lock:
+            old = self._camera
+            same = (old is not None and np.array_equal(old.K, camera.K) and np.array_equal(old.D, camera.D)
+                    and (old.width, old.height, old.distortion_model) == (camera.width, camera.height,
+                                                                         camera.distortion_model))
+            if not same:  # keep the old object (and its undistortion grid) when nothing changed
+                self._camera = camera
+                if old is None:
+                    self._log("info", f"camera_info: {width}x{height}, {distortion_model}"
+                                      f"{' (undistorting)' if camera.distorted else ''}")
+
+    def add_pose(self, stamp: float, world_T_cam: np.ndarray, frame_id: str) -> None:
+        """world_T_cam [4, 4] of the camera optical frame at `stamp` (s), in frame `frame_id`."""
+        with self._lock:
+            stamp = _seconds(stamp)
+            if stamp is None:
+                self._drop("bad_pose", "pose stamp is not a finite number of seconds")
+                return
+            reason = check_pose(world_T_cam)
+            if reason is not None:
+                self._drop("bad_pose", reason)
+                return
+            if frame_id and frame_id != self.config.world_frame:
+                self._drop("pose_frame_mismatch", f"pose is in frame '{frame_id}', expected world_frame "
+                                                  f"'{self.config.world_frame}' (set the parameter or remap)")
+                return
+            newest = self._poses.newest_stamp
+            if newest is not None and stamp < newest - POSE_RESET_S:
+                self._drop("pose_stamp_backwards", f"pose stamp {stamp:.3f} is {newest - stamp:.3f} s before the "
+                                                   "newest; the pose stream restarted, old poses discarded")
+                self._poses.clear()
+            self._poses.add(float(stamp), world_T_cam)
+            self._resolve_waiting()
+
+    def add_image(self, stamp: float, rgb: np.ndarray) -> str | None:
+        """RGB uint8 [H, W, 3] at `stamp` (s) -> None if taken (now or once its pose arrives), else why not."""
+        with self._lock:
+            self._counts["frames_received"] += 1
+            raw_stamp, stamp = stamp, _seconds(stamp)
+            if stamp is None:
+                return self._drop("bad_stamp", f"image stamp {raw_stamp!r} is not a finite number of seconds")
+            camera = self._camera
+            if camera is None:
+                return self._drop("no_camera_info", "no valid camera_info received yet; images wait for intrinsics")
+            problem = check_image(rgb, camera)
+            if problem is not None:
+                return self._drop("bad_image", problem)
+            last = self._last_image_stamp
+            if last is not None and stamp < last:
+                self._reset(stamp)
+                self._last_image_stamp = float(stamp)
+                return self._drop("stamp_backwards", f"image stamp went back {last - stamp:.3f} s (bag loop?); "
+                                                     "window buffer reset")
+            if last is not None and stamp == last:
+                return self._drop("duplicate_stamp")
+            self._last_image_stamp = float(stamp)
+            period = self.config.frame_period
+            # Admission on a grid of due times: the long-run rate is frame_rate exactly, a frame a
+            # little early (jitter) still counts, and after a gap the grid restarts at the new frame.
+            previous_due = self._next_due
+            if previous_due is not None and stamp < previous_due - RATE_SLACK * period:
+                return self._drop("rate")
+            on_grid = previous_due is not None and stamp - previous_due < period
+            self._next_due = (previous_due + period) if on_grid else float(stamp) + period
+            if len(self._waiting) >= MAX_WAITING_IMAGES:
+                self._waiting.popleft()
+                self._drop("no_pose", f"more than {MAX_WAITING_IMAGES} images waiting for poses; oldest dropped")
+            self._waiting.append((float(stamp), rgb, camera))
+            if stamp in self._resolve_waiting():
+                self._next_due = previous_due  # the next image may take the slot
+                return "no_pose"
+            return None
+
+    def _resolve_waiting(self, final: bool = False) -> list[float]:
+        """Give waiting images their pose, oldest first (windows need time order); lock held.
+
+        Returns the stamps of the images dropped for want of a pose.
+        """
+        newest = self._last_image_stamp
+        tolerance = self.config.sync_tolerance
+        dropped: list[float] = []
+        while self._waiting:
+            stamp, rgb, camera = self._waiting[0]
+            expired = final or (newest is not None and newest - stamp > POSE_WAIT_S)
+            result = self._poses.lookup(stamp, tolerance, final=expired)
+            if result.status is PoseLookup.WAIT:
+                break
+            self._waiting.popleft()
+            if result.status is PoseLookup.MISSING:
+                self._drop("no_pose", f"no pose within sync_tolerance={tolerance} s of image stamp {stamp:.3f}")
+                dropped.append(stamp)
+                continue
+            self._admit(Frame(stamp, rgb, result.world_T_cam, camera))
+        return dropped
+
+    def _admit(self, frame: Frame) -> None:
+        self._counts["frames_admitted"] += 1
+        windows, ended = self._windows.add(frame)
+        if ended is not None:
+            self._log("info", f"stamp jumped forward beyond {self._windows.jump_seconds:.2f} s: new window sequence")
+            self._counts["sequence_restarts"] += 1
+            if ended.lost_frames:
+                self._drop("short_sequence", f"{ended.lost_frames} frames before the jump never filled a window",
+                           count=ended.lost_frames)
+        for window in windows:
+            self._enqueue(window)
+
+    def _enqueue(self, window: Window) -> None:
+        self._counts["windows_emitted"] += 1
+        self._pending.append(window)
+        while len(self._pending) > self.config.max_pending_windows:
+            self._pending.popleft()
+            self._drop("window_overflow", "reconstruction is slower than the window rate; oldest window dropped")
+
+    def _reset(self, stamp: float) -> None:
+        """Stamps went backwards: close the sequence (its tail window still counts), forget the future."""
+        self._resolve_waiting(final=True)
+        ended = self._windows.end_sequence()
+        if ended.window is not None:
+            self._enqueue(ended.window)
+        if ended.lost_frames:
+            self._drop("short_sequence", count=ended.lost_frames)
+        self._counts["sequence_restarts"] += 1
+        self._next_due = None
+        # Poses from the old timeline's future would otherwise be matched to the new one's images.
+        self._poses.drop_newer_than(stamp + POSE_RESET_S)
+
+    def flush(self) -> None:
+        """End of stream (replay): resolve waiting images and emit the tail window of the sequence."""
+        with self._lock:
+            self._resolve_waiting(final=True)
+            ended = self._windows.end_sequence()
+            if ended.window is not None:
+                self._enqueue(ended.window)
+            if ended.lost_frames:
+                self._drop("short_sequence", f"{ended.lost_frames} frames at the end never filled a window",
+                           count=ended.lost_frames)
+
+    # ------------------------------------------------------------------ worker
+    def pop_window(self) -> Window | None:
+        """The oldest pending window, or None."""
+        with self._lock:
+            return self._pending.popleft() if self._pending else None
+
+    def pending_windows(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def reconstruct(self, window: Window) -> WindowResult:
+        """Run the model on one window; ReconstructionError on any failure (the pipeline goes on)."""
+        start = time.perf_counter()
+        try:
+            result = self._reconstruct(window, start)
+        except Exception as error:  # noqa: BLE001 - one bad window must never stop the stream
+            with self._lock:
+                self._counts["reconstruction_failures"] += 1
+            if isinstance(error, ReconstructionError):
+                raise
+            raise ReconstructionError(
+                f"window {window.index} of sequence {window.sequence} (stamp {window.stamp:.3f}) failed: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        with self._lock:
+            self._counts["windows_reconstructed"] += 1
+            self._last_seconds = result.seconds
+            self._last_psnr = result.psnr
+            self._last_timings = dict(result.timings)
+        return result
+
+    def _reconstruct(self, window: Window, start: float) -> WindowResult:
+        cfg = self.config
+        height, width = cfg.image_height, cfg.image_width
+        timings: dict[str, float] = {}
+        tick = time.perf_counter()
+
+        # --- preprocess: undistort + crop/resize (cached per frame), normalise poses
+        images, K, poses, stamps = stack_frames(window.frames, (height, width))  # [T,3,h,w] [T,3,3] [T,4,4] [T]
+        if images.shape[0] != cfg.window_frames:
+            raise ReconstructionError(f"expected a window of {cfg.window_frames} frames, got {images.shape[0]}")
+        norm_T_cam, normalization = normalize_window(poses, cfg.scene_scale)  # float64
+        relative = torch.from_numpy(stamps - stamps[0]).float()  # [T] s; float32 cannot hold epoch seconds
+        device = self.device
+        timings["preprocess"] = time.perf_counter() - tick
+
+        # --- model (+ refinement) in the normalised frame
+        tick = time.perf_counter()
+        with torch.no_grad():
+            prediction = self.model(images[None].to(device), K[None].to(device),
+                                    norm_T_cam[None].float().to(device), relative[None].to(device))
+            predicted = prediction.gaussians(0)
+        if cfg.refine_iters > 0:
+            from dgslrm_ros.evaluation.refine import refine_gaussians
+
+            predicted = refine_gaussians(predicted, images.to(device), K.to(device), norm_T_cam.float().to(device),
+                                         cfg.refine_iters)
+            predicted = predicted.detach()
+        _sync(device)
+        timings["model"] = time.perf_counter() - tick
+
+        # --- back to the metric world; deform to the newest frame
+        tick = time.perf_counter()
+        with torch.no_grad():
+            world = normalization.gaussians_to_world(predicted)
+            if not bool(torch.isfinite(world.means).all()) or not bool(torch.isfinite(world.offsets).all()):
+                raise ReconstructionError("the model predicted non-finite Gaussian positions")
+            kept = world.prune(cfg.min_opacity)
+            last = kept.num_frames - 1
+            cloud = gaussians_to_array(
+                kept.positions(last).cpu().numpy(), kept.colors.cpu().numpy(), kept.opacities.cpu().numpy(),
+                kept.scales.cpu().numpy(), kept.quats.cpu().numpy(), kept.velocities(last).cpu().numpy(),
+            )
+        timings["deform_pack"] = time.perf_counter() - tick
+
+        # --- render from the newest input camera
+        tick = time.perf_counter()
+        from dgslrm_ros.evaluation.metrics import psnr
+        from dgslrm_ros.render import render
+
+        with torch.no_grad():
+            target = images[-1]  # [3, h, w]
+            if len(kept):
+                out = render(kept.at(last), poses[-1:].float().to(device), K[-1:].to(device), width, height,
+                             backend=cfg.renderer)
+                image = out.rgb[0].clamp(0, 1).cpu()
+            else:
+                image = torch.zeros_like(target)
+            score = float(psnr(image, target))
+        rendered = (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+        _sync(device)
+        timings["render"] = time.perf_counter() - tick
+
+        # --- tracks with stable ids
+        tick = time.perf_counter()
+        if self._registry_sequence != window.sequence:
+            self._registry.reset()
+            self._registry_sequence = window.sequence
+        keyframes = list(range(0, cfg.window_frames, cfg.keyframe_stride))
+        candidates = seed_tracks(world, (height, width), keyframes, K, poses, cfg.track_grid, cfg.min_opacity)
+        track_set = self._registry.update(stamps, candidates.positions, candidates.visible, candidates.seed_frame,
+                                          candidates.radius)
+        relative_t = (stamps - stamps[-1]).astype(np.float32)  # [T] <= 0
+        trajectories = trajectories_to_array(track_set.positions, relative_t, track_set.track_ids, track_set.visible)
+        strips = tracks_to_strips(track_set.positions, stamps - stamps[0], track_set.track_ids, track_set.visible)
+        timings["tracks"] = time.perf_counter() - tick
+
+        seconds = time.perf_counter() - start
+        timings["total"] = seconds
+        return WindowResult(
+            stamp=float(stamps[-1]), frame_id=cfg.world_frame, gaussians=cloud, trajectories=trajectories,
+            marker_tracks=strips, rendered=rendered, psnr=score, seconds=seconds, deformable=kept.detach().to("cpu"),
+            stamps=stamps, input_image=(target.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8),
+            K=K.numpy(), world_T_cam=poses.numpy(), tracks=track_set, timings=timings,
+            sequence=window.sequence, index=window.index, normalization=normalization, unpruned=world.detach(),
+        )
+
+    # ------------------------------------------------------------------ diagnostics
+    def diagnostics(self) -> dict[str, float | int | str]:
+        """Flat key -> value status for /diagnostics (drop counts by reason always present)."""
+        with self._lock:
+            out: dict[str, float | int | str] = {
+                "buffer_fill": len(self._windows) / self.config.window_frames,
+                "buffered_frames": len(self._windows),
+                "waiting_for_pose": len(self._waiting),
+                "pending_windows": len(self._pending),
+                "max_pending_windows": self.config.max_pending_windows,
+            }
+            for key in ("frames_received", "frames_admitted", "windows_emitted", "windows_reconstructed",
+                        "reconstruction_failures", "sequence_restarts"):
+                out[key] = int(self._counts[key])
+            for reason in sorted(self._drops):
+                out[f"dropped_{reason}"] = int(self._drops[reason])
+            out["dropped_frames_total"] = int(sum(self._drops[k] for k in FRAME_DROP_REASONS))
+            out["last_reconstruction_s"] = self._last_seconds
+            for stage, seconds in self._last_timings.items():
+                out[f"last_{stage}_s"] = seconds
+            out["last_psnr_db"] = self._last_psnr
+        out["device"] = str(self.device)
+        out["weights"] = self.weights
+        out["renderer"] = self.config.renderer
+        out["tracks_active"] = self._registry.active
+        out["tracks_ended"] = self._registry.ended_total
+        return out
+
+    def dropped(self) -> dict[str, int]:
+        """Drop counts by reason (a copy)."""
+        with self._lock:
+            return dict(self._drops)
+
+
+def _seconds(stamp: object) -> float | None:
+    """A stamp as float seconds (numpy scalars welcome), None when not a finite number."""
+    if isinstance(stamp, (bool, str, bytes)):
+        return None
+    try:
+        value = float(stamp)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued CUDA work so stage timings mean something."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

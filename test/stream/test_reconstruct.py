@@ -1,0 +1,153 @@
+"""The worker side: reconstruct() lands outputs in the metric world frame with the contract's layouts,
+keeps track ids across windows, survives a failing window, and loads (or loudly lacks) weights."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from dgslrm_ros.convert.pointcloud import GAUSSIAN_DTYPE, GAUSSIAN_FIELDS, TRAJECTORY_DTYPE
+from dgslrm_ros.core.cameras import project_points
+from dgslrm_ros.stream import pipeline as pipeline_module
+from dgslrm_ros.stream.config import ConfigError
+from dgslrm_ros.stream.pipeline import ReconstructionError, load_pipeline_model
+
+DEPTH_NORM = 1.5  # z-depth the controlled model predicts, in normalised units
+SCENE_SCALE = 2.0  # metres per normalised unit (the cameras travel too little to raise it)
+# Camera optical frame looking down world +x (z forward -> +x, x right -> -y, y down -> -z).
+R_LOOK_X = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+class ControlledModel(torch.nn.Module):
+    """The real tiny DGSLRM, with its depth, opacity and motion replaced by known values."""
+
+    def __init__(self, inner, depth: float, fail_calls: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self.inner, self.depth, self.fail_calls, self.calls = inner, depth, fail_calls, 0
+        self.config = inner.config
+
+    def forward(self, frames, K, world_T_cam, timestamps):
+        self.calls += 1
+        if self.calls in self.fail_calls:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        p = self.inner(frames, K, world_T_cam, timestamps)
+        return dataclasses.replace(p, depth=torch.full_like(p.depth, self.depth),
+                                   opacities=torch.full_like(p.opacities, 0.9), offsets=torch.zeros_like(p.offsets))
+
+
+def camera(t: float) -> np.ndarray:
+    pose = np.eye(4)
+    pose[:3, :3] = R_LOOK_X
+    pose[:3, 3] = [0.0, 0.05 * t, 1.0]  # sliding sideways, 1 m up
+    return pose
+
+
+def run_windows(pipeline, kit, count: int, start: float = 0.0):
+    for i in range(count):
+        t = start + 0.1 * i
+        pipeline.add_pose(t, camera(t), "world")
+        assert pipeline.add_image(t, kit.image(i)) is None
+    windows = []
+    while (w := pipeline.pop_window()) is not None:
+        windows.append(w)
+    return windows
+
+
+@pytest.fixture
+def controlled(tiny_model):
+    return ControlledModel(tiny_model, DEPTH_NORM)
+
+
+def test_outputs_are_metric_with_contract_layouts_and_stable_ids(make_pipeline, kit, controlled):
+    pipeline = make_pipeline(model=controlled, scene_scale=SCENE_SCALE, max_pending_windows=8)
+    first, second = run_windows(pipeline, kit, 12)
+    a = pipeline.reconstruct(first)
+    assert a.normalization.scale == pytest.approx(SCENE_SCALE)
+    # every Gaussian sits at metric z-depth DEPTH_NORM * scale = 3 m in front of its camera (world +x)
+    assert a.gaussians.dtype == GAUSSIAN_DTYPE and a.gaussians.dtype.names == GAUSSIAN_FIELDS
+    assert len(a.gaussians) == 2 * 32 * 32  # 2 keyframes x 32 x 32 pixels, all opaque enough
+    np.testing.assert_allclose(a.gaussians["x"], DEPTH_NORM * SCENE_SCALE, atol=1e-4)
+    # ...and on the rays of their pixels: keyframe 1 (frame 4) Gaussians project to pixel centres
+    kf1 = a.gaussians[32 * 32:]
+    points = torch.tensor(np.stack([kf1["x"], kf1["y"], kf1["z"]], -1), dtype=torch.float64)
+    uv, depth = project_points(points, torch.tensor(a.K[4], dtype=torch.float64), torch.tensor(a.world_T_cam[4]))
+    rows, cols = np.divmod(np.arange(32 * 32), 32)
+    np.testing.assert_allclose(uv.numpy(), np.stack([cols + 0.5, rows + 0.5], -1), atol=2e-3)
+    np.testing.assert_allclose(depth.numpy(), 3.0, atol=1e-4)
+    # static scene: zero velocity, metric scales (normalised scales x 2), unit quaternions
+    for v in ("vx", "vy", "vz"):
+        np.testing.assert_array_equal(a.gaussians[v], 0.0)
+    quats = np.stack([a.gaussians[f] for f in ("rot_w", "rot_x", "rot_y", "rot_z")], -1)
+    np.testing.assert_allclose(np.linalg.norm(quats, axis=-1), 1.0, atol=1e-5)
+    # trajectories: organised [M, T], the contract's fields, t <= 0 ending at 0 on the newest frame
+    assert a.trajectories.dtype == TRAJECTORY_DTYPE and a.trajectories.shape[1] == 8
+    np.testing.assert_allclose(a.trajectories["t"][0], np.arange(-7, 1) * 0.1, atol=1e-5)
+    assert a.stamp == first.stamp == pytest.approx(0.7) and a.frame_id == "world"
+    assert (a.trajectories["track_id"] == a.trajectories["track_id"][:, :1]).all()
+    np.testing.assert_allclose(a.trajectories["x"], 3.0, atol=1e-4)
+    # other outputs
+    assert a.rendered.shape == (32, 32, 3) and a.rendered.dtype == np.uint8 and np.isfinite(a.psnr)
+    assert a.rendered.max() > 0
+    assert len(a.marker_tracks) == len(a.trajectories)
+    assert a.deformable.means.shape[0] == len(a.gaussians)
+    # the next window continues the same tracks
+    b = pipeline.reconstruct(second)
+    ids_a = set(a.trajectories["track_id"][:, 0].tolist())
+    ids_b = set(b.trajectories["track_id"][:, 0].tolist())
+    assert len(ids_a & ids_b) >= 0.75 * len(ids_a)
+    d = pipeline.diagnostics()
+    assert d["windows_reconstructed"] == 2 and d["last_psnr_db"] == pytest.approx(b.psnr)
+    assert d["last_reconstruction_s"] > 0 and d["tracks_active"] == len(ids_b)
+
+
+def test_failed_window_raises_and_the_next_proceeds(make_pipeline, kit, tiny_model):
+    model = ControlledModel(tiny_model, DEPTH_NORM, fail_calls=(1,))
+    pipeline = make_pipeline(model=model, max_pending_windows=8)
+    first, second = run_windows(pipeline, kit, 12)
+    with pytest.raises(ReconstructionError, match="out of memory"):
+        pipeline.reconstruct(first)
+    result = pipeline.reconstruct(second)
+    assert result.stamp == pytest.approx(1.1)
+    d = pipeline.diagnostics()
+    assert d["reconstruction_failures"] == 1 and d["windows_reconstructed"] == 1
+
+
+def test_model_loading_checkpoint_mismatch_and_untrained_fallback(tmp_path, tiny_model, kit, monkeypatch):
+    from dgslrm_ros.model.checkpoint import save_checkpoint
+
+    logs = []
+    log = lambda level, message: logs.append((level, message))  # noqa: E731
+    save_checkpoint(tmp_path / "tiny", tiny_model)
+    model, weights = load_pipeline_model(kit.config(checkpoint=str(tmp_path / "tiny")), torch.device("cpu"), log)
+    assert weights.startswith("checkpoint") and model.config.window_frames == 8
+    with pytest.raises(ConfigError, match="window_frames"):
+        load_pipeline_model(kit.config(checkpoint=str(tmp_path / "tiny"), window_frames=12, window_stride=6),
+                            torch.device("cpu"), log)
+    with pytest.raises(ConfigError, match="checkpoint"):
+        load_pipeline_model(kit.config(checkpoint=str(tmp_path / "nowhere")), torch.device("cpu"), log)
+    monkeypatch.setattr(pipeline_module, "SHIPPED_CHECKPOINT", tmp_path / "not_shipped")
+    model, weights = load_pipeline_model(kit.config(), torch.device("cpu"), log)
+    assert weights == "untrained" and model.config.window_frames == 8
+    assert any(level == "error" and "weights: untrained" in message for level, message in logs)
+
+
+def test_refinement_runs_on_the_window_and_changes_the_gaussians(make_pipeline, kit, controlled):
+    results = []
+    for iters in (0, 1):
+        pipeline = make_pipeline(model=controlled, scene_scale=SCENE_SCALE, refine_iters=iters, image_width=16,
+                                 image_height=16)
+        (window,) = run_windows(pipeline, kit, 8)
+        results.append(pipeline.reconstruct(window))
+    plain, refined = results
+    assert refined.timings["model"] > 0 and np.isfinite(refined.psnr)
+    moved = np.abs(refined.gaussians["x"] - plain.gaussians["x"]).max()
+    assert moved > 1e-5  # the optimiser did move the feed-forward Gaussians (in metres: mapped back)
+    assert np.abs(refined.gaussians["x"] - 3.0).max() < 0.2  # a step, not a jump off the plane
+
+
+def test_everything_pruned_gives_empty_outputs_not_a_failure(make_pipeline, kit, controlled):
+    pipeline = make_pipeline(model=controlled, min_opacity=1.0)  # the model's opacities are 0.9
+    (window,) = run_windows(pipeline, kit, 8)
+    result = pipeline.reconstruct(window)
+    assert result.gaussians.shape == (0,) and result.trajectories.shape == (0, 8)
+    assert result.marker_tracks == [] and result.rendered.max() == 0 and np.isfinite(result.psnr)
