@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= out/demo
 PYTEST_ARGS ?=
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test venv colcon-test clean
 

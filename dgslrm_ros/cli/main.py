@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# With torch's default OpenMP busy-waiting, a 2-core machine that also runs ROS callbacks or data
+# workers slows rendering 4-30x; libgomp reads this once, so it must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

@@ -1,1 +1,96 @@
-"""render"""
+"""Rendering of 3D Gaussians: one entry point, `render`, over two interchangeable backends.
+
+`torch` is our own differentiable pure-PyTorch rasterizer (runs anywhere, the CPU path); `gsplat`
+calls gsplat 1.5.3 on CUDA. Both follow gsplat's classic-mode rules, so an image rendered by one can
+be compared with the other (test/render/test_gsplat_agreement.py). gsplat is imported lazily.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dgslrm_ros.core.gaussians import Gaussians
+from dgslrm_ros.render.projection import ProjectedGaussians, project_gaussians
+# Modules, not their same-named functions: binding `rasterize_torch` the function here would shadow
+# the submodule `dgslrm_ros.render.rasterize_torch` for `import ... as` users.
+from dgslrm_ros.render import rasterize_gsplat as gsplat_backend
+from dgslrm_ros.render import rasterize_torch as torch_backend
+from dgslrm_ros.render.rasterize_gsplat import GsplatUnavailableError, gsplat_importable
+
+BACKENDS = ("auto", "torch", "gsplat")
+EPS2D = 0.3  # px^2 low-pass added to every projected covariance (gsplat's default)
+
+__all__ = ["BACKENDS", "GsplatUnavailableError", "RenderOutput", "render", "resolve_backend"]
+
+
+@dataclass(frozen=True)
+class RenderOutput:
+    """Images of C cameras, channels first."""
+
+    rgb: Tensor  # [C, 3, H, W]
+    alpha: Tensor  # [C, 1, H, W] accumulated opacity, 1 - final transmittance
+    depth: Tensor  # [C, 1, H, W] expected z-depth sum(w_i z_i) / alpha, 0 where alpha is 0
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """'auto' -> 'gsplat' for CUDA tensors when gsplat imports, else 'torch'."""
+    if backend not in BACKENDS:
+        raise ValueError(f"render: expected backend in {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    return "gsplat" if device.type == "cuda" and gsplat_importable() else "torch"
+
+
+def render(
+    gaussians: Gaussians,
+    world_T_cam: Tensor,  # [C, 4, 4] camera-to-world, OpenCV optical frame
+    K: Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    background: Tensor | None = None,  # [3] or [C, 3] rgb; None = black
+    backend: str = "auto",
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+) -> RenderOutput:
+    """Render `gaussians` from C cameras; differentiable with respect to every Gaussian field."""
+    if not isinstance(gaussians, Gaussians):
+        raise TypeError(f"render: expected a dgslrm_ros.core.gaussians.Gaussians, got {type(gaussians).__name__}")
+    if world_T_cam.dim() != 3 or world_T_cam.shape[1:] != (4, 4):
+        raise ValueError(f"render: expected world_T_cam [C, 4, 4], got {tuple(world_T_cam.shape)}")
+    num_cameras = world_T_cam.shape[0]
+    if K.shape != (num_cameras, 3, 3):
+        raise ValueError(f"render: expected K [C={num_cameras}, 3, 3] (one per camera), got {tuple(K.shape)}")
+    if int(width) <= 0 or int(height) <= 0:
+        raise ValueError(f"render: expected a positive image size, got width={width}, height={height}")
+    if not 0 < near_plane < far_plane:
+        raise ValueError(f"render: expected 0 < near_plane < far_plane, got {near_plane}, {far_plane}")
+    dtype, device = gaussians.dtype, gaussians.device
+    world_T_cam = world_T_cam.to(device=device, dtype=dtype)
+    K = K.to(device=device, dtype=dtype)
+    if background is not None:
+        background = background.to(device=device, dtype=dtype)
+        if background.shape == (3,):
+            background = background.expand(num_cameras, 3)
+        if background.shape != (num_cameras, 3):
+            raise ValueError(f"render: expected background [3] or [C={num_cameras}, 3], got {tuple(background.shape)}")
+    cam_T_world = torch.linalg.inv(world_T_cam)
+    width, height = int(width), int(height)
+
+    if resolve_backend(backend, device) == "gsplat":
+        rgb, alpha, depth = gsplat_backend.rasterize_gsplat(
+            gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, gaussians.colors,
+            cam_T_world, K, width, height, background, near_plane, far_plane, EPS2D)
+        return RenderOutput(rgb=rgb, alpha=alpha, depth=depth)
+
+    projected: ProjectedGaussians = project_gaussians(
+        gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, cam_T_world, K,
+        width, height, eps2d=EPS2D, near_plane=near_plane, far_plane=far_plane)
+    # Depth rides along as a fourth colour channel (as in gsplat's "RGB+ED"), then is normalised.
+    channels = torch.cat([gaussians.colors[None].expand(num_cameras, -1, -1), projected.depths[..., None]], dim=-1)
+    if background is not None:
+        background = torch.cat([background, background.new_zeros(num_cameras, 1)], dim=-1)
+    image, alpha = torch_backend.rasterize_torch(projected, channels, gaussians.opacities, width, height, background)
+    depth = image[:, 3:] / alpha.clamp_min(1e-10)
+    return RenderOutput(rgb=image[:, :3], alpha=alpha, depth=depth)

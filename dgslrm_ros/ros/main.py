@@ -10,6 +10,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Spinning OpenMP workers steal the callback threads' cores on small robots' CPUs; must be set
+    # before torch loads (libgomp reads it once).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 

@@ -91,7 +91,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               minimum=1, maximum=64),
     ParamSpec("min_opacity", 0.005, "Gaussians below this opacity are pruned from the outputs",
               minimum=0.0, maximum=1.0),
-    ParamSpec("track_grid", 16, "pixel spacing of the track seeds on the window's first frame",
+    ParamSpec("track_grid", 16, "pixel spacing of the track seeds on each keyframe of the window (model input pixels)",
               minimum=1, maximum=1024),
     ParamSpec("world_frame", "world", "frame_id of every output (the frame the input poses are given in)"),
     ParamSpec("refine_iters", 0, "test-time refinement steps per window (0 = pure feed-forward)",
