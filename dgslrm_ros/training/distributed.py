@@ -29,16 +29,19 @@ class DistInfo:
         return self.world_size > 1
 
 
-def setup_distributed(device: torch.device) -> DistInfo:
-    """Join the torchrun process group when WORLD_SIZE > 1; a no-op for a single process."""
+def dist_info_from_env() -> DistInfo:
+    """This process's place in the job, from the variables torchrun sets (a lone process otherwise)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
+    return DistInfo(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def setup_distributed(info: DistInfo, device: torch.device) -> None:
+    """Join the torchrun process group (nccl on CUDA, gloo on CPU); a no-op for a single process."""
+    if info.enabled and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=info.rank, world_size=world_size)
-    return info
+        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
 
 
 def device_for(requested: str, info: DistInfo) -> torch.device:

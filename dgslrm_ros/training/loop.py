@@ -1,0 +1,274 @@
+"""Training DGS-LRM: one function, `train(config)`, that reads top to bottom like nanoGPT's train.py.
+
+    model + AdamW (resumed from OUT when asked) -> deterministic per-step batches -> normalise ->
+    forward (bf16 autocast on GPU) -> losses -> backward -> clip -> step -> log / eval / checkpoint
+
+Runs alone or under `torchrun` (DistributedDataParallel; gloo on CPU, nccl on CUDA). The batch of
+step s on rank r is a pure function of (s, r), so a resumed run sees exactly the data the
+uninterrupted run would have seen, and ranks never share a scene. Only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from dgslrm_ros.model import DGSLRM, ModelConfig
+from dgslrm_ros.model.checkpoint import load_model, save_checkpoint
+from dgslrm_ros.training.batch import normalize_batch, reference_inputs, to_device
+from dgslrm_ros.training.distributed import (DistInfo, all_reduce_mean, barrier, cleanup_distributed, device_for,
+                                             dist_info_from_env, setup_distributed)
+from dgslrm_ros.training.losses import LossConfig, compute_losses
+from dgslrm_ros.training.schedule import lr_at
+from dgslrm_ros.training.state import load_trainer_state, save_trainer_state
+
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs; saved into trainer_state.json. Defaults train `tiny` on CPU."""
+
+    preset: str = "tiny"
+    steps: int = 1000
+    out: str = "out/train"
+    batch_size: int = 4  # per process
+    lr: float = 4e-4
+    image_size: int = 0  # 0 = the preset's
+    window_frames: int = 0  # 0 = the preset's
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    eval_every: int = 500  # steps between held-out evaluations with previews; 0 = never
+    eval_scenes: int = 2
+    checkpoint_every: int = 500  # and always at the end; 0 = only at the end
+    workers: int = 2
+    device: str = "auto"
+    resume: bool = False
+    stop_after: int = 0  # run at most this many steps in this call (then checkpoint; --resume continues); 0 = all
+    seed: int = 0
+    scene_scale: float = 1.0  # SceneNormalization prior (metres per normalised unit)
+    scene_preset: str = "default"  # data.scenes.SCENE_PRESETS
+    train_scenes: int = 0  # size of the training scene pool; 0 = a new scene for every sample
+    progress: bool = True
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"TrainConfig: steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
+        if not self.lr > 0 or self.grad_clip <= 0:
+            raise ValueError(f"TrainConfig: lr and grad_clip must be > 0, got {self.lr}, {self.grad_clip}")
+        if min(self.workers, self.eval_every, self.checkpoint_every, self.train_scenes, self.stop_after) < 0:
+            raise ValueError("TrainConfig: workers, eval_every, checkpoint_every, train_scenes, stop_after must be >= 0")
+
+    def model_config(self) -> ModelConfig:
+        overrides: dict[str, Any] = {}
+        if self.image_size:
+            overrides["image_size"] = self.image_size
+        if self.window_frames:
+            overrides["window_frames"] = self.window_frames
+        return ModelConfig.preset(self.preset, **overrides)
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module  # unwrapped (no DDP)
+    history: list[dict[str, float]]  # one entry per step run in this call
+    step: int  # optimizer steps completed in total
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Batch of step s on rank r = items [(s * world + r) * B, ... + B) (mod the pool size, if any)."""
+
+    def __init__(self, start_step: int, end_step: int, batch_size: int, rank: int, world_size: int, pool: int):
+        self.start_step, self.end_step = start_step, end_step
+        self.batch_size, self.rank, self.world_size, self.pool = batch_size, rank, world_size, pool
+
+    def indices(self, step: int) -> list[int]:
+        first = (step * self.world_size + self.rank) * self.batch_size
+        items = range(first, first + self.batch_size)
+        return [i % self.pool for i in items] if self.pool else list(items)
+
+    def __iter__(self):
+        for step in range(self.start_step, self.end_step):
+            yield self.indices(step)
+
+    def __len__(self) -> int:
+        return max(0, self.end_step - self.start_step)
+
+
+def dataset_config(model_config: ModelConfig, scene_preset: str = "default"):
+    """The data windows that fit a model: its image size, window length and keyframe stride."""
+    from dgslrm_ros.data.dataset import WindowDatasetConfig
+    from dgslrm_ros.data.scenes import scene_preset as get_scene_preset
+
+    size = model_config.image_size
+    return WindowDatasetConfig(height=size, width=size, window_frames=model_config.window_frames,
+                               keyframe_stride=model_config.keyframe_stride,
+                               num_reference_frames=model_config.num_reference_frames,
+                               scene=get_scene_preset(scene_preset))
+
+
+def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Dataset, Dataset]:
+    """Training windows (index -> training seed) and the fixed held-out windows (evaluation seeds)."""
+    from dgslrm_ros.data.dataset import EVAL_SEED_START, TRAIN_SEED_START, SyntheticWindowDataset
+
+    data_config = dataset_config(model_config, config.scene_preset)
+    train_set = SyntheticWindowDataset(data_config, num_samples=config.train_scenes or EVAL_SEED_START - TRAIN_SEED_START,
+                                       split="train")
+    eval_set = SyntheticWindowDataset(data_config, num_samples=max(1, config.eval_scenes), split="eval")
+    return train_set, eval_set
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only (nanoGPT): biases, norms and embeddings of size 1-D are exempt."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _rng_state() -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _write_log(out: Path, record: dict[str, Any]) -> None:
+    with open(out / LOG_FILE, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def save_training(out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                  config: TrainConfig, info: DistInfo) -> None:
+    """Checkpoint (model.safetensors + config.json) and resumable trainer state, rank 0 only."""
+    if not info.is_main:
+        return
+    save_checkpoint(out, model, extra={"step": step, "preset": config.preset, "scene_scale": config.scene_scale,
+                                       "scene_preset": config.scene_preset})
+    state = {"step": step, "seed": config.seed, "world_size": info.world_size,
+             "schedule": {"base_lr": config.lr, "warmup_steps": config.warmup_steps, "total_steps": config.steps,
+                          "min_lr_ratio": config.min_lr_ratio},
+             "config": json.loads(json.dumps(asdict(config), default=str))}
+    save_trainer_state(out, optimizer, state, _rng_state())
+
+
+def train(config: TrainConfig, dataset: Dataset | None = None, eval_samples: Dataset | Sequence[dict] | None = None) -> TrainResult:
+    """Run (or continue, with config.resume) a training run; returns the model and this call's loss history.
+
+    `dataset` / `eval_samples` replace the synthetic ones (tests overfit a single window this way).
+    """
+    # ---- processes and device
+    info = dist_info_from_env()
+    device = device_for(config.device, info)
+    setup_distributed(info, device)
+    out = Path(config.out)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    # ---- model and optimizer, fresh or resumed
+    start_step = 0
+    resume_state = None
+    if config.resume and (out / "model.safetensors").is_file():
+        model = load_model(out, device)
+        resume_state = load_trainer_state(out)
+        start_step = int(resume_state[0]["step"])
+    else:
+        torch.manual_seed(config.seed)
+        model = DGSLRM(config.model_config()).to(device)
+    model.train()
+    model_config: ModelConfig = model.config
+    loss_config = replace(config.loss, max_depth=model_config.far)  # GT beyond the model's far plane is sky
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas,
+                                  fused=device.type == "cuda")
+    if resume_state is not None:
+        _, optimizer_state, rng = resume_state
+        optimizer.load_state_dict(optimizer_state)
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng["cuda"])
+    ddp_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if info.enabled else model
+
+    # ---- data: batch of step s on rank r is fixed by (s, r)
+    if dataset is None:
+        dataset, default_eval = make_datasets(config, model_config)
+        eval_samples = default_eval if eval_samples is None else eval_samples
+    eval_samples = [] if eval_samples is None else eval_samples
+    pool = len(dataset)  # a map-style dataset; the training synthetic set spans the whole training seed range
+    end_step = min(config.steps, start_step + config.stop_after) if config.stop_after else config.steps
+    sampler = StepBatchSampler(start_step, end_step, config.batch_size, info.rank, info.world_size, pool)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers, pin_memory=device.type == "cuda",
+                        worker_init_fn=_one_thread if config.workers else None)
+
+    # ---- the loop
+    history: list[dict[str, float]] = []
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    bar = tqdm(total=config.steps, initial=start_step, disable=not (info.is_main and config.progress),
+               desc="train", dynamic_ncols=True)
+    step = start_step
+    for batch in loader:
+        t0 = time.perf_counter()
+        lr = lr_at(step, config.lr, config.warmup_steps, config.steps, config.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        batch, _ = normalize_batch(to_device(batch, device), config.scene_scale)
+        with autocast:
+            prediction = ddp_model(batch["frames"], batch["K"], batch["world_T_cam"], batch["timestamps"],
+                                   **reference_inputs(batch))
+        losses = compute_losses(prediction, batch, loss_config)
+        record = {k: float(all_reduce_mean(v.detach(), info)) for k, v in losses.items()}  # same on every rank
+        if not all(math.isfinite(value) for value in record.values()):
+            raise FloatingPointError(f"step {step + 1}: non-finite loss {record}; lower --lr or check the data")
+
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        step += 1
+
+        record.update(step=step, lr=lr, grad_norm=float(grad_norm), seconds=time.perf_counter() - t0)
+        history.append(record)
+        bar.update(1)
+        bar.set_postfix({k: f"{record[k]:.4f}" for k in ("total", "mse", "depth", "flow")} | {"psnr": f"{record['psnr']:.1f}"})
+        if info.is_main:
+            _write_log(out, record)
+
+        if config.eval_every and step % config.eval_every == 0 and len(eval_samples):
+            if info.is_main:
+                _evaluate(model, eval_samples, config, out / "eval" / f"step_{step:07d}", device, step)
+            barrier(info)
+        if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == end_step:
+            save_training(out, model, optimizer, step, config, info)
+            barrier(info)
+    bar.close()
+    cleanup_distributed(info)
+    return TrainResult(model=model, history=history, step=step)
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)  # data workers run side by side with the trainer: no oversubscription
+
+
+def _evaluate(model: torch.nn.Module, samples: Dataset | Sequence[dict], config: TrainConfig, out: Path,
+              device: torch.device, step: int) -> None:
+    """Held-out metrics of the current weights (no baselines: they cost minutes) + preview PNGs."""
+    from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model
+
+    eval_config = EvalConfig(num_scenes=config.eval_scenes, baselines=False, previews=1, scene_scale=config.scene_scale)
+    result = evaluate_model(model, samples, eval_config, out_dir=out, device=device)
+    metrics = result["methods"]["dgslrm"]
+    tqdm.write(f"step {step}: held-out novel PSNR {metrics['novel_psnr']:.2f} dB, SSIM {metrics['novel_ssim']:.3f}, "
+               f"track EPE {metrics['track_epe_m']:.3f} m  (previews in {out})")
+    _write_log(out.parent.parent, {"step": step, "eval": metrics})

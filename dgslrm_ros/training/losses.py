@@ -1,0 +1,163 @@
+"""Training losses of DGS-LRM (paper.md, Training), all in the window's normalised frame.
+
+    total = photometric(renders) + 10 * L1(keyframe depth) + 10 * L1(keyframe scene flow)
+    photometric = MSE + w * perceptual,   perceptual = LPIPS(alex) (paper, w = 0.5) or 1 - SSIM
+
+Renders: every supervision view (the dataset draws them from two synchronised cameras other than the
+input one: dual-view supervision) at its own instant `sup_frame_index`, plus `input_views` frames of
+the input camera. The prediction is deformed to the view's instant before rasterising.
+
+LPIPS is our pure-torch port (evaluation/lpips.py, weights shipped as safetensors). It needs renders
+of at least 31 px a side, so tiny CPU runs below that use the structural term 1 - SSIM instead.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.evaluation.metrics import ssim
+from dgslrm_ros.render import render
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the loss terms and which views are rendered."""
+
+    mse_weight: float = 1.0
+    perceptual: str = "lpips"  # "lpips" (paper), "ssim" (1 - SSIM, any size) or "none"
+    perceptual_weight: float = 0.5
+    depth_weight: float = 10.0
+    flow_weight: float = 10.0
+    input_views: int = 2  # input-camera frames rendered per sample, evenly spread; -1 = all
+    max_depth: float = 10.0  # GT beyond this (normalised units; the model's `far`) is sky: no depth/flow loss
+    background: float = 0.0  # grey level behind the Gaussians
+
+    def __post_init__(self) -> None:
+        if self.perceptual not in PERCEPTUAL:
+            raise ValueError(f"LossConfig.perceptual: expected one of {PERCEPTUAL}, got {self.perceptual!r}")
+
+
+PERCEPTUAL = ("lpips", "ssim", "none")
+
+
+@functools.lru_cache(maxsize=4)
+def _lpips(device: torch.device):
+    """The frozen LPIPS network, loaded once per device."""
+    from dgslrm_ros.evaluation.lpips import LPIPS
+
+    return LPIPS().to(device)
+
+
+def perceptual_loss(rendered: Tensor, target: Tensor, kind: str) -> Tensor:
+    """Mean perceptual distance of [V, 3, H, W] renders to targets (0 for identical images)."""
+    if kind == "none":
+        return rendered.new_zeros(())
+    if kind == "ssim":
+        return 1.0 - ssim(rendered, target).mean()
+    from dgslrm_ros.evaluation.lpips import MIN_SIDE
+
+    if min(rendered.shape[-2:]) < MIN_SIDE:
+        raise ValueError(
+            f"LPIPS needs renders of at least {MIN_SIDE} px a side, got {tuple(rendered.shape[-2:])}; "
+            f"train at a larger --image-size or use LossConfig(perceptual='ssim')"
+        )
+    return _lpips(rendered.device)(rendered, target).mean()
+
+
+def input_view_indices(num_frames: int, count: int) -> list[int]:
+    """Evenly spread frame indices, always including the first and last frame (deterministic)."""
+    if count < 0 or count >= num_frames:
+        return list(range(num_frames))
+    if count == 0:
+        return []
+    if count == 1:
+        return [num_frames - 1]
+    return sorted({round(i * (num_frames - 1) / (count - 1)) for i in range(count)})
+
+
+def render_at_instants(gaussians: DeformableGaussians, frame_index: Tensor, world_T_cam: Tensor, K: Tensor,
+                       height: int, width: int, background: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Render views [S] each at its own window frame -> (rgb [S, 3, H, W], alpha [S, 1, H, W]).
+
+    Views sharing an instant share one deformed Gaussian set and one renderer call.
+    """
+    if frame_index.dim() != 1 or world_T_cam.shape[0] != frame_index.shape[0] or K.shape[0] != frame_index.shape[0]:
+        raise ValueError(
+            f"render_at_instants: expected frame_index [S], world_T_cam [S, 4, 4], K [S, 3, 3]; got "
+            f"{tuple(frame_index.shape)}, {tuple(world_T_cam.shape)}, {tuple(K.shape)}"
+        )
+    s = frame_index.shape[0]
+    rgb = world_T_cam.new_zeros(s, 3, height, width)
+    alpha = world_T_cam.new_zeros(s, 1, height, width)
+    bg = torch.full((3,), float(background), dtype=world_T_cam.dtype, device=world_T_cam.device)
+    for frame in torch.unique(frame_index).tolist():
+        views = (frame_index == frame).nonzero().squeeze(1)
+        out = render(gaussians.at(frame), world_T_cam[views], K[views], width, height, background=bg)
+        rgb = rgb.index_copy(0, views, out.rgb.to(rgb.dtype))
+        alpha = alpha.index_copy(0, views, out.alpha.to(alpha.dtype))
+    return rgb, alpha
+
+
+def _masked_l1(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+    """Mean |pred - target| over valid entries (broadcast over the trailing dims of pred)."""
+    while valid.dim() < pred.dim():
+        valid = valid.unsqueeze(-1)
+    valid = valid.expand_as(pred)
+    diff = (pred - torch.nan_to_num(target)).abs()
+    count = valid.sum().clamp_min(1)
+    return (diff * valid).sum() / count
+
+
+def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -> dict[str, Tensor]:
+    """Every loss term of one batch, separately for logging, plus `total` (the one to backpropagate).
+
+    `prediction` is the model's GaussianPrediction for `batch`, a collated batch already in the
+    normalised frame (training.batch.normalize_batch). Returns scalar tensors: mse, perceptual (LPIPS or
+    1 - SSIM), photo (weighted photometric sum), depth, flow (keyframe-point L1), total, psnr (detached).
+    """
+    frames, sup_frames = batch["frames"], batch["sup_frames"]  # [B, T, 3, H, W], [B, S, 3, H, W]
+    bsz, num_frames, _, height, width = frames.shape
+    keyframe_index = prediction.keyframe_index.to(frames.device)  # [Kf]
+    if not torch.equal(keyframe_index.cpu(), batch["keyframe_index"][0].cpu()):
+        raise ValueError(
+            f"compute_losses: model keyframes {keyframe_index.tolist()} differ from the data's "
+            f"{batch['keyframe_index'][0].tolist()}; use the same keyframe_stride for model and data"
+        )
+
+    # Photometric: supervision views at their instants + a few input-camera frames.
+    input_idx = torch.tensor(input_view_indices(num_frames, config.input_views), dtype=torch.long,
+                             device=frames.device)
+    renders, targets = [], []
+    for b in range(bsz):
+        gaussians = prediction.gaussians(b)  # float32: the head decodes outside autocast
+        frame_index = torch.cat([batch["sup_frame_index"][b].long(), input_idx])
+        poses = torch.cat([batch["sup_world_T_cam"][b], batch["world_T_cam"][b][input_idx]]).float()
+        Ks = torch.cat([batch["sup_K"][b], batch["K"][b][input_idx]]).float()
+        rgb, _ = render_at_instants(gaussians, frame_index, poses, Ks, height, width, config.background)
+        renders.append(rgb)
+        targets.append(torch.cat([sup_frames[b], frames[b][input_idx]]).float())
+    rendered, target = torch.cat(renders), torch.cat(targets)  # [V, 3, H, W]
+    mse = (rendered - target).square().mean()
+    perceptual = perceptual_loss(rendered, target, config.perceptual)
+    photo = config.mse_weight * mse + config.perceptual_weight * perceptual
+
+    # Geometry: keyframe depth and keyframe scene flow against ground truth (normalised units).
+    gt_depth = batch["depth"][:, keyframe_index].float()  # [B, Kf, 1, H, W]
+    depth_valid = torch.isfinite(gt_depth) & (gt_depth > 0) & (gt_depth <= config.max_depth)
+    depth = _masked_l1(prediction.depth.float(), gt_depth, depth_valid)
+
+    pred_points = prediction.keyframe_points().float()  # [B, Kf, T, H, W, 3]
+    gt_points = batch["keyframe_points"].float()  # [B, Kf, T, H, W, 3]
+    # A keyframe pixel's GT track is usable when its surface point is within the model's depth range
+    # (sky pixels are not); occluded instants stay supervised: the 3D flow of a hidden point is known.
+    point_valid = torch.isfinite(gt_points).all(-1) & depth_valid[:, :, None, 0, :, :]  # [B, Kf, T, H, W]
+    flow = _masked_l1(pred_points, gt_points, point_valid)
+
+    total = photo + config.depth_weight * depth + config.flow_weight * flow
+    psnr = -10.0 * torch.log10(mse.detach().clamp_min(1e-10))
+    return {"total": total, "photo": photo, "mse": mse, "perceptual": perceptual, "depth": depth, "flow": flow,
+            "psnr": psnr}

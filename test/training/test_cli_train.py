@@ -1,0 +1,26 @@
+"""`dgslrm train` end to end: progress, held-out evaluation with previews, checkpoint, --resume."""
+import json
+
+from dgslrm_ros.cli.main import main
+
+
+def test_train_cli_runs_evaluates_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--preset", "tiny", "--image-size", "16", "--steps", "3", "--out", str(out), "--batch-size", "1",
+            "--eval-every", "2", "--eval-scenes", "1", "--workers", "0", "--device", "cpu", "--perceptual", "ssim",
+            "--warmup", "1", "--scene-preset", "simple", "--stop-after", "2", "--no-progress"]
+    assert main(args) == 0
+    assert "step 2:" in capsys.readouterr().out
+    assert json.loads((out / "trainer_state.json").read_text())["step"] == 2
+    previews = list((out / "eval" / "step_0000002" / "previews").glob("*.png"))
+    assert previews and previews[0].read_bytes()[:4] == b"\x89PNG"
+    metrics = json.loads((out / "eval" / "step_0000002" / "metrics.json").read_text())
+    assert metrics["methods"]["dgslrm"]["novel_psnr"] > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_config"]["image_size"] == 16 and config["extra"]["scene_scale"] == 1.0
+
+    assert main(args[:-3] + ["--resume", "--no-progress"]) == 0
+    assert "step 3:" in capsys.readouterr().out
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "eval" not in r] == [1, 2, 3]
+    assert any("eval" in r for r in log)
