@@ -22,13 +22,13 @@ def pixel_centers(height: int, width: int, dtype: torch.dtype = torch.float32) -
 
 
 def rays_through_pixels(K: Tensor, world_T_cam: Tensor, uv: Tensor) -> tuple[Tensor, Tensor]:
-    """K [C, 3, 3], world_T_cam [C, 4, 4], uv [C, P, 2] -> origins [C, P, 3], dirs [C, P, 3] (camera z = 1)."""
+    """K [C, 3, 3], world_T_cam [C, 4, 4], uv [C, P, 2] -> origins [C, 1, 3], dirs [C, P, 3] (camera z = 1)."""
     x = (uv[..., 0] - K[:, None, 0, 2]) / K[:, None, 0, 0]
     y = (uv[..., 1] - K[:, None, 1, 2]) / K[:, None, 1, 1]
     dirs_cam = torch.stack([x, y, torch.ones_like(x)], dim=-1)  # [C, P, 3]
     rotation = world_T_cam[:, :3, :3]
     dirs = dirs_cam @ rotation.transpose(-1, -2)
-    origins = world_T_cam[:, None, :3, 3].expand_as(dirs)
+    origins = world_T_cam[:, None, :3, 3]  # shared by all rays of a frame
     return origins, dirs
 
 

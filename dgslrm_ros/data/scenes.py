@@ -36,8 +36,8 @@ class SceneConfig:
     """How random scenes are drawn. Distances in metres, speeds per second, frequencies in Hz."""
 
     num_objects: tuple[int, int] = (3, 8)  # inclusive range of foreground objects
-    object_half_extent: tuple[float, float] = (0.12, 0.45)
-    layout_radius: float = 1.6  # objects start within this radius of the scene centre
+    object_half_extent: tuple[float, float] = (0.15, 0.5)
+    layout_radius: float = 1.4  # objects start within this radius of the scene centre
     static_probability: float = 0.15  # whole scene frozen (camera still moves)
     moving_probability: float = 0.8  # per object, in a dynamic scene
     nonrigid_probability: float = 0.35  # per moving object: squash-and-stretch deformation
@@ -55,13 +55,10 @@ class SceneConfig:
     texture_weights: tuple[float, float, float, float, float] = (0.15, 0.25, 0.2, 0.15, 0.25)
     texture_frequency: tuple[float, float] = (1.5, 6.0)  # cycles per metre on objects
     room_probability: float = 0.75  # otherwise ground plane + far sky sphere
-    room_half_extent: tuple[float, float] = (3.5, 5.5)
+    room_half_extent: tuple[float, float] = (4.0, 6.0)
     room_height: tuple[float, float] = (2.6, 3.6)
     sky_radius: float = 40.0
     ambient: tuple[float, float] = (0.3, 0.5)
-    motion_blur_probability: float = 0.25
-    blur_subframes: int = 3  # odd: the middle one gives depth, ids and flow
-    shutter_fraction: tuple[float, float] = (0.3, 0.8)  # exposure as a fraction of the frame interval
     camera: CameraPathConfig = field(default_factory=CameraPathConfig)
 
     def __post_init__(self) -> None:
@@ -69,12 +66,10 @@ class SceneConfig:
         if not 0 <= low <= high:
             raise ValueError(f"SceneConfig.num_objects must be 0 <= low <= high, got {self.num_objects}")
         for name in ("static_probability", "moving_probability", "nonrigid_probability", "bounce_probability",
-                     "room_probability", "motion_blur_probability", "floating_probability"):
+                     "room_probability", "floating_probability"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"SceneConfig.{name} must be a probability in [0, 1], got {value}")
-        if self.blur_subframes < 1 or self.blur_subframes % 2 == 0:
-            raise ValueError(f"SceneConfig.blur_subframes must be odd and >= 1, got {self.blur_subframes}")
 
 
 SCENE_PRESETS: dict[str, SceneConfig] = {
@@ -83,9 +78,9 @@ SCENE_PRESETS: dict[str, SceneConfig] = {
     "static": SceneConfig(static_probability=1.0),
     # Every object moves and deforms, no blur: the hardest flow, used by tests.
     "dynamic": SceneConfig(static_probability=0.0, moving_probability=1.0, nonrigid_probability=0.5,
-                           motion_blur_probability=0.0),
+                           camera=CameraPathConfig(motion_blur_probability=0.0)),
     # Few objects, no blur: cheapest scenes for smoke runs.
-    "simple": SceneConfig(num_objects=(2, 3), motion_blur_probability=0.0),
+    "simple": SceneConfig(num_objects=(2, 3), camera=CameraPathConfig(motion_blur_probability=0.0)),
 }
 
 
@@ -170,11 +165,14 @@ class Scene:
         if object_id.numel() and int(object_id.min()) < 0:
             raise ValueError("material_points needs valid object ids (>= 0); mask out ray misses first")
         states = self.states(times)
-        centres = states.centres[object_id]      # [P, T, 3]
-        rotations = states.rotations[object_id]  # [P, T, 3, 3]
-        stretch = states.stretch[object_id]      # [P, T, 3]
-        local = stretch * canonical[:, None, :]  # [P, T, 3]
-        return centres + (rotations @ local[..., None])[..., 0]
+        out = torch.empty(len(object_id), len(times), 3, dtype=canonical.dtype)
+        # One object at a time: gathering a [P, T, 3, 3] rotation per point would dominate the cost.
+        for obj in object_id.unique().tolist():
+            index = (object_id == obj).nonzero().squeeze(1)
+            local = states.stretch[obj][None] * canonical[index][:, None, :]  # [P_o, T, 3]
+            rotation = states.rotations[obj]  # [T, 3, 3]
+            out[index] = states.centres[obj][None] + (local[..., None, :] * rotation[None]).sum(-1)
+        return out
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float], size=None) -> np.ndarray:
@@ -265,7 +263,13 @@ def sample_scene(rng: np.random.Generator, config: SceneConfig) -> Scene:
                   rotation=_random_rotation(rng) if kind != SPHERE or rng.uniform() < 0.5 else np.eye(3))
         if is_static or rng.uniform() >= config.moving_probability:
             continue
-        row["velocity"] = np.array([*(_unit(rng)[:2] * rng.uniform(0, config.max_linear_speed)), 0.0])
+        # Head for another point of the layout disk, so objects cross the scene instead of leaving it
+        # (or walking into a camera, which stands outside the disk).
+        goal_angle, goal_distance = rng.uniform(0, 2 * math.pi), config.layout_radius * math.sqrt(rng.uniform())
+        heading = np.array([goal_distance * math.cos(goal_angle) - position[0],
+                            goal_distance * math.sin(goal_angle) - position[1]])
+        heading /= max(float(np.linalg.norm(heading)), 1e-9)
+        row["velocity"] = np.array([*(heading * rng.uniform(0, config.max_linear_speed)), 0.0])
         row["wobble_amplitude"] = _uniform(rng, config.wobble_amplitude, size=(NUM_WOBBLES, 3)) / NUM_WOBBLES
         row["wobble_amplitude"][:, 2] *= 0.5 if floating else 0.0  # floor objects slide, floating ones also bob
         row["wobble_frequency"] = _uniform(rng, config.wobble_frequency, size=NUM_WOBBLES)
