@@ -132,9 +132,9 @@ class BagReader:
                 ) from error
             self.skipped[f"{topics.relative(topic)}: corrupt message"] += 1
             return None
-        base = dict(topic=topics.relative(topic), stamp_ns=header_stamp_ns(msg), log_time_ns=int(log_time),
-                    frame_id=msg.header.frame_id)
-        try:
+        try:  # the stamp too: a nanosec field >= 1e9 is one bad message, not the end of the bag
+            base = dict(topic=topics.relative(topic), stamp_ns=header_stamp_ns(msg), log_time_ns=int(log_time),
+                        frame_id=msg.header.frame_id)
             if name == "image":
                 return ImageRecord(**base, rgb=image_to_rgb(msg), view=view)
             if name == "camera_info":

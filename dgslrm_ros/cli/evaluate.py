@@ -7,6 +7,7 @@ from depth-unprojected pixels), and writes metrics.json + preview PNGs to --out.
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,13 +26,17 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model, format_table, held_out_windows
-    from dgslrm_ros.model.checkpoint import load_model, read_checkpoint_info
+    from dgslrm_ros.model.checkpoint import CheckpointError, load_model, read_checkpoint_info
 
     if args.num_scenes < 1:
         raise SystemExit(f"--num-scenes must be >= 1, got {args.num_scenes}")
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(args.checkpoint, device)
-    extra = read_checkpoint_info(args.checkpoint).get("extra", {})
+    try:
+        model = load_model(args.checkpoint, device)
+        extra = read_checkpoint_info(args.checkpoint).get("extra", {})
+    except CheckpointError as error:  # missing, truncated or corrupt: say which file and what to do
+        print(f"dgslrm eval: {error}", file=sys.stderr)
+        return 2
     scene_scale = args.scene_scale if args.scene_scale is not None else float(extra.get("scene_scale", 1.0))
     samples = held_out_windows(model.config, args.num_scenes, cache=args.cache,
                                scene_preset=extra.get("scene_preset", "default"))

@@ -1,7 +1,7 @@
 """Export a window's Gaussians to a standard 3DGS PLY (readable by common splat viewers).
 
-INPUT is a DeformableGaussians safetensors file (what `DeformableGaussians.save` writes, e.g. the
-node's and `dgslrm replay`'s outputs). The Gaussians are deformed to one frame of the window (the
+INPUT is a DeformableGaussians safetensors file (what `DeformableGaussians.save` writes, e.g.
+`dgslrm replay BAG --save-windows` writes one per window to OUT/windows/). The Gaussians are deformed to one frame of the window (the
 newest by default), optionally pruned by opacity, and written in the frame the file was saved in
 (the node saves the metric world frame). A top/side scatter preview PNG is written beside the PLY.
 """

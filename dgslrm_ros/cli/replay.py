@@ -7,6 +7,8 @@ nothing needs to be dropped for lack of time), and writes into --out:
 * `output_bag/`: an mcap bag with the node's output topics (`gaussians`, `trajectories`,
   `tracks_markers`, `rendered`, `/diagnostics`), stamped with the instant each message describes;
 * `rendered_vs_input.png`, `tracks_overlay.png`, `tracks_3d.png`;
+* with `--save-windows`, `windows/window_<n>.safetensors`: each window's deformable Gaussians (metric
+  world frame, pruned), the input of `dgslrm export` (tens of MB per window, hence opt-in);
 * `metrics.json`: windows, drops by reason, timing, photometric PSNR of the input view and, where the
   bag holds ground truth (`dgslrm synth` bags):
   - novel-view PSNR/SSIM: each window's Gaussians deformed to its newest frame (or, with
@@ -53,6 +55,7 @@ _PARAMETER_FLAGS: tuple[tuple[str, str, type], ...] = (
 )
 TRACK_THRESHOLDS_M = {"0.1m": 0.1, "0.2m": 0.2}
 OUTPUT_BAG = "output_bag"
+WINDOWS_DIR = "windows"
 GT_STAMP_TOLERANCE_S = 1e-3  # GT samples (float32 t relative to the cloud stamp) vs window stamps
 
 
@@ -67,10 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help=f"node parameter {name} (default: the node's)")
     parser.add_argument("--nvs-frames", choices=["newest", "all"], default="newest",
                         help="window frames rendered for novel-view metrics (default: newest)")
+    parser.add_argument("--save-windows", action="store_true",
+                        help=f"also write each window's Gaussians to OUT/{WINDOWS_DIR}/window_<n>.safetensors "
+                             "(the input of `dgslrm export`)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    from dgslrm_ros.bags.reader import BagReadError
+    from dgslrm_ros.model.checkpoint import CheckpointError
     from dgslrm_ros.stream.config import ConfigError, PipelineConfig
 
     overrides = {name: getattr(args, name) for _, name, _ in _PARAMETER_FLAGS if getattr(args, name) is not None}
@@ -85,17 +93,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = replay_bag(bag, out, config, image_topic=args.image_topic,
                              camera_info_topic=args.camera_info_topic, pose_topic=args.pose_topic,
-                             nvs_frames=args.nvs_frames, progress=not args.no_progress)
-    except ReplayError as error:
-        print(f"dgslrm replay: {error}", file=sys.stderr)
-        return 2
-    except ConfigError as error:
+                             nvs_frames=args.nvs_frames, progress=not args.no_progress,
+                             save_windows=args.save_windows)
+    except (ReplayError, ConfigError, BagReadError, CheckpointError) as error:  # a missing bag, a corrupt checkpoint
         print(f"dgslrm replay: {error}", file=sys.stderr)
         return 2
     metrics = summary.metrics
     print(f"replayed {bag}: {metrics['windows']} windows, weights: {metrics['weights']}, "
           f"device {metrics['device']}")
     if metrics["windows"] == 0:
+        if summary.error:  # an unreadable bag, not the topic names, is why
+            print(f"dgslrm replay: the bag broke off before one window was complete: {summary.error}", file=sys.stderr)
+            return 1
         drops = {k: v for k, v in metrics["dropped"].items() if v}
         print(f"dgslrm replay: no window was reconstructed ({metrics['frames_admitted']} frames admitted, "
               f"dropped: {drops or 'none'}; a window needs {metrics['config']['window_frames']} frames); "
@@ -134,6 +143,9 @@ class _Ground:
     images: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)  # view -> stamp_ns -> rgb
     poses: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)  # view -> stamp_ns -> [4, 4]
     intrinsics: dict[int, Any] = field(default_factory=dict)  # view -> CameraIntrinsics
+    # The input camera's: the contract's held-out views share it, so a bag without
+    # gt/views/<k>/camera_info (another tool's) is scored with it.
+    input_intrinsics: Any = None
     trajectories: Any = None  # latest TrajectoriesRecord (it holds the whole history up to its stamp)
 
     def forget_before(self, stamp_ns: int) -> None:
@@ -156,7 +168,7 @@ class _Scores:
 
 def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_info_topic: str = "camera_info",
                pose_topic: str = "camera_pose", nvs_frames: str = "newest", progress: bool = True,
-               model: Any = None) -> ReplaySummary:
+               model: Any = None, save_windows: bool = False) -> ReplaySummary:
     """Run the pipeline over `bag`, write the outputs into `out`; see the module docstring."""
     from tqdm import tqdm
 
@@ -184,7 +196,6 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
     ground = _Ground()
     scores = _Scores()
     stamp_ns_of: dict[float, int] = {}
-    camera_frame = "camera"
     pending: list[Any] = []  # results waiting for the ground truth of their instants
     failures: list[str] = []
     error: str | None = None
@@ -203,7 +214,9 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
                     continue
                 windows += 1
                 stamp_ns = stamp_ns_of.get(result.stamp, int(round(result.stamp * 1e9)))
-                _write_result(writer, result, stamp_ns, camera_frame, pipeline.diagnostics())
+                _write_result(writer, result, stamp_ns, pipeline.diagnostics())
+                if save_windows:
+                    result.deformable.save(out / WINDOWS_DIR / f"window_{windows - 1:04d}.safetensors")
                 scores.input_psnr.append(result.psnr)
                 scores.seconds.append(result.seconds)
                 pending.append((stamp_ns, result))
@@ -226,7 +239,6 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
                         if record.view == 0:
                             stamp = record.stamp_ns / 1e9
                             stamp_ns_of[stamp] = record.stamp_ns
-                            camera_frame = record.frame_id or camera_frame
                             pipeline.add_image(stamp, record.rgb)
                             process_windows()
                         else:
@@ -240,6 +252,7 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
                         if record.view == 0:
                             i = record.intrinsics
                             pipeline.add_camera_info(i.K, i.D, i.distortion_model, i.width, i.height)
+                            ground.input_intrinsics = i
                         else:
                             ground.intrinsics[record.view] = record.intrinsics
                     elif isinstance(record, TrajectoriesRecord):
@@ -264,7 +277,8 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def _write_result(writer, result, stamp_ns: int, camera_frame: str, diagnostics: dict) -> None:
+def _write_result(writer, result, stamp_ns: int, diagnostics: dict) -> None:
+    """One window's outputs, as the node publishes them: every one in the world frame (the contract)."""
     from dgslrm_ros.convert.pointcloud import array_to_pointcloud_fields
 
     points = result.trajectories
@@ -273,7 +287,7 @@ def _write_result(writer, result, stamp_ns: int, camera_frame: str, diagnostics:
     writer.write_pointcloud("trajectories", stamp_ns, array_to_pointcloud_fields(points, is_dense=dense),
                             result.frame_id)
     writer.write_markers("tracks_markers", stamp_ns, result.marker_tracks, result.frame_id)
-    writer.write_image("rendered", stamp_ns, result.rendered, camera_frame)
+    writer.write_image("rendered", stamp_ns, result.rendered, result.frame_id)
     writer.write_diagnostics("/diagnostics", stamp_ns, [diagnostic_entry(diagnostics)])
 
 
@@ -308,13 +322,13 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
     for n in frames:
         n_ns = stamp_ns_of.get(float(result.stamps[n]))
         views = [k for k in sorted(ground.images) if n_ns in ground.images[k] and n_ns in ground.poses.get(k, {})
-                 and k in ground.intrinsics]
+                 and ground.intrinsics.get(k, ground.input_intrinsics) is not None]
         if n_ns is None or not views or len(gaussians) == 0:
             continue
         targets, Ks, poses = [], [], []
         for k in views:
             rgb = torch.from_numpy(ground.images[k][n_ns]).permute(2, 0, 1).float() / 255.0
-            K_k = intrinsics_from_opencv(torch.from_numpy(ground.intrinsics[k].K).float())
+            K_k = intrinsics_from_opencv(torch.from_numpy(ground.intrinsics.get(k, ground.input_intrinsics).K).float())
             target, K_small = resize_crop_frames(rgb, K_k, (height, width))
             targets.append(target.clamp(0, 1))
             Ks.append(K_small)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any, Callable
 
 import rclpy
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
@@ -31,6 +32,10 @@ NODE_NAME = "dgslrm"
 THROTTLE_S = 5.0  # one log line per bad-input kind per this many seconds
 DIAGNOSTICS_PERIOD_S = 1.0
 SHUTDOWN_JOIN_S = 5.0  # a CPU window can take tens of seconds; stop within a few seconds regardless
+# Exact (sec, nanosec) of the images taken, by their float-seconds stamp: a float64 at epoch
+# magnitudes holds ~240 ns, so outputs re-stamped from floats would miss the input stamp (ExactTime
+# matching, TF lookups). Bounded: far more than max_pending_windows x window_frames can ever need.
+STAMP_MEMORY = 1 << 16
 
 _PARAM_TYPES = {str: ParameterType.PARAMETER_STRING, int: ParameterType.PARAMETER_INTEGER,
                 float: ParameterType.PARAMETER_DOUBLE}
@@ -81,6 +86,8 @@ class DgslrmNode(Node):
         self._last_result: dict[str, Any] = {}
         self._last_error = ""
         self._last_reject_log: dict[str, float] = {}
+        self._exact_stamps: OrderedDict[float, tuple[int, int]] = OrderedDict()
+        self._stamps_lock = threading.Lock()
 
         self.create_subscription(Image, "image", self._survive(self._on_image), IMAGE_QOS)
         self.create_subscription(CameraInfo, "camera_info", self._survive(self._on_camera_info), CALIBRATION_QOS)
@@ -156,6 +163,11 @@ class DgslrmNode(Node):
             kind = "unsupported_encoding" if isinstance(error, UnsupportedEncodingError) else "bad_image"
             self._reject(kind, error)
             return
+        with self._stamps_lock:  # before add_image: the worker may publish this frame's window at once
+            self._exact_stamps[stamp] = (int(msg.header.stamp.sec), int(msg.header.stamp.nanosec))
+            self._exact_stamps.move_to_end(stamp)
+            while len(self._exact_stamps) > STAMP_MEMORY:
+                self._exact_stamps.popitem(last=False)
         if self._reconstructor.add_image(stamp, rgb) is None:  # refusals are counted + logged there
             self._wake.set()
 
@@ -213,6 +225,10 @@ class DgslrmNode(Node):
 
     def _publish_result(self, result: Any) -> None:
         header = messages.header(result.stamp, result.frame_id or self.config.world_frame)
+        with self._stamps_lock:
+            exact = self._exact_stamps.get(result.stamp)
+        if exact is not None:  # the newest frame's own stamp, to the nanosecond
+            header.stamp = Time(sec=exact[0], nanosec=exact[1])
         self._pub_gaussians.publish(messages.structured_to_cloud(result.gaussians, header))
         self._pub_trajectories.publish(messages.structured_to_cloud(result.trajectories, header))
         self._pub_markers.publish(messages.marker_array(result.marker_tracks, header))

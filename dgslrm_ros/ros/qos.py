@@ -2,10 +2,12 @@
 
 - `image`: sensor data (best effort, keep last 5): a late frame is worth less than the next one, and a
   best-effort reader matches both reliable and best-effort camera drivers.
-- `camera_info`, `camera_pose`: reliable, volatile, keep last 50. Volatile (not transient local) so the
-  reader matches every publisher durability: drivers re-send camera_info with every frame, and a
-  transient-local reader would not match a volatile publisher at all. Depth 50 absorbs a pose stream
-  several times faster than the camera while the executor is busy.
+- `camera_info`, `camera_pose`: best effort, volatile, keep last 50, so the reader matches every
+  publisher: a reliable reader never connects to a best-effort writer (camera drivers that publish
+  camera_info with the sensor-data profile, mocap pose streams), and a transient-local reader never
+  connects to a volatile one. Nothing is lost by it that matters: drivers re-send camera_info with
+  every frame and poses are interpolated. Depth 50 absorbs a pose stream several times faster than
+  the camera while the executor is busy.
 - outputs (`gaussians`, `trajectories`, `tracks_markers`, `rendered`): reliable, transient local, keep
   last 2: each is the latest state of the scene, so RViz or a planner that joins late still gets it,
   and volatile readers (RViz's default) match a transient-local writer.
@@ -24,7 +26,7 @@ from rclpy.qos import (
 IMAGE_QOS: QoSProfile = qos_profile_sensor_data
 CALIBRATION_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=50,
-    reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+    reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE,
 )
 OUTPUT_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=2,

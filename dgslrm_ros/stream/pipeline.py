@@ -104,6 +104,20 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def check_renderer(renderer: str, device: torch.device) -> None:
+    """'gsplat' needs CUDA and an importable gsplat: refused by name at start-up, not failed per window."""
+    if renderer != "gsplat":
+        return
+    from dgslrm_ros.render.rasterize_gsplat import gsplat_importable
+
+    if device.type != "cuda":
+        raise ConfigError(f"parameter 'renderer': 'gsplat' runs on CUDA only, but the device is {device}; "
+                          "use auto (gsplat on CUDA when installed, else torch) or torch")
+    if not gsplat_importable():
+        raise ConfigError("parameter 'renderer': 'gsplat' requested but `import gsplat` fails; install "
+                          "gsplat==1.5.3 or use auto or torch")
+
+
 def load_pipeline_model(config: PipelineConfig, device: torch.device, log: Logger) -> tuple[torch.nn.Module, str]:
     """(model in eval mode, weights status). Empty `checkpoint` = the shipped one; without it, a seeded
     untrained `small` model so the pipeline still runs end to end (said loudly: outputs are noise)."""
@@ -152,6 +166,7 @@ class StreamingReconstructor:
         self._log_fn = logger
         self._last_log: dict[str, float] = {}
         self.device = resolve_device(config.device)
+        check_renderer(config.renderer, self.device)
         if model is None:
             self.model, self.weights = load_pipeline_model(config, self.device, self._log)
         else:
@@ -242,7 +257,8 @@ class StreamingReconstructor:
                 return self._drop("bad_stamp", f"image stamp {raw_stamp!r} is not a finite number of seconds")
             camera = self._camera
             if camera is None:
-                return self._drop("no_camera_info", "no valid camera_info received yet; images wait for intrinsics")
+                return self._drop("no_camera_info", "no valid camera_info received yet; images are dropped until "
+                                                    "one arrives (check the camera_info topic and its remapping)")
             problem = check_image(rgb, camera)
             if problem is not None:
                 return self._drop("bad_image", problem)

@@ -81,8 +81,18 @@ def load_trainer_state(directory: str | Path) -> tuple[dict[str, Any], dict[str,
             f"{directory}: cannot resume, expected {TRAINER_STATE_FILE} and {OPTIMIZER_FILE} there "
             f"(written by `dgslrm train --out {directory}`); start without --resume instead"
         )
-    state = json.loads(state_path.read_text())
-    tensors = load_file(str(opt_path))
+    try:
+        state = json.loads(state_path.read_text())
+        if not isinstance(state, dict) or "step" not in state or "optimizer" not in state:
+            raise ValueError("expected an object with 'step' and 'optimizer'")
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError
+        raise TrainStateError(f"{state_path}: unreadable trainer state ({error}); the run was interrupted while "
+                              "saving or the file was damaged; start without --resume") from error
+    try:
+        tensors = load_file(str(opt_path))
+    except Exception as error:  # safetensors raises its own SafetensorError for a truncated file
+        raise TrainStateError(f"{opt_path}: corrupt or truncated optimizer state ({error}); "
+                              "start without --resume") from error
     rng = {k.removeprefix("rng."): v for k, v in tensors.items() if k.startswith("rng.")}
     opt_tensors = {k: v for k, v in tensors.items() if k.startswith("state.")}
     return state, optimizer_from_safetensors(opt_tensors, state.pop("optimizer")), rng

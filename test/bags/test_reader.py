@@ -105,6 +105,21 @@ def test_unsupported_encoding_strict_and_lenient(tmp_path):
     assert reader.skipped == {"image: UnsupportedEncodingError": 1}
 
 
+def test_bad_stamp_is_one_skipped_message_not_the_end_of_the_bag(tmp_path):
+    ts = default_typestore()
+    bad = default_message(ts, "sensor_msgs/msg/Image", header=header(ts, 1_000, "cam"), height=2, width=2,
+                          encoding="rgb8", step=6, data=np.zeros(12, np.uint8))
+    bad.header.stamp.nanosec = 1_500_000_000  # not normalised: out of [0, 1e9)
+    with BagWriter(tmp_path / "bag") as bag:
+        bag.write_message("image", bad, log_time_ns=1_000)
+        bag.write_image("image", 2_000, np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(BagReadError, match="nanosec"):
+        list(read_bag(tmp_path / "bag"))
+    reader = BagReader(tmp_path / "bag", strict=False)
+    assert [r.stamp_ns for r in reader] == [2_000]
+    assert reader.skipped == {"image: StampError": 1}
+
+
 def test_missing_bag_path(tmp_path):
     with pytest.raises(BagReadError, match="does not exist"):
         BagReader(tmp_path / "nope")

@@ -13,6 +13,7 @@ from dgslrm_ros.cli import replay
 from dgslrm_ros.convert.camera_info import CameraIntrinsics
 from dgslrm_ros.convert.pointcloud import GAUSSIAN_FIELDS, TrajectoryCloud, unpack_gaussians, unpack_trajectories
 from dgslrm_ros.core.cameras import camera_rays
+from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.model.checkpoint import save_checkpoint
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.dgslrm import DGSLRM
@@ -51,7 +52,8 @@ def bag_and_checkpoint(tmp_path_factory, dgslrm, tiny_model):
 def test_replay_writes_bag_pngs_and_ground_truth_metrics(dgslrm, bag_and_checkpoint, tmp_path, capsys):
     bag, checkpoint = bag_and_checkpoint
     out = tmp_path / "out"
-    rc = dgslrm(["replay", str(bag), "--out", str(out), "--checkpoint", str(checkpoint), "--no-progress", *TINY_ARGS])
+    rc = dgslrm(["replay", str(bag), "--out", str(out), "--checkpoint", str(checkpoint), "--no-progress",
+                 "--save-windows", *TINY_ARGS])
     assert rc == 0
     assert "novel views: PSNR" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
@@ -75,11 +77,19 @@ def test_replay_writes_bag_pngs_and_ground_truth_metrics(dgslrm, bag_and_checkpo
             cloud = unpack_gaussians(msg)
             assert msg.height == 1 and [f.name for f in msg.fields] == list(GAUSSIAN_FIELDS)
             assert np.isfinite(cloud.means).all() and msg.header.frame_id == "world"
+            last_cloud = cloud
         if topic == "trajectories":
             trajectories = unpack_trajectories(msg)
             assert msg.width == 8 and (trajectories.t <= 0).all() and trajectories.t[0, -1] == 0
+        if topic == "rendered":  # like the node: every output in the world frame
+            assert msg.encoding == "rgb8" and msg.header.frame_id == "world"
     assert counts == {t: windows for t in ("gaussians", "trajectories", "tracks_markers", "rendered", "diagnostics")}
     assert len(stamps) == windows  # stamped at each window's newest frame
+    # --save-windows: one file per window for `dgslrm export`, the same Gaussians as the published cloud
+    saved = sorted((out / replay.WINDOWS_DIR).glob("window_*.safetensors"))
+    assert len(saved) == windows
+    newest = DeformableGaussians.load(saved[-1])
+    np.testing.assert_allclose(newest.positions(newest.num_frames - 1).numpy(), last_cloud.means, atol=1e-5)
     # an existing output bag is refused, not overwritten
     assert dgslrm(["replay", str(bag), "--out", str(out), "--checkpoint", str(checkpoint), "--no-progress",
                    *TINY_ARGS]) == 2
@@ -135,6 +145,56 @@ def test_wrong_pose_topic_explains_why_nothing_was_reconstructed(dgslrm, bag_and
     # strict JSON (no NaN) even when nothing could be scored
     metrics = json.loads((out / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert metrics["windows"] == 0 and metrics["input_psnr"] is None and metrics["dropped"]["no_pose"] == FRAMES
+
+
+def test_ground_truth_views_without_their_own_camera_info_use_the_input_one(dgslrm, bag_and_checkpoint, tmp_path,
+                                                                           capsys):
+    """The contract's gt views share the input camera_info: a bag without gt/views/<k>/camera_info is scored."""
+    from dgslrm_ros.bags.writer import BagWriter
+
+    bag, checkpoint = bag_and_checkpoint
+    stripped = tmp_path / "stripped"
+    with BagWriter(stripped) as writer:
+        for topic, log_time, msg in read_messages(bag):
+            if topic.startswith("gt/views/") and topic.endswith("/camera_info"):
+                continue
+            writer.write_message(topic, msg, log_time)
+    out = tmp_path / "out"
+    assert dgslrm(["replay", str(stripped), "--out", str(out), "--checkpoint", str(checkpoint), "--no-progress",
+                   *TINY_ARGS]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["novel_view"]["count"] == metrics["windows"] * (VIEWS - 1) > 0
+    assert np.isfinite(metrics["novel_view"]["psnr"])
+
+
+def test_missing_bag_corrupt_bag_and_corrupt_checkpoint_give_clear_errors(dgslrm, bag_and_checkpoint, tmp_path,
+                                                                          capsys):
+    bag, checkpoint = bag_and_checkpoint
+    rc = dgslrm(["replay", str(tmp_path / "no_such_bag"), "--out", str(tmp_path / "o1"), "--checkpoint",
+                 str(checkpoint), "--no-progress", *TINY_ARGS])
+    assert rc == 2
+    assert "does not exist" in capsys.readouterr().err
+
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "garbage_0.mcap").write_bytes(b"not an mcap file at all")
+    rc = dgslrm(["replay", str(garbage), "--out", str(tmp_path / "o2"), "--checkpoint", str(checkpoint),
+                 "--no-progress", *TINY_ARGS])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "broke off" in err and "corrupt" in err and "check the topic names" not in err
+
+    broken = tmp_path / "broken_checkpoint"
+    broken.mkdir()
+    for item in checkpoint.parent.iterdir() if checkpoint.is_file() else checkpoint.iterdir():
+        (broken / item.name).write_bytes(item.read_bytes())
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    rc = dgslrm(["replay", str(bag), "--out", str(tmp_path / "o3"), "--checkpoint", str(broken), "--no-progress",
+                 *TINY_ARGS])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors" in err and "corrupt or truncated" in err
 
 
 def test_bad_parameter_is_refused_by_name(dgslrm, bag_and_checkpoint, tmp_path, capsys):

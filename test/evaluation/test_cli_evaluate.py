@@ -19,3 +19,15 @@ def test_eval_cli_prints_table_and_writes_json(tiny_model, tmp_path, capsys):
     scene_id = metrics["scenes"][0]["scene_id"]
     assert scene_id >= 1_000_000  # an evaluation seed, never a training one
     assert (tmp_path / "cache" / "config.json").is_file()
+
+
+def test_eval_cli_refuses_a_truncated_checkpoint_with_a_clear_message(tiny_model, tmp_path, capsys):
+    save_checkpoint(tmp_path / "ckpt", tiny_model)
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # an interrupted copy
+    code = main(["eval", "--checkpoint", str(tmp_path / "ckpt"), "--num-scenes", "1", "--out", str(tmp_path / "eval"),
+                 "--device", "cpu"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors" in err and "corrupt or truncated" in err
+    assert not (tmp_path / "eval" / "metrics.json").exists()

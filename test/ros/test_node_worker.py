@@ -1,5 +1,6 @@
 """The node's worker in-process (real rclpy, real DDS to a listener node): a window that fails is
-logged and counted, the next window is still published, and destroy_node() joins the worker."""
+logged and counted, the next window is still published (stamped with its newest image's exact
+stamp), and destroy_node() joins the worker."""
 from __future__ import annotations
 
 import random
@@ -20,7 +21,9 @@ def test_a_failed_window_is_counted_and_the_next_one_published(
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
+    from builtin_interfaces.msg import Time
     from sensor_msgs.msg import PointCloud2
+    from std_msgs.msg import Header
 
     from dgslrm_ros.ros import messages
     from dgslrm_ros.ros.node import DgslrmNode
@@ -52,8 +55,13 @@ def test_a_failed_window_is_counted_and_the_next_one_published(
 
         scene = np.load(scene_file)
         K, height, width = scene["K"], scene["frames"].shape[1], scene["frames"].shape[2]
+        # Camera-driver stamps at epoch magnitude with arbitrary nanoseconds: a float64 cannot hold
+        # them, and the outputs must still carry the newest image's stamp to the nanosecond.
+        stamps_ns = [1_700_000_000_123_456_789 + round(float(scene["timestamps"][i]) * 1e9) + 7 * i
+                     for i in range(12)]
         for i in range(12):  # windows end at frames 7 and 11
-            header = messages.header(100.0 + float(scene["timestamps"][i]), "world")
+            sec, nanosec = divmod(stamps_ns[i], 1_000_000_000)
+            header = Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id="world")
             node._on_camera_info(messages.camera_info_msg(K, width, height, header))
             node._on_pose(messages.pose_msg(scene["world_T_cam"][i], header))
             node._on_image(messages.image_msg(scene["frames"][i], header))
@@ -63,7 +71,8 @@ def test_a_failed_window_is_counted_and_the_next_one_published(
             executor.spin_once(timeout_sec=0.1)
 
         assert len(calls) == 2 and len(received) == 1
-        assert messages.stamp_seconds(received[0].header.stamp) == pytest.approx(100.0 + scene["timestamps"][11])
+        out = received[0].header.stamp
+        assert out.sec * 1_000_000_000 + out.nanosec == stamps_ns[11]
         status = node.status()
         assert status["windows_failed"] == 1 and status["windows_published"] == 1
         assert "injected failure" in status["last_error"]

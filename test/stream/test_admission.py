@@ -141,6 +141,8 @@ def test_bad_input_is_counted_and_survived(make_pipeline, kit):
     assert d["dropped_bad_pose"] == 2 and d["dropped_pose_frame_mismatch"] == 1
     assert d["dropped_bad_image"] == 3 and d["dropped_bad_stamp"] == 3
     assert any("uncalibrated" in m for _, m in logs) and any("odom" in m for _, m in logs)
+    # the log says what happens to the images and where to look (they are dropped, not kept waiting)
+    assert any("no_camera_info" in m and "dropped until" in m and "camera_info topic" in m for _, m in logs)
     # and the pipeline still works
     results = feed(pipeline, kit, np.float32(2.0) + np.arange(8, dtype=np.float32) * np.float32(0.1))
     assert results == [None] * 8 and len(drain(pipeline)) == 1  # numpy float32 stamps are fine
@@ -154,3 +156,11 @@ def test_pose_stream_restart_discards_old_poses(make_pipeline, kit):
     assert pipeline.diagnostics()["dropped_pose_stamp_backwards"] == 1
     assert pipeline.add_image(10.0, kit.image()) is None
     assert pipeline.diagnostics()["frames_admitted"] == 1
+
+
+def test_gsplat_renderer_without_cuda_is_refused_by_name_at_start(make_pipeline):
+    from dgslrm_ros.stream.config import ConfigError
+
+    # not once per window at run time: the node would run and never publish
+    with pytest.raises(ConfigError, match="parameter 'renderer'.*CUDA"):
+        make_pipeline(renderer="gsplat", device="cpu")

@@ -24,3 +24,8 @@ def test_train_cli_runs_evaluates_and_resumes(tmp_path, capsys):
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "eval" not in r] == [1, 2, 3]
     assert any("eval" in r for r in log)
+
+    (out / "trainer_state.json").write_text("{\"step\": ")  # a save interrupted half-way
+    assert main(args[:-3] + ["--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "trainer_state.json" in err and "without --resume" in err

@@ -42,3 +42,20 @@ def test_optimizer_state_round_trip(tmp_path):
 
     with pytest.raises(TrainStateError, match="cannot resume"):
         load_trainer_state(tmp_path / "missing")
+
+
+def test_damaged_resume_files_raise_train_state_error_naming_the_file(tmp_path):
+    import pytest
+
+    model = torch.nn.Linear(4, 2)
+    opt = _trained_optimizer(torch.nn.Sequential(model))
+    save_trainer_state(tmp_path, opt, {"step": 3}, {"torch": torch.get_rng_state()})
+    good_state = (tmp_path / TRAINER_STATE_FILE).read_text()
+    (tmp_path / TRAINER_STATE_FILE).write_text(good_state[: len(good_state) // 2])  # interrupted write
+    with pytest.raises(TrainStateError, match=TRAINER_STATE_FILE):
+        load_trainer_state(tmp_path)
+    (tmp_path / TRAINER_STATE_FILE).write_text(good_state)
+    weights = (tmp_path / OPTIMIZER_FILE).read_bytes()
+    (tmp_path / OPTIMIZER_FILE).write_bytes(weights[:40])
+    with pytest.raises(TrainStateError, match="corrupt or truncated"):
+        load_trainer_state(tmp_path)
