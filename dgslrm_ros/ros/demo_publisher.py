@@ -4,7 +4,7 @@ The scene is an .npz written by `save_scene` (frames uint8 [T, H, W, 3], K [3, 3
 [T, 4, 4], timestamps [T] s). Used by `dgslrm demo` and the DDS tests as a separate process, so the
 node sees exactly what a camera driver and a localiser would send. `--bad-inputs` first sends what a
 misbehaving robot sends (images before any camera_info, an unsupported encoding, a NaN pose, a stamp
-going backwards) to show the node survives it.
+jumping seconds backwards, as when a bag loops) to show the node survives it.
 
     python -m dgslrm_ros.ros.demo_publisher SCENE.npz [--speed 1.0] [--bad-inputs]
 """
@@ -19,6 +19,9 @@ import numpy as np
 
 BAD_ENCODING = "bgr16"
 BACKWARDS_AFTER = 3  # with --bad-inputs, after this frame an image stamped before frame 0 is sent
+# ... this many seconds before frame 0: a stream restart (the node resets its window buffer), well
+# beyond the node's IMAGE_RESET_S, under which an older stamp is mere jitter (that image dropped alone)
+BACKWARDS_JUMP_S = 5.0
 
 
 def save_scene(path: str | Path, frames: np.ndarray, K: np.ndarray, world_T_cam: np.ndarray,
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             pub_info.publish(messages.camera_info_msg(K, width, height, h))
             pub_image.publish(messages.image_msg(frames[i], h))
             if args.bad_inputs and i == BACKWARDS_AFTER:  # early, so full windows follow it
-                pub_image.publish(messages.image_msg(frames[i], hdr(0, -0.5)))
+                pub_image.publish(messages.image_msg(frames[i], hdr(0, -BACKWARDS_JUMP_S)))
         log.info(f"published {len(frames)} frames of {width}x{height} at {1.0 / period:.1f} Hz")
         time.sleep(0.5)  # reliable samples still in flight
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -41,15 +41,20 @@ _PARAM_TYPES = {str: ParameterType.PARAMETER_STRING, int: ParameterType.PARAMETE
                 float: ParameterType.PARAMETER_DOUBLE}
 
 
-def descriptor(spec: ParamSpec) -> ParameterDescriptor:
+def descriptor(spec: ParamSpec, *, dynamic: bool = False) -> ParameterDescriptor:
     """The ParameterDescriptor `ros2 param describe` shows: description, range, read-only.
 
-    Read-only because the model and buffers are built from the values at start-up.
+    Read-only because the model and buffers are built from the values at start-up. `dynamic` gives the
+    first-pass descriptor of a float parameter: dynamically typed and writable, so an integer override
+    (`-p frame_rate:=30`, YAML `frame_rate: 30`) gets past rclpy's type check to the table's own check,
+    after which the parameter is declared again with this static, read-only descriptor.
     """
     desc = ParameterDescriptor(
         name=spec.name, type=_PARAM_TYPES[spec.type], description=spec.description,
-        additional_constraints=spec.constraints(), read_only=True,
+        additional_constraints=spec.constraints(), read_only=not dynamic, dynamic_typing=dynamic,
     )
+    if dynamic:
+        desc.type = ParameterType.PARAMETER_NOT_SET
     if spec.type is int and (spec.minimum is not None or spec.maximum is not None):
         desc.integer_range = [IntegerRange(
             from_value=int(spec.minimum if spec.minimum is not None else -(2**63)),
@@ -112,6 +117,9 @@ class DgslrmNode(Node):
         values: dict[str, Any] = {}
         for spec in PARAMETERS:
             try:
+                if spec.type is float:
+                    values[spec.name] = self._declare_float(spec)
+                    continue
                 parameter = self.declare_parameter(spec.name, spec.default, descriptor(spec))
             except ParameterException as error:  # wrong type or out of the descriptor's range
                 raise ParameterError(
@@ -119,6 +127,19 @@ class DgslrmNode(Node):
                 ) from error
             values[spec.name] = parameter.value
         return values
+
+    def _declare_float(self, spec: ParamSpec) -> float:
+        """A double parameter that also takes an integer override (`frame_rate:=30`), as params.py promises.
+
+        rclpy types `-p x:=30` as an integer and refuses it for a statically typed double, so the value
+        is first read through a dynamically typed declaration, checked and coerced by the table (a
+        string, a bool or a value out of range is refused naming the parameter), and the parameter is
+        declared again as a read-only double holding the coerced value: `ros2 param get` shows 30.0.
+        """
+        value = self.declare_parameter(spec.name, spec.default, descriptor(spec, dynamic=True)).value
+        self.undeclare_parameter(spec.name)
+        checked = float(spec.check(value))  # ParameterError naming the parameter
+        return self.declare_parameter(spec.name, checked, descriptor(spec), ignore_override=True).value
 
     # ------------------------------------------------------------------ callbacks: convert + enqueue
     def _reject(self, kind: str, error: Exception | str) -> None:

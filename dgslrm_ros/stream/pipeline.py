@@ -42,7 +42,8 @@ DROP_REASONS: tuple[str, ...] = (
     "rate",  # image faster than frame_rate
     "no_camera_info",  # image before any valid camera_info
     "no_pose",  # no pose within sync_tolerance of the image stamp (after waiting for a late one)
-    "stamp_backwards",  # image stamp older than the previous one (bag loop): buffers reset
+    "out_of_order",  # image stamp less than IMAGE_RESET_S older than the previous one (jitter): that image alone
+    "stamp_backwards",  # image stamp IMAGE_RESET_S or more older than the previous one (bag loop): buffers reset
     "duplicate_stamp",  # same stamp as the previous image
     "bad_stamp",  # NaN/inf stamp
     "bad_image",  # not uint8 [H, W, 3], or a size other than camera_info's
@@ -54,10 +55,14 @@ DROP_REASONS: tuple[str, ...] = (
     "bad_camera_info",  # unusable camera_info (kept the previous one)
 )
 # The reasons that lose an image (the others lose poses, camera_infos or whole windows).
-FRAME_DROP_REASONS: tuple[str, ...] = ("rate", "no_camera_info", "no_pose", "stamp_backwards", "duplicate_stamp",
-                                       "bad_stamp", "bad_image", "short_sequence")
+FRAME_DROP_REASONS: tuple[str, ...] = ("rate", "no_camera_info", "no_pose", "out_of_order", "stamp_backwards",
+                                       "duplicate_stamp", "bad_stamp", "bad_image", "short_sequence")
 POSE_WAIT_S = 0.5  # stream seconds an image waits for a late pose
 POSE_RESET_S = 1.0  # a pose this much older than the newest means the pose stream restarted
+# An image this much (or more) older than the previous one means the stream restarted (bag loop,
+# restarted driver): the window buffer resets. Less is transport jitter (separate DDS samples can be
+# delivered out of order): only that image is dropped, the window in progress and track ids are kept.
+IMAGE_RESET_S = 1.0
 MAX_WAITING_IMAGES = 32  # images waiting for a pose (bounded memory under a pose outage)
 RATE_SLACK = 0.1  # fraction of a frame period a frame may come before its due time (stamp jitter)
 LOG_THROTTLE_S = 5.0
@@ -263,11 +268,17 @@ class StreamingReconstructor:
             if problem is not None:
                 return self._drop("bad_image", problem)
             last = self._last_image_stamp
-            if last is not None and stamp < last:
+            if last is not None and last - stamp >= IMAGE_RESET_S:
                 self._reset(stamp)
                 self._last_image_stamp = float(stamp)
-                return self._drop("stamp_backwards", f"image stamp went back {last - stamp:.3f} s (bag loop?); "
-                                                     "window buffer reset")
+                return self._drop("stamp_backwards", f"image stamp went back {last - stamp:.3f} s (>= "
+                                                     f"{IMAGE_RESET_S:g} s: bag loop or restarted stream?); "
+                                                     "window buffer reset, a new window sequence starts")
+            if last is not None and stamp < last:
+                return self._drop("out_of_order", f"image stamp {stamp:.3f} is {last - stamp:.3f} s older than the "
+                                                  f"previous image {last:.3f} (less than {IMAGE_RESET_S:g} s: "
+                                                  "out-of-order delivery); this image dropped, the window in "
+                                                  "progress kept")
             if last is not None and stamp == last:
                 return self._drop("duplicate_stamp")
             self._last_image_stamp = float(stamp)

@@ -3,7 +3,8 @@ scene (32 px, 10 fps) with bad inputs first, the node reconstructs with a tiny m
 every message it receives (inputs too) to an mcap bag, which the assertions read back with rosbags.
 
 Bad inputs sent: 2 images before any camera_info, a `bgr16` image, a NaN pose, and after frame 3 an
-image stamped before frame 0 (the buffer resets), so exactly two windows follow: frames 4-11 and 8-15.
+image stamped 5 s before frame 0 (a jump back of at least IMAGE_RESET_S: the buffer resets, counted as
+stamp_backwards), so exactly two windows follow: frames 4-11 and 8-15.
 """
 from __future__ import annotations
 

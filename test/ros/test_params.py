@@ -69,6 +69,9 @@ def test_validate_refuses_wrong_types_and_unknown_names() -> None:
         ("window_frames:=0", "window_frames"),  # outside the descriptor's integer range
         ("device:=tpu", "device"),  # not a choice
         ("image_width:=wide", "image_width"),  # wrong type
+        ("frame_rate:=fast", "frame_rate"),  # a string for a double (integers are fine, see below)
+        ("frame_rate:=true", "frame_rate"),  # a bool is not a number
+        ("frame_rate:=0", "frame_rate"),  # an integer for a double is still range-checked
         ("window_frames:=6", "window_frames"),  # cross-field: not a multiple of keyframe_stride (PipelineConfig)
     ],
 )
@@ -129,6 +132,7 @@ def test_live_node_declares_the_table_with_yaml_defaults_and_remaps(dds, tiny_ch
     for spec in PARAMETERS:
         declared = ours[spec.name]
         assert declared["description"] == spec.description and declared["read_only"]
+        assert declared["type"] == {int: 2, float: 3, str: 4}[spec.type], spec.name  # static, the table's type
         expected = params.get(spec.name, spec.default)
         assert declared["value"] == pytest.approx(expected), (spec.name, declared["value"], expected)
         if spec.minimum is not None:
@@ -143,3 +147,31 @@ def test_live_node_declares_the_table_with_yaml_defaults_and_remaps(dds, tiny_ch
     rc, seconds = node.interrupt(signal.SIGTERM, timeout=15)  # systemd / launch stop with SIGTERM
     assert rc == 0 and seconds < 5.0, node.output
     assert "Traceback" not in node.output
+
+
+def _live_parameters(dds, extra: list[str]) -> tuple[dict, object]:  # noqa: ANN001
+    """Start the node with `extra` ROS args, read its parameters over DDS; (name -> declared, node)."""
+    node = dds.spawn(dds.node_args({}, [*extra, "-r", "image:=/cam/image_raw"]), "node")
+    probe = subprocess.run([dds.python, "-c", DESCRIBE], env=dds.env, cwd=ROOT, capture_output=True, text=True,
+                           timeout=90)
+    line = next((x for x in probe.stdout.splitlines() if x.startswith("PARAMS ")), None)
+    assert line, probe.stdout + probe.stderr + node.output
+    return json.loads(line[len("PARAMS "):]), node
+
+
+@pytest.mark.ros
+def test_integer_for_a_double_parameter_is_taken_as_a_double(dds, tiny_checkpoint: Path) -> None:  # noqa: ANN001
+    """`-p frame_rate:=30`: rclpy types the override as an integer; the node takes it as 30.0."""
+    params = {"checkpoint": str(tiny_checkpoint), **dds.tiny_params, "frame_rate": 30, "sync_tolerance": 0}
+    args = [a for key, value in params.items() for a in ("-p", f"{key}:={value}")]
+    assert "frame_rate:=30" in args and "sync_tolerance:=0" in args  # integers on the command line
+    live, node = _live_parameters(dds, args)
+    for name, expected in (("frame_rate", 30.0), ("sync_tolerance", 0.0)):
+        declared = live[name]
+        assert declared["type"] == 3 and declared["read_only"], (name, declared)  # PARAMETER_DOUBLE
+        assert type(declared["value"]) is float and declared["value"] == expected, (name, declared)
+        assert declared["float_range"] == [[BY_NAME[name].minimum, BY_NAME[name].maximum]]
+    node.wait_for(lambda: "ready:" in node.output, 10, "node ready")
+    assert node.popen.poll() is None, node.output
+    rc, _ = node.interrupt(signal.SIGINT, timeout=15)
+    assert rc == 0 and "Traceback" not in node.output, node.output

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dgslrm_ros.stream.pipeline import MAX_WAITING_IMAGES, POSE_WAIT_S
+from dgslrm_ros.stream.pipeline import DROP_REASONS, FRAME_DROP_REASONS, IMAGE_RESET_S, MAX_WAITING_IMAGES, POSE_WAIT_S
 
 
 def feed(pipeline, kit, stamps, with_pose=True):
@@ -87,6 +87,47 @@ def test_stamp_backwards_resets_cleanly(make_pipeline, kit):
     (again,) = drain(pipeline)
     assert again.sequence == windows[0].sequence + 1 and again.index == 0
     np.testing.assert_allclose(again.frames[0].world_T_cam, kit.pose_at(40.1))
+
+
+def test_out_of_order_image_is_dropped_alone_and_the_window_completes(make_pipeline, kit):
+    logs = []
+    pipeline = make_pipeline(max_pending_windows=64, logs=logs)
+    stamps = 60.0 + np.arange(12) * 0.1
+    feed(pipeline, kit, stamps[:5])  # frames 0..4 buffered, no window yet
+    late = stamps[4] - 0.03  # 30 ms older than the last image: transport jitter, not a bag loop
+    pipeline.add_pose(late, kit.pose_at(late), "world")
+    assert pipeline.add_image(late, kit.image()) == "out_of_order"
+    d = pipeline.diagnostics()
+    assert d["dropped_out_of_order"] == 1 and d["dropped_stamp_backwards"] == 0
+    assert d["sequence_restarts"] == 0 and d["buffered_frames"] == 5 and d["frames_admitted"] == 5
+    assert d["dropped_frames_total"] == 1  # an out-of-order image is a lost frame
+    assert any("out_of_order" in m and "0.030 s older" in m for _, m in logs)
+    # the window in progress is not thrown away: it completes with the frames on both sides
+    assert feed(pipeline, kit, stamps[5:]) == [None] * 7
+    windows = drain(pipeline)
+    assert [w.sequence for w in windows] == [0, 0] and [w.index for w in windows] == [0, 1]
+    np.testing.assert_allclose(windows[0].stamps, stamps[:8])
+    assert late not in windows[0].stamps
+    assert windows[1].frames[0] is windows[0].frames[4]  # chained windows: track ids carry over
+
+
+def test_image_reset_threshold_is_the_boundary(make_pipeline, kit):
+    pipeline = make_pipeline(max_pending_windows=64)
+    stamps = 70.0 + np.arange(3) * 0.1
+    feed(pipeline, kit, stamps)
+    last = float(stamps[-1])
+    just_under = last - IMAGE_RESET_S + 0.05
+    assert pipeline.add_image(just_under, kit.image()) == "out_of_order"
+    assert pipeline.diagnostics()["sequence_restarts"] == 0
+    assert pipeline.add_image(last - IMAGE_RESET_S, kit.image()) == "stamp_backwards"
+    assert pipeline.diagnostics()["sequence_restarts"] == 1
+
+
+def test_every_drop_reason_is_reported(make_pipeline):
+    assert "out_of_order" in DROP_REASONS and "out_of_order" in FRAME_DROP_REASONS
+    assert set(FRAME_DROP_REASONS) <= set(DROP_REASONS)
+    d = make_pipeline().diagnostics()
+    assert all(d[f"dropped_{reason}"] == 0 for reason in DROP_REASONS)  # present before anything happens
 
 
 def test_forward_jump_starts_new_sequence(make_pipeline, kit):
