@@ -45,8 +45,22 @@ def _check_float_fields(owner: str, values: dict[str, Tensor]) -> None:
         raise ValueError(f"{owner}: fields must share one device, got {devices}; move them with .to(device)")
 
 
+class _OnMeansDevice:
+    """device / dtype of a Gaussian set: those of its means (every float field follows them)."""
+
+    means: Tensor
+
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.means.dtype
+
+
 @dataclass(frozen=True, repr=False)
-class Gaussians:
+class Gaussians(_OnMeansDevice):
     """A static set of N 3D Gaussians (the renderer's input)."""
 
     means: Tensor  # [N, 3]
@@ -69,14 +83,6 @@ class Gaussians:
 
     def __repr__(self) -> str:  # shapes, not hundreds of thousands of numbers
         return f"Gaussians(N={len(self)}, dtype={self.dtype}, device={self.device})"
-
-    @property
-    def device(self) -> torch.device:
-        return self.means.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.means.dtype
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Gaussians:
         return Gaussians(**{f.name: getattr(self, f.name).to(device=device, dtype=dtype) for f in fields(self)})
@@ -136,7 +142,7 @@ def _rotate_quats(rotation: Tensor, quats: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True, repr=False)
-class DeformableGaussians:
+class DeformableGaussians(_OnMeansDevice):
     """Keyframe Gaussians of one window plus their per-frame offsets.
 
     Gaussian i sits at `means[i] + offsets[i, n]` at window frame n (time `timestamps[n]`); the other
@@ -207,14 +213,6 @@ class DeformableGaussians:
             keyframe_index=(torch.zeros(n, dtype=torch.long, device=gaussians.device)
                             if keyframe_index is None else keyframe_index),
         )
-
-    @property
-    def device(self) -> torch.device:
-        return self.means.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.means.dtype
 
     def _map(self, fn: Callable[[str, Tensor], Tensor]) -> DeformableGaussians:
         """Rebuild with fn(field name, tensor) applied to every field."""
