@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from dgslrm_ros.convert.image import frames_to_rgb8
+    from dgslrm_ros.core.cameras import intrinsics_to_opencv
     from dgslrm_ros.data.sequence import generate_sequence
     from dgslrm_ros.ros.demo_publisher import save_scene
     from dgslrm_ros.ros.params import ParameterError, validate
@@ -134,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
     seq = generate_sequence(seed=args.seed, num_frames=args.frames, height=args.size, width=args.size, fps=FPS,
                             num_views=2, track_grid=track_grid)
     frames = frames_to_rgb8(seq.frames.numpy())  # [V, T, H, W, 3]
-    scene = save_scene(out / "scene.npz", frames[0], seq.K[0].numpy(), seq.world_T_cam[0].numpy(),
+    # CameraInfo carries OpenCV intrinsics (pixel centres at integers); the generator's are ours (+0.5).
+    camera_info_K = intrinsics_to_opencv(seq.K[0]).numpy()
+    scene = save_scene(out / "scene.npz", frames[0], camera_info_K, seq.world_T_cam[0].numpy(),
                        seq.timestamps.numpy())
 
     stride = max(window // 2, keyframe_stride)

@@ -80,3 +80,20 @@ def test_demo_writes_ply_png_and_metrics(demo: tuple[Path, subprocess.CompletedP
     assert metrics["weights"].startswith("checkpoint") and metrics["weights_untrained"] is False
     assert metrics["node_diagnostics"]["device"] == "cpu"
     assert metrics["processes"]["dgslrm_node_exit"] == 0  # clean SIGINT shutdown
+
+
+@pytest.mark.ros
+def test_demo_publishes_opencv_intrinsics_in_camera_info(demo: tuple[Path, subprocess.CompletedProcess]) -> None:
+    # The generator's K puts pixel centres at +0.5; CameraInfo's (OpenCV) at integers. A missing
+    # conversion shifts every reprojection in the node by half a pixel.
+    from dgslrm_ros.bags.reader import CameraInfoRecord, read_bag
+    from dgslrm_ros.data.sequence import generate_sequence
+
+    out, _ = demo
+    infos = [r for r in read_bag(out / "bag") if isinstance(r, CameraInfoRecord)]
+    assert infos
+    expected = generate_sequence(seed=1, num_frames=16, height=32, width=32, num_views=2, track_grid=4).K[0]
+    expected = expected.double().numpy().copy()
+    expected[:2, 2] -= 0.5
+    for record in infos:
+        assert abs(record.intrinsics.K - expected).max() < 1e-6
