@@ -1,0 +1,64 @@
+"""The checkpoint the package ships (dgslrm_ros/checkpoints/small): loadable, small, the node's default,
+and better than an untrained model of the same size on a held-out window it never saw."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dgslrm_ros.data.dataset import EVAL_SEED_START, WindowDatasetConfig, make_window_sample
+from dgslrm_ros.model.checkpoint import load_model, read_checkpoint_info
+from dgslrm_ros.model.config import ModelConfig
+from dgslrm_ros.model.dgslrm import DGSLRM
+from dgslrm_ros.stream.config import PipelineConfig
+from dgslrm_ros.stream.pipeline import SHIPPED_CHECKPOINT, load_pipeline_model
+from dgslrm_ros.training.batch import add_batch_dim, normalize_batch
+
+MAX_BYTES = 16 * 1024 * 1024
+
+
+def test_shipped_checkpoint_is_fp16_small_and_under_16_mb():
+    weights = SHIPPED_CHECKPOINT / "model.safetensors"
+    assert weights.is_file() and (SHIPPED_CHECKPOINT / "config.json").is_file()
+    assert weights.stat().st_size <= MAX_BYTES
+    info = read_checkpoint_info(SHIPPED_CHECKPOINT)
+    assert info["weights_dtype"] == "float16"
+    small = ModelConfig.preset("small")
+    stored = json.loads((SHIPPED_CHECKPOINT / "config.json").read_text())["model_config"]
+    for name in ("width", "layers", "heads", "patch_size", "window_frames", "keyframe_stride"):
+        assert stored[name] == getattr(small, name), name
+    assert json.loads((SHIPPED_CHECKPOINT / "config.json").read_text())["extra"]["step"] > 0
+
+
+def test_pipeline_loads_the_shipped_checkpoint_by_default():
+    logs: list[tuple[str, str]] = []
+    model, weights = load_pipeline_model(PipelineConfig(), torch.device("cpu"), lambda level, m: logs.append((level, m)))
+    assert weights.startswith("checkpoint") and "untrained" not in weights
+    assert not any(level == "error" for level, _ in logs)
+    assert model.config.window_frames == PipelineConfig().window_frames
+
+
+@torch.no_grad()
+def _depth_error(model: DGSLRM, sample: dict) -> float:
+    """Mean L1 of the predicted keyframe z-depth against ground truth, normalised units, non-sky pixels
+    (the quantity the depth loss trains)."""
+    batch, _ = normalize_batch(add_batch_dim(sample), scene_scale=1.0)
+    prediction = model(batch["frames"], batch["K"], batch["world_T_cam"], batch["timestamps"])
+    keyframes = batch["keyframe_index"][0]
+    truth = batch["depth"][:, keyframes]  # [1, Kf, 1, H, W]
+    valid = truth < model.config.far
+    return float((prediction.depth - truth).abs()[valid].mean())
+
+
+def test_shipped_weights_predict_depth_better_than_untrained_on_a_held_out_window():
+    trained = load_model(SHIPPED_CHECKPOINT)
+    torch.manual_seed(0)
+    untrained = DGSLRM(trained.config).eval()
+    config = WindowDatasetConfig(height=trained.config.image_size, width=trained.config.image_size)
+    errors = {"trained": 0.0, "untrained": 0.0}
+    for seed in range(EVAL_SEED_START + 7, EVAL_SEED_START + 11):
+        sample = make_window_sample(seed, config)
+        errors["trained"] += _depth_error(trained, sample)
+        errors["untrained"] += _depth_error(untrained, sample)
+    assert errors["trained"] < 0.8 * errors["untrained"], errors
