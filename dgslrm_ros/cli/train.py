@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=1000, help="total optimizer steps of the run")
     parser.add_argument("--out", default="out/train", help="run directory (checkpoints, logs, previews)")
     parser.add_argument("--resume", action="store_true", help="continue from the state saved in --out")
+    parser.add_argument("--init-from", default="",
+                        help="start a new run from these weights (checkpoint folder; its architecture replaces --preset)")
     parser.add_argument("--stop-after", type=int, default=0,
                         help="run at most this many steps now, then checkpoint (continue later with --resume)")
     parser.add_argument("--batch-size", type=int, default=4, help="windows per step and process")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from dgslrm_ros.training.state import TrainStateError
 
     config = TrainConfig(
-        preset=args.preset, steps=args.steps, out=args.out, resume=args.resume, stop_after=args.stop_after, batch_size=args.batch_size,
+        preset=args.preset, steps=args.steps, out=args.out, resume=args.resume, init_from=args.init_from, stop_after=args.stop_after, batch_size=args.batch_size,
         lr=args.lr, warmup_steps=args.warmup, image_size=args.image_size, eval_every=args.eval_every,
         eval_scenes=args.eval_scenes, checkpoint_every=args.checkpoint_every, workers=args.workers,
         device=args.device, scene_scale=args.scene_scale, scene_preset=args.scene_preset,

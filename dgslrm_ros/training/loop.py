@@ -55,6 +55,7 @@ class TrainConfig:
     workers: int = 2
     device: str = "auto"
     resume: bool = False
+    init_from: str = ""  # a fresh run starts from these weights and their architecture (e.g. the shipped checkpoint)
     stop_after: int = 0  # run at most this many steps in this call (then checkpoint; --resume continues); 0 = all
     seed: int = 0
     scene_scale: float = 1.0  # SceneNormalization prior (metres per normalised unit)
@@ -183,6 +184,16 @@ def train(config: TrainConfig, dataset: Dataset | None = None, eval_samples: Dat
         model = load_model(out, device)
         resume_state = load_trainer_state(out)
         start_step = int(resume_state[0]["step"])
+    elif config.init_from:
+        # Fine-tuning / continuing across sessions from committed weights when the optimizer state is
+        # gone: the checkpoint's architecture wins over --preset; only the training resolution may change
+        # (the model has no positional embedding, so it runs at any multiple of the patch size).
+        model = load_model(config.init_from, device)
+        if config.window_frames and config.window_frames != model.config.window_frames:
+            raise ValueError(f"TrainConfig.window_frames={config.window_frames} differs from the "
+                             f"{model.config.window_frames} frames of --init-from {config.init_from}; drop it")
+        if config.image_size:
+            model.config = replace(model.config, image_size=config.image_size)
     else:
         torch.manual_seed(config.seed)
         model = DGSLRM(config.model_config()).to(device)

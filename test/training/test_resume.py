@@ -42,3 +42,31 @@ def test_resume_matches_uninterrupted_run(tiny_windows, tmp_path):
     assert again.history == [] and again.step == 4
     log = [json.loads(line) for line in (tmp_path / "split" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
+
+
+def test_init_from_starts_a_new_run_from_committed_weights(tiny_windows, tmp_path):
+    # Only the weights survive between sessions (the shipped fp16 checkpoint): a new run must start
+    # from them, not from a fresh initialisation.
+    from dgslrm_ros.model.checkpoint import save_checkpoint
+    from dgslrm_ros.model.config import ModelConfig
+    from dgslrm_ros.model.dgslrm import DGSLRM
+
+    torch.manual_seed(123)
+    earlier = DGSLRM(ModelConfig.preset("tiny", image_size=32))
+    save_checkpoint(tmp_path / "earlier", earlier, dtype=torch.float16)
+    stored = load_model(tmp_path / "earlier", "cpu")
+
+    def run(out, **overrides):
+        config = TrainConfig(preset="tiny", image_size=16, steps=1, out=str(out), batch_size=1, lr=1e-9, warmup_steps=1,
+                             eval_every=0, checkpoint_every=0, workers=0, device="cpu", progress=False,
+                             loss=LossConfig(perceptual="ssim", input_views=1), **overrides)
+        return train(config, dataset=tiny_windows).model
+
+    continued = run(tmp_path / "continued", init_from=str(tmp_path / "earlier"))
+    fresh = run(tmp_path / "fresh")
+    assert continued.config.image_size == 16  # the training resolution may change
+    distance = lambda a, b: max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+    assert distance(continued, stored) < 1e-5  # one step at lr 1e-9 barely moves the loaded weights
+    assert distance(fresh, stored) > 1e-2
+    with pytest.raises(ValueError, match="window_frames"):
+        run(tmp_path / "bad", init_from=str(tmp_path / "earlier"), window_frames=12)
