@@ -19,7 +19,7 @@ from rosbags.typesys.store import Typestore
 
 from dgslrm_ros.bags import messages, topics
 from dgslrm_ros.bags.mcap_stream import McapTruncatedError, scan_mcap
-from dgslrm_ros.convert.camera_info import CameraIntrinsics, camera_info_to_intrinsics
+from dgslrm_ros.convert.camera_info import CameraIntrinsics, camera_info_to_intrinsics, opencv_to_library_K
 from dgslrm_ros.convert.errors import ConversionError
 from dgslrm_ros.convert.image import image_to_rgb
 from dgslrm_ros.convert.pointcloud import TrajectoryCloud, unpack_trajectories
@@ -283,12 +283,8 @@ def load_sequence(path: str | Path, **options: Any) -> BagSequence:
         rgb.append(np.stack([images[view][s] for s in stamps]))
         world_T_cam.append(np.stack([poses[view][s] for s in stamps]))
         K.append(intrinsics.get(view, intrinsics[0]))  # contract: same camera_info unless the view has its own
-    # CameraInfo is OpenCV (pixel centres at integers); the library puts them at +0.5.
-    K_ours = np.stack(K).copy()
-    K_ours[:, 0, 2] += 0.5
-    K_ours[:, 1, 2] += 0.5
     return BagSequence(
-        stamps_ns=stamps, rgb=np.stack(rgb), K=K_ours, world_T_cam=np.stack(world_T_cam),
+        stamps_ns=stamps, rgb=np.stack(rgb), K=opencv_to_library_K(np.stack(K)), world_T_cam=np.stack(world_T_cam),
         trajectories=last_traj.trajectories if last_traj else None,
         trajectories_stamp_ns=last_traj.stamp_ns if last_traj else None,
     )

@@ -14,6 +14,7 @@ import numpy as np
 
 from dgslrm_ros.bags import topics
 from dgslrm_ros.bags.writer import BagWriter
+from dgslrm_ros.convert.camera_info import library_to_opencv_K
 from dgslrm_ros.convert.image import frames_to_rgb8
 from dgslrm_ros.convert.pointcloud import pack_trajectories
 
@@ -56,10 +57,7 @@ def write_sequence_bag(sequence: SequenceLike, path: str | Path, *, start_ns: in
                        storage: str = "mcap", compress: bool = False) -> Path:
     """Write one sequence as a bag directory at `path` (which must not exist); returns the path."""
     frames = _numpy(sequence.frames)
-    # CameraInfo holds OpenCV intrinsics (pixel centres at integers); ours put them at +0.5.
-    K = _numpy(sequence.K).astype(np.float64).copy()
-    K[:, 0, 2] -= 0.5
-    K[:, 1, 2] -= 0.5
+    K = library_to_opencv_K(_numpy(sequence.K))  # what CameraInfo carries
     poses = _numpy(sequence.world_T_cam).astype(np.float64)
     tracks = _numpy(sequence.track_points).astype(np.float32)
     visible = _numpy(sequence.track_visible).astype(np.float32)

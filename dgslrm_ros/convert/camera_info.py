@@ -51,6 +51,25 @@ class CameraInfoFields(NamedTuple):
     p: np.ndarray  # [12] float64
 
 
+# CameraInfo K is OpenCV's (pixel centres at integer coordinates); the library's K puts them at +0.5
+# (core.cameras.intrinsics_from_opencv is the torch twin). Conversion happens once, at this edge.
+PIXEL_CENTRE_SHIFT = 0.5
+
+
+def opencv_to_library_K(K: np.ndarray) -> np.ndarray:
+    """K [..., 3, 3] from a CameraInfo -> the library convention (principal point + 0.5 px)."""
+    out = np.array(K, dtype=np.float64, copy=True)
+    out[..., :2, 2] += PIXEL_CENTRE_SHIFT
+    return out
+
+
+def library_to_opencv_K(K: np.ndarray) -> np.ndarray:
+    """K [..., 3, 3] in the library convention -> the CameraInfo one (principal point - 0.5 px)."""
+    out = np.array(K, dtype=np.float64, copy=True)
+    out[..., :2, 2] -= PIXEL_CENTRE_SHIFT
+    return out
+
+
 def _check_K(K: np.ndarray, width: int, height: int, what: str) -> None:
     if K.shape != (3, 3):
         raise CameraInfoError(f"{what}: expected K with 9 values (3x3), got shape {K.shape}")

@@ -53,3 +53,14 @@ def test_unusable_intrinsics_are_rejected(msgs, header, k, width, match):
     bad = type("Info", (), dict(height=64, width=width, distortion_model="plumb_bob", d=fields.d, k=k))
     with pytest.raises(CameraInfoError, match=match):
         camera_info_to_intrinsics(bad)
+
+
+def test_opencv_and_library_intrinsics_differ_by_half_a_pixel_and_round_trip():
+    from dgslrm_ros.convert.camera_info import library_to_opencv_K, opencv_to_library_K
+
+    K = np.array([[[500.0, 0.0, 319.5], [0.0, 480.0, 239.5], [0.0, 0.0, 1.0]]] * 2)
+    ours = opencv_to_library_K(K)
+    assert ours[0, 0, 2] == 320.0 and ours[1, 1, 2] == 240.0
+    assert ours[0, 0, 0] == 500.0 and ours[0, 1, 1] == 480.0 and ours[0, 0, 1] == 0.0  # only the principal point
+    np.testing.assert_array_equal(library_to_opencv_K(ours), K)
+    assert K[0, 0, 2] == 319.5  # inputs untouched
