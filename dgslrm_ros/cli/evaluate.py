@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-baselines", action="store_true", help="score the network only")
     parser.add_argument("--cache", default=None, help="directory caching the rendered held-out windows")
     parser.add_argument("--scene-scale", type=float, default=None, help="metres per unit; default: the training run's")
+    parser.add_argument("--scene-preset", default=None,
+                        help="held-out scene family (data.scenes presets); default: the training run's")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
@@ -38,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"dgslrm eval: {error}", file=sys.stderr)
         return 2
     scene_scale = args.scene_scale if args.scene_scale is not None else float(extra.get("scene_scale", 1.0))
-    samples = held_out_windows(model.config, args.num_scenes, cache=args.cache,
-                               scene_preset=extra.get("scene_preset", "default"))
+    preset = args.scene_preset or extra.get("scene_preset", "default")
+    try:
+        samples = held_out_windows(model.config, args.num_scenes, cache=args.cache, scene_preset=preset)
+    except KeyError as error:  # unknown preset name
+        print(f"dgslrm eval: {error.args[0]}", file=sys.stderr)
+        return 2
+    print(f"dgslrm eval: {args.num_scenes} held-out windows of the {preset!r} scene family")
     config = EvalConfig(num_scenes=args.num_scenes, optimize_iters=args.optimize_iters,
                         refine_iters=args.refine_iters, baselines=not args.no_baselines, scene_scale=scene_scale)
     result = evaluate_model(model, samples, config, out_dir=args.out, device=device)

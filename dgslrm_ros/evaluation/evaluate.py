@@ -13,6 +13,13 @@ Per window and method (all in the window's normalised frame, errors reported in 
   median ground-truth keyframe depth is `reference_depth_m` (2 m, room scale as PointOdyssey) and
   grow linearly with that median depth, so a scene twice as large has thresholds twice as large.
   Pixels whose ground truth is sky (beyond the model's far plane) are left out.
+  This absolute error is mostly the keyframe depth error (shared by the static baseline, which uses
+  the same Gaussians), so the motion is also scored on its own:
+- scene flow: EPE (m) of each track's displacement from its keyframe instant against the GT
+  displacement (`flow_epe_m`, the static baseline's value is the mean GT motion), over all pixels
+  and over the *moving* pixels only (`moving_flow_epe_m`: GT travels more than the scaled 5 cm
+  threshold at some window frame; `moving_track_epe_m` is the absolute track EPE there, and
+  `moving_fraction` how much of the keyframe pixels that is).
 
 Methods: `dgslrm` (feed-forward), `static` (its deformation forced to zero), `optimised` (test-time
 optimisation from depth-unprojected pixels, see evaluation.baselines), and `dgslrm+refine` when
@@ -40,7 +47,8 @@ from dgslrm_ros.training.batch import add_batch_dim, normalize_batch, reference_
 from dgslrm_ros.training.losses import render_at_instants
 
 METRIC_KEYS = ("input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "heldout_psnr", "heldout_ssim", "track_epe_m",
-               "within_5cm", "within_10cm", "within_20cm", "motion_m", "seconds")
+               "within_5cm", "within_10cm", "within_20cm", "motion_m", "flow_epe_m", "moving_flow_epe_m",
+               "moving_track_epe_m", "moving_fraction", "seconds")
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,35 @@ def held_out_instant_views(seed: int, data_config, count: int) -> dict[str, Tens
     return {"frames": rendered.rgb, "K": plan.setup.rig.K[views], "world_T_cam": poses, "frame_position": position}
 
 
+def motion_metrics(pred_points: Tensor, gt_points: Tensor, keyframe_index: Tensor, valid: Tensor,
+                   metres_per_unit: float, moving_threshold_m: float) -> dict[str, float]:
+    """Scene-flow scores of one window: how well the tracks move, apart from where they start.
+
+    pred_points, gt_points [Kf, T, H, W, 3] (normalised), valid [Kf, T, H, W] (entries to score),
+    moving_threshold_m: a pixel is *moving* when its GT travels further than this at some frame.
+    -> motion_m (mean predicted travel), flow_epe_m, moving_flow_epe_m, moving_track_epe_m (metres),
+    moving_fraction (of the pixels with any valid entry). NaN where nothing qualifies.
+    """
+    frames = torch.arange(keyframe_index.numel(), device=pred_points.device)
+    pred_flow = pred_points - pred_points[frames, keyframe_index.long()][:, None]  # displacement from own instant
+    gt_flow = gt_points - gt_points[frames, keyframe_index.long()][:, None]
+    gt_travel = torch.nan_to_num(gt_flow.norm(dim=-1) * metres_per_unit, nan=0.0)  # [Kf, T, H, W]
+    scored_pixel = valid.any(dim=1)  # [Kf, H, W]
+    moving_pixel = (gt_travel * valid).amax(dim=1) > moving_threshold_m  # [Kf, H, W]
+    moving = valid & moving_pixel[:, None]
+
+    def mean_m(values: Tensor) -> float:
+        return float(values.mean()) * metres_per_unit if values.numel() else float("nan")
+
+    return {
+        "motion_m": mean_m(pred_flow.norm(dim=-1)[valid]),
+        "flow_epe_m": mean_m(track_errors(pred_flow, gt_flow, valid)),
+        "moving_flow_epe_m": mean_m(track_errors(pred_flow, gt_flow, moving)),
+        "moving_track_epe_m": mean_m(track_errors(pred_points, gt_points, moving)),
+        "moving_fraction": float(moving_pixel.sum()) / max(int(scored_pixel.sum()), 1),
+    }
+
+
 def _render_positions(gaussians: DeformableGaussians, positions: Tensor, world_T_cam: Tensor, K: Tensor,
                       height: int, width: int, background: float) -> Tensor:
     """Render one view per (possibly fractional) window frame position -> rgb [M, 3, H, W]."""
@@ -132,9 +169,8 @@ def score_window(gaussians: DeformableGaussians, batch: dict[str, Any], metres_p
     errors = track_errors(pred_points, gt_points, valid) * metres_per_unit
     metrics = track_metrics(errors, thresholds_m)
     out["track_epe_m"] = metrics["epe"]
-    own = pred_points[torch.arange(keyframe_index.numel()), keyframe_index]  # [Kf, H, W, 3] at the own keyframe
-    motion = (pred_points - own[:, None]).norm(dim=-1)[valid]  # how far the tracks move, metres below
-    out["motion_m"] = float(motion.mean()) * metres_per_unit if motion.numel() else float("nan")
+    out.update(motion_metrics(pred_points, gt_points, keyframe_index, valid, metres_per_unit,
+                              min(thresholds_m.values()) if thresholds_m else 0.05))
     for name in thresholds_m:
         out[f"within_{name}"] = metrics[f"within_{name}"]
     return out, {"input": inp, "novel": nov, "tracks": pred_points}
@@ -267,7 +303,7 @@ def held_out_windows(model_config, num_scenes: int, cache: str | Path | None = N
 def format_table(result: dict[str, Any]) -> str:
     """Fixed-width table of the per-method means."""
     headers = ("method", "in PSNR", "in SSIM", "nov PSNR", "nov SSIM", "mid PSNR", "mid SSIM", "EPE [m]", "<5cm", "<10cm", "<20cm",
-               "motion [m]", "time [s]")
+               "motion [m]", "flow EPE", "mov flow", "mov EPE", "moving", "time [s]")
     keys = METRIC_KEYS
     lines = ["  ".join(f"{h:>10}" if i else f"{h:<14}" for i, h in enumerate(headers))]
     for name, metrics in result["methods"].items():

@@ -281,5 +281,6 @@ def _evaluate(model: torch.nn.Module, samples: Dataset | Sequence[dict], config:
     result = evaluate_model(model, samples, eval_config, out_dir=out, device=device)
     metrics = result["methods"]["dgslrm"]
     tqdm.write(f"step {step}: held-out novel PSNR {metrics['novel_psnr']:.2f} dB, SSIM {metrics['novel_ssim']:.3f}, "
-               f"track EPE {metrics['track_epe_m']:.3f} m  (previews in {out})")
+               f"track EPE {metrics['track_epe_m']:.3f} m, moving-point flow EPE {metrics['moving_flow_epe_m']:.3f} m "
+               f"(previews in {out})")
     _write_log(out.parent.parent, {"step": step, "eval": metrics})

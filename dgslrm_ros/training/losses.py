@@ -1,6 +1,6 @@
 """Training losses of DGS-LRM (paper.md, Training), all in the window's normalised frame.
 
-    total = photometric(renders) + 10 * L1(keyframe depth) + 10 * L1(keyframe scene flow)
+    total = photometric(renders) + 10 * L1(keyframe depth) + 10 * L1(offsets - GT scene flow)
     photometric = MSE + w * perceptual,   perceptual = LPIPS(alex) (paper, w = 0.5) or 1 - SSIM
 
 Renders: every supervision view (the dataset draws them from two synchronised cameras other than the
@@ -112,12 +112,23 @@ def _masked_l1(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
     return (diff * valid).sum() / count
 
 
+def scene_flow_targets(keyframe_points: Tensor, keyframe_index: Tensor) -> Tensor:
+    """GT displacement of every keyframe pixel's point from its own keyframe instant.
+
+    keyframe_points [B, Kf, T, H, W, 3] (where each pixel's surface point is at every frame),
+    keyframe_index [Kf] -> [B, Kf, T, H, W, 3], zero at the own keyframe.
+    """
+    kf = keyframe_index.long().to(keyframe_points.device)
+    own = keyframe_points[:, torch.arange(kf.numel(), device=kf.device), kf]  # [B, Kf, H, W, 3]
+    return keyframe_points - own[:, :, None]
+
+
 def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -> dict[str, Tensor]:
     """Every loss term of one batch, separately for logging, plus `total` (the one to backpropagate).
 
     `prediction` is the model's GaussianPrediction for `batch`, a collated batch already in the
     normalised frame (training.batch.normalize_batch). Returns scalar tensors: mse, perceptual (LPIPS or
-    1 - SSIM), photo (weighted photometric sum), depth, flow (keyframe-point L1), total, psnr (detached).
+    1 - SSIM), photo (weighted photometric sum), depth, flow (L1 of offsets vs GT scene flow), total, psnr (detached).
     """
     frames, sup_frames = batch["frames"], batch["sup_frames"]  # [B, T, 3, H, W], [B, S, 3, H, W]
     bsz, num_frames, _, height, width = frames.shape
@@ -150,12 +161,16 @@ def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -
     depth_valid = torch.isfinite(gt_depth) & (gt_depth > 0) & (gt_depth <= config.max_depth)
     depth = _masked_l1(prediction.depth.float(), gt_depth, depth_valid)
 
-    pred_points = prediction.keyframe_points().float()  # [B, Kf, T, H, W, 3]
-    gt_points = batch["keyframe_points"].float()  # [B, Kf, T, H, W, 3]
+    # Scene flow: the predicted offsets against the GT displacement of each keyframe pixel's surface
+    # point from its own keyframe instant (paper: L1 of offsets vs GT scene flow). Comparing offsets, not
+    # positions, keeps the depth error out of the motion gradient: with positions, the sign of the L1
+    # gradient on an offset is set by the (larger) depth error and the motion never gets a clean signal.
+    pred_flow = prediction.offsets.permute(0, 1, 2, 4, 5, 3).float()  # [B, Kf, T, H, W, 3], 0 at own keyframe
+    gt_flow = scene_flow_targets(batch["keyframe_points"].float(), keyframe_index)  # [B, Kf, T, H, W, 3]
     # A keyframe pixel's GT track is usable when its surface point is within the model's depth range
     # (sky pixels are not); occluded instants stay supervised: the 3D flow of a hidden point is known.
-    point_valid = torch.isfinite(gt_points).all(-1) & depth_valid[:, :, None, 0, :, :]  # [B, Kf, T, H, W]
-    flow = _masked_l1(pred_points, gt_points, point_valid)
+    point_valid = torch.isfinite(gt_flow).all(-1) & depth_valid[:, :, None, 0, :, :]  # [B, Kf, T, H, W]
+    flow = _masked_l1(pred_flow, gt_flow, point_valid)
 
     total = photo + config.depth_weight * depth + config.flow_weight * flow
     psnr = -10.0 * torch.log10(mse.detach().clamp_min(1e-10))

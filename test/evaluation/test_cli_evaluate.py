@@ -11,7 +11,7 @@ def test_eval_cli_prints_table_and_writes_json(tiny_model, tmp_path, capsys):
                  "--optimize-iters", "3", "--device", "cpu", "--cache", str(tmp_path / "cache")])
     assert code == 0
     printed = capsys.readouterr().out
-    for name in ("dgslrm", "static", "optimised", "nov PSNR", "EPE [m]"):
+    for name in ("dgslrm", "static", "optimised", "nov PSNR", "EPE [m]", "mov flow", "'default' scene family"):
         assert name in printed
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["methods"]["static"]["motion_m"] == 0.0
@@ -31,3 +31,16 @@ def test_eval_cli_refuses_a_truncated_checkpoint_with_a_clear_message(tiny_model
     err = capsys.readouterr().err
     assert "model.safetensors" in err and "corrupt or truncated" in err
     assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
+def test_eval_cli_scene_preset_option(tiny_model, tmp_path, capsys):
+    save_checkpoint(tmp_path / "ckpt", tiny_model, extra={"scene_scale": 1.0, "scene_preset": "default"})
+    code = main(["eval", "--checkpoint", str(tmp_path / "ckpt"), "--num-scenes", "1", "--out", str(tmp_path / "eval"),
+                 "--no-baselines", "--device", "cpu", "--scene-preset", "no-such-family"])
+    assert code == 2 and "no-such-family" in capsys.readouterr().err
+    code = main(["eval", "--checkpoint", str(tmp_path / "ckpt"), "--num-scenes", "1", "--out", str(tmp_path / "eval"),
+                 "--no-baselines", "--device", "cpu", "--scene-preset", "dynamic"])
+    assert code == 0 and "'dynamic' scene family" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    # Every object of a 'dynamic' scene moves: some keyframe pixels travel.
+    assert metrics["methods"]["dgslrm"]["moving_fraction"] > 0

@@ -6,7 +6,7 @@ import torch
 
 from dgslrm_ros.evaluation.baselines import depth_initialization, gaussian_tracks, static_baseline
 from dgslrm_ros.evaluation.evaluate import (METRIC_KEYS, EvalConfig, evaluate_model, held_out_instant_views,
-                                            threshold_values)
+                                            motion_metrics, threshold_values)
 from dgslrm_ros.training.batch import add_batch_dim, normalize_batch
 
 
@@ -80,3 +80,38 @@ def test_held_out_instants_are_the_windows_cameras_between_frames(window, data_c
     # The second half is another camera of the rig: somewhere else.
     assert (views["world_T_cam"][2, :3, 3] - views["world_T_cam"][0, :3, 3]).norm() > 0.1
     assert not torch.equal(views["frames"][0], views["frames"][2])
+
+
+def _moving_block_tracks():
+    """GT tracks [Kf=2, T=4, H=4, W=4, 3]: a 2x2 block of pixels travels +0.1 m/frame in x, the rest is still."""
+    kf = torch.tensor([0, 2])
+    frames = torch.arange(4, dtype=torch.float32)
+    grid = torch.stack(torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij"), -1)  # [H, W, 2]
+    start = torch.cat([grid, torch.full((4, 4, 1), 3.0)], -1)  # [H, W, 3]
+    gt = start.expand(2, 4, 4, 4, 3).clone()
+    for k, own in enumerate(kf.tolist()):
+        gt[k, :, :2, :2, 0] += 0.1 * (frames - own)[:, None, None]
+    valid = torch.ones(2, 4, 4, 4, dtype=torch.bool)
+    valid[torch.arange(2), kf] = False  # own instants are not scored, as in score_window
+    return gt, kf, valid
+
+
+def test_motion_metrics_score_the_motion_apart_from_the_start_point():
+    gt, kf, valid = _moving_block_tracks()
+    # Right motion from a start 0.5 m too far: flow is perfect, the absolute track is 0.5 m off.
+    shifted = gt + torch.tensor([0.0, 0.0, 0.5])
+    m = motion_metrics(shifted, gt, kf, valid, metres_per_unit=1.0, moving_threshold_m=0.05)
+    assert m["flow_epe_m"] == pytest.approx(0.0, abs=1e-6)
+    assert m["moving_flow_epe_m"] == pytest.approx(0.0, abs=1e-6)
+    assert m["moving_track_epe_m"] == pytest.approx(0.5, abs=1e-6)
+    assert m["moving_fraction"] == pytest.approx(4 / 16)
+    # Standing still: the flow error is exactly the GT travel (mean |n - own| * 0.1 over scored frames).
+    still = gt[torch.arange(2), kf][:, None].expand_as(gt)
+    m = motion_metrics(still, gt, kf, valid, metres_per_unit=2.0, moving_threshold_m=0.05)
+    travel = 2.0 * 0.1 * torch.tensor([[1.0, 2.0, 3.0], [2.0, 1.0, 1.0]]).mean()  # keyframe 0: n=1..3; 2: n=0,1,3
+    assert m["moving_flow_epe_m"] == pytest.approx(float(travel), rel=1e-5)
+    assert m["flow_epe_m"] == pytest.approx(float(travel) * 4 / 16, rel=1e-5)
+    assert m["motion_m"] == 0.0
+    # A threshold above every travel leaves no moving pixel: NaN, not a misleading zero.
+    m = motion_metrics(still, gt, kf, valid, metres_per_unit=1.0, moving_threshold_m=1.0)
+    assert m["moving_fraction"] == 0.0 and m["moving_flow_epe_m"] != m["moving_flow_epe_m"]
