@@ -76,7 +76,9 @@ def test_demo_writes_ply_png_and_metrics(demo: tuple[Path, subprocess.CompletedP
     assert metrics["windows_received"] == metrics["windows_expected"] == 3
     assert 0 < metrics["latency_s_mean"] < 60
     assert 0 < metrics["psnr_rendered_vs_input_db"] < 100 and 0 < metrics["psnr_novel_view_db"] < 100
-    assert metrics["track_epe_m"] >= 0
+    assert metrics["track_epe_m"] >= 0 and metrics["track_epe_still_m"] >= 0
+    assert metrics["moving_tracks"] > 0  # the default 'dynamic' family: every object moves
+    assert metrics["moving_flow_epe_still_m"] > 0.05  # standing still misses their whole motion
     assert metrics["weights"].startswith("checkpoint") and metrics["weights_untrained"] is False
     assert metrics["node_diagnostics"]["device"] == "cpu"
     assert metrics["processes"]["dgslrm_node_exit"] == 0  # clean SIGINT shutdown
@@ -92,8 +94,37 @@ def test_demo_publishes_opencv_intrinsics_in_camera_info(demo: tuple[Path, subpr
     out, _ = demo
     infos = [r for r in read_bag(out / "bag") if isinstance(r, CameraInfoRecord)]
     assert infos
-    expected = generate_sequence(seed=1, num_frames=16, height=32, width=32, num_views=2, track_grid=4).K[0]
+    from dgslrm_ros.data.scenes import scene_preset
+
+    expected = generate_sequence(seed=1, num_frames=16, height=32, width=32, num_views=2, track_grid=4,
+                                 config=scene_preset("dynamic")).K[0]
     expected = expected.double().numpy().copy()
     expected[:2, 2] -= 0.5
     for record in infos:
         assert abs(record.intrinsics.K - expected).max() < 1e-6
+
+
+def test_track_error_compares_motion_with_standing_still() -> None:
+    """The demo's summary figures on hand-made tracks: exact motion scores 0, standing still its travel."""
+    import types
+
+    import numpy as np
+
+    from dgslrm_ros.cli.demo import _track_error
+
+    t = np.arange(6, dtype=np.float64)
+    gt = np.zeros((2, 10, 3))  # [M_gt, frames, 3]: track 0 slides 0.1 m/frame in x, track 1 stands at (5, 0, 0)
+    gt[0, :, 0] = 0.1 * np.arange(10)
+    gt[1, :, 0] = 5.0
+    newest = 7  # window = frames 2..7
+    window = gt[:, 2:8]
+    offset = np.array([0.0, 0.0, 0.3])  # received tracks start 0.3 m off (a depth error) but move right
+    got = _track_error(types.SimpleNamespace(tracks=window + offset), gt, newest)
+    assert got["tracks_evaluated"] == 2 and got["moving_tracks"] == 1
+    assert got["moving_flow_epe_m"] == pytest.approx(0.0, abs=1e-12)
+    assert got["moving_flow_epe_still_m"] == pytest.approx(float(np.mean(0.1 * t)))
+    assert got["track_epe_m"] == pytest.approx(0.3)
+    still = np.repeat(window[:, :1] + offset, 6, axis=1)
+    got = _track_error(types.SimpleNamespace(tracks=still), gt, newest)
+    assert got["moving_flow_epe_m"] == pytest.approx(got["moving_flow_epe_still_m"])
+    assert got["track_epe_m"] == pytest.approx(got["track_epe_still_m"]) and got["track_epe_m"] > 0.3
