@@ -1,6 +1,8 @@
 """`dgslrm train` end to end: progress, held-out evaluation with previews, checkpoint, --resume."""
 import json
 
+import pytest
+
 from dgslrm_ros.cli.main import main
 
 
@@ -29,3 +31,20 @@ def test_train_cli_runs_evaluates_and_resumes(tmp_path, capsys):
     assert main(args[:-3] + ["--resume", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "trainer_state.json" in err and "without --resume" in err
+
+
+def test_train_cli_loss_weights_reach_the_loss(tmp_path, capsys):
+    def first_record(out, *extra):
+        args = ["train", "--preset", "tiny", "--image-size", "16", "--steps", "1", "--out", str(out), "--batch-size",
+                "1", "--eval-every", "0", "--workers", "0", "--device", "cpu", "--perceptual", "ssim", "--warmup", "1",
+                "--scene-preset", "simple", "--no-progress", *extra]
+        assert main(args) == 0
+        return json.loads((out / "train_log.jsonl").read_text().splitlines()[0])
+
+    paper = first_record(tmp_path / "paper")
+    assert paper["total"] == pytest.approx(paper["photo"] + 10 * paper["depth"] + 10 * paper["flow"],
+                                                         rel=1e-5)
+    reweighted = first_record(tmp_path / "reweighted", "--depth-weight", "2", "--flow-weight", "80")
+    assert reweighted["total"] == pytest.approx(
+        reweighted["photo"] + 2 * reweighted["depth"] + 80 * reweighted["flow"], rel=1e-5)
+    assert reweighted["flow"] > 0 and reweighted["depth"] > 0
