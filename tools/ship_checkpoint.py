@@ -31,6 +31,7 @@ def main() -> int:
     model = load_model(args.run)
     extra = dict(info.get("extra") or {})
     extra["shipped_from"] = args.note or str(args.run)
+    extra["preset"] = model.config.preset_name()  # runs started with --init-from once recorded the default
     dest = save_checkpoint(args.dest, model, dtype=torch.float16, extra=extra)
     size = (dest / "model.safetensors").stat().st_size
     if size > MAX_BYTES:

@@ -110,6 +110,15 @@ class ModelConfig:
             raise ModelConfigError(f"unknown model preset {name!r}; expected one of {sorted(PRESETS)}")
         return dataclasses.replace(PRESETS[name], **overrides) if overrides else PRESETS[name]
 
+    def preset_name(self) -> str:
+        """The preset whose architecture this is (resolution may differ), or "custom"."""
+        ignored = {"image_size"}
+        mine = {k: v for k, v in self.to_dict().items() if k not in ignored}
+        for name, preset in PRESETS.items():
+            if mine == {k: v for k, v in preset.to_dict().items() if k not in ignored}:
+                return name
+        return "custom"
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

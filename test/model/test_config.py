@@ -41,6 +41,13 @@ def test_preset_overrides_and_unknown_name():
         ModelConfig.preset("huge")
 
 
+def test_preset_name_ignores_resolution_only():
+    assert ModelConfig.preset("small", image_size=64).preset_name() == "small"
+    assert ModelConfig.preset("paper").preset_name() == "paper"
+    assert ModelConfig.preset("small", window_frames=16).preset_name() == "custom"
+    assert ModelConfig.preset("tiny", width=128, heads=4).preset_name() == "custom"
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [

@@ -70,3 +70,11 @@ def test_init_from_starts_a_new_run_from_committed_weights(tiny_windows, tmp_pat
     assert distance(fresh, stored) > 1e-2
     with pytest.raises(ValueError, match="window_frames"):
         run(tmp_path / "bad", init_from=str(tmp_path / "earlier"), window_frames=12)
+    # The run records the architecture it really trains (the checkpoint's), not the --preset default.
+    config = TrainConfig(preset="paper", image_size=16, steps=1, out=str(tmp_path / "named"), batch_size=1, lr=1e-9,
+                         warmup_steps=1, eval_every=0, checkpoint_every=0, workers=0, device="cpu", progress=False,
+                         loss=LossConfig(perceptual="ssim", input_views=1), init_from=str(tmp_path / "earlier"))
+    train(config, dataset=tiny_windows)
+    saved = json.loads((tmp_path / "named" / "config.json").read_text())
+    assert saved["extra"]["preset"] == "tiny"
+    assert json.loads((tmp_path / "named" / "trainer_state.json").read_text())["config"]["preset"] == "tiny"
