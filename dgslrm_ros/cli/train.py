@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perceptual", default="lpips", choices=["lpips", "ssim", "none"],
                         help="perceptual loss term (LPIPS needs >= 31 px renders; ssim works at any size)")
     parser.add_argument("--depth-weight", type=float, default=10.0, help="weight of the keyframe depth L1 (paper: 10)")
-    parser.add_argument("--flow-weight", type=float, default=10.0, help="weight of the scene-flow L1 (paper: 10)")
+    parser.add_argument("--flow-weight", type=float, default=10.0, help="weight of the scene-flow term (paper: 10)")
+    parser.add_argument("--flow-loss", default="l1", choices=["l1", "l2"],
+                        help="scene-flow error: l1 (paper) or l2 (squared; favours the moving pixels early on)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar (log files only)")
 
 
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         eval_scenes=args.eval_scenes, checkpoint_every=args.checkpoint_every, workers=args.workers,
         device=args.device, scene_scale=args.scene_scale, scene_preset=args.scene_preset,
         train_scenes=args.train_scenes, seed=args.seed, progress=not args.no_progress,
-        loss=LossConfig(perceptual=args.perceptual, depth_weight=args.depth_weight, flow_weight=args.flow_weight),
+        loss=LossConfig(perceptual=args.perceptual, depth_weight=args.depth_weight, flow_weight=args.flow_weight,
+                        flow_loss=args.flow_loss),
     )
     try:
         result = train(config)

@@ -32,6 +32,8 @@ class LossConfig:
     perceptual_weight: float = 0.5
     depth_weight: float = 10.0
     flow_weight: float = 10.0
+    flow_loss: str = "l1"  # "l1" (paper) or "l2" (squared error: the gradient grows with the error, so the
+    # few moving pixels outweigh the many still ones early in training, see docs/training.md)
     input_views: int = 2  # input-camera frames rendered per sample, evenly spread; -1 = all
     max_depth: float = 10.0  # GT beyond this (normalised units; the model's `far`) is sky: no depth/flow loss
     background: float = 0.0  # grey level behind the Gaussians
@@ -39,9 +41,12 @@ class LossConfig:
     def __post_init__(self) -> None:
         if self.perceptual not in PERCEPTUAL:
             raise ValueError(f"LossConfig.perceptual: expected one of {PERCEPTUAL}, got {self.perceptual!r}")
+        if self.flow_loss not in FLOW_LOSSES:
+            raise ValueError(f"LossConfig.flow_loss: expected one of {FLOW_LOSSES}, got {self.flow_loss!r}")
 
 
 PERCEPTUAL = ("lpips", "ssim", "none")
+FLOW_LOSSES = ("l1", "l2")
 
 
 @functools.lru_cache(maxsize=4)
@@ -102,12 +107,12 @@ def render_at_instants(gaussians: DeformableGaussians, frame_index: Tensor, worl
     return rgb, alpha
 
 
-def _masked_l1(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
-    """Mean |pred - target| over valid entries (broadcast over the trailing dims of pred)."""
+def _masked_error(pred: Tensor, target: Tensor, valid: Tensor, power: int = 1) -> Tensor:
+    """Mean |pred - target|^power over valid entries (broadcast over the trailing dims of pred)."""
     while valid.dim() < pred.dim():
         valid = valid.unsqueeze(-1)
     valid = valid.expand_as(pred)
-    diff = (pred - torch.nan_to_num(target)).abs()
+    diff = (pred - torch.nan_to_num(target)).abs().pow(power)
     count = valid.sum().clamp_min(1)
     return (diff * valid).sum() / count
 
@@ -159,7 +164,7 @@ def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -
     # Geometry: keyframe depth and keyframe scene flow against ground truth (normalised units).
     gt_depth = batch["depth"][:, keyframe_index].float()  # [B, Kf, 1, H, W]
     depth_valid = torch.isfinite(gt_depth) & (gt_depth > 0) & (gt_depth <= config.max_depth)
-    depth = _masked_l1(prediction.depth.float(), gt_depth, depth_valid)
+    depth = _masked_error(prediction.depth.float(), gt_depth, depth_valid)
 
     # Scene flow: the predicted offsets against the GT displacement of each keyframe pixel's surface
     # point from its own keyframe instant (paper: L1 of offsets vs GT scene flow). Comparing offsets, not
@@ -170,7 +175,7 @@ def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -
     # A keyframe pixel's GT track is usable when its surface point is within the model's depth range
     # (sky pixels are not); occluded instants stay supervised: the 3D flow of a hidden point is known.
     point_valid = torch.isfinite(gt_flow).all(-1) & depth_valid[:, :, None, 0, :, :]  # [B, Kf, T, H, W]
-    flow = _masked_l1(pred_flow, gt_flow, point_valid)
+    flow = _masked_error(pred_flow, gt_flow, point_valid, power=1 if config.flow_loss == "l1" else 2)
 
     total = photo + config.depth_weight * depth + config.flow_weight * flow
     psnr = -10.0 * torch.log10(mse.detach().clamp_min(1e-10))

@@ -48,3 +48,7 @@ def test_train_cli_loss_weights_reach_the_loss(tmp_path, capsys):
     assert reweighted["total"] == pytest.approx(
         reweighted["photo"] + 2 * reweighted["depth"] + 80 * reweighted["flow"], rel=1e-5)
     assert reweighted["flow"] > 0 and reweighted["depth"] > 0
+    squared = first_record(tmp_path / "squared", "--flow-loss", "l2")
+    state = json.loads((tmp_path / "squared" / "trainer_state.json").read_text())
+    assert state["config"]["loss"]["flow_loss"] == "l2"
+    assert squared["flow"] < paper["flow"]  # same weights and window: squared sub-unit errors are smaller

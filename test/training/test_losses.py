@@ -138,3 +138,20 @@ def test_mismatched_keyframes_are_refused():
     batch = dict(batch, keyframe_index=torch.tensor([[0, 1]]))
     with pytest.raises(ValueError, match="keyframe"):
         compute_losses(pred, batch)
+
+
+def test_l2_flow_loss_weighs_large_motion_errors_more():
+    pred, batch = _prediction_and_batch()
+    config = LossConfig(input_views=1, perceptual="ssim")
+    small_everywhere = replace(pred, offsets=pred.offsets + 0.01)  # every point 1 cm off
+    large_few = pred.offsets.clone()
+    large_few[..., :2, :2] += 0.16  # 4 of 64 pixels 16 cm off: the same L1 on average
+    large_few = replace(pred, offsets=large_few)
+    l1 = [float(compute_losses(p, batch, config)["flow"]) for p in (small_everywhere, large_few)]
+    assert l1[0] == pytest.approx(l1[1], rel=0.2)
+    l2_config = replace(config, flow_loss="l2")
+    l2 = [float(compute_losses(p, batch, l2_config)["flow"]) for p in (small_everywhere, large_few)]
+    assert l2[0] == pytest.approx(0.01**2, rel=0.2)
+    assert l2[1] > 10 * l2[0]  # squared error: the few large errors dominate
+    with pytest.raises(ValueError, match="flow_loss"):
+        LossConfig(flow_loss="huber")
