@@ -31,6 +31,7 @@ setup(
         "pyyaml",
         "tqdm",
         "matplotlib",
+        "opencv-python-headless",  # DIS optical flow for the geometry cues (geometry/flow_tracks.py)
     ],
     extras_require={"gsplat": ["gsplat==1.5.3"], "test": ["pytest"]},
     zip_safe=True,

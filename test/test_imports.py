@@ -14,7 +14,7 @@ ROS_FREE = [
     "dgslrm_ros.render", "dgslrm_ros.model.dgslrm", "dgslrm_ros.stream.pipeline",
     "dgslrm_ros.convert.image", "dgslrm_ros.convert.pointcloud", "dgslrm_ros.bags.reader",
     "dgslrm_ros.bags.writer", "dgslrm_ros.data.dataset", "dgslrm_ros.training.loop",
-    "dgslrm_ros.evaluation.evaluate",
+    "dgslrm_ros.evaluation.evaluate", "dgslrm_ros.geometry.cues",
 ]
 
 

@@ -1,0 +1,166 @@
+"""Keyframe depth by plane-sweep multi-view stereo against the other frames of the window.
+
+For every reference pixel and every depth hypothesis (uniform in inverse depth between `near` and
+`far`, fronto-parallel planes of the reference camera) the pixel's 3D point is projected into each
+source frame and the colours are compared (SAD over a small box window). The per-source costs are
+aggregated robustly: the mean of the best `best_fraction` of the sources, so occlusions and objects
+that move between frames (the sweep assumes a static scene) spoil only some sources. The winning
+hypothesis is refined by a parabola through its neighbours in inverse depth.
+
+The issue's probe measured SAD, ZNCC and AlexNet-conv1 costs: SAD on the box-filtered colour did best
+at 64-128 px, so that is the cost here. No learned weights; batched torch, runs on any device.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from dgslrm_ros.core.cameras import pixel_centers
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Hypotheses, sources and cost aggregation of the sweep (units: the poses' frame, e.g. normalised)."""
+
+    num_planes: int = 48
+    near: float = 0.25  # nearest hypothesis (z-depth)
+    far: float = 20.0  # farthest hypothesis; inverse-depth spacing puts most planes near the camera
+    max_sources: int = 12  # source frames per reference, spread evenly over the window
+    best_fraction: float = 0.5  # share of the sources (lowest cost) averaged per hypothesis
+    box: int = 3  # side of the box window the per-pixel SAD is averaged over (odd)
+    min_step_px: float = 0.25  # a hypothesis step at the winner must move the point this far in some source
+
+    def __post_init__(self) -> None:
+        if self.num_planes < 3 or not 0 < self.near < self.far:
+            raise ValueError(f"SweepConfig: need num_planes >= 3 and 0 < near < far, got {self.num_planes}, "
+                             f"{self.near}, {self.far}")
+        if self.max_sources < 1 or not 0 < self.best_fraction <= 1 or self.box < 1 or self.box % 2 == 0:
+            raise ValueError(f"SweepConfig: need max_sources >= 1, 0 < best_fraction <= 1 and an odd box, got "
+                             f"{self.max_sources}, {self.best_fraction}, {self.box}")
+
+    def inverse_depths(self, device: torch.device | str | None = None) -> Tensor:
+        """[D] hypotheses in inverse depth, nearest first."""
+        return torch.linspace(1.0 / self.near, 1.0 / self.far, self.num_planes, device=device)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Depth of every reference frame and how much to trust it."""
+
+    depth: Tensor  # [R, 1, H, W] z-depth
+    confidence: Tensor  # [R, 1, H, W] in [0, 1]: distinct cost minimum and enough parallax
+    cost_min: Tensor  # [R, 1, H, W] aggregated SAD at the winner (colour units, 0..1)
+    spread: Tensor  # [R, 1, H, W] std of the hypothesis index under a softmin over the cost curve
+
+
+def select_sources(num_frames: int, reference: int, max_sources: int) -> list[int]:
+    """Other frames of the window, evenly spread in time (wider baselines than only the neighbours)."""
+    others = [n for n in range(num_frames) if n != reference]
+    if len(others) <= max_sources:
+        return others
+    picks = torch.linspace(0, len(others) - 1, max_sources).round().long().tolist()
+    return [others[i] for i in sorted(set(picks))]
+
+
+def _grid(uv: Tensor, height: int, width: int) -> Tensor:
+    """Pixel coordinates (centres at +0.5) -> grid_sample's [-1, 1] (align_corners=False)."""
+    return torch.stack([uv[..., 0] / width * 2.0 - 1.0, uv[..., 1] / height * 2.0 - 1.0], dim=-1)
+
+
+def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index: Tensor | list[int],
+                config: SweepConfig = SweepConfig()) -> SweepResult:
+    """Depth for each reference frame from the window's other frames.
+
+    frames [T, 3, H, W] in [0, 1], K [T, 3, 3], world_T_cam [T, 4, 4], reference_index [R] -> SweepResult.
+    """
+    if frames.dim() != 4 or frames.shape[1] != 3:
+        raise ValueError(f"plane_sweep: expected frames [T, 3, H, W], got {tuple(frames.shape)}")
+    t, _, height, width = frames.shape
+    if K.shape != (t, 3, 3) or world_T_cam.shape != (t, 4, 4):
+        raise ValueError(f"plane_sweep: expected K [T={t}, 3, 3] and world_T_cam [T={t}, 4, 4], got "
+                         f"{tuple(K.shape)}, {tuple(world_T_cam.shape)}")
+    refs = [int(r) for r in (reference_index.tolist() if isinstance(reference_index, Tensor) else reference_index)]
+    frames, K, world_T_cam = frames.float(), K.float(), world_T_cam.float()
+    inv = config.inverse_depths(frames.device)  # [D]
+    depths = 1.0 / inv
+    d = inv.numel()
+    ones = torch.ones(height, width, 1, device=frames.device)
+    pixels = torch.cat([pixel_centers(height, width, device=frames.device), ones], dim=-1).reshape(-1, 3)  # [HW, 3]
+    cam_T_world = torch.linalg.inv(world_T_cam)
+    results = []
+    for r in refs:
+        sources = select_sources(t, r, config.max_sources) if t > 1 else []
+        if not sources:  # a single-frame window: nothing to compare with
+            results.append(_unobservable(height, width, frames.device))
+            continue
+        rays = pixels @ torch.linalg.inv(K[r]).t()  # [HW, 3] camera-r rays with z = 1
+        costs, step_px = [], torch.zeros(d - 1, height * width, device=frames.device)
+        for s in sources:
+            # Plane-induced homography: a point at z-depth z on ray p lands at K_s (z R p + t) in source s,
+            # so every hypothesis is one multiply-add of two per-pixel vectors.
+            s_T_r = cam_T_world[s] @ world_T_cam[r]
+            direction = rays @ (K[s] @ s_T_r[:3, :3]).t()  # [HW, 3]
+            offset = K[s] @ s_T_r[:3, 3]  # [3]
+            homogeneous = depths[:, None, None] * direction[None] + offset  # [D, HW, 3]
+            z = homogeneous[..., 2]
+            uv = homogeneous[..., :2] / torch.where(z.abs() < 1e-9, torch.full_like(z, 1e-9), z)[..., None]
+            warped = F.grid_sample(frames[s:s + 1].expand(d, -1, -1, -1),
+                                   _grid(uv, height, width).reshape(d, height, width, 2),
+                                   mode="bilinear", padding_mode="border", align_corners=False)  # [D, 3, H, W]
+            sad = (warped - frames[r][None]).abs().mean(dim=1, keepdim=True)  # [D, 1, H, W]
+            # SAD over a box window per source (aggregating after the robust selection instead was 12x
+            # cheaper but lost a third of the accuracy on held-out windows).
+            sad = F.avg_pool2d(sad, config.box, stride=1, padding=config.box // 2, count_include_pad=False).reshape(d, -1)
+            inside = (z > 1e-6) & (uv[..., 0] >= 0) & (uv[..., 0] <= width) & (uv[..., 1] >= 0) & (uv[..., 1] <= height)
+            costs.append(torch.where(inside, sad, torch.full_like(sad, float("inf"))))
+            step_px = torch.maximum(step_px, (uv[1:] - uv[:-1]).norm(dim=-1).nan_to_num(0.0))  # [D-1, HW]
+        # Robust aggregation: mean of the best `best_fraction` of the sources that see the point.
+        cost = torch.stack(costs, dim=-1)  # [D, HW, S], inf where the point leaves the source
+        keep = max(1, math.ceil(cost.shape[-1] * config.best_fraction))
+        best = torch.topk(cost, keep, dim=-1, largest=False).values  # [D, HW, keep]
+        finite = torch.isfinite(best)
+        agg = torch.where(finite, best, torch.zeros_like(best)).sum(-1) / finite.sum(-1).clamp_min(1)
+        agg = torch.where(finite.any(-1), agg, torch.ones_like(agg)).reshape(d, height, width)  # unseen = worst
+        results.append(_pick(agg, inv, step_px.reshape(d - 1, height, width), config))
+    return SweepResult(*(torch.stack(parts) for parts in zip(*results)))
+
+
+def _pick(agg: Tensor, inv: Tensor, step_px: Tensor, config: SweepConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Winner with sub-plane refinement, confidence and spread from one cost volume [D, H, W].
+
+    step_px [D-1, H, W]: how far (px, best source) one hypothesis step moves the point there.
+    """
+    d = agg.shape[0]
+    best = agg.argmin(0)  # [H, W]
+    lo, hi = (best - 1).clamp(0, d - 1), (best + 1).clamp(0, d - 1)
+    c0, cm, cp = agg.gather(0, best[None])[0], agg.gather(0, lo[None])[0], agg.gather(0, hi[None])[0]
+    curvature = cm + cp - 2.0 * c0
+    shift = torch.where(curvature > 1e-9, 0.5 * (cm - cp) / curvature.clamp_min(1e-9), torch.zeros_like(c0))
+    shift = torch.where((best > 0) & (best < d - 1), shift.clamp(-0.5, 0.5), torch.zeros_like(shift))
+    step = inv[1] - inv[0]
+    inv_best = inv[best] + shift * step
+    depth = 1.0 / inv_best.clamp_min(1.0 / (config.far * 4.0))
+    # Softmin over the curve at a temperature relative to its median: one sharp valley -> small spread.
+    median = agg.median(dim=0).values
+    weights = torch.softmax(-(agg - c0) / (0.1 * median.clamp_min(1e-3)), dim=0)
+    index = torch.arange(d, device=agg.device, dtype=agg.dtype)[:, None, None]
+    mean_index = (weights * index).sum(0)
+    spread = ((weights * (index - mean_index).square()).sum(0)).sqrt()
+    # Distinctness (how far the minimum sits below the curve's median) and a low residual cost are what
+    # predicted a good depth on held-out synthetic windows (median AbsRel 0.02 in the top two fifths of
+    # each, 0.4 in the bottom two); the spread added nothing beyond them.
+    distinct = ((median - c0) / median.clamp_min(1e-3)).clamp(0, 1)
+    # Observability at the winner: a plane step must move the point visibly in some source, else a pan
+    # or a still camera (no baseline) picks a depth by chance.
+    local_step = step_px.gather(0, best.clamp(max=d - 2)[None])[0]
+    confidence = distinct * torch.exp(-c0 / 0.03) * (local_step >= config.min_step_px).float()
+    return depth[None], confidence[None], c0[None], spread[None]
+
+
+def _unobservable(height: int, width: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    ones = torch.ones(1, height, width, device=device)
+    return ones, torch.zeros_like(ones), ones, ones * 100.0
