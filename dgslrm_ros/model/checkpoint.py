@@ -123,6 +123,12 @@ def read_checkpoint_info(path_or_dir: str | Path) -> dict:
             f"{config_path}: checkpoint format_version {version!r}, this code reads version {FORMAT_VERSION}; "
             f"use the dgslrm_ros release that wrote it, or re-export the checkpoint"
         )
+    if isinstance(info.get("model_config"), dict) and "cue_channels" not in info["model_config"]:
+        raise CheckpointError(
+            f"{config_path}: this checkpoint predates the geometry-primed model (its model_config has no "
+            f"cue_channels), so this version cannot run it; use the shipped checkpoint (checkpoint: ''), retrain "
+            f"with `dgslrm train`, or run the cues alone with method: classical"
+        )
     try:
         info["model_config"] = ModelConfig.from_dict(info.get("model_config"))
     except (ModelConfigError, TypeError) as error:

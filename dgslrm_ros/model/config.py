@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 
+from dgslrm_ros.geometry.cues import CUE_CHANNELS
+
 # Per keyframe pixel: depth 1, rgb 3, rotation 4, scale 3, opacity 1 (then 3 offsets per window frame).
 STATIC_CHANNELS = 12
 INPUT_CHANNELS = 10  # rgb 3 + Plücker 6 + normalised timestamp 1
@@ -28,6 +30,8 @@ class ModelConfig:
     keyframe_stride: int = 4  # l: frames per space-time token; keyframes are frames 0, l, 2l, ...
     patch_size: int = 8  # s: pixels per token side
     num_reference_frames: int = 0  # R reference frames the data pipeline feeds (forward accepts any multiple of l)
+    cue_channels: int = 0  # classical geometry cues per keyframe pixel (geometry.cues.CUE_CHANNELS); > 0 makes the
+    # model geometry-primed: cues enter the tokens and the heads predict residuals on the `classical` fields
     # --- transformer
     width: int = 256
     layers: int = 8  # transformer blocks ("depth" in ViT papers; renamed: depth here means z-depth)
@@ -48,6 +52,9 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ModelConfigError(f"ModelConfig.{name}: expected a positive integer, got {value!r}")
+        if self.cue_channels not in (0, CUE_CHANNELS):
+            raise ModelConfigError(f"ModelConfig.cue_channels: expected 0 (no cues) or {CUE_CHANNELS} (the cues this "
+                                   f"code computes), got {self.cue_channels}")
         if self.num_reference_frames < 0 or self.head_hidden < 0:
             raise ModelConfigError(
                 f"ModelConfig: num_reference_frames and head_hidden must be >= 0, got "
@@ -86,9 +93,13 @@ class ModelConfig:
         return self.window_frames // self.keyframe_stride
 
     @property
+    def geometry_primed(self) -> bool:
+        return self.cue_channels > 0
+
+    @property
     def head_channels(self) -> int:
-        """Values per keyframe pixel: 12 static + 3 per window frame."""
-        return STATIC_CHANNELS + 3 * self.window_frames
+        """Values per keyframe pixel: 12 static + 3 per window frame (+ 1 gate residual when geometry-primed)."""
+        return STATIC_CHANNELS + 3 * self.window_frames + (1 if self.geometry_primed else 0)
 
     @property
     def hidden(self) -> int:
@@ -140,17 +151,17 @@ PRESETS: dict[str, ModelConfig] = {
     # CPU unit tests: 2 space-time groups x 4 x 4 patches = 32 tokens.
     "tiny": ModelConfig(
         image_size=32, window_frames=8, keyframe_stride=4, patch_size=8,
-        width=64, layers=2, heads=2, mlp_ratio=4.0,
+        width=64, layers=2, heads=2, mlp_ratio=4.0, cue_channels=CUE_CHANNELS,
     ),
     # The shipped model: 6 x 16 x 16 = 1,536 tokens at 128^2. Width 256 x 8 layers with an MLP ratio of
     # 3 (ours) keeps it at ~7.4M parameters (fp16 checkpoint < 16 MB) while keeping the paper's token layout.
     "small": ModelConfig(
         image_size=128, window_frames=24, keyframe_stride=4, patch_size=8,
-        width=256, layers=8, heads=4, mlp_ratio=3.0,
+        width=256, layers=8, heads=4, mlp_ratio=3.0, cue_channels=CUE_CHANNELS,
     ),
     # The paper's: 6 x 32 x 32 = 6,144 window tokens (+ 1,024 for 4 reference frames), ~310M parameters.
     "paper": ModelConfig(
         image_size=256, window_frames=24, keyframe_stride=4, patch_size=8, num_reference_frames=4,
-        width=1024, layers=24, heads=16, mlp_ratio=4.0, activation_checkpointing=True,
+        width=1024, layers=24, heads=16, mlp_ratio=4.0, activation_checkpointing=True, cue_channels=CUE_CHANNELS,
     ),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from dgslrm_ros.geometry.cues import GeometryCues, compute_cues
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.heads import GaussianHead, GaussianPrediction, activate
 from dgslrm_ros.model.tokenizer import SpaceTimeTokenizer, normalize_timestamps, pixel_conditioning, unpatchify
@@ -24,7 +25,8 @@ class DGSLRM(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
-        self.tokenizer = SpaceTimeTokenizer(c.keyframe_stride, c.patch_size, c.width, c.num_reference_frames > 0)
+        self.tokenizer = SpaceTimeTokenizer(c.keyframe_stride, c.patch_size, c.width, c.num_reference_frames > 0,
+                                            c.cue_channels)
         self.transformer = Transformer(c.width, c.layers, c.heads, c.mlp_ratio, c.activation_checkpointing)
         self.head = GaussianHead(c)
         self.reset_parameters()
@@ -43,6 +45,8 @@ class DGSLRM(nn.Module):
                 nn.init.normal_(parameter, std=0.02 / (2 * self.config.layers) ** 0.5)
         if self.tokenizer.reference_embedding is not None:
             nn.init.zeros_(self.tokenizer.reference_embedding)
+        if self.tokenizer.cue_embed is not None:
+            nn.init.zeros_(self.tokenizer.cue_embed.weight)
         self.head.reset_parameters()
 
     def num_parameters(self) -> int:
@@ -62,15 +66,21 @@ class DGSLRM(nn.Module):
         ref_K: Tensor | None = None,  # [B, R, 3, 3]
         ref_world_T_cam: Tensor | None = None,  # [B, R, 4, 4]
         ref_timestamps: Tensor | None = None,  # [B, R] seconds (far from the window)
+        cues: GeometryCues | None = None,  # batched [B, Kf, ...] classical cues (geometry-primed models)
     ) -> GaussianPrediction:
         c = self.config
         batch, _, height, width = self._check_inputs(frames, K, world_T_cam, timestamps)
         keyframe_index = self.keyframe_index(frames.device)
         rows, cols = height // c.patch_size, width // c.patch_size
+        if c.geometry_primed and cues is None:  # computed here unless the caller has them (training caches them)
+            cues = window_cues(frames, K, world_T_cam, keyframe_index)
+        if cues is not None and not c.geometry_primed:
+            raise ModelInputError("cues given to a model without cue channels (ModelConfig.cue_channels = 0)")
 
-        # rays -> RGB + Plücker + time per pixel -> space-time tokens
+        # rays -> RGB + Plücker + time per pixel (+ cues per keyframe pixel) -> space-time tokens
         pixels = pixel_conditioning(frames, K, world_T_cam, normalize_timestamps(timestamps, timestamps))
-        tokens = self.tokenizer(pixels)  # [B, Kf * h * w, width]
+        cue_pixels = cues.channels() if cues is not None else None  # [B, Kf, C, H, W]
+        tokens = self.tokenizer(pixels, cues=cue_pixels)  # [B, Kf * h * w, width]
         window_tokens = tokens.shape[1]
         references = (ref_frames, ref_K, ref_world_T_cam, ref_timestamps)
         if any(r is not None for r in references):
@@ -84,8 +94,8 @@ class DGSLRM(nn.Module):
         x = self.transformer(tokens)[:, :window_tokens]
 
         # per-token MLP -> per-pixel raw values of the keyframe of its cube -> activations
-        raw = unpatchify(self.head(x).float(), c.num_keyframes, rows, cols, c.patch_size)  # [B, Kf, 12 + 3T, H, W]
-        fields = activate(raw, frames[:, keyframe_index], c)
+        raw = unpatchify(self.head(x).float(), c.num_keyframes, rows, cols, c.patch_size)  # [B, Kf, head_channels, H, W]
+        fields = activate(raw, frames[:, keyframe_index], c, cues, K[:, keyframe_index])
         return GaussianPrediction(
             **fields,
             keyframe_index=keyframe_index,
@@ -148,6 +158,12 @@ class DGSLRM(nn.Module):
         _expect("ref_K", ref_K, 4, f"[B={batch}, R={refs}, 3, 3]", (batch, refs, 3, 3))
         _expect("ref_world_T_cam", ref_world_T_cam, 4, f"[B={batch}, R={refs}, 4, 4]", (batch, refs, 4, 4))
         _expect("ref_timestamps", ref_timestamps, 2, f"[B={batch}, R={refs}] seconds", (batch, refs))
+
+
+def window_cues(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor) -> GeometryCues:
+    """Classical cues of every window of a batch: frames [B, T, 3, H, W] ... -> GeometryCues [B, Kf, ...]."""
+    return GeometryCues.stack([compute_cues(frames[b], K[b], world_T_cam[b], keyframe_index)
+                               for b in range(frames.shape[0])])
 
 
 def _expect(name: str, tensor: Tensor, dims: int, hint: str, shape: tuple[int, ...] | None = None) -> None:

@@ -2,8 +2,13 @@
 
 Per keyframe pixel the head emits 12 + 3T raw values, in this channel order:
     depth 1 | rgb 3 | rotation 4 (wxyz) | scale 3 | opacity 1 | offsets 3T (frame-major: x, y, z per frame)
-Activations follow GS-LRM where DGS-LRM is silent, and are chosen so that an untrained model already
-renders a plausible blurry copy of its input (depth mid-range, moderate opacity, the pixel's colour).
+    | gate 1 (geometry-primed models only)
+Without cues, activations follow GS-LRM where DGS-LRM is silent, chosen so that an untrained model
+already renders a plausible blurry copy of its input (depth mid-range, moderate opacity, the pixel's
+colour). A geometry-primed model's raw values are residuals on the `classical` fields
+(geometry.classical): depth x exp(r), scale x exp(r), opacity and colour in logit space, rotation from
+identity, offsets = (gate + r_gate) x lifted motion + r_offsets. Its output layer starts at zero, so
+the untrained network is exactly the classical method.
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from torch import Tensor, nn
 
 from dgslrm_ros.core.cameras import camera_rays
 from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.geometry.classical import COLOR_EPS, classical_fields
+from dgslrm_ros.geometry.cues import GeometryCues
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.tokenizer import full_precision
 
@@ -26,9 +33,6 @@ QUAT = slice(4, 8)
 SCALE = slice(8, 11)
 OPACITY = slice(11, 12)
 OFFSETS_START = 12
-
-# Colours are clamped away from 0 and 1 before the logit so the residual stays trainable there (ours).
-_COLOR_EPS = 0.02
 
 
 class GaussianHead(nn.Module):
@@ -41,11 +45,18 @@ class GaussianHead(nn.Module):
         self.out = nn.Linear(config.hidden, config.head_channels * config.patch_size**2)
 
     def reset_parameters(self) -> None:
-        """Zero-mean, small init, then per-quantity adjustments so an untrained model is usable."""
+        """Zero-mean, small init, then per-quantity adjustments so an untrained model is usable.
+
+        Geometry-primed: the output layer starts at exactly zero (residuals of zero = the classical
+        method; the layer still gets gradients from the hidden activations, as ControlNet's zero convs).
+        """
         nn.init.normal_(self.fc.weight, std=0.02)
         nn.init.zeros_(self.fc.bias)
-        nn.init.normal_(self.out.weight, std=0.02)
         nn.init.zeros_(self.out.bias)
+        if self.config.geometry_primed:
+            nn.init.zeros_(self.out.weight)
+            return
+        nn.init.normal_(self.out.weight, std=0.02)
         pixels = self.config.patch_size**2
         with torch.no_grad():
             weight = self.out.weight.view(self.config.head_channels, pixels, -1)  # channel-major, see unpatchify
@@ -58,31 +69,50 @@ class GaussianHead(nn.Module):
         return self.out(F.gelu(self.fc(tokens)))
 
 
-def activate(raw: Tensor, keyframe_rgb: Tensor, config: ModelConfig) -> dict[str, Tensor]:
-    """Raw head values [B, Kf, 12 + 3T, H, W] (float32) -> activated Gaussian fields.
+def activate(raw: Tensor, keyframe_rgb: Tensor, config: ModelConfig, cues: GeometryCues | None = None,
+             keyframe_K: Tensor | None = None) -> dict[str, Tensor]:
+    """Raw head values [B, Kf, head_channels, H, W] (float32) -> activated Gaussian fields.
 
-    keyframe_rgb [B, Kf, 3, H, W] in [0, 1] is the colour the rgb residual is added to.
+    keyframe_rgb [B, Kf, 3, H, W] in [0, 1] is the colour the rgb residual is added to. A geometry-primed
+    config needs `cues` (batched [B, Kf, ...]) and keyframe_K [B, Kf, 3, 3].
     """
     batch, keyframes, _, height, width = raw.shape
+    index = torch.arange(keyframes, device=raw.device) * config.keyframe_stride
+    own = torch.arange(keyframes, device=raw.device)
+    raw_offsets = raw[:, :, OFFSETS_START:OFFSETS_START + 3 * config.window_frames]
+    raw_offsets = raw_offsets.reshape(batch, keyframes, config.window_frames, 3, height, width)
+    if config.geometry_primed:
+        if cues is None or keyframe_K is None:
+            raise ValueError("activate: a geometry-primed model needs the window's cues and keyframe intrinsics")
+        base = classical_fields(cues, keyframe_rgb, keyframe_K, config.near, config.far, config.scale_max)
+        log_near, log_far = math.log(config.near), math.log(config.far)
+        depth = torch.exp((torch.log(base["depth"]) + raw[:, :, DEPTH]).clamp(log_near, log_far))
+        colors = torch.sigmoid(torch.logit(base["colors"]) + raw[:, :, RGB])
+        quats = F.normalize(base["quats"] + raw[:, :, QUAT], dim=2, eps=1e-8)
+        scales = torch.clamp(base["scales"] * torch.exp(raw[:, :, SCALE]), max=config.scale_max)
+        opacities = torch.sigmoid(torch.logit(base["opacities"]) + raw[:, :, OPACITY])
+        gate = base["gate"] + raw[:, :, -1:]
+        lifted = cues.lifted.float()
+        residual = raw_offsets - raw_offsets[:, own, index][:, :, None]  # zero at the own keyframe
+        offsets = gate[:, :, None] * lifted + residual
+        return dict(depth=depth, colors=colors, quats=quats, scales=scales, opacities=opacities, offsets=offsets,
+                    gate=gate)
     # Depth: sigmoid interpolation in log-depth between near and far (ours; GS-LRM-like bounded activation).
     # Log space gives equal resolution per octave and an untrained model sits at sqrt(near * far).
     log_near, log_far = math.log(config.near), math.log(config.far)
     depth = torch.exp(log_near + (log_far - log_near) * torch.sigmoid(raw[:, :, DEPTH]))
     if config.color_residual:
-        base = torch.logit(keyframe_rgb.float().clamp(_COLOR_EPS, 1.0 - _COLOR_EPS))
-        colors = torch.sigmoid(base + raw[:, :, RGB])
+        base_rgb = torch.logit(keyframe_rgb.float().clamp(COLOR_EPS, 1.0 - COLOR_EPS))
+        colors = torch.sigmoid(base_rgb + raw[:, :, RGB])
     else:
         colors = torch.sigmoid(raw[:, :, RGB])
     quats = F.normalize(raw[:, :, QUAT], dim=2, eps=1e-8)
     # GS-LRM: scale = min(exp(x - 2.3), 0.3) in normalised scene units (std-devs, not per-pixel sizes).
     scales = torch.clamp(torch.exp(raw[:, :, SCALE] - config.scale_bias), max=config.scale_max)
     opacities = torch.sigmoid(raw[:, :, OPACITY] - config.opacity_bias)
-    offsets = raw[:, :, OFFSETS_START:].reshape(batch, keyframes, config.window_frames, 3, height, width)
     # Anchor: a Gaussian sits exactly on its pixel ray at its own keyframe (offset 0 there), so the depth
     # loss and the flow loss describe the same point (ours; the paper does not say).
-    index = torch.arange(keyframes, device=raw.device) * config.keyframe_stride
-    anchor = offsets[:, torch.arange(keyframes, device=raw.device), index]  # [B, Kf, 3, H, W]
-    offsets = offsets - anchor[:, :, None]
+    offsets = raw_offsets - raw_offsets[:, own, index][:, :, None]
     return dict(depth=depth, colors=colors, quats=quats, scales=scales, opacities=opacities, offsets=offsets)
 
 
@@ -104,6 +134,7 @@ class GaussianPrediction:
     keyframe_K: Tensor  # [B, Kf, 3, 3]
     keyframe_world_T_cam: Tensor  # [B, Kf, 4, 4]
     timestamps: Tensor  # [B, T] seconds
+    gate: Tensor | None = None  # [B, Kf, 1, H, W] how much of the lifted motion is used (geometry-primed only)
 
     @property
     def batch_size(self) -> int:
@@ -123,7 +154,8 @@ class GaussianPrediction:
         return self.depth.shape[-2], self.depth.shape[-1]
 
     def detach(self) -> GaussianPrediction:
-        return GaussianPrediction(**{f.name: getattr(self, f.name).detach() for f in fields(self)})
+        return GaussianPrediction(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).detach()
+                                     for f in fields(self)})
 
     def means(self) -> Tensor:
         """[B, Kf, H, W, 3] Gaussian centres at their keyframe: o + depth * d_z1 (float32)."""

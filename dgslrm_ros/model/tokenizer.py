@@ -73,17 +73,26 @@ def unpatchify(values: Tensor, groups: int, rows: int, cols: int, patch: int) ->
 class SpaceTimeTokenizer(nn.Module):
     """Linear embedding of s x s x l cubes of pixel conditioning."""
 
-    def __init__(self, keyframe_stride: int, patch_size: int, width: int, reference_frames: bool = False):
+    def __init__(self, keyframe_stride: int, patch_size: int, width: int, reference_frames: bool = False,
+                 cue_channels: int = 0):
         super().__init__()
         self.stride = keyframe_stride
         self.patch = patch_size
         self.embed = nn.Linear(keyframe_stride * INPUT_CHANNELS * patch_size * patch_size, width)
+        # Classical cues of each token's keyframe pixels, added through their own zero-initialised
+        # embedding so a geometry-primed model starts from what the plain tokens say (model.dgslrm).
+        self.cue_embed = nn.Linear(cue_channels * patch_size * patch_size, width) if cue_channels else None
         # Reference tokens attend but are never decoded; a learned offset tells them apart from window
         # tokens (ours: the paper does not say how reference frames are marked). Only models configured
         # for reference frames own it: an always-unused parameter would break DDP.
         self.reference_embedding = nn.Parameter(torch.zeros(width)) if reference_frames else None
 
-    def forward(self, pixels: Tensor, reference: bool = False) -> Tensor:
-        """pixels [B, N, 10, H, W] (N a multiple of l) -> tokens [B, N / l * H / s * W / s, width]."""
+    def forward(self, pixels: Tensor, reference: bool = False, cues: Tensor | None = None) -> Tensor:
+        """pixels [B, N, 10, H, W] (N a multiple of l), cues [B, N / l, C, H, W] (window only)
+        -> tokens [B, N / l * H / s * W / s, width]."""
         tokens = self.embed(patchify(pixels, self.stride, self.patch))
+        if cues is not None:
+            if self.cue_embed is None:
+                raise ValueError("SpaceTimeTokenizer: cues given to a tokenizer built without cue channels")
+            tokens = tokens + self.cue_embed(patchify(cues, 1, self.patch))
         return tokens + self.reference_embedding if reference else tokens
