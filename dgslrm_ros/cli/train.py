@@ -41,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flow-weight", type=float, default=10.0, help="weight of the scene-flow term (paper: 10)")
     parser.add_argument("--flow-loss", default="l1", choices=["l1", "l2"],
                         help="scene-flow error: l1 (paper) or l2 (squared; favours the moving pixels early on)")
+    parser.add_argument("--geometry-only", action="store_true",
+                        help="no rendering: depth + scene-flow (+ gate) losses only, 3-4x cheaper per step (a first phase)")
+    parser.add_argument("--flow-balance", action="store_true",
+                        help="average the flow error over moving and still pixels separately (keeps motion from collapsing)")
+    parser.add_argument("--gate-weight", type=float, default=0.0,
+                        help="weight of the gate's cross-entropy against ground-truth moving pixels (geometry-primed)")
+    parser.add_argument("--cue-cache", default="",
+                        help="folder caching each training window with its classical cues (computed once, fp16)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar (log files only)")
 
 
@@ -55,9 +63,11 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, warmup_steps=args.warmup, image_size=args.image_size, eval_every=args.eval_every,
         eval_scenes=args.eval_scenes, checkpoint_every=args.checkpoint_every, workers=args.workers,
         device=args.device, scene_scale=args.scene_scale, scene_preset=args.scene_preset,
-        train_scenes=args.train_scenes, seed=args.seed, progress=not args.no_progress,
-        loss=LossConfig(perceptual=args.perceptual, depth_weight=args.depth_weight, flow_weight=args.flow_weight,
-                        flow_loss=args.flow_loss),
+        train_scenes=args.train_scenes, seed=args.seed, progress=not args.no_progress, cue_cache=args.cue_cache,
+        loss=LossConfig(perceptual="none" if args.geometry_only else args.perceptual,
+                        mse_weight=0.0 if args.geometry_only else 1.0, depth_weight=args.depth_weight,
+                        flow_weight=args.flow_weight, flow_loss=args.flow_loss, flow_balance=args.flow_balance,
+                        gate_weight=args.gate_weight),
     )
     try:
         result = train(config)

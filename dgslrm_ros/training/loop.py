@@ -24,6 +24,7 @@ from tqdm import tqdm
 from dgslrm_ros.model import DGSLRM, ModelConfig
 from dgslrm_ros.model.checkpoint import load_model, save_checkpoint
 from dgslrm_ros.training.batch import normalize_batch, reference_inputs, to_device
+from dgslrm_ros.training.cue_cache import CuedWindowDataset, batch_cues
 from dgslrm_ros.training.distributed import (DistInfo, all_reduce_mean, barrier, cleanup_distributed, device_for,
                                              dist_info_from_env, setup_distributed)
 from dgslrm_ros.training.losses import LossConfig, compute_losses
@@ -61,6 +62,7 @@ class TrainConfig:
     scene_scale: float = 1.0  # SceneNormalization prior (metres per normalised unit)
     scene_preset: str = "default"  # data.scenes.SCENE_PRESETS
     train_scenes: int = 0  # size of the training scene pool; 0 = a new scene for every sample
+    cue_cache: str = ""  # folder caching each training window with its cues (geometry-primed models); "" = none
     progress: bool = True
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -216,6 +218,8 @@ def train(config: TrainConfig, dataset: Dataset | None = None, eval_samples: Dat
     if dataset is None:
         dataset, default_eval = make_datasets(config, model_config)
         eval_samples = default_eval if eval_samples is None else eval_samples
+        if config.cue_cache and model_config.geometry_primed:
+            dataset = CuedWindowDataset(dataset, config.cue_cache, config.scene_scale)
     eval_samples = [] if eval_samples is None else eval_samples
     pool = len(dataset)  # a map-style dataset; the training synthetic set spans the whole training seed range
     end_step = min(config.steps, start_step + config.stop_after) if config.stop_after else config.steps
@@ -238,7 +242,7 @@ def train(config: TrainConfig, dataset: Dataset | None = None, eval_samples: Dat
         batch, _ = normalize_batch(to_device(batch, device), config.scene_scale)
         with autocast:
             prediction = ddp_model(batch["frames"], batch["K"], batch["world_T_cam"], batch["timestamps"],
-                                   **reference_inputs(batch))
+                                   **reference_inputs(batch), cues=batch_cues(batch))
         losses = compute_losses(prediction, batch, loss_config)
         record = {k: float(all_reduce_mean(v.detach(), info)) for k, v in losses.items()}  # same on every rank
         if not all(math.isfinite(value) for value in record.values()):
@@ -278,9 +282,10 @@ def _evaluate(model: torch.nn.Module, samples: Dataset | Sequence[dict], config:
     """Held-out metrics of the current weights (no baselines: they cost minutes) + preview PNGs."""
     from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model
 
-    eval_config = EvalConfig(num_scenes=config.eval_scenes, baselines=False, previews=1, scene_scale=config.scene_scale)
+    eval_config = EvalConfig(num_scenes=config.eval_scenes, baselines=False, classical=False, oracles=False, previews=1,
+                             scene_scale=config.scene_scale)
     result = evaluate_model(model, samples, eval_config, out_dir=out, device=device)
-    metrics = result["methods"]["dgslrm"]
+    metrics = result["methods"]["network"]
     tqdm.write(f"step {step}: held-out novel PSNR {metrics['novel_psnr']:.2f} dB, SSIM {metrics['novel_ssim']:.3f}, "
                f"track EPE {metrics['track_epe_m']:.3f} m, moving-point flow EPE {metrics['moving_flow_epe_m']:.3f} m "
                f"(previews in {out})")

@@ -34,9 +34,19 @@ class LossConfig:
     flow_weight: float = 10.0
     flow_loss: str = "l1"  # "l1" (paper) or "l2" (squared error: the gradient grows with the error, so the
     # few moving pixels outweigh the many still ones early in training, see docs/training.md)
+    flow_balance: bool = False  # average the flow error over moving and still pixels separately, then
+    # take the mean of the two: with the plain mean the ~17 % moving pixels lose to the still ones and the
+    # offsets collapse to zero (docs/training.md)
+    gate_weight: float = 0.0  # binary cross-entropy of a geometry-primed model's gate against GT moving pixels
+    moving_threshold: float = 0.05  # a pixel moves when its GT track travels further (normalised units)
     input_views: int = 2  # input-camera frames rendered per sample, evenly spread; -1 = all
     max_depth: float = 10.0  # GT beyond this (normalised units; the model's `far`) is sky: no depth/flow loss
     background: float = 0.0  # grey level behind the Gaussians
+
+    @property
+    def photometric(self) -> bool:
+        """False for a geometry-only phase (no rendering at all: 3-4x cheaper per step)."""
+        return self.mse_weight > 0 or (self.perceptual != "none" and self.perceptual_weight > 0)
 
     def __post_init__(self) -> None:
         if self.perceptual not in PERCEPTUAL:
@@ -145,20 +155,23 @@ def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -
         )
 
     # Photometric: supervision views at their instants + a few input-camera frames.
-    input_idx = torch.tensor(input_view_indices(num_frames, config.input_views), dtype=torch.long,
-                             device=frames.device)
-    renders, targets = [], []
-    for b in range(bsz):
-        gaussians = prediction.gaussians(b)  # float32: the head decodes outside autocast
-        frame_index = torch.cat([batch["sup_frame_index"][b].long(), input_idx])
-        poses = torch.cat([batch["sup_world_T_cam"][b], batch["world_T_cam"][b][input_idx]]).float()
-        Ks = torch.cat([batch["sup_K"][b], batch["K"][b][input_idx]]).float()
-        rgb, _ = render_at_instants(gaussians, frame_index, poses, Ks, height, width, config.background)
-        renders.append(rgb)
-        targets.append(torch.cat([sup_frames[b], frames[b][input_idx]]).float())
-    rendered, target = torch.cat(renders), torch.cat(targets)  # [V, 3, H, W]
-    mse = (rendered - target).square().mean()
-    perceptual = perceptual_loss(rendered, target, config.perceptual)
+    if config.photometric:
+        input_idx = torch.tensor(input_view_indices(num_frames, config.input_views), dtype=torch.long,
+                                 device=frames.device)
+        renders, targets = [], []
+        for b in range(bsz):
+            gaussians = prediction.gaussians(b)  # float32: the head decodes outside autocast
+            frame_index = torch.cat([batch["sup_frame_index"][b].long(), input_idx])
+            poses = torch.cat([batch["sup_world_T_cam"][b], batch["world_T_cam"][b][input_idx]]).float()
+            Ks = torch.cat([batch["sup_K"][b], batch["K"][b][input_idx]]).float()
+            rgb, _ = render_at_instants(gaussians, frame_index, poses, Ks, height, width, config.background)
+            renders.append(rgb)
+            targets.append(torch.cat([sup_frames[b], frames[b][input_idx]]).float())
+        rendered, target = torch.cat(renders), torch.cat(targets)  # [V, 3, H, W]
+        mse = (rendered - target).square().mean()
+        perceptual = perceptual_loss(rendered, target, config.perceptual)
+    else:
+        mse = perceptual = frames.new_zeros((), dtype=torch.float32)
     photo = config.mse_weight * mse + config.perceptual_weight * perceptual
 
     # Geometry: keyframe depth and keyframe scene flow against ground truth (normalised units).
@@ -175,9 +188,22 @@ def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -
     # A keyframe pixel's GT track is usable when its surface point is within the model's depth range
     # (sky pixels are not); occluded instants stay supervised: the 3D flow of a hidden point is known.
     point_valid = torch.isfinite(gt_flow).all(-1) & depth_valid[:, :, None, 0, :, :]  # [B, Kf, T, H, W]
-    flow = _masked_error(pred_flow, gt_flow, point_valid, power=1 if config.flow_loss == "l1" else 2)
+    power = 1 if config.flow_loss == "l1" else 2
+    moving = (torch.nan_to_num(gt_flow).norm(dim=-1) * point_valid).amax(dim=2) > config.moving_threshold  # [B, Kf, H, W]
+    if config.flow_balance:
+        flow_moving = _masked_error(pred_flow, gt_flow, point_valid & moving[:, :, None], power)
+        flow_still = _masked_error(pred_flow, gt_flow, point_valid & ~moving[:, :, None], power)
+        flow = 0.5 * (flow_moving + flow_still)
+    else:
+        flow = _masked_error(pred_flow, gt_flow, point_valid, power)
 
     total = photo + config.depth_weight * depth + config.flow_weight * flow
-    psnr = -10.0 * torch.log10(mse.detach().clamp_min(1e-10))
-    return {"total": total, "photo": photo, "mse": mse, "perceptual": perceptual, "depth": depth, "flow": flow,
-            "psnr": psnr}
+    out = {"photo": photo, "mse": mse, "perceptual": perceptual, "depth": depth, "flow": flow}
+    if config.gate_weight > 0 and prediction.gate is not None:
+        scored = depth_valid[:, :, 0]  # [B, Kf, H, W]
+        gate = prediction.gate[:, :, 0].clamp(1e-4, 1 - 1e-4)
+        bce = torch.nn.functional.binary_cross_entropy(gate, moving.float(), reduction="none")
+        out["gate"] = (bce * scored).sum() / scored.sum().clamp_min(1)
+        total = total + config.gate_weight * out["gate"]
+    psnr = -10.0 * torch.log10(mse.detach().clamp_min(1e-10)) if config.photometric else mse.new_zeros(())
+    return {"total": total, **out, "psnr": psnr}
