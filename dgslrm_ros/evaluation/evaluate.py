@@ -21,34 +21,48 @@ Per window and method (all in the window's normalised frame, errors reported in 
   threshold at some window frame; `moving_track_epe_m` is the absolute track EPE there, and
   `moving_fraction` how much of the keyframe pixels that is).
 
-Methods: `dgslrm` (feed-forward), `static` (its deformation forced to zero), `optimised` (test-time
-optimisation from depth-unprojected pixels, see evaluation.baselines), and `dgslrm+refine` when
-refine_iters > 0.
+- keyframe depth: AbsRel (|z - z_gt| / z_gt) of every Gaussian's z-depth in its own keyframe camera,
+  median and mean over the keyframe pixels with ground truth.
+
+Methods: `network` (feed-forward), `classical` (the network's cues alone: plane-sweep depth + lifted
+optical-flow tracks), `static` (the network's deformation forced to zero), `optimised` (test-time
+optimisation from depth-unprojected pixels, see evaluation.baselines), `network+refine` when
+refine_iters > 0, and two oracle rows that bound what better geometry would buy: `oracle depth` (the
+network's Gaussians moved onto the ground-truth keyframe depth) and `oracle depth+motion` (also the
+ground-truth scene flow as the deformation).
+
+Windows are also summarised by camera motion: `translating` (the camera moves >= 8 cm over the window:
+depth is observable from parallax) and `pan/still` (less: only learned priors can give depth).
 """
 from __future__ import annotations
 
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 from torch import Tensor
 
+from dgslrm_ros.core.cameras import project_points, unproject_depth
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.evaluation.baselines import depth_initialization, gaussian_tracks, static_baseline
 from dgslrm_ros.evaluation.metrics import mean_finite, psnr, ssim, track_errors, track_metrics
 from dgslrm_ros.evaluation.previews import save_preview, track_grid
 from dgslrm_ros.evaluation.refine import RefineConfig, optimize_gaussians, save_curve
+from dgslrm_ros.geometry.cues import GeometryCues
+from dgslrm_ros.model.classical import ClassicalReconstructor
+from dgslrm_ros.model.dgslrm import window_cues
 from dgslrm_ros.render import render
 from dgslrm_ros.training.batch import add_batch_dim, normalize_batch, reference_inputs, to_device
-from dgslrm_ros.training.losses import render_at_instants
+from dgslrm_ros.training.losses import render_at_instants, scene_flow_targets
 
 METRIC_KEYS = ("input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "heldout_psnr", "heldout_ssim", "track_epe_m",
                "within_5cm", "within_10cm", "within_20cm", "motion_m", "flow_epe_m", "moving_flow_epe_m",
-               "moving_track_epe_m", "moving_fraction", "seconds")
+               "moving_track_epe_m", "moving_fraction", "depth_absrel_median", "depth_absrel_mean", "seconds")
+TRANSLATING_M = 0.08  # camera travel over a window from which on depth counts as observable from parallax
 
 
 @dataclass(frozen=True)
@@ -57,7 +71,9 @@ class EvalConfig:
 
     num_scenes: int = 8
     optimize_iters: int = 200  # budget of the optimised baseline; 0 drops it
-    refine_iters: int = 0  # > 0 adds `dgslrm+refine` (feed-forward + test-time refinement)
+    refine_iters: int = 0  # > 0 adds `network+refine` (feed-forward + test-time refinement)
+    classical: bool = True  # the cues-only method beside the network
+    oracles: bool = True  # `oracle depth` and `oracle depth+motion`
     baselines: bool = True  # static + optimised
     scene_scale: float = 1.0  # SceneNormalization prior, metres per unit (as in training)
     reference_depth_m: float = 2.0  # track thresholds are metric at this median scene depth
@@ -126,6 +142,46 @@ def motion_metrics(pred_points: Tensor, gt_points: Tensor, keyframe_index: Tenso
     }
 
 
+def depth_absrel(pred_points: Tensor, gt_depth: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor,
+                 max_depth: float) -> dict[str, float]:
+    """AbsRel of each keyframe Gaussian's z-depth in its own keyframe camera.
+
+    pred_points [Kf, T, H, W, 3], gt_depth [Kf, 1, H, W], K [Kf, 3, 3], world_T_cam [Kf, 4, 4] (one frame).
+    """
+    kf, _, height, width, _ = pred_points.shape
+    own = pred_points[torch.arange(kf, device=pred_points.device), keyframe_index.long()]  # [Kf, H, W, 3]
+    _, z = project_points(own.reshape(kf, -1, 3), K, world_T_cam)  # [Kf, H*W]
+    gt = gt_depth.reshape(kf, -1)
+    valid = torch.isfinite(gt) & (gt > 0) & (gt <= max_depth) & torch.isfinite(z)
+    rel = ((z - gt).abs() / gt)[valid]
+    nan = float("nan")
+    return {"depth_absrel_median": float(rel.median()) if rel.numel() else nan,
+            "depth_absrel_mean": float(rel.mean()) if rel.numel() else nan}
+
+
+def oracle_depth(gaussians: DeformableGaussians, gt_depth: Tensor, K: Tensor, world_T_cam: Tensor,
+                 max_depth: float) -> DeformableGaussians:
+    """The same pixel-ordered Gaussians moved along their rays onto the GT keyframe depth [Kf, 1, H, W]
+    (K, world_T_cam of the keyframes); pixels without GT keep their own depth."""
+    points = unproject_depth(gt_depth.clamp(max=max_depth).nan_to_num(0.0), K, world_T_cam).reshape(-1, 3)
+    valid = (torch.isfinite(gt_depth) & (gt_depth > 0)).reshape(-1, 1)
+    return replace(gaussians, means=torch.where(valid, points, gaussians.means))
+
+
+def oracle_motion(gaussians: DeformableGaussians, keyframe_points: Tensor, keyframe_index: Tensor) -> DeformableGaussians:
+    """Ground-truth scene flow (keyframe_points [Kf, T, H, W, 3]) as the deformation of pixel-ordered Gaussians."""
+    flow = scene_flow_targets(keyframe_points[None], keyframe_index)[0]  # [Kf, T, H, W, 3]
+    kf, t, height, width, _ = flow.shape
+    offsets = flow.permute(0, 2, 3, 1, 4).reshape(kf * height * width, t, 3).nan_to_num(0.0)
+    return replace(gaussians, offsets=offsets.to(gaussians.offsets.dtype))
+
+
+def camera_travel_m(world_T_cam: Tensor, metres_per_unit: float) -> float:
+    """Largest distance (m) of a window camera from the first one."""
+    positions = world_T_cam[:, :3, 3]
+    return float((positions - positions[:1]).norm(dim=-1).max()) * metres_per_unit
+
+
 def _render_positions(gaussians: DeformableGaussians, positions: Tensor, world_T_cam: Tensor, K: Tensor,
                       height: int, width: int, background: float) -> Tensor:
     """Render one view per (possibly fractional) window frame position -> rgb [M, 3, H, W]."""
@@ -168,6 +224,7 @@ def score_window(gaussians: DeformableGaussians, batch: dict[str, Any], metres_p
     valid = valid & not_own[:, :, None, None]
     errors = track_errors(pred_points, gt_points, valid) * metres_per_unit
     metrics = track_metrics(errors, thresholds_m)
+    out.update(depth_absrel(pred_points, gt_depth, K[keyframe_index], poses[keyframe_index], keyframe_index, max_depth))
     out["track_epe_m"] = metrics["epe"]
     out.update(motion_metrics(pred_points, gt_points, keyframe_index, valid, metres_per_unit,
                               min(thresholds_m.values()) if thresholds_m else 0.05))
@@ -190,9 +247,11 @@ def _preview(path: Path, batch: dict, renders: dict, title: str) -> None:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, batch: dict[str, Any]) -> DeformableGaussians:
-    """Feed-forward Gaussians of a normalised batch of one (float32, detached)."""
-    prediction = model(batch["frames"], batch["K"], batch["world_T_cam"], batch["timestamps"], **reference_inputs(batch))
+def predict(model: torch.nn.Module, batch: dict[str, Any], cues: GeometryCues | None = None) -> DeformableGaussians:
+    """Feed-forward Gaussians of a normalised batch of one (float32, detached); `cues` when already computed."""
+    extra = {"cues": cues} if cues is not None else {}
+    prediction = model(batch["frames"], batch["K"], batch["world_T_cam"], batch["timestamps"], **reference_inputs(batch),
+                       **extra)
     return prediction.gaussians(0).detach()
 
 
@@ -228,15 +287,22 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[dict[str, Any]], co
             heldout["world_T_cam"] = norms[0].poses_to_norm(heldout["world_T_cam"])
 
         start = time.perf_counter()
-        feed_forward = predict(model, batch)
+        primed = getattr(model.config, "geometry_primed", False)
+        cues = window_cues(frames[None], K[None], poses[None], model.keyframe_index(device)) if primed else None
+        cue_seconds = time.perf_counter() - start
+        feed_forward = predict(model, batch, cues)
         ff_seconds = time.perf_counter() - start
-        methods: dict[str, tuple[DeformableGaussians, float]] = {"dgslrm": (feed_forward, ff_seconds)}
+        methods: dict[str, tuple[DeformableGaussians, float]] = {"network": (feed_forward, ff_seconds)}
         if config.refine_iters > 0:
             start = time.perf_counter()
             refined, curve = optimize_gaussians(feed_forward, frames, K, poses, config.refine_iters, config.refine,
                                                 eval_every=max(1, config.refine_iters // 10))
-            methods["dgslrm+refine"] = (refined, ff_seconds + curve[-1]["seconds"])
+            methods["network+refine"] = (refined, ff_seconds + curve[-1]["seconds"])
             refine_curves.append(curve)
+        if config.classical and primed:
+            start = time.perf_counter()
+            classical = predict(ClassicalReconstructor(model.config).to(device), batch, cues)
+            methods["classical"] = (classical, cue_seconds + time.perf_counter() - start)
         if config.baselines:
             methods["static"] = (static_baseline(feed_forward), ff_seconds)
             if config.optimize_iters > 0:
@@ -245,14 +311,22 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[dict[str, Any]], co
                                             batch["timestamps"][0], max_depth)
                 optimised, _ = optimize_gaussians(init, frames, K, poses, config.optimize_iters, config.refine)
                 methods["optimised"] = (optimised, time.perf_counter() - start)
+        if config.oracles:
+            kf = batch["keyframe_index"][0].long()
+            with_depth = oracle_depth(feed_forward, batch["depth"][0][kf], K[kf], poses[kf], max_depth)
+            methods["oracle depth"] = (with_depth, ff_seconds)
+            methods["oracle depth+motion"] = (oracle_motion(with_depth, batch["keyframe_points"][0], kf), ff_seconds)
 
-        scene = {"scene_id": _scene_id(sample, i), "metres_per_unit": scale, "thresholds_m": thresholds, "methods": {}}
+        travel = camera_travel_m(poses, scale)
+        scene = {"scene_id": _scene_id(sample, i), "metres_per_unit": scale, "thresholds_m": thresholds,
+                 "camera_travel_m": travel, "camera_motion": "translating" if travel >= TRANSLATING_M else "pan/still",
+                 "methods": {}}
         for name, (gaussians, seconds) in methods.items():
             metrics, renders = score_window(gaussians, batch, scale, thresholds, max_depth, config.background, heldout)
             metrics["seconds"] = seconds
             scene["methods"][name] = metrics
             if out_path is not None and i < config.previews:
-                _preview(out_path / "previews" / f"scene{i:03d}_{name.replace('+', '_')}.png", batch, renders,
+                _preview(out_path / "previews" / f"scene{i:03d}_{name.replace('+', '_').replace(' ', '_')}.png", batch, renders,
                          f"{name}: novel PSNR {metrics['novel_psnr']:.2f} dB, track EPE {metrics['track_epe_m']:.3f} m")
         per_scene.append(scene)
     model.train(was_training)
@@ -260,9 +334,21 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[dict[str, Any]], co
         raise ValueError("evaluate_model: no samples to evaluate (num_scenes must be >= 1 and the split non-empty)")
 
     names = list(per_scene[0]["methods"])
-    summary = {name: {key: mean_finite([s["methods"][name][key] for s in per_scene]) for key in METRIC_KEYS}
+
+    def summarise(scenes: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+        # depth AbsRel: medians of the per-window values are summarised by their median (heavy tails)
+        out = {name: {key: mean_finite([s["methods"][name][key] for s in scenes]) for key in METRIC_KEYS}
                for name in names}
-    result = {"methods": summary, "scenes": per_scene, "num_scenes": len(per_scene),
+        for name in names:
+            values = torch.tensor([s["methods"][name]["depth_absrel_median"] for s in scenes], dtype=torch.float64)
+            values = values[torch.isfinite(values)]
+            out[name]["depth_absrel_median"] = float(values.median()) if values.numel() else float("nan")
+        return out
+
+    strata = {kind: summarise([s for s in per_scene if s["camera_motion"] == kind])
+              for kind in ("translating", "pan/still") if any(s["camera_motion"] == kind for s in per_scene)}
+    result = {"methods": summarise(per_scene), "strata": strata, "scenes": per_scene, "num_scenes": len(per_scene),
+              "strata_counts": {k: sum(s["camera_motion"] == k for s in per_scene) for k in strata},
               "config": _jsonable(asdict(config))}
     if refine_curves:  # quality vs cost of test-time refinement, averaged over the windows
         result["refine_curve"] = [
@@ -301,15 +387,25 @@ def held_out_windows(model_config, num_scenes: int, cache: str | Path | None = N
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """Fixed-width table of the per-method means."""
-    headers = ("method", "in PSNR", "in SSIM", "nov PSNR", "nov SSIM", "mid PSNR", "mid SSIM", "EPE [m]", "<5cm", "<10cm", "<20cm",
-               "motion [m]", "flow EPE", "mov flow", "mov EPE", "moving", "time [s]")
-    keys = METRIC_KEYS
-    lines = ["  ".join(f"{h:>10}" if i else f"{h:<14}" for i, h in enumerate(headers))]
-    for name, metrics in result["methods"].items():
-        cells = [f"{name:<14}"] + [f"{metrics[k]:>10.3f}" if math.isfinite(metrics[k]) else f"{'n/a':>10}" for k in keys]
-        lines.append("  ".join(cells))
-    lines.append(f"({result['num_scenes']} held-out windows; thresholds scaled to scene size, see evaluation/evaluate.py)")
+    """Fixed-width tables of the per-method means: all windows, then each camera-motion stratum."""
+    headers = ("method", "AbsRel med", "AbsRel mean", "mov flow", "flow EPE", "EPE [m]", "mid PSNR", "nov PSNR",
+               "in PSNR", "<10cm", "motion [m]", "time [s]")
+    keys = ("depth_absrel_median", "depth_absrel_mean", "moving_flow_epe_m", "flow_epe_m", "track_epe_m",
+            "heldout_psnr", "novel_psnr", "input_psnr", "within_10cm", "motion_m", "seconds")
+
+    def table(methods: dict[str, dict[str, float]]) -> list[str]:
+        lines = ["  ".join(f"{h:>11}" if i else f"{h:<20}" for i, h in enumerate(headers))]
+        for name, metrics in methods.items():
+            cells = [f"{name:<20}"] + [f"{metrics[k]:>11.3f}" if math.isfinite(metrics[k]) else f"{'n/a':>11}"
+                                       for k in keys]
+            lines.append("  ".join(cells))
+        return lines
+
+    lines = [f"all {result['num_scenes']} held-out windows"] + table(result["methods"])
+    for kind, methods in result.get("strata", {}).items():
+        lines += ["", f"{kind} camera ({result['strata_counts'][kind]} windows)"] + table(methods)
+    lines.append("(flow EPE / mov flow: scene-flow error over all / moving pixels, m; EPE: absolute 3D track error, m; "
+                 "thresholds scaled to scene size, see evaluation/evaluate.py)")
     return "\n".join(lines)
 
 

@@ -98,6 +98,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               minimum=0, maximum=10000),
     ParamSpec("scene_scale", 1.0, "metres per normalised model unit (scene normalisation of the window)",
               minimum=1e-6, maximum=1e6),
+    ParamSpec("method", "network", "reconstruction method: the geometry-primed network, or classical (its "
+              "multi-view-stereo depth + optical-flow cues alone, no learned weights)", choices=("network", "classical")),
 )
 
 BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}

@@ -33,6 +33,7 @@ _RANGES: dict[str, tuple[float, float]] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cuda", "cpu"),
     "renderer": ("auto", "gsplat", "torch"),
+    "method": ("network", "classical"),
 }
 
 
@@ -56,6 +57,7 @@ class PipelineConfig:
     world_frame: str = "world"
     refine_iters: int = 0
     scene_scale: float = 1.0  # metres per normalised unit (prior of core/normalization.py)
+    method: str = "network"  # network | classical
 
     @property
     def frame_period(self) -> float:

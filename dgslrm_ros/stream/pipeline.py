@@ -137,6 +137,17 @@ def load_pipeline_model(config: PipelineConfig, device: torch.device, log: Logge
     if path.exists() and (path.is_file() or (path / "model.safetensors").exists()):
         model = load_model(path, device)
         weights = f"checkpoint {path}"
+        if config.method == "classical":  # the checkpoint only fixes the window layout; no weights are used
+            from dgslrm_ros.model.classical import ClassicalReconstructor
+
+            model = ClassicalReconstructor(model.config).to(device)
+            weights = "classical (no learned weights)"
+    elif config.method == "classical":
+        from dgslrm_ros.model.classical import ClassicalReconstructor
+
+        preset = ModelConfig.preset("small", window_frames=config.window_frames, keyframe_stride=config.keyframe_stride)
+        model = ClassicalReconstructor(preset).to(device)
+        weights = "classical (no learned weights)"
     else:
         preset = ModelConfig.preset("small", window_frames=config.window_frames, keyframe_stride=config.keyframe_stride)
         with torch.random.fork_rng(devices=[]):
