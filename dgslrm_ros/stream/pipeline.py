@@ -353,6 +353,22 @@ class StreamingReconstructor:
         # Poses from the old timeline's future would otherwise be matched to the new one's images.
         self._poses.drop_newer_than(stamp + POSE_RESET_S)
 
+    def reset(self) -> None:
+        """Forget everything buffered (the node's ~/reset): images waiting for poses, poses, the window in
+        progress and pending windows. Calibration is kept. The next window starts a new sequence, so the
+        track registry restarts (new tracks, ids never reused: the id counter keeps counting)."""
+        with self._lock:
+            self._waiting.clear()
+            self._poses.clear()
+            sequence = self._windows.sequence
+            self._windows.end_sequence()  # a tail window, if any, is discarded with the rest
+            if self._windows.sequence == sequence:
+                self._windows.sequence += 1
+            self._pending.clear()
+            self._last_image_stamp = None
+            self._next_due = None
+            self._counts["resets"] += 1
+
     def flush(self) -> None:
         """End of stream (replay): resolve waiting images and emit the tail window of the sequence."""
         with self._lock:
@@ -493,7 +509,7 @@ class StreamingReconstructor:
                 "max_pending_windows": self.config.max_pending_windows,
             }
             for key in ("frames_received", "frames_admitted", "windows_emitted", "windows_reconstructed",
-                        "reconstruction_failures", "sequence_restarts"):
+                        "reconstruction_failures", "sequence_restarts", "resets"):
                 out[key] = int(self._counts[key])
             for reason in sorted(self._drops):
                 out[f"dropped_{reason}"] = int(self._drops[reason])
