@@ -14,9 +14,11 @@
 - `/diagnostics`: reliable, volatile, keep last 10 (what diagnostic_aggregator expects).
 
 The input profiles above are `input_qos: sensor_data` (the default). `system_default` takes the RMW's
-defaults (reliable, volatile, keep last 10 on Fast DDS and Cyclone) and `reliable` asks for
-reliable delivery at the same depths: for a pipeline that must not lose a frame on a good link, at
-the price of matching reliable publishers only (an incompatibility is logged with both profiles).
+default reliability and durability (reliable and volatile on Fast DDS and Cyclone) and `reliable`
+asks for reliable, volatile delivery: for a pipeline that must not lose a frame on a good link, at the
+price of matching reliable publishers only (an incompatibility is logged with both profiles). Both
+keep the depths above: the RMW's default history (keep last 1 on Fast DDS) would lose a pose or an
+image whenever the executor is a moment late.
 """
 from __future__ import annotations
 
@@ -59,7 +61,9 @@ def input_profiles(input_qos: str) -> tuple[QoSProfile, QoSProfile]:
     if input_qos == "sensor_data":
         return IMAGE_QOS, CALIBRATION_QOS
     if input_qos == "system_default":
-        return qos_profile_system_default, qos_profile_system_default
+        rmw = dict(history=HistoryPolicy.KEEP_LAST, reliability=qos_profile_system_default.reliability,
+                   durability=qos_profile_system_default.durability)
+        return QoSProfile(depth=IMAGE_QOS.depth, **rmw), QoSProfile(depth=CALIBRATION_QOS.depth, **rmw)
     if input_qos == "reliable":
         reliable = dict(history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)

@@ -189,6 +189,7 @@ class StreamingReconstructor:
         # worker-side state (only the worker thread touches these, but diagnostics read them)
         self._registry = TrackRegistry()
         self._registry_sequence: int | None = None
+        self._tracks_lock = threading.Lock()  # reset() (another thread) vs the worker's tracks stage
         self._last_seconds = float("nan")
         self._last_psnr = float("nan")
         self._last_timings: dict[str, float] = {}
@@ -368,6 +369,8 @@ class StreamingReconstructor:
             self._last_image_stamp = None
             self._next_due = None
             self._counts["resets"] += 1
+        with self._tracks_lock:
+            self._registry.reset()
 
     def flush(self) -> None:
         """End of stream (replay): resolve waiting images and emit the tail window of the sequence."""
@@ -475,13 +478,14 @@ class StreamingReconstructor:
 
         # --- tracks with stable ids
         tick = time.perf_counter()
-        if self._registry_sequence != window.sequence:
-            self._registry.reset()
-            self._registry_sequence = window.sequence
         keyframes = list(range(0, cfg.window_frames, cfg.keyframe_stride))
         candidates = seed_tracks(world, (height, width), keyframes, K, poses, cfg.track_grid, cfg.min_opacity)
-        track_set = self._registry.update(stamps, candidates.positions, candidates.visible, candidates.seed_frame,
-                                          candidates.radius)
+        with self._tracks_lock:
+            if self._registry_sequence != window.sequence:
+                self._registry.reset()
+                self._registry_sequence = window.sequence
+            track_set = self._registry.update(stamps, candidates.positions, candidates.visible,
+                                              candidates.seed_frame, candidates.radius)
         relative_t = (stamps - stamps[-1]).astype(np.float32)  # [T] <= 0
         trajectories = trajectories_to_array(track_set.positions, relative_t, track_set.track_ids, track_set.visible)
         strips = tracks_to_strips(track_set.positions, stamps - stamps[0], track_set.track_ids, track_set.visible)
