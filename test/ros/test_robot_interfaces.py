@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS = ("gaussians", "trajectories", "rendered", "camera_path")
 # camera_T_body of a camera 10 cm ahead of and 5 cm above an IMU, rotated into the optical frame
 # (z forward, x right, y down) from the body's x forward, y left, z up.
-EXTRINSIC = (0.0, 0.05, -0.1, 0.5, -0.5, 0.5, -0.5)
+EXTRINSIC = (0.0, 0.05, -0.1, 0.5, -0.5, 0.5, 0.5)
 SESSIONS = {
     "plain": ({}, []),
     "vio": ({"pose_type": "odometry", "camera_from_body": list(EXTRINSIC), "image_transport": "compressed",
