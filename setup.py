@@ -36,6 +36,7 @@ setup(
         "pyyaml",
         "tqdm",
         "matplotlib",
+        "pillow",  # CompressedImage (jpeg, png) decoding
     ],
     extras_require={"gsplat": ["gsplat==1.5.3"], "test": ["pytest"]},
     zip_safe=True,
