@@ -47,22 +47,27 @@ _LIB = _load()
 ACCELERATED = _LIB is not None
 
 
+def _addr(array: np.ndarray) -> int:
+    """The data pointer; `array.ctypes.data` costs microseconds per call, which small clouds notice."""
+    return array.__array_interface__["data"][0]
+
+
 def _rows_view(values: np.ndarray, rows: int) -> tuple[np.ndarray, int]:
-    """values [rows, ...] with contiguous rows -> (values, bytes per row); a copy only when rows are not."""
+    """values [rows, ...] -> (C-contiguous values, bytes per row); a copy only when they are not contiguous."""
     values = np.asarray(values)
     if values.shape[:1] != (rows,):
         raise ValueError(f"expected {rows} rows, got shape {values.shape}")
-    width = values.itemsize * int(np.prod(values.shape[1:], dtype=np.int64))
-    inner_contiguous = values[:1].flags.c_contiguous if rows else True
-    if not inner_contiguous or (rows > 1 and values.strides[0] <= 0):
+    if not values.flags.c_contiguous:
         values = np.ascontiguousarray(values)
-    return values, width
+    return values, (values.nbytes // rows if rows else 0)
 
 
 def interleave(table: np.ndarray, columns: Sequence[Column], rgb: tuple[int, np.ndarray] | None = None) -> None:
     """table uint8 [rows, row_bytes] (C-contiguous); write each column's rows at its byte offset, and with
     `rgb` = (offset, colors float [rows, 3] in [0, 1]) the packed colour (see pack_rgb_into) in the same pass."""
     rows, row_bytes = table.shape
+    if table.dtype != np.uint8 or (rows and table.strides[1] != 1):
+        raise ValueError(f"table: expected uint8 [rows, row_bytes] with contiguous rows, got {table.dtype} {table.strides}")
     colors = None if rgb is None else _colors(rgb[1], rows)
     prepared = [(offset, *_rows_view(values, rows)) for offset, values in columns]
     for offset, _, width in prepared:
@@ -71,12 +76,12 @@ def interleave(table: np.ndarray, columns: Sequence[Column], rgb: tuple[int, np.
     if _LIB is not None and rows:
         n = len(prepared)
         keep = [values for _, values, _ in prepared]
-        src = (ctypes.c_void_p * n)(*[v.ctypes.data for v in keep])
-        strides = (ctypes.c_int64 * n)(*[v.strides[0] if v.ndim else 0 for v in keep])
+        src = (ctypes.c_void_p * n)(*[_addr(v) for v in keep])
+        strides = (ctypes.c_int64 * n)(*[w for _, _, w in prepared])  # contiguous rows: stride = width
         offsets = (ctypes.c_int64 * n)(*[o for o, _, _ in prepared])
         widths = (ctypes.c_int64 * n)(*[w for _, _, w in prepared])
-        _LIB.dg_interleave(table.ctypes.data, table.strides[0], rows, n, src, strides, offsets, widths,
-                           None if colors is None else colors.ctypes.data, 0 if rgb is None else rgb[0])
+        _LIB.dg_interleave(_addr(table), table.strides[0], rows, n, src, strides, offsets, widths,
+                           None if colors is None else _addr(colors), 0 if rgb is None else rgb[0])
         return
     for offset, values, width in prepared:  # numpy: one row-sized opaque (void) element per row and column
         if rows:
@@ -97,11 +102,11 @@ def deinterleave(table: np.ndarray, columns: Sequence[Column], rgb_offset: int |
             raise ValueError(f"column at offset {offset} does not fit a {row_bytes}-byte row")
     if _LIB is not None and rows:
         n = len(columns)
-        dst = (ctypes.c_void_p * n)(*[out.ctypes.data for _, out in columns])
+        dst = (ctypes.c_void_p * n)(*[_addr(out) for _, out in columns])
         strides = (ctypes.c_int64 * n)(*[out.nbytes // rows for _, out in columns])
         offsets = (ctypes.c_int64 * n)(*[offset for offset, _ in columns])
-        _LIB.dg_deinterleave(table.ctypes.data, table.strides[0], rows, n, dst, strides, offsets, strides,
-                             None if colors is None else colors.ctypes.data, rgb_offset or 0)
+        _LIB.dg_deinterleave(_addr(table), table.strides[0], rows, n, dst, strides, offsets, strides,
+                             None if colors is None else _addr(colors), rgb_offset or 0)
         return colors
     for offset, out in columns:
         width = out.nbytes // max(rows, 1)
@@ -133,7 +138,7 @@ def pack_rgb_into(table: np.ndarray, offset: int, colors: np.ndarray) -> None:
     rows = table.shape[0]
     colors = _colors(colors, rows)
     if _LIB is not None and rows:
-        _LIB.dg_pack_rgb(colors.ctypes.data, rows, table.ctypes.data + offset, table.strides[0])
+        _LIB.dg_pack_rgb(_addr(colors), rows, _addr(table) + offset, table.strides[0])
         return
     c = np.clip(np.nan_to_num(np.rint(colors * 255.0), nan=0.0), 0, 255).astype(np.uint32)  # NaN -> 0, as in C
     packed = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
@@ -145,7 +150,7 @@ def unpack_rgb_from(table: np.ndarray, offset: int) -> np.ndarray:
     rows = table.shape[0]
     out = np.empty((rows, 3), np.float32)
     if _LIB is not None and rows:
-        _LIB.dg_unpack_rgb(table.ctypes.data + offset, table.strides[0], rows, out.ctypes.data)
+        _LIB.dg_unpack_rgb(_addr(table) + offset, table.strides[0], rows, _addr(out))
         return out
     bits = np.ascontiguousarray(table[:, offset:offset + 4]).view("<u4").reshape(rows)
     out[:, 0], out[:, 1], out[:, 2] = (bits >> 16) & 0xFF, (bits >> 8) & 0xFF, bits & 0xFF
@@ -160,5 +165,5 @@ def pixels_to_rgb(buffer: np.ndarray, height: int, width: int, step: int, channe
     if _LIB is None or not buffer.flags.c_contiguous:
         return None
     out = np.empty((height, width, 3), np.uint8)
-    _LIB.dg_pixels_to_rgb(buffer.ctypes.data, step, height, width, channels, *order, out.ctypes.data)
+    _LIB.dg_pixels_to_rgb(_addr(buffer), step, height, width, channels, *order, _addr(out))
     return out
