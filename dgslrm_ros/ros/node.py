@@ -93,6 +93,7 @@ class DgslrmNode(Node):
         except ConfigError as error:
             raise ParameterError(str(error)) from error
         self._rejected: Counter[str] = Counter()  # messages that could not be converted, by kind
+        self._reject_lock = threading.Lock()
         self._received: Counter[str] = Counter()
         self._windows_done = 0
         self._windows_failed = 0
@@ -187,12 +188,18 @@ class DgslrmNode(Node):
 
     # ------------------------------------------------------------------ callbacks: convert + enqueue
     def _reject(self, kind: str, error: Exception | str) -> None:
-        """Count a message that could not be converted; log once per kind per THROTTLE_S."""
-        self._rejected[kind] += 1
-        now = time.monotonic()
-        if now - self._last_reject_log.get(kind, -THROTTLE_S) >= THROTTLE_S:
-            self._last_reject_log[kind] = now
-            self.get_logger().warning(f"rejected {kind} ({self._rejected[kind]} so far): {error}")
+        """Count a message that could not be converted; log once per kind per THROTTLE_S.
+
+        Called from the executor and from the compressed-image decoder thread, hence the lock."""
+        with self._reject_lock:
+            self._rejected[kind] += 1
+            count = self._rejected[kind]
+            now = time.monotonic()
+            due = now - self._last_reject_log.get(kind, -THROTTLE_S) >= THROTTLE_S
+            if due:
+                self._last_reject_log[kind] = now
+        if due:
+            self.get_logger().warning(f"rejected {kind} ({count} so far): {error}")
 
     def _survive(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """An exception in a callback would end the executor's spin, i.e. the node: count it instead."""
@@ -244,9 +251,8 @@ class DgslrmNode(Node):
         except ValueError as error:
             self._reject("bad_image", error)
             return
-        msg_stamp = stamp_msg
         with self._stamps_lock:  # before add_image: the worker may publish this frame's window at once
-            self._exact_stamps[stamp] = (int(msg_stamp.sec), int(msg_stamp.nanosec))
+            self._exact_stamps[stamp] = (int(stamp_msg.sec), int(stamp_msg.nanosec))
             self._exact_stamps.move_to_end(stamp)
             while len(self._exact_stamps) > STAMP_MEMORY:
                 self._exact_stamps.popitem(last=False)
@@ -345,7 +351,9 @@ class DgslrmNode(Node):
         drops by reason, last reconstruction time and PSNR, device, weights) plus the node's."""
         values: dict[str, Any] = dict(self._reconstructor.diagnostics())
         values.update({f"received_{k}": v for k, v in sorted(self._received.items())})
-        values.update({f"rejected_{k}": v for k, v in sorted(self._rejected.items())})
+        with self._reject_lock:  # the decoder thread may add a kind meanwhile
+            rejected = dict(self._rejected)
+        values.update({f"rejected_{k}": v for k, v in sorted(rejected.items())})
         values["windows_published"] = self._windows_done
         values["windows_failed"] = self._windows_failed
         values["last_error"] = self._last_error
@@ -359,8 +367,9 @@ class DgslrmNode(Node):
         try:
             now = time.monotonic()
             pipeline = self._reconstructor.diagnostics()
-            image_rejections = sum(count for kind, count in self._rejected.items()
-                                   if "image" in kind or kind in ("unsupported_encoding", "decode_overflow"))
+            with self._reject_lock:
+                image_rejections = sum(count for kind, count in self._rejected.items()
+                                       if "image" in kind or kind in ("unsupported_encoding", "decode_overflow"))
             # frames skipped by the frame_rate gate are skipped on purpose: not a loss
             lost = int(pipeline["dropped_frames_total"]) - int(pipeline["dropped_rate"]) + image_rejections
             self._health.sample(now, frames=self._received["image"], dropped=lost,
