@@ -3,7 +3,7 @@
 # (renderer, model per preset, node, ROS messages) and a short training chunk, every figure and log into
 # one output folder, a PASS/FAIL/SKIP table at the end (also in OUT/summary.txt).
 #
-#   tools/gpu_check.sh [--out DIR] [--smoke]        (make gpu-check OUT=DIR)
+#   tools/gpu_check.sh [--out DIR] [--smoke]        (or: make gpu-check GPU_CHECK_OUT=DIR)
 #
 # Without CUDA every step still runs on the CPU where it can (benchmarks, training) and the CUDA-only
 # steps are reported as SKIP, so the script is exercised on every machine and cannot rot. --smoke runs
