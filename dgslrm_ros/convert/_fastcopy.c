@@ -122,3 +122,80 @@ DG_EXPORT DG_SHUFFLE_CLONES void dg_pixels_to_rgb(const uint8_t *src, int64_t st
         }
     }
 }
+
+/* The two clouds of the contract, one row at a time: each output row is written front to back straight
+ * from its columns, which runs at 1-2x a memcpy. (Assembling the row in a local buffer and storing it
+ * whole is 5x slower: the wide load of the buffer waits for the narrow stores into it to retire.)
+ * Layouts: convert/pointcloud.py GAUSSIAN_DTYPE (60-byte rows) and TRAJECTORY_DTYPE (24-byte rows). */
+DG_EXPORT void dg_pack_gaussians(const float *means, const float *colors, const float *opacities,
+                                 const float *scales, const float *quats, const float *velocities, int64_t n,
+                                 uint8_t *dst) {
+    for (int64_t i = 0; i < n; ++i) {
+        uint8_t *o = dst + 60 * i;
+        const float *c = colors + 3 * i;
+        uint32_t packed = (channel(c[0]) << 16) | (channel(c[1]) << 8) | channel(c[2]);
+        memcpy(o, means + 3 * i, 12);
+        memcpy(o + 12, &packed, 4);
+        memcpy(o + 16, opacities + i, 4);
+        memcpy(o + 20, scales + 3 * i, 12);
+        memcpy(o + 32, quats + 4 * i, 16);
+        memcpy(o + 48, velocities + 3 * i, 12);
+    }
+}
+
+DG_EXPORT void dg_unpack_gaussians(const uint8_t *src, int64_t n, float *means, float *colors, float *opacities,
+                                   float *scales, float *quats, float *velocities) {
+    for (int64_t i = 0; i < n; ++i) {
+        const uint8_t *r = src + 60 * i;
+        uint32_t packed;
+        memcpy(means + 3 * i, r, 12);
+        memcpy(&packed, r + 12, 4);
+        colors[3 * i] = (float)((packed >> 16) & 0xFFu) / 255.0f; /* divide, as numpy does */
+        colors[3 * i + 1] = (float)((packed >> 8) & 0xFFu) / 255.0f;
+        colors[3 * i + 2] = (float)(packed & 0xFFu) / 255.0f;
+        memcpy(opacities + i, r + 16, 4);
+        memcpy(scales + 3 * i, r + 20, 12);
+        memcpy(quats + 4 * i, r + 32, 16);
+        memcpy(velocities + 3 * i, r + 48, 12);
+    }
+}
+
+/* tracks [m, t, 3], times [t] (shared by every track) or [m, t] (times_per_track), ids [m] uint32,
+ * visible [m, t] -> rows x y z t track_id visible, track-major. */
+DG_EXPORT void dg_pack_trajectories(const float *tracks, const float *times, int32_t times_per_track,
+                                    const uint32_t *ids, const float *visible, int64_t m, int64_t t, uint8_t *dst) {
+    for (int64_t i = 0; i < m; ++i) {
+        const float *ti = times + (times_per_track ? i * t : 0);
+        for (int64_t j = 0; j < t; ++j) {
+            int64_t k = i * t + j;
+            uint8_t *o = dst + 24 * k;
+            memcpy(o, tracks + 3 * k, 12);
+            memcpy(o + 12, ti + j, 4);
+            memcpy(o + 16, ids + i, 4);
+            memcpy(o + 20, visible + k, 4);
+        }
+    }
+}
+
+/* The inverse; ids [m] from each track's first sample. Returns the number of samples whose track_id
+ * differs from their row's first (the layout requires 0). */
+DG_EXPORT int64_t dg_unpack_trajectories(const uint8_t *src, int64_t m, int64_t t, float *tracks, float *times,
+                                         uint32_t *ids, float *visible) {
+    int64_t mismatched = 0;
+    for (int64_t i = 0; i < m; ++i) {
+        uint32_t first = 0;
+        for (int64_t j = 0; j < t; ++j) {
+            int64_t k = i * t + j;
+            const uint8_t *r = src + 24 * k;
+            uint32_t id;
+            memcpy(tracks + 3 * k, r, 12);
+            memcpy(times + k, r + 12, 4);
+            memcpy(&id, r + 16, 4);
+            if (j == 0) first = id;
+            mismatched += id != first;
+            memcpy(visible + k, r + 20, 4);
+        }
+        ids[i] = first;
+    }
+    return mismatched;
+}

@@ -37,7 +37,13 @@ def _load() -> ctypes.CDLL | None:
             lib.dg_unpack_rgb.argtypes = [ptr, i64, i64, ptr]
             i32 = ctypes.c_int32
             lib.dg_pixels_to_rgb.argtypes = [ptr, i64, i64, i64, i32, i32, i32, i32, ptr]
-            for name in ("dg_interleave", "dg_deinterleave", "dg_pack_rgb", "dg_unpack_rgb", "dg_pixels_to_rgb"):
+            lib.dg_pack_gaussians.argtypes = [ptr] * 6 + [i64, ptr]
+            lib.dg_unpack_gaussians.argtypes = [ptr, i64] + [ptr] * 6
+            lib.dg_pack_trajectories.argtypes = [ptr, ptr, i32, ptr, ptr, i64, i64, ptr]
+            lib.dg_unpack_trajectories.argtypes = [ptr, i64, i64, ptr, ptr, ptr, ptr]
+            lib.dg_unpack_trajectories.restype = i64
+            for name in ("dg_interleave", "dg_deinterleave", "dg_pack_rgb", "dg_unpack_rgb", "dg_pixels_to_rgb",
+                         "dg_pack_gaussians", "dg_unpack_gaussians", "dg_pack_trajectories"):
                 getattr(lib, name).restype = None
             return lib
     return None
@@ -167,3 +173,47 @@ def pixels_to_rgb(buffer: np.ndarray, height: int, width: int, step: int, channe
     out = np.empty((height, width, 3), np.uint8)
     _LIB.dg_pixels_to_rgb(_addr(buffer), step, height, width, channels, *order, _addr(out))
     return out
+
+
+def pack_gaussian_rows(means: np.ndarray, colors: np.ndarray, opacities: np.ndarray, scales: np.ndarray,
+                       quats: np.ndarray, velocities: np.ndarray, table: np.ndarray) -> bool:
+    """The `gaussians` layout (60-byte rows) assembled row by row in C; False when the library is absent.
+    Inputs: C-contiguous float32 [N, 3] [N, 3] [N] [N, 3] [N, 4] [N, 3]; table uint8 [N, 60]."""
+    if _LIB is None:
+        return False
+    _LIB.dg_pack_gaussians(_addr(means), _addr(colors), _addr(opacities), _addr(scales), _addr(quats),
+                           _addr(velocities), table.shape[0], _addr(table))
+    return True
+
+
+def unpack_gaussian_rows(table: np.ndarray, means: np.ndarray, colors: np.ndarray, opacities: np.ndarray,
+                         scales: np.ndarray, quats: np.ndarray, velocities: np.ndarray) -> bool:
+    """The inverse of pack_gaussian_rows into the given C-contiguous outputs; False without the library."""
+    if _LIB is None:
+        return False
+    _LIB.dg_unpack_gaussians(_addr(table), table.shape[0], _addr(means), _addr(colors), _addr(opacities),
+                             _addr(scales), _addr(quats), _addr(velocities))
+    return True
+
+
+def pack_trajectory_rows(tracks: np.ndarray, times: np.ndarray, ids: np.ndarray, visible: np.ndarray,
+                         table: np.ndarray) -> bool:
+    """The `trajectories` layout (24-byte rows): tracks float32 [M, T, 3], times float32 [T] or [M, T], ids
+    uint32 [M], visible float32 [M, T], all C-contiguous; table uint8 [M * T, 24]. False without the library."""
+    if _LIB is None:
+        return False
+    m, t = visible.shape
+    _LIB.dg_pack_trajectories(_addr(tracks), _addr(times), int(times.ndim == 2), _addr(ids), _addr(visible), m, t,
+                              _addr(table))
+    return True
+
+
+def unpack_trajectory_rows(table: np.ndarray, tracks: np.ndarray, times: np.ndarray, ids: np.ndarray,
+                           visible: np.ndarray) -> int | None:
+    """The inverse into C-contiguous outputs (ids [M] from each row's first sample); returns how many samples
+    carry another track_id than their row's first, or None without the library."""
+    if _LIB is None:
+        return None
+    m, t = visible.shape
+    return int(_LIB.dg_unpack_trajectories(_addr(table), m, t, _addr(tracks), _addr(times), _addr(ids),
+                                           _addr(visible)))

@@ -17,7 +17,14 @@ from typing import Any, NamedTuple, Protocol, Sequence
 import numpy as np
 
 from dgslrm_ros.convert.errors import PointCloudLayoutError
-from dgslrm_ros.convert.fastcopy import deinterleave, interleave
+from dgslrm_ros.convert.fastcopy import (
+    deinterleave,
+    interleave,
+    pack_gaussian_rows,
+    pack_trajectory_rows,
+    unpack_gaussian_rows,
+    unpack_trajectory_rows,
+)
 from dgslrm_ros.convert.image import as_uint8_buffer
 
 # sensor_msgs/PointField datatype constants.
@@ -226,7 +233,10 @@ def gaussians_to_array(
         (48, _check_rows("velocities", velocities, n, 3)),
     ]
     table = np.empty((max(n, 0), GAUSSIAN_DTYPE.itemsize), dtype=np.uint8)
-    interleave(table, columns, rgb=(12, colors))  # one pass over the rows (C when built: convert/fastcopy.py)
+    contiguous = [np.ascontiguousarray(values) for _, values in columns]
+    # C (convert/fastcopy.py) assembles each row whole; numpy moves one column at a time
+    if not pack_gaussian_rows(contiguous[0], np.ascontiguousarray(colors), *contiguous[1:], table):
+        interleave(table, columns, rgb=(12, colors))
     return table.view(GAUSSIAN_DTYPE).reshape(-1)
 
 
@@ -258,8 +268,10 @@ def array_to_gaussians(points: np.ndarray) -> GaussianCloud:
         n = table.shape[0]
         means, opacities = np.empty((n, 3), np.float32), np.empty(n, np.float32)
         scales, quats, velocities = np.empty((n, 3), np.float32), np.empty((n, 4), np.float32), np.empty((n, 3), np.float32)
-        colors = deinterleave(table, [(0, means), (16, opacities), (20, scales), (32, quats), (48, velocities)],
-                              rgb_offset=12)
+        colors = np.empty((n, 3), np.float32)
+        if not unpack_gaussian_rows(table, means, colors, opacities, scales, quats, velocities):
+            colors = deinterleave(table, [(0, means), (16, opacities), (20, scales), (32, quats), (48, velocities)],
+                                  rgb_offset=12)
         return GaussianCloud(means=means, colors=colors, opacities=opacities, scales=scales, quats=quats,
                              velocities=velocities)
     _require(points, GAUSSIAN_FIELDS, "f4", "gaussians cloud")
@@ -318,7 +330,11 @@ def trajectories_to_array(
     if visible.shape != (m, n):
         raise PointCloudLayoutError(f"visible: expected shape [M, T] = {(m, n)}, got {visible.shape}")
     out = np.empty((m, n), dtype=TRAJECTORY_DTYPE)
-    interleave(out.view(np.uint8).reshape(m * n, TRAJECTORY_DTYPE.itemsize), [
+    table = out.view(np.uint8).reshape(m * n, TRAJECTORY_DTYPE.itemsize)
+    if pack_trajectory_rows(np.ascontiguousarray(tracks), np.ascontiguousarray(t_given),
+                            np.ascontiguousarray(ids, dtype=np.uint32), np.ascontiguousarray(visible), table):
+        return out
+    interleave(table, [
         (0, tracks.reshape(m * n, 3)),
         (12, t.reshape(m * n)),  # a broadcast t is materialised here (a sixth of the bytes)
         (16, np.repeat(ids.astype(np.uint32), n)),
@@ -345,13 +361,17 @@ def array_to_trajectories(points: np.ndarray) -> TrajectoryCloud:
         m, n = points.shape
         table = np.ascontiguousarray(points).view(np.uint8).reshape(m * n, TRAJECTORY_DTYPE.itemsize)
         tracks, t = np.empty((m, n, 3), np.float32), np.empty((m, n), np.float32)
-        ids, visible = np.empty((m, n), np.uint32), np.empty((m, n), np.float32)
-        deinterleave(table, [(0, tracks.reshape(m * n, 3)), (12, t.reshape(m * n)), (16, ids.reshape(m * n)),
-                             (20, visible.reshape(m * n))])
-        if n and np.any(ids != ids[:, :1]):
+        visible, track_ids = np.empty((m, n), np.float32), np.zeros(m, np.uint32)
+        mismatched = unpack_trajectory_rows(table, tracks, t, track_ids, visible)
+        if mismatched is None:  # numpy fallback
+            ids = np.empty((m, n), np.uint32)
+            deinterleave(table, [(0, tracks.reshape(m * n, 3)), (12, t.reshape(m * n)), (16, ids.reshape(m * n)),
+                                 (20, visible.reshape(m * n))])
+            mismatched = int(np.count_nonzero(ids != ids[:, :1])) if n else 0
+            track_ids = (ids[:, 0] if n else np.zeros(m)).astype(np.uint32)
+        if mismatched:
             raise PointCloudLayoutError("trajectories cloud: track_id must be constant along each row (one track per row)")
-        return TrajectoryCloud(tracks=tracks, t=t, track_ids=(ids[:, 0] if n else np.zeros(m)).astype(np.uint32),
-                               visible=visible)
+        return TrajectoryCloud(tracks=tracks, t=t, track_ids=track_ids, visible=visible)
     _require(points, ("x", "y", "z", "t", "visible"), "f4", "trajectories cloud")
     _require(points, ("track_id",), "u4", "trajectories cloud")
     ids = points["track_id"]
