@@ -11,6 +11,7 @@ sensor_msgs_py approach). On top of it sit the contract's two clouds:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, Sequence
 
@@ -154,10 +155,24 @@ def array_to_pointcloud_fields(points: np.ndarray, is_dense: bool = True) -> Poi
         points = points.reshape(1, -1)
     if points.ndim != 2:
         raise PointCloudLayoutError(f"expected points [N] or [H, W], got shape {points.shape}")
+    specs, le_dtype = _point_fields(points.dtype)
+    points = np.ascontiguousarray(points.astype(le_dtype, copy=False))
+    height, width = points.shape
+    point_step = points.dtype.itemsize
+    return PointCloudFields(
+        height=height, width=width, fields=list(specs), is_bigendian=False, point_step=point_step,
+        row_step=point_step * width, data=points.reshape(-1).view(np.uint8), is_dense=is_dense,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _point_fields(dtype: np.dtype) -> tuple[list[PointFieldSpec], np.dtype]:
+    """A structured dtype -> (PointField specs, its little-endian twin); cached: a node publishes the same
+    two layouts every window, and building them costs more than packing a small cloud."""
     specs: list[PointFieldSpec] = []
     little = []
-    for name in points.dtype.names:
-        field_dtype, offset = points.dtype.fields[name][:2]
+    for name in dtype.names:
+        field_dtype, offset = dtype.fields[name][:2]
         base, shape = (field_dtype.subdtype if field_dtype.subdtype else (field_dtype, ()))
         key = base.newbyteorder("<").str[1:]
         if key not in _NUMPY_TO_DATATYPE:
@@ -166,16 +181,10 @@ def array_to_pointcloud_fields(points: np.ndarray, is_dense: bool = True) -> Poi
         specs.append(PointFieldSpec(name, int(offset), _NUMPY_TO_DATATYPE[key], count))
         little.append(base.newbyteorder("<") if not shape else (base.newbyteorder("<"), shape))
     le_dtype = np.dtype({
-        "names": list(points.dtype.names), "formats": little,
-        "offsets": [s.offset for s in specs], "itemsize": points.dtype.itemsize,
+        "names": list(dtype.names), "formats": little,
+        "offsets": [s.offset for s in specs], "itemsize": dtype.itemsize,
     })
-    points = np.ascontiguousarray(points.astype(le_dtype, copy=False))
-    height, width = points.shape
-    point_step = points.dtype.itemsize
-    return PointCloudFields(
-        height=height, width=width, fields=specs, is_bigendian=False, point_step=point_step,
-        row_step=point_step * width, data=points.reshape(-1).view(np.uint8), is_dense=is_dense,
-    )
+    return specs, le_dtype
 
 
 # --- packed colour --------------------------------------------------------------------------------
