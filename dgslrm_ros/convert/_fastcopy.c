@@ -7,6 +7,9 @@
  */
 #include <stdint.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #if defined(_WIN32)
 #define DG_EXPORT __declspec(dllexport)
@@ -103,6 +106,19 @@ DG_EXPORT void dg_unpack_rgb(const uint8_t *src, int64_t src_stride, int64_t row
     unpack_rgb_rows(src, src_stride, rows, colors);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* bgr8 -> rgb, five pixels per 16-byte shuffle (SSSE3): bytes 2 1 0 5 4 3 ... of each load; the 16th
+ * byte written is garbage that the next step overwrites, so the loop stops 6 pixels before the row end
+ * and the scalar tail finishes the row. Returns the pixels done. */
+__attribute__((target("ssse3"))) static int64_t bgr_row_ssse3(const uint8_t *in, uint8_t *o, int64_t width) {
+    const __m128i order = _mm_setr_epi8(2, 1, 0, 5, 4, 3, 8, 7, 6, 11, 10, 9, 14, 13, 12, 15);
+    int64_t x = 0;
+    for (; x + 6 <= width; x += 5)
+        _mm_storeu_si128((__m128i *)(o + 3 * x), _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(in + 3 * x)), order));
+    return x;
+}
+#endif
+
 /* Image rows -> RGB: out[r, x, k] = src[r * step + x * channels + order[k]] for `rows` rows of `width` pixels
  * (bgr8, bgra8, rgba8 and mono8 decode; rows may be padded: `step` >= width * channels). */
 DG_EXPORT DG_SHUFFLE_CLONES void dg_pixels_to_rgb(const uint8_t *src, int64_t step, int64_t rows, int64_t width, int32_t channels,
@@ -113,7 +129,11 @@ DG_EXPORT DG_SHUFFLE_CLONES void dg_pixels_to_rgb(const uint8_t *src, int64_t st
         if (channels == 4 && r == 2 && g == 1 && b == 0) { /* bgra8: constant indices, the common case */
             for (int64_t x = 0; x < width; ++x) { o[3 * x] = in[4 * x + 2]; o[3 * x + 1] = in[4 * x + 1]; o[3 * x + 2] = in[4 * x]; }
         } else if (channels == 3 && r == 2 && g == 1 && b == 0) { /* bgr8 */
-            for (int64_t x = 0; x < width; ++x) { o[3 * x] = in[3 * x + 2]; o[3 * x + 1] = in[3 * x + 1]; o[3 * x + 2] = in[3 * x]; }
+            int64_t x = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (__builtin_cpu_supports("ssse3")) x = bgr_row_ssse3(in, o, width);
+#endif
+            for (; x < width; ++x) { o[3 * x] = in[3 * x + 2]; o[3 * x + 1] = in[3 * x + 1]; o[3 * x + 2] = in[3 * x]; }
         } else {
             for (int64_t x = 0; x < width; ++x) {
                 const uint8_t *p = in + x * channels;
