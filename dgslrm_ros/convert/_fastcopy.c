@@ -1,9 +1,9 @@
-/* Row interleaving for PointCloud2 packing at memory speed (loaded with ctypes by convert/fastcopy.py).
+/* PointCloud2 and Image byte shuffles near memory speed (loaded with ctypes by convert/fastcopy.py).
  *
  * numpy copies a 12-byte column of a 60-byte row with one indexed inner-loop call per row, which costs
- * 5-10x a memcpy of the same bytes; here each row of each column is one fixed-size memcpy the compiler
- * inlines. Plain C (no Python API): the extension only needs a C compiler at build time, and
- * convert/fastcopy.py falls back to numpy when the library is absent.
+ * 10-50x a memcpy of the same bytes; here rows are written from their columns with fixed-size copies
+ * the compiler inlines. Plain C (no Python API): the extension only needs a C compiler at build time,
+ * and convert/fastcopy.py falls back to numpy (same bytes) when the library is absent.
  */
 #include <stdint.h>
 #include <string.h>

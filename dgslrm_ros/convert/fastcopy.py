@@ -1,10 +1,12 @@
 """Interleave / de-interleave columns of fixed-size rows at memory speed, with a numpy fallback.
 
 The PointCloud2 layouts store each point as one row of several columns (x y z | rgb | opacity | ...).
-numpy moves a 12-byte column of a 60-byte row with one inner-loop call per row (5-10x a memcpy of
+numpy moves a 12-byte column of a 60-byte row with one inner-loop call per row (10-50x a memcpy of
 the same bytes); the small C library `_fastcopy` (built with the package, loaded with ctypes: no
-Python C API, no rclpy, no torch) does one inlined fixed-size copy per row and column. Where it was
-not built (no C compiler), the same results come from numpy, only slower: `ACCELERATED` says which.
+Python C API, no rclpy, no torch) writes each row front to back from its columns (`*_rows` below,
+for the contract's two layouts) or, generically, one column at a time (`interleave`), and shuffles
+image channels with SIMD where the CPU has it. Where it was not built (no C compiler), the same bytes
+come from numpy, only slower: `ACCELERATED` says which; docs/benchmarks.md has the figures.
 """
 from __future__ import annotations
 
