@@ -39,7 +39,7 @@ setup(
         "pillow",  # CompressedImage (jpeg, png) decoding
     ],
     extras_require={"gsplat": ["gsplat==1.5.3"], "test": ["pytest"]},
-    zip_safe=True,
+    zip_safe=False,  # the C helper is loaded from a file path (ctypes)
     maintainer="dgslrm_ros developers",
     maintainer_email="dgslrm@example.com",
     description="Feed-forward deformable 3D Gaussian reconstruction (DGS-LRM) for ROS 2.",
