@@ -24,23 +24,6 @@
 #define DG_SHUFFLE_CLONES
 #endif
 
-#define DG_BLOCK 256 /* rows per pass: a block of every column stays in L1 while it is copied */
-
-/* One column of `count` rows: `width` bytes from each source row to each destination row. The width
- * switch sits outside the row loop so every branch is a tight loop of constant-size moves. */
-static void copy_column(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int64_t src_stride, int64_t count,
-                        int64_t width) {
-#define DG_ROWS(W) for (int64_t i = 0; i < count; ++i) memcpy(dst + i * dst_stride, src + i * src_stride, W)
-    switch (width) {
-        case 4: DG_ROWS(4); break;
-        case 8: DG_ROWS(8); break;
-        case 12: DG_ROWS(12); break;
-        case 16: DG_ROWS(16); break;
-        default: DG_ROWS((size_t)width);
-    }
-#undef DG_ROWS
-}
-
 static inline uint32_t channel(float value) {
     /* round half to even, as numpy's rint: adding and removing 2^23 leaves no fraction bits, so the FPU's
      * default rounding does it (exact for |v| < 2^23; larger values are clamped below anyway) */
@@ -49,61 +32,6 @@ static inline uint32_t channel(float value) {
     v = v < 255.0f ? v : 255.0f;
     v = (v + 8388608.0f) - 8388608.0f; /* not folded: without -ffast-math the compiler keeps IEEE rounding */
     return (uint32_t)(int32_t)v; /* a 32-bit signed conversion is one instruction everywhere */
-}
-
-static void pack_rgb_rows(const float *colors, int64_t count, uint8_t *dst, int64_t dst_stride) {
-    for (int64_t i = 0; i < count; ++i) {
-        const float *c = colors + 3 * i;
-        uint32_t packed = (channel(c[0]) << 16) | (channel(c[1]) << 8) | channel(c[2]);
-        memcpy(dst + i * dst_stride, &packed, 4);
-    }
-}
-
-static void unpack_rgb_rows(const uint8_t *src, int64_t src_stride, int64_t count, float *colors) {
-    for (int64_t i = 0; i < count; ++i) {
-        uint32_t packed;
-        memcpy(&packed, src + i * src_stride, 4);
-        colors[3 * i] = (float)((packed >> 16) & 0xFFu) / 255.0f; /* divide, as numpy does */
-        colors[3 * i + 1] = (float)((packed >> 8) & 0xFFu) / 255.0f;
-        colors[3 * i + 2] = (float)(packed & 0xFFu) / 255.0f;
-    }
-}
-
-/* dst[i * dst_stride + dst_off[c] : + width[c]] = src[c][i * src_stride[c] : + width[c]] for every row i, column c. */
-DG_EXPORT DG_SHUFFLE_CLONES void dg_interleave(uint8_t *dst, int64_t dst_stride, int64_t rows, int32_t columns,
-                             const uint8_t *const *src, const int64_t *src_stride, const int64_t *dst_off,
-                             const int64_t *width, const float *rgb, int64_t rgb_off) {
-    for (int64_t start = 0; start < rows; start += DG_BLOCK) {
-        int64_t count = rows - start < DG_BLOCK ? rows - start : DG_BLOCK;
-        for (int32_t c = 0; c < columns; ++c)
-            copy_column(dst + start * dst_stride + dst_off[c], dst_stride, src[c] + start * src_stride[c],
-                        src_stride[c], count, width[c]);
-        /* the packed colour in the same pass, while the block's rows are in cache */
-        if (rgb) pack_rgb_rows(rgb + 3 * start, count, dst + start * dst_stride + rgb_off, dst_stride);
-    }
-}
-
-/* The inverse: dst[c][i * dst_stride[c] : + width[c]] = src[i * src_stride + src_off[c] : + width[c]]. */
-DG_EXPORT DG_SHUFFLE_CLONES void dg_deinterleave(const uint8_t *src, int64_t src_stride, int64_t rows, int32_t columns,
-                               uint8_t *const *dst, const int64_t *dst_stride, const int64_t *src_off,
-                               const int64_t *width, float *rgb, int64_t rgb_off) {
-    for (int64_t start = 0; start < rows; start += DG_BLOCK) {
-        int64_t count = rows - start < DG_BLOCK ? rows - start : DG_BLOCK;
-        for (int32_t c = 0; c < columns; ++c)
-            copy_column(dst[c] + start * dst_stride[c], dst_stride[c], src + start * src_stride + src_off[c],
-                        src_stride, count, width[c]);
-        if (rgb) unpack_rgb_rows(src + start * src_stride + rgb_off, src_stride, count, rgb + 3 * start);
-    }
-}
-
-/* colors float32 [rows, 3] in [0, 1] -> uint32 0x00RRGGBB at dst + i * dst_stride (RViz's packed rgb). */
-DG_EXPORT void dg_pack_rgb(const float *colors, int64_t rows, uint8_t *dst, int64_t dst_stride) {
-    pack_rgb_rows(colors, rows, dst, dst_stride);
-}
-
-/* The inverse: uint32 0x00RRGGBB at src + i * src_stride -> colors float32 [rows, 3] in [0, 1]. */
-DG_EXPORT void dg_unpack_rgb(const uint8_t *src, int64_t src_stride, int64_t rows, float *colors) {
-    unpack_rgb_rows(src, src_stride, rows, colors);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)

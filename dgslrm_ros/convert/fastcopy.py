@@ -4,9 +4,10 @@ The PointCloud2 layouts store each point as one row of several columns (x y z | 
 numpy moves a 12-byte column of a 60-byte row with one inner-loop call per row (10-50x a memcpy of
 the same bytes); the small C library `_fastcopy` (built with the package, loaded with ctypes: no
 Python C API, no rclpy, no torch) writes each row front to back from its columns (`*_rows` below,
-for the contract's two layouts) or, generically, one column at a time (`interleave`), and shuffles
-image channels with SIMD where the CPU has it. Where it was not built (no C compiler), the same bytes
-come from numpy, only slower: `ACCELERATED` says which; docs/benchmarks.md has the figures.
+for the contract's two layouts) and shuffles image channels with SIMD where the CPU has it. Where it
+was not built (no C compiler), the `*_rows` functions return False / None and the callers use the
+numpy functions here (`interleave`, `deinterleave`, `pack_rgb_into`, `unpack_rgb_from`): the same
+bytes, only slower. `ACCELERATED` says which; docs/benchmarks.md has the figures.
 """
 from __future__ import annotations
 
@@ -33,10 +34,6 @@ def _load() -> ctypes.CDLL | None:
             except OSError:
                 return None
             i64, ptr = ctypes.c_int64, ctypes.c_void_p
-            lib.dg_interleave.argtypes = [ptr, i64, i64, ctypes.c_int32, ptr, ptr, ptr, ptr, ptr, i64]
-            lib.dg_deinterleave.argtypes = [ptr, i64, i64, ctypes.c_int32, ptr, ptr, ptr, ptr, ptr, i64]
-            lib.dg_pack_rgb.argtypes = [ptr, i64, ptr, i64]
-            lib.dg_unpack_rgb.argtypes = [ptr, i64, i64, ptr]
             i32 = ctypes.c_int32
             lib.dg_pixels_to_rgb.argtypes = [ptr, i64, i64, i64, i32, i32, i32, i32, ptr]
             lib.dg_pack_gaussians.argtypes = [ptr] * 6 + [i64, ptr]
@@ -44,8 +41,7 @@ def _load() -> ctypes.CDLL | None:
             lib.dg_pack_trajectories.argtypes = [ptr, ptr, i32, ptr, ptr, i64, i64, ptr]
             lib.dg_unpack_trajectories.argtypes = [ptr, i64, i64, ptr, ptr, ptr, ptr]
             lib.dg_unpack_trajectories.restype = i64
-            for name in ("dg_interleave", "dg_deinterleave", "dg_pack_rgb", "dg_unpack_rgb", "dg_pixels_to_rgb",
-                         "dg_pack_gaussians", "dg_unpack_gaussians", "dg_pack_trajectories"):
+            for name in ("dg_pixels_to_rgb", "dg_pack_gaussians", "dg_unpack_gaussians", "dg_pack_trajectories"):
                 getattr(lib, name).restype = None
             return lib
     return None
@@ -71,8 +67,8 @@ def _rows_view(values: np.ndarray, rows: int) -> tuple[np.ndarray, int]:
 
 
 def interleave(table: np.ndarray, columns: Sequence[Column], rgb: tuple[int, np.ndarray] | None = None) -> None:
-    """table uint8 [rows, row_bytes] (C-contiguous); write each column's rows at its byte offset, and with
-    `rgb` = (offset, colors float [rows, 3] in [0, 1]) the packed colour (see pack_rgb_into) in the same pass."""
+    """numpy: table uint8 [rows, row_bytes] (C-contiguous); write each column's rows at its byte offset, and
+    with `rgb` = (offset, colors float [rows, 3] in [0, 1]) the packed colour (see pack_rgb_into)."""
     rows, row_bytes = table.shape
     if table.dtype != np.uint8 or (rows and table.strides[1] != 1):
         raise ValueError(f"table: expected uint8 [rows, row_bytes] with contiguous rows, got {table.dtype} {table.strides}")
@@ -81,16 +77,6 @@ def interleave(table: np.ndarray, columns: Sequence[Column], rgb: tuple[int, np.
     for offset, _, width in prepared:
         if offset < 0 or offset + width > row_bytes:
             raise ValueError(f"column of {width} bytes at offset {offset} does not fit a {row_bytes}-byte row")
-    if _LIB is not None and rows:
-        n = len(prepared)
-        keep = [values for _, values, _ in prepared]
-        src = (ctypes.c_void_p * n)(*[_addr(v) for v in keep])
-        strides = (ctypes.c_int64 * n)(*[w for _, _, w in prepared])  # contiguous rows: stride = width
-        offsets = (ctypes.c_int64 * n)(*[o for o, _, _ in prepared])
-        widths = (ctypes.c_int64 * n)(*[w for _, _, w in prepared])
-        _LIB.dg_interleave(_addr(table), table.strides[0], rows, n, src, strides, offsets, widths,
-                           None if colors is None else _addr(colors), 0 if rgb is None else rgb[0])
-        return
     for offset, values, width in prepared:  # numpy: one row-sized opaque (void) element per row and column
         if rows:
             _void(table[:, offset:offset + width], width)[...] = _void(_bytes(values, rows, width), width)
@@ -99,23 +85,14 @@ def interleave(table: np.ndarray, columns: Sequence[Column], rgb: tuple[int, np.
 
 
 def deinterleave(table: np.ndarray, columns: Sequence[Column], rgb_offset: int | None = None) -> np.ndarray | None:
-    """The inverse of interleave: fill each (offset, out [rows, ...] C-contiguous) from the table; with
+    """numpy, the inverse of interleave: fill each (offset, out [rows, ...] C-contiguous) from the table; with
     `rgb_offset` also return the colours float32 [rows, 3] unpacked from there (else None)."""
     rows, row_bytes = table.shape
-    colors = None if rgb_offset is None else np.empty((rows, 3), np.float32)
     for offset, out in columns:
         if not out.flags.c_contiguous or out.shape[:1] != (rows,):
             raise ValueError(f"output must be C-contiguous with {rows} rows, got {out.shape}")
         if offset < 0 or offset + out.nbytes // max(rows, 1) > row_bytes:
             raise ValueError(f"column at offset {offset} does not fit a {row_bytes}-byte row")
-    if _LIB is not None and rows:
-        n = len(columns)
-        dst = (ctypes.c_void_p * n)(*[_addr(out) for _, out in columns])
-        strides = (ctypes.c_int64 * n)(*[out.nbytes // rows for _, out in columns])
-        offsets = (ctypes.c_int64 * n)(*[offset for offset, _ in columns])
-        _LIB.dg_deinterleave(_addr(table), table.strides[0], rows, n, dst, strides, offsets, strides,
-                             None if colors is None else _addr(colors), rgb_offset or 0)
-        return colors
     for offset, out in columns:
         width = out.nbytes // max(rows, 1)
         if rows:
@@ -145,9 +122,6 @@ def pack_rgb_into(table: np.ndarray, offset: int, colors: np.ndarray) -> None:
     """colors float32 [rows, 3] in [0, 1] -> uint32 0x00RRGGBB at `offset` of every row of table uint8 [rows, B]."""
     rows = table.shape[0]
     colors = _colors(colors, rows)
-    if _LIB is not None and rows:
-        _LIB.dg_pack_rgb(_addr(colors), rows, _addr(table) + offset, table.strides[0])
-        return
     c = np.clip(np.nan_to_num(np.rint(colors * 255.0), nan=0.0), 0, 255).astype(np.uint32)  # NaN -> 0, as in C
     packed = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
     table[:, offset:offset + 4] = packed.astype("<u4").view(np.uint8).reshape(rows, 4)
@@ -157,9 +131,6 @@ def unpack_rgb_from(table: np.ndarray, offset: int) -> np.ndarray:
     """uint32 0x00RRGGBB at `offset` of every row -> float32 [rows, 3] in [0, 1]."""
     rows = table.shape[0]
     out = np.empty((rows, 3), np.float32)
-    if _LIB is not None and rows:
-        _LIB.dg_unpack_rgb(_addr(table) + offset, table.strides[0], rows, _addr(out))
-        return out
     bits = np.ascontiguousarray(table[:, offset:offset + 4]).view("<u4").reshape(rows)
     out[:, 0], out[:, 1], out[:, 2] = (bits >> 16) & 0xFF, (bits >> 8) & 0xFF, bits & 0xFF
     out /= 255.0
