@@ -5,7 +5,9 @@ OUT ?= out/demo
 PYTEST_ARGS ?=
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test venv colcon-test clean
+GPU_CHECK_OUT ?= out/gpu_check
+
+.PHONY: demo test venv colcon-test gpu-check clean
 
 venv:
 	@bash tools/bootstrap_venv.sh
@@ -16,6 +18,11 @@ demo: venv
 test: venv
 	$(PY) -m pytest test -q -ra --durations=15 $(PYTEST_ARGS)
 	@bash tools/colcon_check.sh
+
+# CUDA tests, gsplat agreement, benchmarks on cuda, a short training chunk -> $(GPU_CHECK_OUT); on a
+# machine without CUDA the same steps run on the CPU and the CUDA-only ones are reported as skipped.
+gpu-check: venv
+	PYTHON=$(PY) bash tools/gpu_check.sh --out $(GPU_CHECK_OUT)
 
 colcon-test: venv
 	@bash tools/colcon_check.sh

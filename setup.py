@@ -5,9 +5,13 @@ ros-* wheels (see the Makefile), on a robot from /opt/ros.
 """
 from glob import glob
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 PACKAGE = "dgslrm_ros"
+# Plain C loaded with ctypes (dgslrm_ros/convert/fastcopy.py): PointCloud2 packing at memory speed.
+# optional: without a C compiler the build goes on and the same conversions run in numpy.
+FASTCOPY = Extension(f"{PACKAGE}.convert._fastcopy", sources=[f"{PACKAGE}/convert/_fastcopy.c"],
+                     extra_compile_args=["-O3"], optional=True)
 
 setup(
     name=PACKAGE,
@@ -21,6 +25,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/checkpoints/small", glob(f"{PACKAGE}/checkpoints/small/*")),
     ],
+    ext_modules=[FASTCOPY],
     python_requires=">=3.10",
     install_requires=[
         "numpy",
@@ -32,9 +37,10 @@ setup(
         "tqdm",
         "matplotlib",
         "opencv-python-headless",  # DIS optical flow for the geometry cues (geometry/flow_tracks.py)
+        "pillow",  # CompressedImage (jpeg, png) decoding
     ],
     extras_require={"gsplat": ["gsplat==1.5.3"], "test": ["pytest"]},
-    zip_safe=True,
+    zip_safe=False,  # the C helper is loaded from a file path (ctypes)
     maintainer="dgslrm_ros developers",
     maintainer_email="dgslrm@example.com",
     description="Feed-forward deformable 3D Gaussian reconstruction (DGS-LRM) for ROS 2.",

@@ -4,6 +4,11 @@
         camera_info:=/camera/camera_info camera_pose:=/camera/pose
     ros2 launch dgslrm_ros dgslrm.launch.py use_sim_time:=true    # while `ros2 bag play --clock` runs
     ros2 launch dgslrm_ros dgslrm.launch.py params_file:=my.yaml rviz:=true
+    ros2 launch dgslrm_ros dgslrm.launch.py params_file:=vio.yaml image:=/camera/image_raw \
+        camera_pose:=/vio/odometry     # pose_type: odometry, image_transport: compressed in vio.yaml
+
+With `image_transport: compressed` the node reads `<image>/compressed`, so the same `image` argument
+names the camera either way.
 """
 import os
 
@@ -26,7 +31,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("camera_info", default_value="camera_info",
                               description="input sensor_msgs/CameraInfo topic"),
         DeclareLaunchArgument("camera_pose", default_value="camera_pose",
-                              description="input geometry_msgs/PoseStamped topic (camera optical frame in world)"),
+                              description="input pose topic: PoseStamped, Odometry or TransformStamped (pose_type)"),
         DeclareLaunchArgument("params_file", default_value=default_params,
                               description="YAML with the dgslrm node's parameters"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
@@ -49,6 +54,7 @@ def generate_launch_description() -> LaunchDescription:
         ],
         remappings=[
             ("image", LaunchConfiguration("image")),
+            ("image/compressed", [LaunchConfiguration("image"), "/compressed"]),
             ("camera_info", LaunchConfiguration("camera_info")),
             ("camera_pose", LaunchConfiguration("camera_pose")),
         ],

@@ -15,7 +15,7 @@ from dgslrm_ros.ros.params import BY_NAME
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "dgslrm.launch.py"
 RVIZ = ROOT / "config" / "dgslrm.rviz"
-OUTPUT_TOPICS = {"gaussians", "trajectories", "tracks_markers", "rendered"}
+OUTPUT_TOPICS = {"gaussians", "trajectories", "tracks_markers", "rendered", "camera_path"}
 INPUT_TOPICS = {"image", "camera_info", "camera_pose"}
 
 
@@ -56,8 +56,13 @@ def test_launch_remaps_every_input_topic_from_an_argument(launch_tree: ast.Modul
     assert {"image", "camera_info", "camera_pose", "use_sim_time", "params_file"} <= declared
     node = next(c for c in _calls(launch_tree, "Node") if _kw(c, "executable").value == "dgslrm_node")
     remaps = _kw(node, "remappings")
-    pairs = {e.elts[0].value: e.elts[1].args[0].value for e in remaps.elts}
+    plain = [e for e in remaps.elts if isinstance(e.elts[1], ast.Call)]
+    pairs = {e.elts[0].value: e.elts[1].args[0].value for e in plain}
     assert pairs == {t: t for t in INPUT_TOPICS}  # each from the launch argument of the same name
+    # image_transport: compressed subscribes to image/compressed, which follows the `image` argument
+    compressed = next(e for e in remaps.elts if e.elts[0].value == "image/compressed")
+    assert [part.args[0].value if isinstance(part, ast.Call) else part.value
+            for part in compressed.elts[1].elts] == ["image", "/compressed"]
     assert all(arg in declared for arg in pairs.values())
 
 
@@ -93,6 +98,7 @@ def test_rviz_config_shows_the_contract_topics_in_world() -> None:
     assert displays["trajectories"]["Class"] == "rviz_default_plugins/PointCloud2"
     assert displays["tracks_markers"]["Class"] == "rviz_default_plugins/MarkerArray"
     assert displays["rendered"]["Class"] == "rviz_default_plugins/Image"
+    assert displays["camera_path"]["Class"] == "rviz_default_plugins/Path"
     # the outputs are transient-local reliable; RViz must ask for something compatible
     for display in displays.values():
         assert display["Topic"]["Reliability Policy"] == "Reliable"

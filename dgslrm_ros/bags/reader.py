@@ -1,7 +1,8 @@
 """Read a ROS 2 bag (mcap or sqlite3) as a time-ordered stream of typed records, with `rosbags`.
 
 Input topics (names as options, a leading slash optional) become ImageRecord / CameraInfoRecord /
-PoseRecord with view 0; the synthetic ground truth (`gt/views/<k>/...`, `gt/trajectories`) becomes
+PoseRecord with view 0; the image topic may hold sensor_msgs/Image or CompressedImage (jpeg, png),
+and where the bag has no `<image>` but `<image>/compressed` (image_transport's name), that is read; the synthetic ground truth (`gt/views/<k>/...`, `gt/trajectories`) becomes
 the same records with view k, and TrajectoriesRecord. A truncated or corrupt bag yields every
 message that could be read, then raises BagReadError saying where it broke off.
 """
@@ -20,7 +21,8 @@ from rosbags.typesys.store import Typestore
 from dgslrm_ros.bags import messages, topics
 from dgslrm_ros.bags.mcap_stream import McapTruncatedError, scan_mcap
 from dgslrm_ros.convert.camera_info import CameraIntrinsics, camera_info_to_intrinsics, opencv_to_library_K
-from dgslrm_ros.convert.errors import ConversionError
+from dgslrm_ros.convert.compressed import compressed_to_rgb
+from dgslrm_ros.convert.errors import CompressedImageError, ConversionError
 from dgslrm_ros.convert.image import image_to_rgb
 from dgslrm_ros.convert.pointcloud import TrajectoryCloud, unpack_trajectories
 from dgslrm_ros.convert.pose import pose_to_matrix
@@ -136,7 +138,8 @@ class BagReader:
             base = dict(topic=topics.relative(topic), stamp_ns=header_stamp_ns(msg), log_time_ns=int(log_time),
                         frame_id=msg.header.frame_id)
             if name == "image":
-                return ImageRecord(**base, rgb=image_to_rgb(msg), view=view)
+                rgb = compressed_to_rgb(msg) if msgtype == topics.COMPRESSED_IMAGE_TYPE else image_to_rgb(msg)
+                return ImageRecord(**base, rgb=rgb, view=view)
             if name == "camera_info":
                 return CameraInfoRecord(**base, intrinsics=camera_info_to_intrinsics(msg), view=view)
             if name == "pose":
@@ -146,7 +149,8 @@ class BagReader:
             if self.strict:
                 raise BagReadError(f"{self.path}: message on {topic} at {log_time} ns: {error}",
                                    self.records_read) from error
-            self.skipped[f"{topics.relative(topic)}: {type(error).__name__}"] += 1
+            reason = error.reason if isinstance(error, CompressedImageError) else type(error).__name__
+            self.skipped[f"{topics.relative(topic)}: {reason}"] += 1
             return None
 
     # --- iteration -------------------------------------------------------------------------------
@@ -199,6 +203,9 @@ class BagReader:
                 pass
 
     def _check_required(self, found: set[str]) -> None:
+        compressed = f"{self.image_topic}/compressed"
+        if self.image_topic not in found and compressed in found:  # image_transport's compressed stream
+            self.image_topic = compressed
         if self.image_topic not in found:
             raise BagReadError(
                 f"{self.path}: no image topic {self.image_topic!r} in the bag; it has {sorted(found)}; "

@@ -62,7 +62,9 @@ GT_STAMP_TOLERANCE_S = 1e-3  # GT samples (float32 t relative to the cloud stamp
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", help="input bag directory (or .mcap / .db3 file)")
     parser.add_argument("--out", default=None, help="output folder (default: out/replay/<bag name>)")
-    parser.add_argument("--image-topic", default="image", help="sensor_msgs/Image topic (default: image)")
+    parser.add_argument("--image-topic", default="image",
+                        help="sensor_msgs/Image or CompressedImage (jpeg, png) topic; when the bag lacks it, "
+                             "<topic>/compressed is read (default: image)")
     parser.add_argument("--camera-info-topic", default="camera_info", help="CameraInfo topic (default: camera_info)")
     parser.add_argument("--pose-topic", default="camera_pose", help="PoseStamped topic (default: camera_pose)")
     for flag, name, kind in _PARAMETER_FLAGS:

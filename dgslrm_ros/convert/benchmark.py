@@ -1,7 +1,8 @@
 """`dgslrm bench --ros`: message packing/unpacking times against a memcpy of the same bytes.
 
 The ratio tells how far each conversion is from the floor any conversion pays (touching every byte
-once). Conversions are CPU numpy work whatever the device; `device` only labels the rows.
+once). Conversions are CPU work whatever the device; `device` only labels the rows, `impl` says
+whether convert/fastcopy.py's C helper or its numpy fallback ran (DGSLRM_NO_FASTCOPY=1 forces numpy).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from dgslrm_ros.convert.fastcopy import ACCELERATED
 from dgslrm_ros.convert.image import image_fields_to_rgb, rgb_to_image_fields
 from dgslrm_ros.convert.pointcloud import (
     array_to_gaussians,
@@ -43,19 +45,19 @@ def _cases(quick: bool) -> list[tuple[str, str, int, Callable[[], object]]]:
     cases.append(("Image 640x480 rgb8", "pack", rgb.nbytes, lambda: rgb_to_image_fields(rgb, "rgb8")))
     cases.append(("Image 640x480 bgr8", "pack", rgb.nbytes, lambda: rgb_to_image_fields(rgb, "bgr8")))
 
-    n = 20_000 if quick else 100_000
-    q = rng.normal(size=(n, 4)).astype(np.float32)
-    g = dict(
-        means=rng.normal(size=(n, 3)).astype(np.float32), colors=rng.random((n, 3)).astype(np.float32),
-        opacities=rng.random(n).astype(np.float32), scales=rng.random((n, 3)).astype(np.float32),
-        quats=q / np.linalg.norm(q, axis=1, keepdims=True), velocities=rng.normal(size=(n, 3)).astype(np.float32),
-    )
-    cloud = pack_gaussians(**g)
-    gdata = cloud.data.tobytes()
-    label = f"PointCloud2 gaussians {n // 1000}k"
-    cases.append((label, "pack", len(gdata), lambda: pack_gaussians(**g)))
-    cases.append((label, "unpack", len(gdata), lambda: array_to_gaussians(
-        pointcloud_fields_to_array(cloud.fields, cloud.point_step, gdata, cloud.height, cloud.width))))
+    for n in ((20_000,) if quick else (100_000, 1_000_000)):  # 1M: what a large scene publishes
+        q = rng.normal(size=(n, 4)).astype(np.float32)
+        g = dict(
+            means=rng.normal(size=(n, 3)).astype(np.float32), colors=rng.random((n, 3)).astype(np.float32),
+            opacities=rng.random(n).astype(np.float32), scales=rng.random((n, 3)).astype(np.float32),
+            quats=q / np.linalg.norm(q, axis=1, keepdims=True), velocities=rng.normal(size=(n, 3)).astype(np.float32),
+        )
+        cloud = pack_gaussians(**g)
+        gdata = cloud.data.tobytes()
+        label = f"PointCloud2 gaussians {n // 1000}k"
+        cases.append((label, "pack", len(gdata), lambda g=g: pack_gaussians(**g)))
+        cases.append((label, "unpack", len(gdata), lambda c=cloud, d=gdata: array_to_gaussians(
+            pointcloud_fields_to_array(c.fields, c.point_step, d, c.height, c.width))))
 
     m, t = (200, 24) if quick else (1000, 24)
     tracks = rng.normal(size=(m, t, 3)).astype(np.float32)
@@ -73,7 +75,8 @@ def _cases(quick: bool) -> list[tuple[str, str, int, Callable[[], object]]]:
 
 def run_ros_benchmark(device: str = "cpu", quick: bool = False) -> list[dict]:
     """Rows: message, direction, bytes, conversion ms, memcpy ms of the same bytes, ratio."""
-    repeats = 5 if quick else 30
+    repeats = 5 if quick else 20
+    impl = "C" if ACCELERATED else "numpy"  # convert/fastcopy.py: whether its C helper was built
     rows = []
     for message, direction, nbytes, fn in _cases(quick):
         source = np.random.default_rng(1).integers(0, 256, nbytes, dtype=np.uint8)
@@ -81,7 +84,7 @@ def run_ros_benchmark(device: str = "cpu", quick: bool = False) -> list[dict]:
         convert_ms = _median_ms(fn, repeats)
         copy_ms = _median_ms(lambda: np.copyto(target, source), repeats)
         rows.append({
-            "message": message, "direction": direction, "device": device, "MB": nbytes / 1e6,
+            "message": message, "direction": direction, "device": device, "impl": impl, "MB": nbytes / 1e6,
             "ms": convert_ms, "memcpy_ms": copy_ms, "ratio": convert_ms / max(copy_ms, 1e-6),
         })
     return rows

@@ -40,3 +40,11 @@ class PointCloudLayoutError(ConversionError):
 
 class StampError(ConversionError):
     """A time stamp out of range (negative, or nanoseconds outside [0, 1e9))."""
+
+
+class CompressedImageError(ConversionError):
+    """A CompressedImage that cannot be decoded; `reason` is "unsupported_format" or "corrupt"."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)

@@ -110,3 +110,37 @@ def matrix_to_pose_fields(world_T_cam: np.ndarray, what: str = "world_T_cam") ->
         )
     w, x, y, z = matrix_to_quat_wxyz(R)
     return PoseFields(position=T[:3, 3].copy(), orientation_xyzw=np.array([x, y, z, w]))
+
+
+def odometry_to_matrix(odometry: Any, what: str = "odometry") -> np.ndarray:
+    """nav_msgs/Odometry -> world_T_child [4, 4]: the pose of `child_frame_id` in the header frame.
+
+    The twist and both covariances are ignored: poses are interpolated between messages instead.
+    """
+    return pose_to_matrix(odometry.pose.pose, what)
+
+
+def transform_to_matrix(transform: Any, what: str = "transform") -> np.ndarray:
+    """geometry_msgs/TransformStamped -> parent_T_child [4, 4] (header frame <- child_frame_id)."""
+    t, r = transform.transform.translation, transform.transform.rotation
+    return pose_fields_to_matrix((t.x, t.y, t.z), (r.x, r.y, r.z, r.w), what)
+
+
+def extrinsic_to_matrix(xyz_qxyzw: Any, what: str = "camera_from_body") -> np.ndarray:
+    """[x, y, z, qx, qy, qz, qw] (a parameter's layout, ROS quaternion order) -> [4, 4]."""
+    values = np.asarray(xyz_qxyzw, dtype=np.float64).reshape(-1)
+    if values.size != 7:
+        raise PoseError(f"{what}: expected 7 values [x, y, z, qx, qy, qz, qw], got {values.size}")
+    return pose_fields_to_matrix(values[:3], values[3:], what)
+
+
+def body_to_camera(world_T_body: np.ndarray, camera_T_body: np.ndarray) -> np.ndarray:
+    """world_T_body [4, 4] (odometry of a body/IMU frame) -> world_T_cam [4, 4] of the rigidly mounted camera.
+
+    world_T_cam = world_T_body @ body_T_cam, with body_T_cam the rigid inverse of camera_T_body.
+    """
+    R, t = camera_T_body[:3, :3], camera_T_body[:3, 3]
+    body_T_cam = np.eye(4)
+    body_T_cam[:3, :3] = R.T
+    body_T_cam[:3, 3] = -R.T @ t
+    return np.asarray(world_T_body, dtype=np.float64) @ body_T_cam

@@ -7,6 +7,12 @@ misbehaving robot sends (images before any camera_info, an unsupported encoding,
 jumping seconds backwards, as when a bag loops) to show the node survives it.
 
     python -m dgslrm_ros.ros.demo_publisher SCENE.npz [--speed 1.0] [--bad-inputs]
+        [--pose-type odometry --camera-from-body X Y Z QX QY QZ QW] [--image-transport compressed --format png]
+        [--qos reliable|best_effort]
+
+The pose and image options publish what other robots send (a VIO's Odometry of its IMU frame, a
+TF-bridge TransformStamped, image_transport's compressed stream) so the node's sources can be
+checked against the plain PoseStamped + Image run of the same scene.
 """
 from __future__ import annotations
 
@@ -52,17 +58,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--subscribers", type=int, default=1,
                         help="readers each input topic must have before streaming (the node, a recorder, ...)")
     parser.add_argument("--bad-inputs", action="store_true", help="also send malformed inputs first")
+    parser.add_argument("--pose-type", default="pose_stamped", choices=["pose_stamped", "odometry", "transform_stamped"],
+                        help="message type on camera_pose (the node's pose_type)")
+    parser.add_argument("--camera-from-body", type=float, nargs=7, default=None, metavar="V",
+                        help="x y z qx qy qz qw: publish the pose of a body frame with this camera_T_body instead "
+                             "of the camera's own pose (the node's camera_from_body undoes it)")
+    parser.add_argument("--image-transport", default="raw", choices=["raw", "compressed"],
+                        help="raw: Image on `image`; compressed: CompressedImage on `image/compressed`")
+    parser.add_argument("--format", default="jpeg", choices=["jpeg", "png"], help="compression of --image-transport compressed")
+    parser.add_argument("--qos", default="reliable", choices=["reliable", "best_effort"],
+                        help="reliability of the input publishers")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     import rclpy
-    from geometry_msgs.msg import PoseStamped
     from rclpy.executors import ExternalShutdownException
-    from sensor_msgs.msg import CameraInfo, Image
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+    from dgslrm_ros.convert.pose import extrinsic_to_matrix
     from dgslrm_ros.ros import messages
+    from dgslrm_ros.ros.pose_sources import POSE_SOURCES
     from dgslrm_ros.ros.qos import INPUT_PUBLISHER_QOS
 
     scene = np.load(args.scene)
@@ -71,9 +89,26 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init()
     node = rclpy.create_node("dgslrm_demo_publisher")
     log = node.get_logger()
-    pub_image = node.create_publisher(Image, "image", INPUT_PUBLISHER_QOS)
-    pub_info = node.create_publisher(CameraInfo, "camera_info", INPUT_PUBLISHER_QOS)
-    pub_pose = node.create_publisher(PoseStamped, "camera_pose", INPUT_PUBLISHER_QOS)
+    profile = INPUT_PUBLISHER_QOS if args.qos == "reliable" else QoSProfile(
+        depth=INPUT_PUBLISHER_QOS.depth, reliability=ReliabilityPolicy.BEST_EFFORT)
+    compressed = args.image_transport == "compressed"
+    pub_image = (node.create_publisher(CompressedImage, "image/compressed", profile) if compressed
+                 else node.create_publisher(Image, "image", profile))
+    pub_info = node.create_publisher(CameraInfo, "camera_info", profile)
+    pub_pose = node.create_publisher(POSE_SOURCES[args.pose_type][0], "camera_pose", profile)
+    camera_T_body = None if args.camera_from_body is None else extrinsic_to_matrix(args.camera_from_body)
+
+    def image(rgb: np.ndarray, h):  # noqa: ANN001, ANN202
+        return messages.compressed_image_msg(rgb, h, args.format) if compressed else messages.image_msg(rgb, h)
+
+    def pose(world_T_cam: np.ndarray, h):  # noqa: ANN001, ANN202
+        world_T_frame = world_T_cam if camera_T_body is None else world_T_cam @ camera_T_body  # world_T_body
+        if args.pose_type == "odometry":
+            return messages.odometry_msg(world_T_frame, h)
+        if args.pose_type == "transform_stamped":
+            return messages.transform_msg(world_T_frame, h)
+        return messages.pose_msg(world_T_frame, h)
+
     try:
         deadline = time.monotonic() + args.wait_subscriber
         while (min(p.get_subscription_count() for p in (pub_image, pub_info, pub_pose)) < args.subscribers
@@ -88,13 +123,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.bad_inputs:
             # 1. images before any camera_info; 2. an encoding the node does not decode; 3. a NaN pose.
             for _ in range(2):
-                pub_image.publish(messages.image_msg(frames[0], hdr(0, -1.0)))
-            bad = messages.image_msg(frames[0], hdr(0, -0.9))
-            bad.encoding, bad.step = BAD_ENCODING, width * 6
-            bad.data = bytes(width * 6 * height)
+                pub_image.publish(image(frames[0], hdr(0, -1.0)))
+            if compressed:  # a payload cut in half: corrupt, not a crash
+                bad = image(frames[0], hdr(0, -0.9))
+                bad.data = bytes(bad.data)[: len(bad.data) // 2]
+            else:
+                bad = messages.image_msg(frames[0], hdr(0, -0.9))
+                bad.encoding, bad.step = BAD_ENCODING, width * 6
+                bad.data = bytes(width * 6 * height)
             pub_image.publish(bad)
-            nan_pose = messages.pose_msg(poses[0], hdr(0, -0.8))
-            nan_pose.pose.position.x = float("nan")
+            nan_pose = pose(poses[0], hdr(0, -0.8))
+            inner = nan_pose.transform.translation if args.pose_type == "transform_stamped" else (
+                nan_pose.pose.pose.position if args.pose_type == "odometry" else nan_pose.pose.position)
+            inner.x = float("nan")
             pub_pose.publish(nan_pose)
             time.sleep(0.2)
 
@@ -110,11 +151,11 @@ def main(argv: list[str] | None = None) -> int:
             if delay > 0:
                 time.sleep(delay)
             h = hdr(i)
-            pub_pose.publish(messages.pose_msg(poses[i], h))
+            pub_pose.publish(pose(poses[i], h))
             pub_info.publish(messages.camera_info_msg(K, width, height, h))
-            pub_image.publish(messages.image_msg(frames[i], h))
+            pub_image.publish(image(frames[i], h))
             if args.bad_inputs and i == BACKWARDS_AFTER:  # early, so full windows follow it
-                pub_image.publish(messages.image_msg(frames[i], hdr(0, -BACKWARDS_JUMP_S)))
+                pub_image.publish(image(frames[i], hdr(0, -BACKWARDS_JUMP_S)))
         log.info(f"published {len(frames)} frames of {width}x{height} at {1.0 / period:.1f} Hz")
         time.sleep(0.5)  # reliable samples still in flight
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -10,8 +10,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point, PoseStamped
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from geometry_msgs.msg import Point, PoseStamped, TransformStamped
+from nav_msgs.msg import Odometry, Path
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -20,15 +21,16 @@ from dgslrm_ros.convert.camera_info import (
     camera_info_to_intrinsics,
     intrinsics_to_camera_info_fields,
 )
+from dgslrm_ros.convert.compressed import rgb_to_compressed_fields
 from dgslrm_ros.convert.image import image_to_rgb, rgb_to_image_fields
 from dgslrm_ros.convert.pointcloud import array_to_pointcloud_fields, pointcloud_to_array
 from dgslrm_ros.convert.pose import matrix_to_pose_fields, pose_to_matrix
 from dgslrm_ros.convert.stamps import seconds_to_stamp, stamp_to_seconds
 
 __all__ = [
-    "camera_info_msg", "camera_info_to_intrinsics", "CameraIntrinsics", "cloud_to_array", "diagnostics",
-    "header", "image_msg", "image_to_rgb", "marker_array", "pose_msg", "pose_to_matrix", "rgb_to_image",
-    "stamp_seconds", "structured_to_cloud",
+    "camera_info_msg", "camera_info_to_intrinsics", "CameraIntrinsics", "cloud_to_array", "compressed_image_msg",
+    "diagnostics", "header", "image_msg", "image_to_rgb", "marker_array", "odometry_msg", "path_msg", "pose_msg",
+    "pose_to_matrix", "rgb_to_image", "stamp_seconds", "structured_to_cloud", "transform_msg",
 ]
 
 TRACK_LINE_WIDTH_M = 0.01
@@ -121,27 +123,40 @@ def _format(value: Any) -> str:
 
 
 def diagnostics(values: Mapping[str, Any], stamp_msg: Time, name: str, hardware_id: str,
-                failed: bool = False) -> DiagnosticArray:
-    """One DiagnosticStatus holding every value as a KeyValue.
-
-    ERROR while no window has worked and one failed; WARN on untrained weights, dropped or rejected
-    inputs, or failed windows (so a glance at rqt_robot_monitor says whether to look closer).
-    """
-    counts = {
-        "frames dropped": int(values.get("dropped_frames_total", 0)),
-        "messages rejected": sum(int(v) for k, v in values.items() if k.startswith("rejected_")),
-        "windows failed": int(values.get("windows_failed", 0)),
-    }
-    weights = str(values.get("weights", ""))
-    summary = ", ".join(f"{count} {text}" for text, count in counts.items() if count)
-    if failed:
-        level, message = DiagnosticStatus.ERROR, f"no window reconstructed yet: {values.get('last_error', '')}"
-    elif weights == "untrained" or summary:
-        level = DiagnosticStatus.WARN
-        message = "; ".join(filter(None, ["weights untrained" if weights == "untrained" else "", summary]))
-    else:
-        level, message = DiagnosticStatus.OK, "ok"
-    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                level: int, message: str) -> DiagnosticArray:
+    """One DiagnosticStatus holding every value as a KeyValue; the level and its reason are judged by
+    `ros.diagnostics.NodeHealth` (0 OK, 1 WARN, 2 ERROR)."""
+    status = DiagnosticStatus(level=bytes([int(level)]), name=name, message=message, hardware_id=hardware_id,
                               values=[KeyValue(key=k, value=_format(v)) for k, v in values.items()])
     return DiagnosticArray(header=Header(stamp=stamp_msg), status=[status])
 
+
+def path_msg(world_T_cam: np.ndarray, stamps: np.ndarray, hdr: Header) -> Path:
+    """Camera poses [T, 4, 4] at stamps [T] s -> nav_msgs/Path in hdr's frame (oldest first)."""
+    poses = []
+    for pose, stamp in zip(np.asarray(world_T_cam), np.asarray(stamps, dtype=np.float64)):
+        poses.append(pose_msg(pose, header(float(stamp), hdr.frame_id)))
+    return Path(header=hdr, poses=poses)
+
+
+def compressed_image_msg(rgb: np.ndarray, hdr: Header, fmt: str = "jpeg", quality: int = 90) -> CompressedImage:
+    """uint8 [H, W, 3] RGB -> sensor_msgs/CompressedImage (jpeg or png), as image_transport sends it."""
+    f = rgb_to_compressed_fields(rgb, fmt, quality)
+    return CompressedImage(header=hdr, format=f.format, data=f.data)
+
+
+def odometry_msg(world_T_body: np.ndarray, hdr: Header, child_frame_id: str = "body") -> Odometry:
+    """world_T_body [4, 4] -> nav_msgs/Odometry (pose only; twist zero), as a VIO publishes it."""
+    msg = Odometry(header=hdr, child_frame_id=child_frame_id)
+    msg.pose.pose = pose_msg(world_T_body, hdr).pose
+    return msg
+
+
+def transform_msg(parent_T_child: np.ndarray, hdr: Header, child_frame_id: str = "camera_optical") -> TransformStamped:
+    """parent_T_child [4, 4] -> geometry_msgs/TransformStamped."""
+    f = matrix_to_pose_fields(parent_T_child)
+    msg = TransformStamped(header=hdr, child_frame_id=child_frame_id)
+    t, r = msg.transform.translation, msg.transform.rotation
+    t.x, t.y, t.z = map(float, f.position)
+    r.x, r.y, r.z, r.w = map(float, f.orientation_xyzw)
+    return msg

@@ -16,17 +16,22 @@ from typing import Any, Callable
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Path
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from dgslrm_ros.convert.errors import UnsupportedEncodingError
-from dgslrm_ros.ros import messages
-from dgslrm_ros.ros.params import PARAMETERS, ParameterError, ParamSpec, pipeline_config
-from dgslrm_ros.ros.qos import CALIBRATION_QOS, DIAGNOSTICS_QOS, IMAGE_QOS, OUTPUT_QOS
+from dgslrm_ros.ros import messages, qos
+from dgslrm_ros.ros.diagnostics import NodeHealth, gpu_memory
+from dgslrm_ros.ros.image_sources import CompressedDecoder
+from dgslrm_ros.ros.params import PARAMETERS, ParameterError, ParamSpec, node_options, pipeline_config
+from dgslrm_ros.ros.pose_sources import PoseSource
+from dgslrm_ros.ros.qos import DIAGNOSTICS_QOS, OUTPUT_QOS
+from dgslrm_ros.ros.services import NodeServices
 
 NODE_NAME = "dgslrm"
 THROTTLE_S = 5.0  # one log line per bad-input kind per this many seconds
@@ -38,7 +43,7 @@ SHUTDOWN_JOIN_S = 5.0  # a CPU window can take tens of seconds; stop within a fe
 STAMP_MEMORY = 1 << 16
 
 _PARAM_TYPES = {str: ParameterType.PARAMETER_STRING, int: ParameterType.PARAMETER_INTEGER,
-                float: ParameterType.PARAMETER_DOUBLE}
+                float: ParameterType.PARAMETER_DOUBLE, tuple: ParameterType.PARAMETER_DOUBLE_ARRAY}
 
 
 def descriptor(spec: ParamSpec, *, dynamic: bool = False) -> ParameterDescriptor:
@@ -74,7 +79,10 @@ class DgslrmNode(Node):
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None  # started last, once everything else is up
-        self.config = pipeline_config(self._declare_parameters())  # raises ParameterError by name
+        self._decoder: CompressedDecoder | None = None
+        values = self._declare_parameters()
+        self.config = pipeline_config(values)  # raises ParameterError by name
+        self.options = node_options(values)
         # Heavy (torch, model weights): imported only once the parameters are known to be good.
         from dgslrm_ros.stream.config import ConfigError
         from dgslrm_ros.stream.pipeline import ReconstructionError, StreamingReconstructor
@@ -85,6 +93,7 @@ class DgslrmNode(Node):
         except ConfigError as error:
             raise ParameterError(str(error)) from error
         self._rejected: Counter[str] = Counter()  # messages that could not be converted, by kind
+        self._reject_lock = threading.Lock()
         self._received: Counter[str] = Counter()
         self._windows_done = 0
         self._windows_failed = 0
@@ -93,10 +102,20 @@ class DgslrmNode(Node):
         self._last_reject_log: dict[str, float] = {}
         self._exact_stamps: OrderedDict[float, tuple[int, int]] = OrderedDict()
         self._stamps_lock = threading.Lock()
+        self._latest: tuple[Any, tuple[int, int]] | None = None  # (deformable, exact stamp) for ~/save_ply
+        self._health = NodeHealth(("image", "camera_info", "camera_pose"), start=time.monotonic())
 
-        self.create_subscription(Image, "image", self._survive(self._on_image), IMAGE_QOS)
-        self.create_subscription(CameraInfo, "camera_info", self._survive(self._on_camera_info), CALIBRATION_QOS)
-        self.create_subscription(PoseStamped, "camera_pose", self._survive(self._on_pose), CALIBRATION_QOS)
+        self._pose_source = PoseSource(self.options.pose_type, self.options.camera_from_body)
+        image_qos, calibration_qos = qos.input_profiles(self.options.input_qos)
+        if self.options.image_transport == "compressed":
+            self._decoder = CompressedDecoder(self._take_image, self._reject)
+            self._subscribe(CompressedImage, "image/compressed", self._on_compressed, image_qos)
+        else:
+            self._subscribe(Image, "image", self._on_image, image_qos)
+        self._subscribe(CameraInfo, "camera_info", self._on_camera_info, calibration_qos)
+        self._subscribe(self._pose_source.message_type, "camera_pose", self._on_pose, calibration_qos)
+        self._pub_path = self.create_publisher(Path, "camera_path", OUTPUT_QOS)
+        self._trigger_services = NodeServices(self, self.options.output_dir, lambda: self._latest, self.reset)
         self._pub_gaussians = self.create_publisher(PointCloud2, "gaussians", OUTPUT_QOS)
         self._pub_trajectories = self.create_publisher(PointCloud2, "trajectories", OUTPUT_QOS)
         self._pub_markers = self.create_publisher(MarkerArray, "tracks_markers", OUTPUT_QOS)
@@ -109,15 +128,38 @@ class DgslrmNode(Node):
         self.get_logger().info(
             f"ready: window {self.config.window_frames} frames every {self.config.window_stride}, "
             f"{self.config.image_width}x{self.config.image_height} px, device {self._reconstructor.device}, "
-            f"weights: {self._reconstructor.weights}, outputs in '{self.config.world_frame}'"
+            f"weights: {self._reconstructor.weights}, outputs in '{self.config.world_frame}'; "
+            f"camera_pose: {self.options.pose_type}, image: {self.options.image_transport}, "
+            f"input_qos: {self.options.input_qos}"
         )
+
+    def _subscribe(self, msg_type: type, topic: str, callback: Callable[[Any], None], profile: Any) -> None:
+        """A guarded subscription that logs a QoS mismatch with the topic and both profiles (else silent)."""
+        subscription = None
+
+        def incompatible(event: Any) -> None:
+            name = subscription.topic_name if subscription is not None else topic
+            try:
+                theirs = "; ".join(qos.describe(info.qos_profile) for info in self.get_publishers_info_by_topic(name))
+            except Exception:  # noqa: BLE001 - the log line matters more than the detail
+                theirs = "unknown"
+            policy = getattr(getattr(event, "last_policy_kind", None), "name", str(getattr(event, "last_policy_kind", "")))
+            self.get_logger().error(
+                f"QoS incompatible on {name} ({event.total_count} publisher(s) so far, policy {policy}): this node "
+                f"subscribes with [{qos.describe(profile)}] (input_qos: {self.options.input_qos}), publisher(s) "
+                f"offer [{theirs}]; set input_qos to sensor_data (best effort matches every publisher) or "
+                "change the publisher", throttle_duration_sec=THROTTLE_S)
+
+        subscription = self.create_subscription(
+            msg_type, topic, self._survive(callback), profile,
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible))
 
     # ------------------------------------------------------------------ parameters
     def _declare_parameters(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for spec in PARAMETERS:
             try:
-                if spec.type is float:
+                if spec.type in (float, tuple):
                     values[spec.name] = self._declare_float(spec)
                     continue
                 parameter = self.declare_parameter(spec.name, spec.default, descriptor(spec))
@@ -128,8 +170,9 @@ class DgslrmNode(Node):
             values[spec.name] = parameter.value
         return values
 
-    def _declare_float(self, spec: ParamSpec) -> float:
-        """A double parameter that also takes an integer override (`frame_rate:=30`), as params.py promises.
+    def _declare_float(self, spec: ParamSpec) -> float | tuple[float, ...]:
+        """A double (array) parameter that also takes an integer override (`frame_rate:=30`,
+        `camera_from_body:=[0,0,0,0,0,0,1]`), as params.py promises.
 
         rclpy types `-p x:=30` as an integer and refuses it for a statically typed double, so the value
         is first read through a dynamically typed declaration, checked and coerced by the table (a
@@ -138,17 +181,25 @@ class DgslrmNode(Node):
         """
         value = self.declare_parameter(spec.name, spec.default, descriptor(spec, dynamic=True)).value
         self.undeclare_parameter(spec.name)
-        checked = float(spec.check(value))  # ParameterError naming the parameter
-        return self.declare_parameter(spec.name, checked, descriptor(spec), ignore_override=True).value
+        checked = spec.check(value if spec.type is float else list(value))  # ParameterError naming the parameter
+        checked = float(checked) if spec.type is float else list(checked)
+        declared = self.declare_parameter(spec.name, checked, descriptor(spec), ignore_override=True).value
+        return declared if spec.type is float else tuple(float(v) for v in declared)
 
     # ------------------------------------------------------------------ callbacks: convert + enqueue
     def _reject(self, kind: str, error: Exception | str) -> None:
-        """Count a message that could not be converted; log once per kind per THROTTLE_S."""
-        self._rejected[kind] += 1
-        now = time.monotonic()
-        if now - self._last_reject_log.get(kind, -THROTTLE_S) >= THROTTLE_S:
-            self._last_reject_log[kind] = now
-            self.get_logger().warning(f"rejected {kind} ({self._rejected[kind]} so far): {error}")
+        """Count a message that could not be converted; log once per kind per THROTTLE_S.
+
+        Called from the executor and from the compressed-image decoder thread, hence the lock."""
+        with self._reject_lock:
+            self._rejected[kind] += 1
+            count = self._rejected[kind]
+            now = time.monotonic()
+            due = now - self._last_reject_log.get(kind, -THROTTLE_S) >= THROTTLE_S
+            if due:
+                self._last_reject_log[kind] = now
+        if due:
+            self.get_logger().warning(f"rejected {kind} ({count} so far): {error}")
 
     def _survive(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """An exception in a callback would end the executor's spin, i.e. the node: count it instead."""
@@ -177,15 +228,31 @@ class DgslrmNode(Node):
 
     def _on_image(self, msg: Image) -> None:
         self._received["image"] += 1
+        self._health.arrived("image", time.monotonic())
         try:
-            stamp = messages.stamp_seconds(msg.header.stamp)
             rgb = messages.image_to_rgb(msg)
         except ValueError as error:  # ConversionError and its kin
             kind = "unsupported_encoding" if isinstance(error, UnsupportedEncodingError) else "bad_image"
             self._reject(kind, error)
             return
+        self._take_image(msg.header.stamp, rgb)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        """Enqueue only: the decoder thread calls _take_image (or _reject) once the payload is decoded."""
+        self._received["image"] += 1
+        self._health.arrived("image", time.monotonic())
+        assert self._decoder is not None
+        self._decoder.submit(msg)
+
+    def _take_image(self, stamp_msg: Time, rgb: Any) -> None:
+        """A decoded frame (executor or decoder thread) into the pipeline, its exact stamp remembered."""
+        try:
+            stamp = messages.stamp_seconds(stamp_msg)
+        except ValueError as error:
+            self._reject("bad_image", error)
+            return
         with self._stamps_lock:  # before add_image: the worker may publish this frame's window at once
-            self._exact_stamps[stamp] = (int(msg.header.stamp.sec), int(msg.header.stamp.nanosec))
+            self._exact_stamps[stamp] = (int(stamp_msg.sec), int(stamp_msg.nanosec))
             self._exact_stamps.move_to_end(stamp)
             while len(self._exact_stamps) > STAMP_MEMORY:
                 self._exact_stamps.popitem(last=False)
@@ -194,6 +261,7 @@ class DgslrmNode(Node):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._received["camera_info"] += 1
+        self._health.arrived("camera_info", time.monotonic())
         try:
             intrinsics = messages.camera_info_to_intrinsics(msg)
         except ValueError as error:
@@ -203,15 +271,22 @@ class DgslrmNode(Node):
             intrinsics.K, intrinsics.D, intrinsics.distortion_model, intrinsics.width, intrinsics.height
         )
 
-    def _on_pose(self, msg: PoseStamped) -> None:
+    def _on_pose(self, msg: Any) -> None:
+        """PoseStamped, Odometry or TransformStamped (pose_type), mapped to the camera by camera_from_body."""
         self._received["camera_pose"] += 1
+        self._health.arrived("camera_pose", time.monotonic())
         try:
-            stamp = messages.stamp_seconds(msg.header.stamp)
-            world_T_cam = messages.pose_to_matrix(msg.pose)
+            stamp, world_T_cam, frame_id = self._pose_source.convert(msg)
         except ValueError as error:  # NaN, non-unit quaternion, bad stamp
             self._reject("bad_pose", error)
             return
-        self._reconstructor.add_pose(stamp, world_T_cam, msg.header.frame_id)
+        self._reconstructor.add_pose(stamp, world_T_cam, frame_id)
+
+    def reset(self) -> None:
+        """~/reset: empty the pipeline's buffers, restart tracks (ids keep counting), forget the last window."""
+        self._reconstructor.reset()
+        self._latest = None
+        self._health.reset_latency()
 
     # ------------------------------------------------------------------ worker: reconstruct + publish
     def _work(self) -> None:
@@ -254,6 +329,11 @@ class DgslrmNode(Node):
         self._pub_trajectories.publish(messages.structured_to_cloud(result.trajectories, header))
         self._pub_markers.publish(messages.marker_array(result.marker_tracks, header))
         self._pub_rendered.publish(messages.rgb_to_image(result.rendered, header))
+        if result.world_T_cam is not None:
+            self._pub_path.publish(messages.path_msg(result.world_T_cam, result.stamps, header))
+        self._latest = (result.deformable, (int(header.stamp.sec), int(header.stamp.nanosec)))
+        now_ros = self.get_clock().now().nanoseconds * 1e-9
+        self._health.published(time.monotonic(), now_ros - messages.stamp_seconds(header.stamp))
         self._windows_done += 1
         self._last_result = {
             "stamp": result.stamp, "seconds": float(result.seconds), "psnr": float(result.psnr),
@@ -271,21 +351,36 @@ class DgslrmNode(Node):
         drops by reason, last reconstruction time and PSNR, device, weights) plus the node's."""
         values: dict[str, Any] = dict(self._reconstructor.diagnostics())
         values.update({f"received_{k}": v for k, v in sorted(self._received.items())})
-        values.update({f"rejected_{k}": v for k, v in sorted(self._rejected.items())})
+        with self._reject_lock:  # the decoder thread may add a kind meanwhile
+            rejected = dict(self._rejected)
+        values.update({f"rejected_{k}": v for k, v in sorted(rejected.items())})
         values["windows_published"] = self._windows_done
         values["windows_failed"] = self._windows_failed
         values["last_error"] = self._last_error
         for key, value in self._last_result.items():
             values[f"last_window_{key}"] = value
+        values.update(self._health.values(time.monotonic()))
+        values.update(gpu_memory(self._reconstructor.device))
         return values
 
     def _publish_diagnostics(self) -> None:
         try:
+            now = time.monotonic()
+            pipeline = self._reconstructor.diagnostics()
+            with self._reject_lock:
+                image_rejections = sum(count for kind, count in self._rejected.items()
+                                       if "image" in kind or kind in ("unsupported_encoding", "decode_overflow"))
+            # frames skipped by the frame_rate gate are skipped on purpose: not a loss
+            lost = int(pipeline["dropped_frames_total"]) - int(pipeline["dropped_rate"]) + image_rejections
+            self._health.sample(now, frames=self._received["image"], dropped=lost,
+                                windows_lost=int(pipeline["dropped_window_overflow"]) + self._windows_failed)
             values = self.status()
+            level, message = self._health.level(
+                now, "image", failed_before_any=bool(self._last_error) and self._windows_done == 0,
+                untrained=values.get("weights") == "untrained", last_error=self._last_error)
             msg = messages.diagnostics(
                 values, stamp_msg=self.get_clock().now().to_msg(), name=f"{NODE_NAME}: pipeline",
-                hardware_id=str(values.get("device", "")),
-                failed=bool(self._last_error) and self._windows_done == 0,
+                hardware_id=str(values.get("device", "")), level=level, message=message,
             )
             self._pub_diagnostics.publish(msg)
         except Exception as error:  # diagnostics must never take the node down
@@ -299,7 +394,9 @@ class DgslrmNode(Node):
         return self._worker is not None and self._worker.is_alive()
 
     def stop(self) -> None:
-        """Stop the worker (finishing at most the window in flight) and wait for it."""
+        """Stop the decoder and the worker (finishing at most the window in flight) and wait for them."""
+        if self._decoder is not None:
+            self._decoder.stop()
         self._stop.set()
         self._wake.set()
         worker = self._worker

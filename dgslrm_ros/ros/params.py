@@ -2,7 +2,9 @@
 
 `PARAMETERS` is the single table: the node declares each entry with its description and range
 (rcl_interfaces/ParameterDescriptor), `config/dgslrm.yaml` holds the same defaults and the stream
-layer's `PipelineConfig` has one field per entry; `test/ros/test_params.py` ties the four together.
+layer's `PipelineConfig` has one field per entry of scope "pipeline" (shared with `dgslrm replay`);
+entries of scope "node" configure only the ROS shell (pose message type, image transport, QoS,
+service output folder) and live in `NodeOptions`. `test/ros/test_params.py` ties them together.
 Kept free of rclpy so the table can be read (docs, tests, the demo) without a ROS install.
 """
 from __future__ import annotations
@@ -18,14 +20,15 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One node parameter: its type is the type of `default` (bool excluded)."""
+    """One node parameter: its type is the type of `default` (bool excluded; a tuple is a double array)."""
 
     name: str
-    default: int | float | str
+    default: int | float | str | tuple[float, ...]
     description: str
     minimum: float | None = None  # inclusive
     maximum: float | None = None  # inclusive
     choices: tuple[str, ...] = ()
+    scope: str = "pipeline"  # "pipeline": a PipelineConfig field; "node": the ROS shell only
 
     @property
     def type(self) -> type:
@@ -41,9 +44,11 @@ class ParamSpec:
             return f"in [{low}, {high}]"
         return ""
 
-    def check(self, value: Any) -> int | float | str:
+    def check(self, value: Any) -> int | float | str | tuple[float, ...]:
         """Return `value` as this parameter's type, or raise ParameterError naming the parameter."""
         expected = self.type
+        if expected is tuple:
+            return self._check_array(value)
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ParameterError(
                 f"parameter '{self.name}': expected {expected.__name__}, got {type(value).__name__} {value!r}"
@@ -70,6 +75,22 @@ class ParamSpec:
             )
         return value
 
+    def _check_array(self, value: Any) -> tuple[float, ...]:
+        """A double array of the default's length, every element finite (ints welcome: YAML `0`)."""
+        n = len(self.default)  # type: ignore[arg-type]
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+            raise ParameterError(f"parameter '{self.name}': expected {n} numbers, got {type(value).__name__} {value!r}")
+        items = list(value)
+        if len(items) != n or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in items):
+            raise ParameterError(f"parameter '{self.name}': expected {n} numbers ({self.description}), got {value!r}")
+        floats = tuple(float(v) for v in items)
+        if not all(math.isfinite(v) for v in floats):
+            raise ParameterError(f"parameter '{self.name}': expected finite numbers, got {list(floats)}")
+        return floats
+
+
+QUATERNION_TOLERANCE = 1e-3  # camera_from_body's quaternion: typed by hand, so rounded values pass
+IDENTITY_POSE: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)  # x y z qx qy qz qw
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("checkpoint", "", "model checkpoint folder or model.safetensors; empty = the shipped checkpoint"),
@@ -100,17 +121,33 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               minimum=1e-6, maximum=1e6),
     ParamSpec("method", "network", "reconstruction method: the geometry-primed network, or classical (its "
               "multi-view-stereo depth + optical-flow cues alone, no learned weights)", choices=("network", "classical")),
+    # --- the ROS shell only (scope "node")
+    ParamSpec("pose_type", "pose_stamped", "message type on camera_pose: geometry_msgs/PoseStamped, nav_msgs/Odometry "
+              "(its pose, in the header frame) or geometry_msgs/TransformStamped",
+              choices=("pose_stamped", "odometry", "transform_stamped"), scope="node"),
+    ParamSpec("camera_from_body", IDENTITY_POSE, "fixed extrinsic [x, y, z, qx, qy, qz, qw] taking points of the "
+              "pose's frame (a body/IMU frame) into the camera optical frame: camera_T_body, what "
+              "`ros2 run tf2_ros tf2_echo <camera_optical_frame> <body_frame>` prints; identity = the pose "
+              "is the camera's", scope="node"),
+    ParamSpec("image_transport", "raw", "raw: sensor_msgs/Image on `image`; compressed: sensor_msgs/CompressedImage "
+              "(jpeg, png) on `image/compressed`, decoded off the callback thread",
+              choices=("raw", "compressed"), scope="node"),
+    ParamSpec("input_qos", "sensor_data", "QoS of the image, camera_info and camera_pose subscriptions: sensor_data "
+              "(best effort, matches any publisher), system_default or reliable (reliable publishers only)",
+              choices=("sensor_data", "system_default", "reliable"), scope="node"),
+    ParamSpec("output_dir", "dgslrm_output", "folder the ~/save_ply service writes PLY files into (created on "
+              "demand; relative to the node's working directory)", scope="node"),
 )
 
 BY_NAME: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
 
 
-def defaults() -> dict[str, int | float | str]:
+def defaults() -> dict[str, Any]:
     """Name -> default of every parameter (what config/dgslrm.yaml holds)."""
     return {spec.name: spec.default for spec in PARAMETERS}
 
 
-def validate(values: Mapping[str, Any]) -> dict[str, int | float | str]:
+def validate(values: Mapping[str, Any]) -> dict[str, Any]:
     """Check every value against the table; unknown names are refused too (a typo must not pass)."""
     unknown = sorted(set(values) - set(BY_NAME))
     if unknown:
@@ -120,7 +157,34 @@ def validate(values: Mapping[str, Any]) -> dict[str, int | float | str]:
         checked[name] = BY_NAME[name].check(value)
     if not checked["world_frame"]:
         raise ParameterError("parameter 'world_frame': expected a non-empty frame id, got ''")
+    if not checked["output_dir"]:
+        raise ParameterError("parameter 'output_dir': expected a folder path, got ''")
+    _unit_quaternion("camera_from_body", checked["camera_from_body"][3:])
     return checked
+
+
+def _unit_quaternion(name: str, q: tuple[float, ...]) -> None:
+    norm = math.sqrt(sum(v * v for v in q))
+    if abs(norm - 1.0) > QUATERNION_TOLERANCE:
+        raise ParameterError(f"parameter '{name}': the quaternion (qx, qy, qz, qw) = {list(q)} has norm {norm:.6g}, "
+                             "expected 1 (within 1e-3); give a unit quaternion, identity is 0 0 0 1")
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """The scope-"node" parameters: how the ROS shell talks to the robot (validated)."""
+
+    pose_type: str = "pose_stamped"
+    camera_from_body: tuple[float, ...] = IDENTITY_POSE  # x y z qx qy qz qw
+    image_transport: str = "raw"
+    input_qos: str = "sensor_data"
+    output_dir: str = "dgslrm_output"
+
+
+def node_options(values: Mapping[str, Any]) -> NodeOptions:
+    """Validated values -> NodeOptions."""
+    checked = validate(values)
+    return NodeOptions(**{spec.name: checked[spec.name] for spec in PARAMETERS if spec.scope == "node"})
 
 
 def pipeline_config(values: Mapping[str, Any]) -> Any:
@@ -129,7 +193,7 @@ def pipeline_config(values: Mapping[str, Any]) -> Any:
 
     checked = validate(values)
     try:
-        config = PipelineConfig(**checked)
+        config = PipelineConfig(**{spec.name: checked[spec.name] for spec in PARAMETERS if spec.scope == "pipeline"})
         config.validate()
     except ConfigError as error:
         raise ParameterError(str(error)) from error

@@ -22,6 +22,7 @@ OUTPUT_TOPICS: dict[str, str] = {
     topics.TRAJECTORIES: topics.POINTCLOUD2_TYPE,
     topics.TRACKS_MARKERS: topics.MARKER_ARRAY_TYPE,
     topics.RENDERED: topics.IMAGE_TYPE,
+    topics.CAMERA_PATH: topics.PATH_TYPE,
     topics.DIAGNOSTICS: topics.DIAGNOSTIC_ARRAY_TYPE,
 }
 INPUT_TOPICS: dict[str, str] = {

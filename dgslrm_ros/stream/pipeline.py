@@ -200,6 +200,7 @@ class StreamingReconstructor:
         # worker-side state (only the worker thread touches these, but diagnostics read them)
         self._registry = TrackRegistry()
         self._registry_sequence: int | None = None
+        self._tracks_lock = threading.Lock()  # reset() (another thread) vs the worker's tracks stage
         self._last_seconds = float("nan")
         self._last_psnr = float("nan")
         self._last_timings: dict[str, float] = {}
@@ -364,6 +365,24 @@ class StreamingReconstructor:
         # Poses from the old timeline's future would otherwise be matched to the new one's images.
         self._poses.drop_newer_than(stamp + POSE_RESET_S)
 
+    def reset(self) -> None:
+        """Forget everything buffered (the node's ~/reset): images waiting for poses, poses, the window in
+        progress and pending windows. Calibration is kept. The next window starts a new sequence, so the
+        track registry restarts (new tracks, ids never reused: the id counter keeps counting)."""
+        with self._lock:
+            self._waiting.clear()
+            self._poses.clear()
+            sequence = self._windows.sequence
+            self._windows.end_sequence()  # a tail window, if any, is discarded with the rest
+            if self._windows.sequence == sequence:
+                self._windows.sequence += 1
+            self._pending.clear()
+            self._last_image_stamp = None
+            self._next_due = None
+            self._counts["resets"] += 1
+        with self._tracks_lock:
+            self._registry.reset()
+
     def flush(self) -> None:
         """End of stream (replay): resolve waiting images and emit the tail window of the sequence."""
         with self._lock:
@@ -470,13 +489,14 @@ class StreamingReconstructor:
 
         # --- tracks with stable ids
         tick = time.perf_counter()
-        if self._registry_sequence != window.sequence:
-            self._registry.reset()
-            self._registry_sequence = window.sequence
         keyframes = list(range(0, cfg.window_frames, cfg.keyframe_stride))
         candidates = seed_tracks(world, (height, width), keyframes, K, poses, cfg.track_grid, cfg.min_opacity)
-        track_set = self._registry.update(stamps, candidates.positions, candidates.visible, candidates.seed_frame,
-                                          candidates.radius)
+        with self._tracks_lock:
+            if self._registry_sequence != window.sequence:
+                self._registry.reset()
+                self._registry_sequence = window.sequence
+            track_set = self._registry.update(stamps, candidates.positions, candidates.visible,
+                                              candidates.seed_frame, candidates.radius)
         relative_t = (stamps - stamps[-1]).astype(np.float32)  # [T] <= 0
         trajectories = trajectories_to_array(track_set.positions, relative_t, track_set.track_ids, track_set.visible)
         strips = tracks_to_strips(track_set.positions, stamps - stamps[0], track_set.track_ids, track_set.visible)
@@ -504,7 +524,7 @@ class StreamingReconstructor:
                 "max_pending_windows": self.config.max_pending_windows,
             }
             for key in ("frames_received", "frames_admitted", "windows_emitted", "windows_reconstructed",
-                        "reconstruction_failures", "sequence_restarts"):
+                        "reconstruction_failures", "sequence_restarts", "resets"):
                 out[key] = int(self._counts[key])
             for reason in sorted(self._drops):
                 out[f"dropped_{reason}"] = int(self._drops[reason])

@@ -146,3 +146,30 @@ def test_corrupt_message_mid_stream(tmp_path, sequence, strict):
     else:
         got = list(reader)
         assert len(got) == 5 * 10 - 1 and reader.skipped == {"image: corrupt message": 1}
+
+
+def _compressed(ts, stamp_ns, rgb, fmt="png", data=None):  # noqa: ANN001, ANN202
+    from dgslrm_ros.convert.compressed import rgb_to_compressed_fields
+
+    fields = rgb_to_compressed_fields(rgb, fmt)
+    payload = fields.data if data is None else data
+    return default_message(ts, "sensor_msgs/msg/CompressedImage", header=header(ts, stamp_ns, "cam"),
+                           format=fields.format, data=np.frombuffer(payload, np.uint8))
+
+
+def test_compressed_images_are_read_from_image_transport_topic_and_corrupt_ones_skipped(tmp_path):
+    """A camera recorded through image_transport: `<image>/compressed` only, jpeg and png mixed."""
+    ts = default_typestore()
+    rgb = np.tile(np.linspace(0, 255, 16, dtype=np.uint8)[None, :, None], (12, 1, 3))
+    with BagWriter(tmp_path / "bag") as bag:
+        bag.write_message("/image/compressed", _compressed(ts, 1_000, rgb, "png"))
+        bag.write_message("/image/compressed", _compressed(ts, 2_000, rgb, "png", data=b"\x89PNG\r\n\x1a\n broken"))
+        bag.write_message("/image/compressed", _compressed(ts, 3_000, rgb, "jpeg"))
+    reader = BagReader(tmp_path / "bag", strict=False)
+    images = [r for r in reader if isinstance(r, ImageRecord)]
+    assert [r.stamp_ns for r in images] == [1_000, 3_000] and images[0].topic == "image/compressed"
+    np.testing.assert_array_equal(images[0].rgb, rgb)  # png: lossless
+    assert np.abs(images[1].rgb.astype(int) - rgb).mean() < 3  # jpeg: within its error
+    assert reader.skipped == {"image/compressed: corrupt": 1}
+    with pytest.raises(BagReadError, match="does not decode"):
+        list(read_bag(tmp_path / "bag"))  # strict: the damaged payload is an error naming the cause

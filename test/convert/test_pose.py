@@ -67,3 +67,22 @@ def test_non_rigid_matrix_is_rejected():
         matrix_to_pose_fields(np.diag([2.0, 1, 1, 1]))
     with pytest.raises(PoseError, match="rigid"):
         matrix_to_pose_fields(np.diag([-1.0, -1, -1, 1]))  # a reflection, det -1
+
+
+def test_body_odometry_with_extrinsic_gives_the_camera_pose() -> None:
+    """world_T_body (what a VIO publishes) + camera_T_body (camera_from_body) -> world_T_cam."""
+    from dgslrm_ros.convert.pose import body_to_camera, extrinsic_to_matrix, quat_wxyz_to_matrix
+
+    rng = np.random.default_rng(4)
+    q = rng.normal(size=4)
+    world_T_cam = np.eye(4)
+    world_T_cam[:3, :3] = quat_wxyz_to_matrix(q / np.linalg.norm(q))
+    world_T_cam[:3, 3] = rng.normal(size=3)
+    camera_T_body = extrinsic_to_matrix([0.0, 0.05, -0.1, 0.5, -0.5, 0.5, 0.5])
+    # body x forward, y left, z up (REP 103) -> camera z forward, x right, y down
+    np.testing.assert_allclose(camera_T_body[:3, :3], [[0, -1, 0], [0, 0, -1], [1, 0, 0]], atol=1e-12)
+    np.testing.assert_allclose(body_to_camera(np.eye(4), camera_T_body)[:3, 3], [0.1, 0, 0.05], atol=1e-12)
+    world_T_body = world_T_cam @ camera_T_body
+    np.testing.assert_allclose(body_to_camera(world_T_body, camera_T_body), world_T_cam, atol=1e-12)
+    with pytest.raises(ValueError, match="7 values"):
+        extrinsic_to_matrix([0, 0, 0, 1])

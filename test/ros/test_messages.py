@@ -52,19 +52,29 @@ def test_pose_round_trip() -> None:
     np.testing.assert_allclose(messages.pose_to_matrix(msg.pose), T, atol=1e-12)
 
 
-@pytest.mark.parametrize(
-    ("values", "failed", "level", "text"),
-    [
-        ({"weights": "checkpoint x", "dropped_frames_total": 0}, False, 0, "ok"),
-        ({"weights": "untrained"}, False, 1, "weights untrained"),
-        ({"weights": "checkpoint x", "dropped_frames_total": 3, "rejected_bad_pose": 1}, False, 1,
-         "3 frames dropped, 1 messages rejected"),
-        ({"weights": "checkpoint x", "last_error": "boom"}, True, 2, "boom"),
-    ],
-)
-def test_diagnostics_level_and_message(values: dict, failed: bool, level: int, text: str) -> None:
-    msg = messages.diagnostics(values, messages.header(0.0, "").stamp, "dgslrm: pipeline", "cpu", failed)
+def test_diagnostics_carry_every_value_and_the_given_level() -> None:
+    values = {"weights": "checkpoint x", "dropped_frames_total": 3, "latency_last_s": 0.25}
+    msg = messages.diagnostics(values, messages.header(0.0, "").stamp, "dgslrm: pipeline", "cpu", 1, "3 frames dropped")
     status = msg.status[0]
-    assert status.level == bytes([level]) or status.level == level
-    assert text in status.message
-    assert {kv.key for kv in status.values} == set(values)
+    assert status.level in (1, b"\x01") and status.message == "3 frames dropped"
+    assert {kv.key: kv.value for kv in status.values} == {"weights": "checkpoint x", "dropped_frames_total": "3",
+                                                         "latency_last_s": "0.25"}
+
+
+def test_path_odometry_transform_and_compressed_messages_round_trip() -> None:
+    from dgslrm_ros.convert.compressed import compressed_to_rgb
+    from dgslrm_ros.convert.pose import odometry_to_matrix, transform_to_matrix
+
+    T = np.eye(4)
+    T[:3, :3] = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]
+    T[:3, 3] = [1, 2, 3]
+    hdr = messages.header(5.0, "world")
+    np.testing.assert_allclose(odometry_to_matrix(messages.odometry_msg(T, hdr)), T, atol=1e-12)
+    np.testing.assert_allclose(transform_to_matrix(messages.transform_msg(T, hdr)), T, atol=1e-12)
+    path = messages.path_msg(np.stack([T, T]), np.array([4.9, 5.0]), hdr)
+    assert [messages.stamp_seconds(p.header.stamp) for p in path.poses] == pytest.approx([4.9, 5.0])
+    assert path.header.frame_id == "world" and path.poses[1].header.frame_id == "world"
+    rgb = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    msg = messages.compressed_image_msg(rgb, hdr, "png")
+    assert msg.format == "rgb8; png compressed bgr8"
+    np.testing.assert_array_equal(compressed_to_rgb(msg), rgb)

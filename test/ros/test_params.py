@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dgslrm_ros.ros.params import BY_NAME, PARAMETERS, ParameterError, defaults, validate
+from dgslrm_ros.ros.params import (
+    BY_NAME,
+    PARAMETERS,
+    NodeOptions,
+    ParameterError,
+    defaults,
+    node_options,
+    validate,
+)
 from dgslrm_ros.stream.config import ConfigError, PipelineConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,17 +32,35 @@ def test_yaml_holds_exactly_the_table_defaults() -> None:
     values = data["dgslrm"]["ros__parameters"]
     assert list(values) == [spec.name for spec in PARAMETERS]
     for spec in PARAMETERS:
-        assert values[spec.name] == spec.default and type(values[spec.name]) is spec.type, spec.name
+        value = tuple(values[spec.name]) if isinstance(values[spec.name], list) else values[spec.name]
+        assert value == spec.default and type(value) is spec.type, spec.name
 
 
-def test_table_is_pipeline_config() -> None:
-    config_fields = {f.name: f.default for f in dataclasses.fields(PipelineConfig)}
-    assert list(config_fields) == [spec.name for spec in PARAMETERS]
-    assert config_fields == defaults()
+def test_table_is_pipeline_config_and_node_options() -> None:
+    """Scope "pipeline" entries are exactly PipelineConfig's fields, scope "node" ones NodeOptions'."""
+    table = defaults()
+    for scope, cls in (("pipeline", PipelineConfig), ("node", NodeOptions)):
+        config_fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        assert list(config_fields) == [spec.name for spec in PARAMETERS if spec.scope == scope]
+        assert config_fields == {name: table[name] for name in config_fields}
     assert all(spec.description and len(spec.description) > 20 for spec in PARAMETERS)
+    assert {spec.scope for spec in PARAMETERS} == {"pipeline", "node"}
 
 
-@pytest.mark.parametrize("spec", [s for s in PARAMETERS if s.minimum is not None or s.choices], ids=lambda s: s.name)
+def test_node_options_refuse_bad_extrinsics_and_take_integers() -> None:
+    assert node_options({}) == NodeOptions()
+    taken = node_options({"camera_from_body": [0, 0, 1, 0, 0, 0, 1], "pose_type": "odometry"})
+    assert taken.camera_from_body == (0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0) and taken.pose_type == "odometry"
+    for bad, match in (([0, 0, 0, 0, 0, 0], "7 numbers"), ([0, 0, 0, 0, 0, 0, 2], "norm 2"),
+                       ([0, 0, float("nan"), 0, 0, 0, 1], "finite"), ("identity", "7 numbers")):
+        with pytest.raises(ParameterError, match="'camera_from_body'.*" + match):
+            node_options({"camera_from_body": bad})
+    with pytest.raises(ParameterError, match="'output_dir'"):
+        node_options({"output_dir": ""})
+
+
+@pytest.mark.parametrize("spec", [s for s in PARAMETERS if s.scope == "pipeline" and (s.minimum is not None or s.choices)],
+                         ids=lambda s: s.name)
 def test_table_and_pipeline_config_refuse_the_same_values(spec) -> None:  # noqa: ANN001
     if spec.choices:
         bad, good = "nonsense", spec.choices[-1]
@@ -44,12 +70,16 @@ def test_table_and_pipeline_config_refuse_the_same_values(spec) -> None:  # noqa
     with pytest.raises(ParameterError, match=f"'{spec.name}'"):
         validate({spec.name: bad})
     with pytest.raises(ConfigError, match=f"'{spec.name}'"):
-        PipelineConfig(**{**defaults(), spec.name: bad}).validate()
+        PipelineConfig(**{**_pipeline_defaults(), spec.name: bad}).validate()
     assert validate({spec.name: good})[spec.name] == good
     if spec.maximum is not None:
         over = spec.maximum + 1
         with pytest.raises(ParameterError, match=f"'{spec.name}'"):
             validate({spec.name: spec.type(over)})
+
+
+def _pipeline_defaults() -> dict:
+    return {spec.name: spec.default for spec in PARAMETERS if spec.scope == "pipeline"}
 
 
 def test_validate_refuses_wrong_types_and_unknown_names() -> None:
@@ -73,6 +103,8 @@ def test_validate_refuses_wrong_types_and_unknown_names() -> None:
         ("frame_rate:=true", "frame_rate"),  # a bool is not a number
         ("frame_rate:=0", "frame_rate"),  # an integer for a double is still range-checked
         ("window_frames:=6", "window_frames"),  # cross-field: not a multiple of keyframe_stride (PipelineConfig)
+        ("pose_type:=tf", "pose_type"),  # a node-scope choice
+        ("camera_from_body:=[0.0,0.0,0.0,1.0]", "camera_from_body"),  # 4 numbers, not 7
     ],
 )
 def test_bad_parameter_is_refused_at_start_up_by_name(dds, override: str, name: str) -> None:  # noqa: ANN001
@@ -99,7 +131,7 @@ DESCRIBE = textwrap.dedent("""
     values = call(GetParameters, "/dgslrm/get_parameters", GetParameters.Request(names=names)).values
     out = {}
     for d, v in zip(described.descriptors, values):
-        value = [None, v.bool_value, v.integer_value, v.double_value, v.string_value][min(v.type, 4)]
+        value = list(v.double_array_value) if v.type == 8 else [None, v.bool_value, v.integer_value, v.double_value, v.string_value][min(v.type, 4)]
         out[d.name] = dict(type=d.type, description=d.description, read_only=d.read_only, value=value,
                            int_range=[(r.from_value, r.to_value) for r in d.integer_range],
                            float_range=[(r.from_value, r.to_value) for r in d.floating_point_range])
@@ -132,8 +164,9 @@ def test_live_node_declares_the_table_with_yaml_defaults_and_remaps(dds, tiny_ch
     for spec in PARAMETERS:
         declared = ours[spec.name]
         assert declared["description"] == spec.description and declared["read_only"]
-        assert declared["type"] == {int: 2, float: 3, str: 4}[spec.type], spec.name  # static, the table's type
+        assert declared["type"] == {int: 2, float: 3, str: 4, tuple: 8}[spec.type], spec.name  # static
         expected = params.get(spec.name, spec.default)
+        expected = list(expected) if isinstance(expected, tuple) else expected
         assert declared["value"] == pytest.approx(expected), (spec.name, declared["value"], expected)
         if spec.minimum is not None:
             ranges = declared["int_range"] if spec.type is int else declared["float_range"]

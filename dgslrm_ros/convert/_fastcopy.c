@@ -1,0 +1,149 @@
+/* PointCloud2 and Image byte shuffles near memory speed (loaded with ctypes by convert/fastcopy.py).
+ *
+ * numpy copies a 12-byte column of a 60-byte row with one indexed inner-loop call per row, which costs
+ * 10-50x a memcpy of the same bytes; here rows are written from their columns with fixed-size copies
+ * the compiler inlines. Plain C (no Python API): the extension only needs a C compiler at build time,
+ * and convert/fastcopy.py falls back to numpy (same bytes) when the library is absent.
+ */
+#include <stdint.h>
+#include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+#if defined(_WIN32)
+#define DG_EXPORT __declspec(dllexport)
+#else
+#define DG_EXPORT __attribute__((visibility("default")))
+#endif
+/* x86-64: also compile the byte shuffles for AVX2 and SSSE3 (picked at load time by the CPU's features);
+ * baseline SSE2 has no byte shuffle, so the plain loop would stay scalar. ARM's NEON needs nothing. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DG_SHUFFLE_CLONES __attribute__((target_clones("avx2", "ssse3", "default")))
+#else
+#define DG_SHUFFLE_CLONES
+#endif
+
+static inline uint32_t channel(float value) {
+    /* round half to even, as numpy's rint: adding and removing 2^23 leaves no fraction bits, so the FPU's
+     * default rounding does it (exact for |v| < 2^23; larger values are clamped below anyway) */
+    float v = value * 255.0f;
+    v = v > 0.0f ? v : 0.0f; /* also NaN */
+    v = v < 255.0f ? v : 255.0f;
+    v = (v + 8388608.0f) - 8388608.0f; /* not folded: without -ffast-math the compiler keeps IEEE rounding */
+    return (uint32_t)(int32_t)v; /* a 32-bit signed conversion is one instruction everywhere */
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* bgr8 -> rgb, five pixels per 16-byte shuffle (SSSE3): bytes 2 1 0 5 4 3 ... of each load; the 16th
+ * byte written is garbage that the next step overwrites, so the loop stops 6 pixels before the row end
+ * and the scalar tail finishes the row. Returns the pixels done. */
+__attribute__((target("ssse3"))) static int64_t bgr_row_ssse3(const uint8_t *in, uint8_t *o, int64_t width) {
+    const __m128i order = _mm_setr_epi8(2, 1, 0, 5, 4, 3, 8, 7, 6, 11, 10, 9, 14, 13, 12, 15);
+    int64_t x = 0;
+    for (; x + 6 <= width; x += 5)
+        _mm_storeu_si128((__m128i *)(o + 3 * x), _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(in + 3 * x)), order));
+    return x;
+}
+#endif
+
+/* Image rows -> RGB: out[r, x, k] = src[r * step + x * channels + order[k]] for `rows` rows of `width` pixels
+ * (bgr8, bgra8, rgba8 and mono8 decode; rows may be padded: `step` >= width * channels). */
+DG_EXPORT DG_SHUFFLE_CLONES void dg_pixels_to_rgb(const uint8_t *src, int64_t step, int64_t rows, int64_t width, int32_t channels,
+                                int32_t r, int32_t g, int32_t b, uint8_t *out) {
+    for (int64_t y = 0; y < rows; ++y) {
+        const uint8_t *in = src + y * step;
+        uint8_t *o = out + y * width * 3;
+        if (channels == 4 && r == 2 && g == 1 && b == 0) { /* bgra8: constant indices, the common case */
+            for (int64_t x = 0; x < width; ++x) { o[3 * x] = in[4 * x + 2]; o[3 * x + 1] = in[4 * x + 1]; o[3 * x + 2] = in[4 * x]; }
+        } else if (channels == 3 && r == 2 && g == 1 && b == 0) { /* bgr8 */
+            int64_t x = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+            if (__builtin_cpu_supports("ssse3")) x = bgr_row_ssse3(in, o, width);
+#endif
+            for (; x < width; ++x) { o[3 * x] = in[3 * x + 2]; o[3 * x + 1] = in[3 * x + 1]; o[3 * x + 2] = in[3 * x]; }
+        } else {
+            for (int64_t x = 0; x < width; ++x) {
+                const uint8_t *p = in + x * channels;
+                o[3 * x] = p[r]; o[3 * x + 1] = p[g]; o[3 * x + 2] = p[b];
+            }
+        }
+    }
+}
+
+/* The two clouds of the contract, one row at a time: each output row is written front to back straight
+ * from its columns, which runs at 1-2x a memcpy. (Assembling the row in a local buffer and storing it
+ * whole is 5x slower: the wide load of the buffer waits for the narrow stores into it to retire.)
+ * Layouts: convert/pointcloud.py GAUSSIAN_DTYPE (60-byte rows) and TRAJECTORY_DTYPE (24-byte rows). */
+DG_EXPORT void dg_pack_gaussians(const float *means, const float *colors, const float *opacities,
+                                 const float *scales, const float *quats, const float *velocities, int64_t n,
+                                 uint8_t *dst) {
+    for (int64_t i = 0; i < n; ++i) {
+        uint8_t *o = dst + 60 * i;
+        const float *c = colors + 3 * i;
+        uint32_t packed = (channel(c[0]) << 16) | (channel(c[1]) << 8) | channel(c[2]);
+        memcpy(o, means + 3 * i, 12);
+        memcpy(o + 12, &packed, 4);
+        memcpy(o + 16, opacities + i, 4);
+        memcpy(o + 20, scales + 3 * i, 12);
+        memcpy(o + 32, quats + 4 * i, 16);
+        memcpy(o + 48, velocities + 3 * i, 12);
+    }
+}
+
+DG_EXPORT void dg_unpack_gaussians(const uint8_t *src, int64_t n, float *means, float *colors, float *opacities,
+                                   float *scales, float *quats, float *velocities) {
+    for (int64_t i = 0; i < n; ++i) {
+        const uint8_t *r = src + 60 * i;
+        uint32_t packed;
+        memcpy(means + 3 * i, r, 12);
+        memcpy(&packed, r + 12, 4);
+        colors[3 * i] = (float)((packed >> 16) & 0xFFu) / 255.0f; /* divide, as numpy does */
+        colors[3 * i + 1] = (float)((packed >> 8) & 0xFFu) / 255.0f;
+        colors[3 * i + 2] = (float)(packed & 0xFFu) / 255.0f;
+        memcpy(opacities + i, r + 16, 4);
+        memcpy(scales + 3 * i, r + 20, 12);
+        memcpy(quats + 4 * i, r + 32, 16);
+        memcpy(velocities + 3 * i, r + 48, 12);
+    }
+}
+
+/* tracks [m, t, 3], times [t] (shared by every track) or [m, t] (times_per_track), ids [m] uint32,
+ * visible [m, t] -> rows x y z t track_id visible, track-major. */
+DG_EXPORT void dg_pack_trajectories(const float *tracks, const float *times, int32_t times_per_track,
+                                    const uint32_t *ids, const float *visible, int64_t m, int64_t t, uint8_t *dst) {
+    for (int64_t i = 0; i < m; ++i) {
+        const float *ti = times + (times_per_track ? i * t : 0);
+        for (int64_t j = 0; j < t; ++j) {
+            int64_t k = i * t + j;
+            uint8_t *o = dst + 24 * k;
+            memcpy(o, tracks + 3 * k, 12);
+            memcpy(o + 12, ti + j, 4);
+            memcpy(o + 16, ids + i, 4);
+            memcpy(o + 20, visible + k, 4);
+        }
+    }
+}
+
+/* The inverse; ids [m] from each track's first sample. Returns the number of samples whose track_id
+ * differs from their row's first (the layout requires 0). */
+DG_EXPORT int64_t dg_unpack_trajectories(const uint8_t *src, int64_t m, int64_t t, float *tracks, float *times,
+                                         uint32_t *ids, float *visible) {
+    int64_t mismatched = 0;
+    for (int64_t i = 0; i < m; ++i) {
+        uint32_t first = 0;
+        for (int64_t j = 0; j < t; ++j) {
+            int64_t k = i * t + j;
+            const uint8_t *r = src + 24 * k;
+            uint32_t id;
+            memcpy(tracks + 3 * k, r, 12);
+            memcpy(times + k, r + 12, 4);
+            memcpy(&id, r + 16, 4);
+            if (j == 0) first = id;
+            mismatched += id != first;
+            memcpy(visible + k, r + 20, 4);
+        }
+        ids[i] = first;
+    }
+    return mismatched;
+}

@@ -1,0 +1,83 @@
+"""The C helper of convert/fastcopy.py gives byte-identical messages to the numpy path it replaces."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dgslrm_ros.convert import fastcopy
+from dgslrm_ros.convert.image import image_fields_to_rgb, rgb_to_image_fields
+from dgslrm_ros.convert.pointcloud import (
+    array_to_gaussians,
+    array_to_trajectories,
+    gaussians_to_array,
+    trajectories_to_array,
+)
+
+pytestmark = pytest.mark.skipif(not fastcopy.ACCELERATED, reason="the C helper was not built (no C compiler); "
+                                "`python setup.py build_ext --inplace` builds it")
+
+
+@pytest.fixture
+def numpy_path(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """Run the block under the numpy fallback."""
+    def use() -> None:
+        monkeypatch.setattr(fastcopy, "_LIB", None)
+    return use
+
+
+def _gaussians(n: int, rng: np.random.Generator) -> dict:
+    colors = rng.random((n, 3)).astype(np.float32)
+    # rounding edges of the packed colour: exact halves (ties to even), out of range, NaN
+    colors[:6, 0] = np.array([0.5, 1.5, 2.5, 254.5, -3.0, 300.0], np.float32) / 255.0
+    colors[6, 1] = np.nan
+    return dict(means=rng.normal(size=(n, 3)).astype(np.float32), colors=colors,
+                opacities=rng.random(n).astype(np.float32), scales=rng.random((n, 3)).astype(np.float32),
+                quats=rng.normal(size=(n, 4)).astype(np.float32), velocities=rng.normal(size=(n, 3)).astype(np.float32))
+
+
+@pytest.mark.parametrize("n", [0, 1, 255, 257, 3000])  # around the C block size (256 rows)
+def test_gaussians_pack_and_unpack_match_numpy(n: int, numpy_path) -> None:  # noqa: ANN001
+    g = _gaussians(max(n, 7), np.random.default_rng(n))
+    g = {k: v[:n] for k, v in g.items()}
+    fast = gaussians_to_array(**g)
+    fast_back = array_to_gaussians(fast)
+    numpy_path()
+    slow = gaussians_to_array(**g)
+    assert fast.tobytes() == slow.tobytes()
+    slow_back = array_to_gaussians(slow)
+    for name in ("means", "colors", "opacities", "scales", "quats", "velocities"):
+        np.testing.assert_array_equal(getattr(fast_back, name), getattr(slow_back, name), err_msg=name)
+    if n >= 7:  # 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, 254.5 -> 254 (ties to even), clamped, NaN -> 0
+        red = (fast["rgb"][:6].view(np.uint32) >> 16) & 0xFF
+        assert red.tolist() == [0, 2, 2, 254, 0, 255]
+        assert (int(fast["rgb"][6].view(np.uint32)) >> 8) & 0xFF == 0
+
+
+def test_trajectories_pack_and_unpack_match_numpy(numpy_path) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(1)
+    tracks = rng.normal(size=(300, 9, 3)).astype(np.float32)
+    tracks[3, 2] = np.nan
+    t = -np.arange(9)[::-1].astype(np.float32) / 10
+    ids, visible = rng.integers(0, 2**32, 300, dtype=np.uint64), rng.random((300, 9)).astype(np.float32)
+    fast = trajectories_to_array(tracks, t, ids, visible)
+    back = array_to_trajectories(fast)
+    numpy_path()
+    slow = trajectories_to_array(tracks, t, ids, visible)
+    assert fast.tobytes() == slow.tobytes()
+    np.testing.assert_array_equal(back.tracks, tracks)
+    np.testing.assert_array_equal(back.track_ids, ids.astype(np.uint32))
+    np.testing.assert_array_equal(back.t, np.broadcast_to(t, (300, 9)))
+
+
+@pytest.mark.parametrize("encoding", ["bgr8", "bgra8", "rgba8", "mono8"])
+@pytest.mark.parametrize("padding", [0, 5])
+def test_image_decode_matches_numpy(encoding: str, padding: int, numpy_path) -> None:  # noqa: ANN001
+    rgb = np.random.default_rng(2).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    source = rgb[:, :, 0] if encoding == "mono8" else rgb
+    f = rgb_to_image_fields(source, encoding, row_padding=padding)
+    data = f.data.tobytes()
+    fast = image_fields_to_rgb(f.height, f.width, f.encoding, f.step, data)
+    numpy_path()
+    slow = image_fields_to_rgb(f.height, f.width, f.encoding, f.step, data)
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(fast, np.repeat(source[:, :, None], 3, 2) if encoding == "mono8" else rgb)
