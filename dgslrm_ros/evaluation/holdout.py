@@ -28,6 +28,9 @@ from dgslrm_ros.evaluation.baselines import static_baseline
 from dgslrm_ros.evaluation.metrics import psnr, ssim
 
 METRICS = ("psnr", "ssim", "lpips")
+# Absolute ROS stamps in float64 seconds carry ~2e-7 s of rounding, i.e. ~1e-5 of a frame interval:
+# a held-out frame exactly half-way must not pick its `copy` neighbour by that noise.
+TIE = 1e-3
 
 
 def window_position(window_stamps: np.ndarray, stamp: float) -> float | None:
@@ -47,10 +50,11 @@ def window_position(window_stamps: np.ndarray, stamp: float) -> float | None:
 
 
 def copy_frame(position: float, inputs: Tensor) -> Tensor:
-    """The input frame nearest in time (ties go to the earlier one). inputs [T, 3, H, W] -> [3, H, W]."""
+    """The input frame nearest in time (ties, within TIE of a frame, go to the earlier one).
+    inputs [T, 3, H, W] -> [3, H, W]."""
     lower = int(math.floor(position))
     upper = min(lower + 1, inputs.shape[0] - 1)
-    return inputs[lower] if position - lower <= 0.5 else inputs[upper]
+    return inputs[lower] if position - lower <= 0.5 + TIE else inputs[upper]
 
 
 def blend_frames(position: float, inputs: Tensor) -> Tensor:
