@@ -32,7 +32,9 @@ setup(
         "tqdm",
         "matplotlib",
     ],
-    extras_require={"gsplat": ["gsplat==1.5.3"], "test": ["pytest"]},
+    # "pose": `dgslrm pose` (COLMAP through pycolmap, video decoding); the node never imports them
+    extras_require={"gsplat": ["gsplat==1.5.3"], "test": ["pytest"],
+                    "pose": ["pycolmap==4.2.1", "opencv-python-headless"]},
     zip_safe=True,
     maintainer="dgslrm_ros developers",
     maintainer_email="dgslrm@example.com",

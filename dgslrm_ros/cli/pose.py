@@ -67,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-features", type=_positive_int, default=4096, help="SIFT features per frame (default 4096)")
     parser.add_argument("--camera-model", default="SIMPLE_RADIAL",
                         help="COLMAP camera model shared by all frames (default SIMPLE_RADIAL; e.g. OPENCV)")
+    parser.add_argument("--threads", type=int, default=-1,
+                        help="COLMAP threads (default -1: all cores; 1 makes a run repeat exactly)")
     parser.add_argument("--keep-colmap", default=None, metavar="DIR",
                         help="keep COLMAP's images, database and models in DIR (default: a temporary folder)")
     parser.add_argument("--verbose", action="store_true", help="show COLMAP's own log")
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         pick = FramePick(start=args.start, frames=args.frames, fps=args.fps, max_size=args.max_size)
         colmap = ColmapOptions(max_features=args.max_features, matching=args.matching,
-                               camera_model=args.camera_model, verbose=args.verbose)
+                               camera_model=args.camera_model, threads=args.threads, verbose=args.verbose)
     except ValueError as error:
         print(f"dgslrm pose: {error}", file=sys.stderr)
         return 2
