@@ -182,3 +182,21 @@ def test_pose_help_says_how_to_install_the_extras(capsys):
     with pytest.raises(SystemExit):
         cli_main.main(["pose", "--help"])
     assert "pip install pycolmap opencv-python-headless" in capsys.readouterr().out
+
+
+def test_pose_a_camera_only_bag_keeps_its_stamps(synthetic_video, tmp_path):
+    _, rgb, gt_world_T_cam, _ = synthetic_video
+    stamps = 7_000_000_000 + np.arange(FRAMES) * 100_000_000 + 1234  # a recorder's own stamps
+    with BagWriter(tmp_path / "camera_only") as writer:
+        for stamp, frame in zip(stamps, rgb):
+            writer.write_image("image", int(stamp), frame)
+    out = tmp_path / "posed"
+    assert cli_main.main(["pose", str(tmp_path / "camera_only"), "--out", str(out), "--no-progress",
+                          "--threads", "1"]) == 0
+    poses, infos, images = _read(out)
+    assert sorted(poses) == sorted(images) == stamps.tolist()
+    est = np.stack([poses[s].world_T_cam for s in sorted(poses)])
+    s, R, t = _similarity(est, gt_world_T_cam)
+    error = np.linalg.norm(s * est[:, :3, 3] @ R.T + t - gt_world_T_cam[:, :3, 3], axis=1)
+    path_length = np.linalg.norm(np.diff(gt_world_T_cam[:, :3, 3], axis=0), axis=1).sum()
+    assert np.sqrt((error ** 2).mean()) < 0.02 * path_length  # lossless frames: as good as the video
