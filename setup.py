@@ -39,7 +39,8 @@ setup(
         "opencv-python-headless",  # DIS optical flow for the geometry cues (geometry/flow_tracks.py)
         "pillow",  # CompressedImage (jpeg, png) decoding
     ],
-    extras_require={"gsplat": ["gsplat==1.5.3"], "test": ["pytest"]},
+    # "pose": `dgslrm pose` (COLMAP through pycolmap); the node never imports it
+    extras_require={"gsplat": ["gsplat==1.5.3"], "test": ["pytest"], "pose": ["pycolmap==4.2.1"]},
     zip_safe=False,  # the C helper is loaded from a file path (ctypes)
     maintainer="dgslrm_ros developers",
     maintainer_email="dgslrm@example.com",

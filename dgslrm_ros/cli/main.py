@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("dgslrm_ros.cli.evaluate", "evaluate a checkpoint on a held-out synthetic split"),
     "bench": ("dgslrm_ros.cli.bench", "print timing and memory figures for this device"),
     "export": ("dgslrm_ros.cli.export", "export a window's Gaussians to a standard 3DGS PLY"),
+    "pose": ("dgslrm_ros.cli.pose", "pose a real video / image folder / camera-only bag with COLMAP -> posed bag"),
 }
 
 

@@ -20,6 +20,11 @@ nothing needs to be dropped for lack of time), and writes into --out:
     the window is compared with the GT trajectory at the same instants (end-point error in metres,
     mean = ATE-3D as PointOdyssey reports it, plus the fractions within 0.1 m and 0.2 m).
 
+With `--holdout N` the pipeline gets every N-th frame only; each skipped frame inside a window is
+rendered from that window's Gaussians at its pose and instant and scored (PSNR, SSIM, LPIPS) against
+the real image, beside `static`, `copy` and `blend` (see evaluation/holdout.py): `holdout` in
+metrics.json, a table printed, `holdout/window_<n>.png`. Needs no ground truth: real bags too.
+
 A truncated or corrupt bag is processed up to the break, everything is written, and the command
 exits with status 1 and the reader's message.
 """
@@ -75,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-windows", action="store_true",
                         help=f"also write each window's Gaussians to OUT/{WINDOWS_DIR}/window_<n>.safetensors "
                              "(the input of `dgslrm export`)")
+    parser.add_argument("--holdout", type=int, default=0, metavar="N",
+                        help="feed every N-th frame only (N >= 2) and score renders at the skipped frames against "
+                             "the real images, beside static / copy / blend (default 0: off)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -90,13 +98,17 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"dgslrm replay: {error}", file=sys.stderr)
         return 2
+    if args.holdout == 1 or args.holdout < 0:
+        print(f"dgslrm replay: --holdout expects N >= 2 (feed every N-th frame) or 0 (off), got {args.holdout}",
+              file=sys.stderr)
+        return 2
     bag = Path(args.bag)
     out = Path(args.out) if args.out else Path("out") / "replay" / bag.name
     try:
         summary = replay_bag(bag, out, config, image_topic=args.image_topic,
                              camera_info_topic=args.camera_info_topic, pose_topic=args.pose_topic,
                              nvs_frames=args.nvs_frames, progress=not args.no_progress,
-                             save_windows=args.save_windows)
+                             save_windows=args.save_windows, holdout=args.holdout)
     except (ReplayError, ConfigError, BagReadError, CheckpointError) as error:  # a missing bag, a corrupt checkpoint
         print(f"dgslrm replay: {error}", file=sys.stderr)
         return 2
@@ -119,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     if metrics["tracking"]:
         tr = metrics["tracking"]
         print(f"  3D tracks: EPE {tr['epe']:.3f} m, within 0.1 m {tr['within_0.1m']:.2f} ({tr['tracks']} queries)")
+    if metrics.get("holdout"):
+        print(f"  held-out frames (1 frame in {args.holdout} fed to the pipeline):\n" + summary.holdout_table)
     print(f"  wrote {summary.out}: {OUTPUT_BAG}/, {', '.join(p.name for p in summary.pngs)}, metrics.json")
     if summary.error:
         print(f"dgslrm replay: the bag broke off: {summary.error}", file=sys.stderr)
@@ -136,6 +150,7 @@ class ReplaySummary:
     metrics: dict[str, Any]
     pngs: list[Path]
     error: str | None = None
+    holdout_table: str = ""
 
 
 @dataclass
@@ -170,7 +185,7 @@ class _Scores:
 
 def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_info_topic: str = "camera_info",
                pose_topic: str = "camera_pose", nvs_frames: str = "newest", progress: bool = True,
-               model: Any = None, save_windows: bool = False) -> ReplaySummary:
+               model: Any = None, save_windows: bool = False, holdout: int = 0) -> ReplaySummary:
     """Run the pipeline over `bag`, write the outputs into `out`; see the module docstring."""
     from tqdm import tqdm
 
@@ -197,6 +212,11 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
                        strict=False)
     ground = _Ground()
     scores = _Scores()
+    held = None
+    if holdout:
+        from dgslrm_ros.stream.holdout import HoldoutEvaluation
+        held = HoldoutEvaluation(holdout, config.sync_tolerance, getattr(config, "method", "network"),
+                                 config.renderer, str(pipeline.device))
     stamp_ns_of: dict[float, int] = {}
     pending: list[Any] = []  # results waiting for the ground truth of their instants
     failures: list[str] = []
@@ -221,14 +241,16 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
                     result.deformable.save(out / WINDOWS_DIR / f"window_{windows - 1:04d}.safetensors")
                 scores.input_psnr.append(result.psnr)
                 scores.seconds.append(result.seconds)
-                pending.append((stamp_ns, result))
+                pending.append((stamp_ns, result, windows - 1))
                 last[0] = result
                 bar.set_postfix(windows=windows, psnr=f"{result.psnr:.1f}")
 
         def evaluate_ready(now_ns: int | None) -> None:
             """Score results whose instants are all read (the bag is in time order)."""
             while pending and (now_ns is None or pending[0][0] < now_ns):
-                stamp_ns, result = pending.pop(0)
+                stamp_ns, result, index = pending.pop(0)
+                if held is not None:
+                    held.score(result, index)
                 _evaluate(result, stamp_ns_of, ground, scores, nvs_frames, config.renderer, str(pipeline.device))
                 ground.forget_before(stamp_ns_of.get(float(result.stamps[0]), 0) if len(result.stamps) else 0)
 
@@ -241,13 +263,16 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
                         if record.view == 0:
                             stamp = record.stamp_ns / 1e9
                             stamp_ns_of[stamp] = record.stamp_ns
-                            pipeline.add_image(stamp, record.rgb)
-                            process_windows()
+                            if held is None or held.feed.image(stamp, record.rgb):
+                                pipeline.add_image(stamp, record.rgb)
+                                process_windows()
                         else:
                             ground.images.setdefault(record.view, {})[record.stamp_ns] = record.rgb
                     elif isinstance(record, PoseRecord):
                         if record.view == 0:
                             pipeline.add_pose(record.stamp_ns / 1e9, record.world_T_cam, record.frame_id)
+                            if held is not None:
+                                held.feed.pose(record.stamp_ns / 1e9, record.world_T_cam)
                         else:
                             ground.poses.setdefault(record.view, {})[record.stamp_ns] = record.world_T_cam
                     elif isinstance(record, CameraInfoRecord):
@@ -255,6 +280,8 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
                             i = record.intrinsics
                             pipeline.add_camera_info(i.K, i.D, i.distortion_model, i.width, i.height)
                             ground.input_intrinsics = i
+                            if held is not None:
+                                held.feed.camera_info(i.K, i.D, i.distortion_model, i.width, i.height)
                         else:
                             ground.intrinsics[record.view] = record.intrinsics
                     elif isinstance(record, TrajectoriesRecord):
@@ -271,11 +298,15 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
     diagnostics = pipeline.diagnostics()
     metrics = _metrics(bag, config, pipeline, diagnostics, scores, windows, failures, error, reader.skipped, logs)
     pngs = _write_pngs(out, scores)
+    if held is not None:
+        metrics["holdout"] = held.summary()
+        pngs += held.write_pngs(out)
     if last[0] is not None:
         pngs += write_track_pngs(out, last[0], _gt_tracks_of(last[0], ground))
     with open(out / "metrics.json", "w") as f:
         json.dump(_strict_json(metrics), f, indent=2, default=_json_default)
-    return ReplaySummary(out=out, metrics=metrics, pngs=pngs, error=error)
+    return ReplaySummary(out=out, metrics=metrics, pngs=pngs, error=error,
+                         holdout_table=held.table() if held is not None else "")
 
 
 # ---------------------------------------------------------------------------------------------- writing

@@ -1,0 +1,210 @@
+"""Held-out-frame evaluation: score a window's Gaussians at frames the pipeline never saw.
+
+`dgslrm replay --holdout N` feeds every N-th frame; at each skipped frame inside a window's time
+span the window's Gaussians are rendered at that frame's pose and instant (offsets interpolated
+linearly between the two neighbouring window frames) and compared with the real image. Beside the
+pipeline's own Gaussians (row named after the method that made them, `network` by default) the
+same frames are scored for:
+
+- `static`: the same Gaussians with their deformation forced to zero (what the motion buys);
+- `copy`: the nearest input frame in time, as is (what a system with no 3D at all gets);
+- `blend`: the mean of the two input frames around the held-out instant.
+
+Needs no ground truth beyond the video itself, so it scores real footage. Pure functions over
+tensors; the frame bookkeeping lives in stream/holdout.py.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.evaluation.baselines import static_baseline
+from dgslrm_ros.evaluation.metrics import psnr, ssim
+
+METRICS = ("psnr", "ssim", "lpips")
+# Absolute ROS stamps in float64 seconds carry ~2e-7 s of rounding, i.e. ~1e-5 of a frame interval:
+# a held-out frame exactly half-way must not pick its `copy` neighbour by that noise.
+TIE = 1e-3
+
+
+def window_position(window_stamps: np.ndarray, stamp: float) -> float | None:
+    """Fractional window frame of `stamp` (s): n + (stamp - t_n) / (t_{n+1} - t_n); None outside the span.
+
+    window_stamps [T] float64 seconds, strictly increasing."""
+    stamps = np.asarray(window_stamps, dtype=np.float64)
+    if stamps.ndim != 1 or stamps.size < 2:
+        return None
+    if not (stamps[0] <= stamp <= stamps[-1]):
+        return None
+    upper = int(np.searchsorted(stamps, stamp, side="left"))
+    if upper == 0:
+        return 0.0
+    lower = upper - 1
+    return lower + float((stamp - stamps[lower]) / (stamps[upper] - stamps[lower]))
+
+
+def copy_frame(position: float, inputs: Tensor) -> Tensor:
+    """The input frame nearest in time (ties, within TIE of a frame, go to the earlier one).
+    inputs [T, 3, H, W] -> [3, H, W]."""
+    lower = int(math.floor(position))
+    upper = min(lower + 1, inputs.shape[0] - 1)
+    return inputs[lower] if position - lower <= 0.5 + TIE else inputs[upper]
+
+
+def blend_frames(position: float, inputs: Tensor) -> Tensor:
+    """Mean of the two input frames around the instant. inputs [T, 3, H, W] -> [3, H, W]."""
+    lower = int(math.floor(position))
+    upper = min(lower + 1, inputs.shape[0] - 1)
+    return 0.5 * (inputs[lower] + inputs[upper])
+
+
+@dataclass(frozen=True)
+class HeldOutView:
+    """One skipped frame, prepared like the pipeline's inputs (same undistortion, resize and crop)."""
+
+    stamp: float  # s
+    image: Tensor  # [3, H, W] float in [0, 1]
+    world_T_cam: Tensor  # [4, 4] metric world (the window's frame)
+    K: Tensor  # [3, 3] at the model resolution, library convention
+
+
+# A method renders one held-out view: (gaussians, fractional window frame, view, inputs [T, 3, H, W]) -> [3, H, W]
+Method = Callable[[DeformableGaussians, float, HeldOutView, Tensor], Tensor]
+
+
+def render_gaussians(gaussians: DeformableGaussians, position: float, view: HeldOutView, renderer: str = "auto") -> Tensor:
+    """The Gaussians deformed to `position` seen from the view's camera -> [3, H, W] in [0, 1]."""
+    from dgslrm_ros.render import render
+
+    height, width = view.image.shape[-2:]
+    pose = view.world_T_cam.to(gaussians.device, gaussians.dtype)[None]
+    K = view.K.to(gaussians.device, gaussians.dtype)[None]
+    with torch.no_grad():
+        out = render(gaussians.at(position), pose, K, width, height, backend=renderer).rgb[0]
+    return out.clamp(0, 1).float().cpu()
+
+
+def default_methods(primary: str = "network", renderer: str = "auto") -> dict[str, Method]:
+    """The methods scored beside each other; `primary` names the pipeline's own Gaussians.
+
+    Another method is one more entry: a function of (gaussians, position, view, inputs)."""
+    return {
+        primary: lambda g, p, v, inputs: render_gaussians(g, p, v, renderer),
+        "static": lambda g, p, v, inputs: render_gaussians(static_baseline(g), p, v, renderer),
+        "copy": lambda g, p, v, inputs: copy_frame(p, inputs).float().cpu(),
+        "blend": lambda g, p, v, inputs: blend_frames(p, inputs).float().cpu(),
+    }
+
+
+class ImageScores:
+    """PSNR / SSIM / LPIPS of image batches; LPIPS loaded once and skipped (NaN) below its 31 px minimum."""
+
+    def __init__(self, lpips: bool = True) -> None:
+        self._lpips = None
+        if lpips:
+            from dgslrm_ros.evaluation.lpips import LPIPS
+            self._lpips = LPIPS()
+
+    def __call__(self, pred: Tensor, target: Tensor) -> dict[str, list[float]]:
+        """pred, target [M, 3, H, W] in [0, 1] -> metric -> M values."""
+        from dgslrm_ros.evaluation.lpips import MIN_SIDE
+
+        out = {"psnr": psnr(pred, target).tolist(), "ssim": ssim(pred, target).tolist()}
+        if self._lpips is not None and min(pred.shape[-2:]) >= MIN_SIDE:
+            with torch.no_grad():
+                out["lpips"] = self._lpips(pred.float(), target.float()).tolist()
+        else:
+            out["lpips"] = [float("nan")] * pred.shape[0]
+        return out
+
+
+@dataclass
+class WindowScores:
+    """Scores of one window's held-out frames."""
+
+    window: int
+    stamps: list[float]  # held-out instants (s)
+    positions: list[float]  # fractional window frames
+    values: dict[str, dict[str, list[float]]]  # method -> metric -> per frame
+    images: dict[str, Tensor] = field(default_factory=dict)  # "target" and each method -> [M, 3, H, W]
+
+
+def score_window(window: int, gaussians: DeformableGaussians, window_stamps: np.ndarray, inputs: Tensor,
+                 views: list[HeldOutView], methods: dict[str, Method], scores: ImageScores) -> WindowScores | None:
+    """Score every held-out view inside the window's span with every method.
+
+    gaussians: the window's (metric world); window_stamps [T] s; inputs [T, 3, H, W] the window's
+    input frames prepared like `views`. None when no view falls inside the span."""
+    if inputs.dim() != 4 or inputs.shape[0] != len(window_stamps):
+        raise ValueError(f"inputs: expected [T={len(window_stamps)}, 3, H, W], got {tuple(inputs.shape)}")
+    inside = [(v, window_position(window_stamps, v.stamp)) for v in views]
+    inside = [(v, p) for v, p in inside if p is not None and not float(p).is_integer()]
+    if not inside:
+        return None
+    target = torch.stack([v.image.float().cpu() for v, _ in inside])
+    result = WindowScores(window=window, stamps=[v.stamp for v, _ in inside], positions=[p for _, p in inside],
+                          values={}, images={"target": target})
+    for name, method in methods.items():
+        pred = torch.stack([method(gaussians, p, v, inputs) for v, p in inside]).clamp(0, 1)
+        result.values[name] = scores(pred, target)
+        result.images[name] = pred
+    return result
+
+
+def summarise(windows: list[WindowScores]) -> dict[str, dict[str, float]]:
+    """method -> {psnr, ssim, lpips: mean over every scored frame (NaN-free), frames: count}."""
+    summary: dict[str, dict[str, float]] = {}
+    for w in windows:
+        for name, values in w.values.items():
+            row = summary.setdefault(name, {m: [] for m in METRICS})
+            for metric in METRICS:
+                row[metric].extend(values[metric])
+    out = {}
+    for name, row in summary.items():
+        finite = {m: [x for x in row[m] if math.isfinite(x)] for m in METRICS}
+        out[name] = {m: (float(np.mean(finite[m])) if finite[m] else float("nan")) for m in METRICS}
+        out[name]["frames"] = len(row["psnr"])
+    return out
+
+
+def format_table(summary: dict[str, dict[str, float]]) -> str:
+    """The summary as a small text table (higher PSNR/SSIM, lower LPIPS are better)."""
+    lines = [f"{'method':<12} {'PSNR dB':>8} {'SSIM':>7} {'LPIPS':>7} {'frames':>7}"]
+    for name, row in summary.items():
+        lines.append(f"{name:<12} {row['psnr']:>8.2f} {row['ssim']:>7.3f} {row['lpips']:>7.3f} {row['frames']:>7d}")
+    return "\n".join(lines)
+
+
+def save_grid(path, window: WindowScores, max_rows: int = 4) -> None:
+    """PNG: one row per held-out frame (up to max_rows, spread over the window): the real frame, then
+    each method with its PSNR."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count = len(window.stamps)
+    rows = sorted(set(np.linspace(0, count - 1, min(max_rows, count)).round().astype(int).tolist()))
+    columns = ["target"] + list(window.values)
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.4 * len(columns), 2.2 * len(rows) + 0.4),
+                             squeeze=False)
+    for r, i in enumerate(rows):
+        for c, name in enumerate(columns):
+            ax = axes[r][c]
+            ax.imshow(window.images[name][i].permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if name == "target":
+                ax.set_title(f"held out, frame {window.positions[i]:.2f}", fontsize=8)
+            else:
+                ax.set_title(f"{name}: {window.values[name]['psnr'][i]:.2f} dB", fontsize=8)
+    fig.suptitle(f"window {window.window}: held-out frames vs methods", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
