@@ -23,6 +23,7 @@ from dgslrm_ros.geometry.plane_sweep import SweepConfig, plane_sweep
 # Per keyframe pixel, in this order: log fused depth, sweep confidence, log sweep depth, log static-fit
 # depth, static-fit residual, static-fit parallax, gate, lifted displacement to the first and last frame.
 CUE_CHANNELS = 13
+MAX_PARALLAX_PX = 1000.0  # hypotheses right in front of the camera swing without bound (and overflow fp16)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class GeometryCues:
         log = lambda d: torch.log(d.float().clamp(1e-3, 1e3))
         first, last = self.lifted[..., 0, :, :, :], self.lifted[..., -1, :, :, :]
         parts = [log(self.depth), self.sweep_confidence, log(self.sweep_depth), log(self.fit_depth),
-                 self.fit_residual / 4.0, torch.log1p(self.fit_parallax), self.gate, first, last]
+                 self.fit_residual / 4.0, torch.log1p(self.fit_parallax.float().clamp(0.0, MAX_PARALLAX_PX)), self.gate, first, last]
         return torch.cat([p.float() for p in parts], dim=-3)
 
     @staticmethod

@@ -75,6 +75,7 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
     fitted = 1.0 / inverse.gather(0, best[None])[0]
     # Parallax: how far the band's ends land apart in the track's frames (small: motion is unobservable).
     spread = ((uv[:, 0] - uv[:, -1]).norm(dim=-1).nan_to_num(0.0) * tracks.valid.permute(1, 0, 2, 3)).amax(0)
+    spread = spread.clamp(max=1000.0)  # a band reaching the camera swings without bound (and overflows fp16 caches)
     enough = tracks.valid.sum(1) >= config.min_track_frames  # [Kf, H, W]
     zero = torch.zeros_like(c0)
     return StaticFit(depth=fitted[:, None], residual=torch.where(enough, c0, zero)[:, None],
