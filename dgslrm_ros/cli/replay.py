@@ -57,6 +57,7 @@ _PARAMETER_FLAGS: tuple[tuple[str, str, type], ...] = (
     ("--world-frame", "world_frame", str),
     ("--refine-iters", "refine_iters", int),
     ("--scene-scale", "scene_scale", float),
+    ("--method", "method", str),
 )
 TRACK_THRESHOLDS_M = {"0.1m": 0.1, "0.2m": 0.2}
 OUTPUT_BAG = "output_bag"

@@ -11,11 +11,11 @@ def test_eval_cli_prints_table_and_writes_json(tiny_model, tmp_path, capsys):
                  "--optimize-iters", "3", "--device", "cpu", "--cache", str(tmp_path / "cache")])
     assert code == 0
     printed = capsys.readouterr().out
-    for name in ("dgslrm", "static", "optimised", "nov PSNR", "EPE [m]", "mov flow", "'default' scene family"):
+    for name in ("network", "classical", "static", "optimised", "nov PSNR", "EPE [m]", "mov flow", "AbsRel med", "'default' scene family"):
         assert name in printed
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["methods"]["static"]["motion_m"] == 0.0
-    assert metrics["methods"]["dgslrm"]["heldout_psnr"] > 0  # mid-frame instants, ray-cast for the metric
+    assert metrics["methods"]["network"]["heldout_psnr"] > 0  # mid-frame instants, ray-cast for the metric
     scene_id = metrics["scenes"][0]["scene_id"]
     assert scene_id >= 1_000_000  # an evaluation seed, never a training one
     assert (tmp_path / "cache" / "config.json").is_file()
@@ -43,4 +43,4 @@ def test_eval_cli_scene_preset_option(tiny_model, tmp_path, capsys):
     assert code == 0 and "'dynamic' scene family" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     # Every object of a 'dynamic' scene moves: some keyframe pixels travel.
-    assert metrics["methods"]["dgslrm"]["moving_fraction"] > 0
+    assert metrics["methods"]["network"]["moving_fraction"] > 0

@@ -14,7 +14,7 @@ def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_
     config = EvalConfig(num_scenes=1, optimize_iters=6, refine_iters=3, previews=1)
     result = evaluate_model(tiny_model, [window], config, out_dir=tmp_path, data_config=data_config)
     methods = result["methods"]
-    assert set(methods) == {"dgslrm", "dgslrm+refine", "static", "optimised"}
+    assert set(methods) == {"network", "network+refine", "classical", "static", "optimised", "oracle depth", "oracle depth+motion"}
     for name, metrics in methods.items():
         assert set(metrics) == set(METRIC_KEYS), name
         assert 0 < metrics["novel_psnr"] < 60 and -1 <= metrics["novel_ssim"] <= 1
@@ -22,10 +22,10 @@ def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_
         assert metrics["track_epe_m"] > 0
         assert 0 <= metrics["within_5cm"] <= metrics["within_10cm"] <= metrics["within_20cm"] <= 1
     assert methods["static"]["motion_m"] == 0.0  # deformation forced to zero: tracks stand still
-    assert methods["dgslrm"]["motion_m"] > 0.0
+    assert methods["network"]["motion_m"] > 0.0
     # Static differs from the network only in motion: identical at the keyframes, so input views agree
     # at least at those instants; the refined model fits its own frames better than the raw one.
-    assert methods["dgslrm+refine"]["input_psnr"] > methods["dgslrm"]["input_psnr"]
+    assert methods["network+refine"]["input_psnr"] > methods["network"]["input_psnr"]
 
     saved = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON (no NaN)
     assert saved["num_scenes"] == 1 and set(saved["methods"]) == set(methods)

@@ -24,7 +24,7 @@ def test_paper_preset_matches_the_paper(paper_parameters):
     assert (c.image_size, c.window_frames, c.keyframe_stride, c.patch_size) == (256, 24, 4, 8)
     assert (c.layers, c.width, c.heads, int(c.width * c.mlp_ratio)) == (24, 1024, 16, 4096)
     assert c.num_tokens(reference_frames=0) == 6144  # 32 x 32 x 6
-    assert c.num_keyframes == 6 and c.head_channels == 12 + 3 * 24
+    assert c.num_keyframes == 6 and c.head_channels == 12 + 3 * 24 + 1  # + the gate residual of our geometry-primed heads
     assert 280e6 < paper_parameters < 340e6  # "~300M"
 
 

@@ -5,7 +5,13 @@ import torch
 
 from dgslrm_ros.core.cameras import project_points, pixel_centers
 from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.geometry.classical import COLOR_EPS, OPACITY
+from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues
 from dgslrm_ros.model import DGSLRM, GaussianPrediction, ModelConfig, ModelInputError
+from dgslrm_ros.model.classical import ClassicalReconstructor
+from dgslrm_ros.model.dgslrm import window_cues
+
+from .conftest import as_if_trained
 
 FIELDS = {  # name -> channels per pixel (None: the T offsets)
     "depth": 1, "colors": 3, "quats": 4, "scales": 3, "opacities": 1,
@@ -46,6 +52,13 @@ def test_big_presets_on_meta_device(name):
         if r:
             inputs.update(ref_frames=torch.rand(1, r, 3, size, size), ref_K=torch.eye(3).expand(1, r, 3, 3),
                           ref_world_T_cam=torch.eye(4).expand(1, r, 4, 4), ref_timestamps=torch.zeros(1, r))
+        # The cues are computed from pixel values, which the meta device does not have: shapes only.
+        kf = config.num_keyframes
+        one = torch.zeros(1, kf, 1, size, size)
+        inputs["cues"] = GeometryCues(depth=one, sweep_depth=one, sweep_confidence=one, fit_depth=one,
+                                      fit_residual=one, fit_parallax=one, gate=one,
+                                      lifted=torch.zeros(1, kf, t, 3, size, size),
+                                      track_valid=torch.zeros(1, kf, t, size, size, dtype=torch.bool))
         prediction = model(**inputs)
     check_shapes(prediction, config, batch=1, size=size)
     assert prediction.keyframe_points().shape == (1, config.num_keyframes, t, size, size, 3)
@@ -62,22 +75,47 @@ def test_small_preset_runs_for_real_at_low_resolution(window_factory):
     assert torch.isfinite(prediction.offsets).all()
 
 
-def test_untrained_model_is_a_plausible_reconstruction(tiny_model, tiny_config, tiny_window):
+def test_untrained_geometry_primed_model_is_exactly_the_classical_method(tiny_config, tiny_window):
+    assert tiny_config.cue_channels == CUE_CHANNELS
+    torch.manual_seed(0)
+    model = DGSLRM(tiny_config).eval()
     with torch.no_grad():
-        p = tiny_model(**tiny_window)
-    for name in [*FIELDS, "offsets"]:
-        assert torch.isfinite(getattr(p, name)).all(), name
-    c = tiny_config
-    assert c.near <= p.depth.min() and p.depth.max() <= c.far
-    mid = (c.near * c.far) ** 0.5  # log-space middle of [near, far]
-    assert torch.allclose(p.depth, torch.full_like(p.depth, mid), rtol=0.3)
-    assert (p.scales > 0).all() and (p.scales <= c.scale_max).all()
-    assert 0.05 < p.opacities.min() and p.opacities.max() < 0.3  # moderate: sigmoid(-2) ~ 0.12
-    assert torch.allclose(p.quats.norm(dim=2), torch.ones(1), atol=1e-5)
-    assert p.offsets.abs().max() < 0.02
-    keyframe_rgb = tiny_window["frames"][:, p.keyframe_index].clamp(0.02, 0.98)
-    assert (p.colors - keyframe_rgb).abs().mean() < 0.01
-    assert (p.colors - keyframe_rgb).abs().max() < 0.1
+        cues = window_cues(tiny_window["frames"], tiny_window["K"], tiny_window["world_T_cam"], model.keyframe_index())
+        p = model(**tiny_window, cues=cues)
+        c = ClassicalReconstructor(tiny_config)(**tiny_window, cues=cues)
+    for name in [*FIELDS, "offsets", "gate"]:
+        assert torch.allclose(getattr(p, name), getattr(c, name), atol=1e-6, rtol=1e-6), name
+    # ... and the classical fields are a plausible reconstruction: pixel colours, footprint scales, fixed
+    # opacity, identity rotations, depth inside the model's range, no motion at the own keyframe.
+    assert tiny_config.near <= p.depth.min() and p.depth.max() <= tiny_config.far
+    keyframe_rgb = tiny_window["frames"][:, p.keyframe_index].clamp(COLOR_EPS, 1 - COLOR_EPS)
+    assert torch.allclose(p.colors, keyframe_rgb, atol=1e-6)
+    assert torch.allclose(p.opacities, torch.full_like(p.opacities, OPACITY))
+    assert torch.equal(p.quats[:, :, 0], torch.ones_like(p.quats[:, :, 0]))
+    focal = tiny_window["K"][:, p.keyframe_index, 0, 0][..., None, None, None]
+    assert torch.allclose(p.scales[:, :, :1], 0.7 * p.depth / focal, rtol=1e-5)
+    # With cues computed inside the forward (the node's path) the result is the same.
+    with torch.no_grad():
+        inside = model(**tiny_window)
+    assert torch.allclose(inside.depth, p.depth) and torch.allclose(inside.offsets, p.offsets)
+
+
+def test_geometry_primed_output_layer_learns_from_the_first_step(tiny_config, tiny_window):
+    torch.manual_seed(0)
+    model = DGSLRM(tiny_config).train()
+    p = model(**{k: v[:1] for k, v in tiny_window.items()})
+    (p.depth.mean() + p.offsets.square().mean() + p.gate.mean()).backward()
+    assert model.head.out.weight.grad.abs().sum() > 0  # zero weights, but a gradient: training can start
+
+
+def test_cues_are_refused_by_a_model_without_cue_channels(tiny_config, tiny_window):
+    model = DGSLRM(dataclasses.replace(tiny_config, cue_channels=0)).eval()
+    with torch.no_grad():
+        p = model(**tiny_window)  # the paper's plain model still works ...
+        cues = window_cues(tiny_window["frames"], tiny_window["K"], tiny_window["world_T_cam"], model.keyframe_index())
+        with pytest.raises(ModelInputError, match="without cue channels"):
+            model(**tiny_window, cues=cues)  # ... but is not silently fed cues
+    assert p.gate is None
 
 
 def test_offsets_vanish_at_own_keyframe(tiny_model, tiny_window):
@@ -133,7 +171,7 @@ def test_batch_items_are_independent(tiny_model, tiny_window):
 
 def test_reference_frames_change_output_not_shapes(tiny_config, tiny_window, window_factory):
     torch.manual_seed(1)
-    model = DGSLRM(dataclasses.replace(tiny_config, num_reference_frames=4)).eval()
+    model = as_if_trained(DGSLRM(dataclasses.replace(tiny_config, num_reference_frames=4))).eval()
     with torch.no_grad():
         plain = model(**tiny_window)
         window = window_factory(tiny_config, batch=2, references=4)
@@ -147,7 +185,7 @@ def test_reference_frames_change_output_not_shapes(tiny_config, tiny_window, win
 def test_gradients_reach_every_parameter(tiny_config, window_factory):
     # Every parameter, since DDP fails on parameters that get no gradient; the reference embedding too.
     torch.manual_seed(0)
-    model = DGSLRM(dataclasses.replace(tiny_config, num_reference_frames=4)).train()
+    model = as_if_trained(DGSLRM(dataclasses.replace(tiny_config, num_reference_frames=4))).train()
     p = model(**window_factory(tiny_config, batch=1, references=4))
     loss = sum(getattr(p, name).square().mean() for name in [*FIELDS, "offsets"]) + p.keyframe_points().mean()
     loss.backward()
@@ -160,7 +198,7 @@ def test_activation_checkpointing_gives_the_same_gradients(tiny_config, tiny_win
     grads = []
     for flag in (False, True):
         torch.manual_seed(0)
-        model = DGSLRM(dataclasses.replace(tiny_config, activation_checkpointing=flag)).train()
+        model = as_if_trained(DGSLRM(dataclasses.replace(tiny_config, activation_checkpointing=flag))).train()
         p = model(**{k: v[:1] for k, v in tiny_window.items()})
         (p.depth.mean() + p.offsets.square().sum()).backward()
         grads.append(torch.cat([q.grad.flatten() for q in model.parameters()]))

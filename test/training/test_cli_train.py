@@ -17,7 +17,7 @@ def test_train_cli_runs_evaluates_and_resumes(tmp_path, capsys):
     previews = list((out / "eval" / "step_0000002" / "previews").glob("*.png"))
     assert previews and previews[0].read_bytes()[:4] == b"\x89PNG"
     metrics = json.loads((out / "eval" / "step_0000002" / "metrics.json").read_text())
-    assert metrics["methods"]["dgslrm"]["novel_psnr"] > 0
+    assert metrics["methods"]["network"]["novel_psnr"] > 0
     config = json.loads((out / "config.json").read_text())
     assert config["model_config"]["image_size"] == 16 and config["extra"]["scene_scale"] == 1.0
 
