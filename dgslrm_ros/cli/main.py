@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("dgslrm_ros.cli.evaluate", "evaluate a checkpoint on a held-out synthetic split"),
     "bench": ("dgslrm_ros.cli.bench", "print timing and memory figures for this device"),
     "export": ("dgslrm_ros.cli.export", "export a window's Gaussians to a standard 3DGS PLY"),
+    "view": ("dgslrm_ros.cli.view", "web viewer (viser) of Gaussians as splats, their motion and the tracks"),
 }
 
 
