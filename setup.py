@@ -32,7 +32,7 @@ setup(
         "tqdm",
         "matplotlib",
     ],
-    extras_require={"gsplat": ["gsplat==1.5.3"], "test": ["pytest"]},
+    extras_require={"gsplat": ["gsplat==1.5.3"], "viewer": ["viser==1.1.1"], "test": ["pytest", "viser==1.1.1"]},
     zip_safe=True,
     maintainer="dgslrm_ros developers",
     maintainer_email="dgslrm@example.com",

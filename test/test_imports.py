@@ -14,7 +14,7 @@ ROS_FREE = [
     "dgslrm_ros.render", "dgslrm_ros.model.dgslrm", "dgslrm_ros.stream.pipeline",
     "dgslrm_ros.convert.image", "dgslrm_ros.convert.pointcloud", "dgslrm_ros.bags.reader",
     "dgslrm_ros.bags.writer", "dgslrm_ros.data.dataset", "dgslrm_ros.training.loop",
-    "dgslrm_ros.evaluation.evaluate",
+    "dgslrm_ros.evaluation.evaluate", "dgslrm_ros.viewer.scene", "dgslrm_ros.viewer.sources",
 ]
 
 
@@ -44,3 +44,25 @@ def test_renderer_does_not_load_gsplat_until_the_gsplat_backend_runs(module):
 def test_cli_help_is_instant_and_loads_no_torch():
     loaded = _loaded_after("from dgslrm_ros.cli.main import build_parser; build_parser().parse_args(['bench'])")
     assert "torch" not in loaded and "rclpy" not in loaded
+
+
+def test_node_and_viewer_scene_load_no_viser():
+    """viser is an optional extra: the node runs without it, and the viewer's scene is testable without it."""
+    modules = ["dgslrm_ros.ros.node", "dgslrm_ros.ros.main", "dgslrm_ros.viewer.scene", "dgslrm_ros.viewer.sources",
+               "dgslrm_ros.cli.view"]
+    loaded = _loaded_after("import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules))
+    assert not {m for m in loaded if m.split(".")[0] == "viser"}
+
+
+def test_viewer_never_imports_ros():
+    """Layering: the viewer sits beside bags/cli and never reaches into ros/ (cli/view.py joins them)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "dgslrm_ros" / "viewer"
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            bad = [n for n in names if n.startswith(("dgslrm_ros.ros", "rclpy")) or n.endswith("_msgs.msg")]
+            assert not bad, f"{path.name} imports {bad}"

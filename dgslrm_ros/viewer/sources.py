@@ -27,7 +27,9 @@ from dgslrm_ros.viewer.scene import CameraView, Tracks, ViewerError, ViewerWindo
     window_from_deformable, window_from_static
 
 STAMP_TOLERANCE_NS = 1_000_000  # images/poses vs window frames: the node stamps outputs with input stamps
-MAX_CAMERA_IMAGE_WIDTH = 320  # frusta textures are thumbnails: keeps the page light for long windows
+MAX_CAMERA_IMAGE_WIDTH = 320
+# receive time - stamp is a latency only when the stamps are wall-clock (synthetic bags start at fixed times)
+MAX_PLAUSIBLE_LATENCY_S = 600.0  # frusta textures are thumbnails: keeps the page light for long windows
 EXPECTED = ("a window file (.safetensors from `dgslrm replay --save-windows`), a folder of them, a 3DGS .ply, "
             "a bag holding the `gaussians` topic (folder with metadata.yaml, or .mcap/.db3), or a `dgslrm replay` "
             "/ `dgslrm demo` output folder")
@@ -148,7 +150,7 @@ def load_bag(path: Path, metrics: dict[str, Any] | None = None) -> list[ViewerWi
     for k, (stamp_ns, log_time, cloud) in enumerate(sorted(clouds, key=lambda c: c[0])):
         stamp = stamp_ns / 1e9
         tracks = tracks_from_cloud(trajectories[stamp_ns], stamp) if stamp_ns in trajectories else None
-        figures = window_figures(latency_s=(log_time - stamp_ns) / 1e9 if log_time > stamp_ns else None,
+        figures = window_figures(latency_s=(log_time - stamp_ns) / 1e9,
                                  diagnostics=_diagnostics_after(diagnostics, log_time), metrics=metrics)
         windows.append(window_from_cloud(cloud.means, cloud.quats, cloud.scales, cloud.opacities, cloud.colors,
                                          cloud.velocities, stamp, label=f"window {k} (t = {stamp:.3f} s)",
@@ -171,7 +173,7 @@ def window_figures(latency_s: float | None = None, diagnostics: dict[str, str] |
     out: dict[str, str] = {}
     diagnostics = diagnostics or {}
     metrics = metrics or {}
-    if latency_s is not None:
+    if latency_s is not None and 0.0 < latency_s < MAX_PLAUSIBLE_LATENCY_S:
         out["latency (received - stamp)"] = f"{latency_s:.2f} s"
     for key, label, unit in (("last_reconstruction_s", "reconstruction time", "s"),
                              ("last_psnr_db", "PSNR rendered vs input", "dB")):
