@@ -158,8 +158,8 @@ class ViewerApp:
             for frustum, camera in zip(self._frusta, window.cameras):
                 nearest = min(window.cameras, key=lambda c: abs(c.stamp - time))
                 frustum.color = CURRENT_FRUSTUM_RGB if camera is nearest else FRUSTUM_RGB
-            self.time_label.content = (f"frame {sc.frame_at(window, time):.2f} of {window.num_frames - 1}, "
-                                       f"t = {time:.3f} s")
+            self.time_label.content = (f"frame {sc.frame_at(window, time):.2f} of {window.num_frames - 1} "
+                                       f"(stamp {time:.3f} s)")
 
     # ------------------------------------------------------------------ layers
     def _redraw_gaussians(self) -> None:
@@ -213,11 +213,11 @@ class ViewerApp:
         if not window.cameras:
             return
         self.server.scene.add_frame("/cameras", show_axes=False, visible=bool(self.show_cameras.value))
-        _, radius = sc.scene_centre_and_radius(window)
+        size = sc.frustum_size(window)
         for n, camera in enumerate(window.cameras):
             self._frusta.append(self.server.scene.add_camera_frustum(
                 f"/cameras/frame_{n:03d}", fov=camera.vertical_fov, aspect=camera.width / camera.height,
-                scale=0.15 * radius, color=FRUSTUM_RGB, image=camera.image, format="jpeg",
+                scale=size, color=FRUSTUM_RGB, image=camera.image, format="jpeg",
                 wxyz=_matrix_to_wxyz(camera.world_T_cam[:3, :3]), position=camera.world_T_cam[:3, 3],
                 thickness=1.5, thickness_units="screen",
             ))

@@ -241,18 +241,27 @@ def scene_centre_and_radius(window: ViewerWindow) -> tuple[np.ndarray, float]:
     return centre, max(radius, 1e-3)
 
 
+def frustum_size(window: ViewerWindow) -> float:
+    """Frustum depth in scene units: a third of the camera's travel step, within [1 %, 5 %] of the
+    scene radius, so frusta neither hide the scene nor vanish."""
+    _, radius = scene_centre_and_radius(window)
+    centres = np.array([c.world_T_cam[:3, 3] for c in window.cameras]).reshape(-1, 3)
+    step = float(np.median(np.linalg.norm(np.diff(centres, axis=0), axis=1))) if len(centres) > 1 else radius
+    return float(np.clip(step / 3.0, 0.01 * radius, 0.05 * radius))
+
+
 def initial_view(window: ViewerWindow) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(position, look_at, up) of the browser's first view (vertical field of view INITIAL_FOV): behind
-    and above the newest input camera, looking at the scene's centre, so the user starts where the
-    robot looked; with no camera, from -y and a little above, with +z up (ROS)."""
+    """(position, look_at, up) of the browser's first view (vertical field of view INITIAL_FOV): a little
+    behind and above the newest input camera, looking along its axis at the median depth of the
+    Gaussians, so the user starts where the robot looked and sees its frusta; with no camera, from -y
+    and a little above the scene's centre, with +z up (ROS)."""
     centre, radius = scene_centre_and_radius(window)
     if window.cameras:
         pose = window.cameras[-1].world_T_cam
-        up = -pose[:3, 1]  # optical y points down
-        forward = centre - pose[:3, 3]
-        distance = max(float(np.linalg.norm(forward)), radius)
-        forward = forward / max(float(np.linalg.norm(forward)), 1e-9)
-        position = centre - forward * distance * 1.35 + up * distance * 0.25
-        return position, centre, up
+        origin, forward, up = pose[:3, 3], pose[:3, 2], -pose[:3, 1]  # optical z forward, y down
+        depth = (positions_at(window, float(window.timestamps[-1])) - origin) @ forward
+        ahead = depth[depth > 0]
+        distance = float(np.median(ahead)) if ahead.size else radius
+        return origin - forward * 0.35 * distance + up * 0.15 * distance, origin + forward * distance, up
     up = np.array([0.0, 0.0, 1.0])
     return centre + np.array([0.35, -1.0, 0.55]) * radius * 3.2, centre, up
