@@ -94,8 +94,15 @@ def _start_live(app) -> callable:
 
     from dgslrm_ros.ros.view_listener import ViewListener
 
+    def on_window(live) -> None:
+        window = live_window(live)
+        app.add_window(window)
+        print(f"dgslrm view: {window.label}: {len(window):,} Gaussians, "
+              f"{len(window.tracks) if window.tracks is not None else 0} tracks, {len(window.cameras)} cameras",
+              flush=True)
+
     rclpy.init()
-    listener = ViewListener(lambda live: app.add_window(live_window(live)))
+    listener = ViewListener(on_window)
     executor = SingleThreadedExecutor()
     executor.add_node(listener)
 
