@@ -158,3 +158,17 @@ def test_bag_of_node_outputs_and_inputs_becomes_windows_with_tracks_and_cameras(
     assert window.cameras[2].world_T_cam[0, 3] == pytest.approx(0.2)
     assert window.cameras[0].image is not None and window.cameras[0].image[0, 0, 0] == 200
     assert window.cameras[0].K[0, 2] == pytest.approx(32.0)  # CameraInfo's OpenCV K -> the library's
+    [same] = load_source(tmp_path)  # a demo output folder: bag/ inside
+    assert np.array_equal(same.means, window.means) and len(same.cameras) == len(window.cameras)
+
+
+def test_demo_summary_says_how_to_view_its_output(tmp_path, capsys):
+    from dgslrm_ros.cli.demo import _print_summary
+
+    nan = float("nan")
+    metrics = {"topics_recorded": [], "windows_received": 1, "windows_expected": 1, "latency_s_mean": nan,
+               "psnr_rendered_vs_input_db": nan, "psnr_novel_view_db": nan, "track_epe_m": nan,
+               "track_epe_still_m": nan, "moving_tracks": 0, "moving_flow_epe_m": nan,
+               "moving_flow_epe_still_m": nan, "weights_untrained": False, "weights": "w"}
+    _print_summary(tmp_path / "demo", metrics)
+    assert f"dgslrm view {tmp_path / 'demo'}" in capsys.readouterr().out  # the folder load_source reads (above)
