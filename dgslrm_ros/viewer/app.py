@@ -20,7 +20,8 @@ FRUSTUM_RGB = (90, 90, 90)
 CURRENT_FRUSTUM_RGB = (220, 30, 30)
 TRACK_LINE_PX = 2.0
 HEAD_RGB = (20, 20, 20)
-MAX_WINDOW_CHOICES = 500  # the window slider covers any count; this bounds what live mode keeps
+# Live mode keeps the newest windows only: a 24k-Gaussian, 24-frame window holds ~7 MB of offsets.
+MAX_LIVE_WINDOWS = 20
 
 
 def _matrix_to_wxyz(rotation: np.ndarray) -> np.ndarray:
@@ -65,7 +66,8 @@ class ViewerApp:
         with gui.add_folder("Figures"):
             self.figures = gui.add_markdown("waiting for a window ...")
 
-        self.window_slider.on_update(lambda _: self._show(int(self.window_slider.value)))
+        self.window_slider.on_update(lambda _: self._show(int(self.window_slider.value))
+                                     if int(self.window_slider.value) != self.index else None)
         self.time_slider.on_update(lambda _: self._update_time())
         for handle in (self.min_opacity, self.splat_size):
             handle.on_update(lambda _: self._redraw_gaussians())
@@ -91,10 +93,12 @@ class ViewerApp:
         """Append a window (live mode); shown at once when 'follow newest' is on or nothing is shown."""
         with self._lock:
             self.windows.append(window)
-            if len(self.windows) > MAX_WINDOW_CHOICES:
+            if len(self.windows) > MAX_LIVE_WINDOWS:
                 del self.windows[0]
                 self.index -= 1
             self._update_window_slider()
+            if self.index >= 0:
+                self.window_slider.value = self.index  # same window, one place lower after the drop
             if self.follow.value or self.index < 0:
                 self._show(len(self.windows) - 1)
 
@@ -109,7 +113,7 @@ class ViewerApp:
                 return
             self.index = index
             if int(self.window_slider.value) != index:
-                self.window_slider.value = index  # re-enters _show, harmless
+                self.window_slider.value = index  # its callback sees index already set: no redraw
             window = self.windows[index]
             self.time_slider.max = max(window.span, 1e-3)
             self.time_slider.step = max(window.span / 200.0, 1e-4)

@@ -41,6 +41,23 @@ def test_time_slider_moves_splats_to_the_deformable_positions_at_that_instant(ap
     assert float(moved[:, 0].max()) > 0.29  # the check above ran on a window that moves
 
 
+def test_serves_on_localhost_only_by_default():
+    import inspect
+
+    from dgslrm_ros.cli import view
+    from dgslrm_ros.viewer.app import start_server
+
+    parser = __import__("argparse").ArgumentParser()
+    view.add_arguments(parser)
+    assert parser.parse_args(["x.ply"]).host == "127.0.0.1"
+    assert inspect.signature(start_server).parameters["host"].default == "127.0.0.1"
+    server, url = start_server(port=0)
+    try:
+        assert server.get_host() == "127.0.0.1" and url.startswith("http://localhost:")
+    finally:
+        server.stop()
+
+
 def test_opacity_threshold_and_splat_size_reach_the_splat_node(app, synthetic_window):
     opacities = torch.linspace(0.05, 0.95, len(synthetic_window))
     g = DeformableGaussians(**{**{f: getattr(synthetic_window, f) for f in (
@@ -172,3 +189,22 @@ def test_demo_summary_says_how_to_view_its_output(tmp_path, capsys):
                "moving_flow_epe_still_m": nan, "weights_untrained": False, "weights": "w"}
     _print_summary(tmp_path / "demo", metrics)
     assert f"dgslrm view {tmp_path / 'demo'}" in capsys.readouterr().out  # the folder load_source reads (above)
+
+
+def test_live_windows_follow_the_newest_unless_told_not_to(app, synthetic_window):
+    from dgslrm_ros.viewer.app import MAX_LIVE_WINDOWS
+
+    windows = [sc.window_from_deformable(synthetic_window, f"w{k}") for k in range(MAX_LIVE_WINDOWS + 3)]
+    app.follow.value = True
+    for window in windows[:3]:
+        app.add_window(window)
+    assert app.window.label == "w2" and app.window_slider.max == 2
+    app.follow.value = False
+    app.window_slider.value = 1  # the user goes back one window
+    assert app.window.label == "w1"
+    for window in windows[3:]:
+        app.add_window(window)
+    assert len(app.windows) == MAX_LIVE_WINDOWS  # bounded memory: the oldest are dropped
+    # w1 was dropped when w21 came: the view moved to w21 then, and stays there (follow is off)
+    assert app.window.label == f"w{MAX_LIVE_WINDOWS + 1}"
+    assert app.windows[int(app.window_slider.value)] is app.window
