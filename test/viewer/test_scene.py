@@ -139,8 +139,9 @@ def test_bad_sources_get_errors_naming_the_problem(tmp_path):
         load_source(tmp_path / "empty")
 
 
-def test_bag_of_node_outputs_and_inputs_becomes_windows_with_tracks_and_cameras(tmp_path, synthetic_window):
-    """A bag as the demo records it: inputs and the node's outputs on the contract's topics."""
+def _write_bag(path, synthetic_window):
+    """A bag as the demo records it: inputs and the node's outputs on the contract's topics, for the
+    window's frames; returns the tracks written."""
     from dgslrm_ros.bags.writer import BagWriter
     from dgslrm_ros.convert.pointcloud import pack_gaussians, pack_trajectories
 
@@ -153,7 +154,7 @@ def test_bag_of_node_outputs_and_inputs_becomes_windows_with_tracks_and_cameras(
     rgb[..., 0] = 200
     tracks = synthetic_window.offsets[:3].numpy() + synthetic_window.means[:3, None].numpy()
     t_rel = (synthetic_window.timestamps - synthetic_window.timestamps[-1]).numpy()
-    with BagWriter(tmp_path / "bag") as writer:
+    with BagWriter(path) as writer:
         writer.write_camera_info("camera_info", stamps_ns[0], K, 64, 48)
         for n, stamp in enumerate(stamps_ns):
             pose = np.eye(4)
@@ -165,6 +166,13 @@ def test_bag_of_node_outputs_and_inputs_becomes_windows_with_tracks_and_cameras(
             velocities.numpy()))
         writer.write_pointcloud("trajectories", stamps_ns[-1],
                                 pack_trajectories(tracks, t_rel, np.array([1, 2, 3]), np.ones((3, len(stamps_ns)))))
+    return tracks
+
+
+def test_bag_of_node_outputs_and_inputs_becomes_windows_with_tracks_and_cameras(tmp_path, synthetic_window):
+    tracks = _write_bag(tmp_path / "bag", synthetic_window)
+    stamps_ns = synthetic_window.timestamps.numpy()
+    at = synthetic_window.at(synthetic_window.num_frames - 1)
     [window] = load_source(tmp_path / "bag")
     assert window.motion == sc.MOTION_VELOCITY and len(window) == len(synthetic_window)
     assert np.allclose(window.timestamps, synthetic_window.timestamps.numpy(), atol=1e-6)
@@ -208,3 +216,25 @@ def test_live_windows_follow_the_newest_unless_told_not_to(app, synthetic_window
     # w1 was dropped when w21 came: the view moved to w21 then, and stays there (follow is off)
     assert app.window.label == f"w{MAX_LIVE_WINDOWS + 1}"
     assert app.windows[int(app.window_slider.value)] is app.window
+
+
+def test_replay_folder_takes_exact_offsets_from_windows_and_cameras_from_the_input_bag(tmp_path, synthetic_window):
+    """replay's layout: output_bag/, windows/window_<n>.safetensors (times relative to the first frame),
+    metrics.json naming the input bag."""
+    import json
+    from dataclasses import replace
+
+    _write_bag(tmp_path / "input_bag", synthetic_window)
+    _write_bag(tmp_path / "replay" / "output_bag", synthetic_window)
+    relative = replace(synthetic_window, timestamps=synthetic_window.timestamps - synthetic_window.timestamps[0])
+    relative.save(tmp_path / "replay" / "windows" / "window_0000.safetensors")
+    (tmp_path / "replay" / "metrics.json").write_text(json.dumps(
+        {"bag": str(tmp_path / "input_bag"), "input_psnr": 21.5, "seconds_per_window": 0.4}))
+    [window] = load_source(tmp_path / "replay")
+    assert window.motion == sc.MOTION_OFFSETS and window.figures["offsets from"] == "window_0000.safetensors"
+    assert np.allclose(window.timestamps, synthetic_window.timestamps.numpy())  # absolute, from the bag
+    middle = float(synthetic_window.timestamps[1])
+    exact = synthetic_window.positions(1).numpy()
+    assert np.allclose(sc.positions_at(window, middle), exact, atol=1e-5)  # not the velocity's straight line
+    assert len(window.cameras) == synthetic_window.num_frames and len(window.tracks) == 3
+    assert window.figures["PSNR vs input, mean of the run"] == "21.50 dB"
