@@ -140,7 +140,10 @@ def load_bag(path: Path, metrics: dict[str, Any] | None = None) -> list[ViewerWi
             else:
                 diagnostics.append((log_time, _diagnostic_values(msg)))
     except BagReadError as error:
-        raise ViewerError(f"{path}: {error}; expected a bag with the node's `gaussians` topic") from error
+        where = "" if str(error).startswith(str(path)) else f"{path}: "
+        raise ViewerError(f"{where}{error}; expected a bag with the node's `gaussians` topic. A bag of camera "
+                          f"inputs only is reconstructed first: `dgslrm replay BAG --out DIR --save-windows`, "
+                          f"then `dgslrm view DIR`") from error
     except ConversionError as error:
         raise ViewerError(f"{path}: a message does not have the contract's layout: {error}") from error
     if not clouds:

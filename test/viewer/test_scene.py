@@ -137,6 +137,12 @@ def test_bad_sources_get_errors_naming_the_problem(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(sc.ViewerError, match="a folder with none of"):
         load_source(tmp_path / "empty")
+    from dgslrm_ros.bags.writer import BagWriter
+
+    with BagWriter(tmp_path / "inputs_only") as writer:
+        writer.write_camera_info("camera_info", 1, np.array([[40.0, 0, 31.5], [0, 40.0, 23.5], [0, 0, 1]]), 64, 48)
+    with pytest.raises(sc.ViewerError, match=r"none of the topics.*gaussians.*replay BAG --out DIR --save-windows"):
+        load_source(tmp_path / "inputs_only")
 
 
 def _write_bag(path, synthetic_window):
