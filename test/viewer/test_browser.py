@@ -26,8 +26,7 @@ CHROMIUM_FLAGS = [
     # software WebGL: no GPU on CI
     "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
     f"--window-size={WIDTH},{HEIGHT}",
-    "--virtual-time-budget=20000",  # the page's scripts run 20 s of (virtual) time before the screenshot
-]
+]  # plus --virtual-time-budget: the page's scripts run that much (virtual) time before the screenshot
 
 
 def _skip(reason: str) -> None:
@@ -120,12 +119,15 @@ def test_viewer_page_shows_the_splats_where_the_scene_is(chromium, synthetic_win
     try:
         viewer.wait_for("Ctrl-C to stop", timeout=90)
         assert f"http://localhost:{port}" in viewer.output
-        shot = tmp_path / "viewer.png"
-        done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                               f"--screenshot={shot}", f"http://127.0.0.1:{port}/"],
-                              capture_output=True, text=True, timeout=180)
-        assert shot.is_file(), f"chromium wrote no screenshot ({done.returncode}): {done.stderr[-2000:]}"
-        image = imread(shot)[..., :3]  # [H, W, 3] float in [0, 1]
+        for budget_ms in (20_000, 60_000):  # a second, longer look only if the page was still loading
+            shot = tmp_path / f"viewer_{budget_ms}.png"
+            done = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--virtual-time-budget={budget_ms}",
+                                   f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+                                   f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=240)
+            assert shot.is_file(), f"chromium wrote no screenshot ({done.returncode}): {done.stderr[-2000:]}"
+            image = imread(shot)[..., :3]  # [H, W, 3] float in [0, 1]
+            if (image.min(axis=-1) < 0.9).mean() > 0.03:
+                break
         # Ctrl-C (SIGINT to the process) stops the server cleanly
         viewer.popen.send_signal(signal.SIGINT)
         assert viewer.popen.wait(30) == 0, viewer.output
