@@ -14,7 +14,7 @@ ROS_FREE = [
     "dgslrm_ros.render", "dgslrm_ros.model.dgslrm", "dgslrm_ros.stream.pipeline",
     "dgslrm_ros.convert.image", "dgslrm_ros.convert.pointcloud", "dgslrm_ros.bags.reader",
     "dgslrm_ros.bags.writer", "dgslrm_ros.data.dataset", "dgslrm_ros.training.loop",
-    "dgslrm_ros.evaluation.evaluate", "dgslrm_ros.viewer.scene", "dgslrm_ros.viewer.sources",
+    "dgslrm_ros.evaluation.evaluate",
 ]
 
 
@@ -46,11 +46,20 @@ def test_cli_help_is_instant_and_loads_no_torch():
     assert "torch" not in loaded and "rclpy" not in loaded
 
 
-def test_node_and_viewer_scene_load_no_viser():
-    """viser is an optional extra: the node runs without it, and the viewer's scene is testable without it."""
-    modules = ["dgslrm_ros.ros.node", "dgslrm_ros.ros.main", "dgslrm_ros.viewer.scene", "dgslrm_ros.viewer.sources",
-               "dgslrm_ros.cli.view"]
-    loaded = _loaded_after("import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules))
+def _loaded_after_imports(modules: list[str]) -> set[str]:
+    return _loaded_after("import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules))
+
+
+def test_viewer_loads_no_rclpy_and_no_viser_until_it_serves():
+    """The viewer's scene and sources are testable without ROS or viser (one interpreter for both checks)."""
+    loaded = _loaded_after_imports(["dgslrm_ros.viewer.scene", "dgslrm_ros.viewer.sources", "dgslrm_ros.cli.view"])
+    offenders = {m for m in loaded if m.split(".")[0] in {"rclpy", "sensor_msgs", "geometry_msgs", "viser"}}
+    assert not offenders, sorted(offenders)
+
+
+def test_node_runs_without_viser():
+    """viser is an optional extra: the node's modules never load it."""
+    loaded = _loaded_after_imports(["dgslrm_ros.ros.node", "dgslrm_ros.ros.main"])
     assert not {m for m in loaded if m.split(".")[0] == "viser"}
 
 

@@ -153,15 +153,19 @@ def test_viewer_page_shows_the_splats_where_the_scene_is(chromium, synthetic_win
                                f"the pixels there are {name}; mean colour {patch.mean(axis=0)}"
 
 
-def test_bad_file_is_refused_with_a_clear_error(tmp_path):
+def test_bad_file_is_refused_with_a_clear_error(tmp_path, capsys):
+    from dgslrm_ros.cli.main import main
+
     (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 64)
-    done = subprocess.run([sys.executable, "-m", "dgslrm_ros.cli.main", "view", str(tmp_path / "broken.safetensors")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert "broken.safetensors" in done.stderr and "not a readable safetensors file" in done.stderr
+    assert main(["view", str(tmp_path / "broken.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.safetensors" in err and "not a readable safetensors file" in err
 
 
-def test_help_says_how_to_install_viser():
-    done = subprocess.run([sys.executable, "-m", "dgslrm_ros.cli.main", "view", "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and "pip install 'viser==" in done.stdout and "--host" in done.stdout
+def test_help_says_how_to_install_viser(capsys):
+    from dgslrm_ros.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["view", "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and "pip install 'viser==" in out and "--host" in out
