@@ -20,6 +20,12 @@ import sys
 import threading
 from pathlib import Path
 
+from dgslrm_ros.bags import topics
+
+# --live reads these (the names dgslrm_node uses, from bags/topics.py; a namespaced or remapped node
+# needs them given). Not imported from ros/view_listener.py so that `dgslrm --help` loads no rclpy.
+LIVE_TOPICS = {"gaussians": topics.GAUSSIANS, "trajectories": topics.TRAJECTORIES, "diagnostics": topics.DIAGNOSTICS,
+               "image": topics.IMAGE, "camera_info": topics.CAMERA_INFO, "camera_pose": topics.CAMERA_POSE}
 VISER_HINT = "pip install 'viser==1.1.1' (or pip install -e '.[viewer]' in the dgslrm_ros folder)"
 
 
@@ -31,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; the next free one if taken)")
+    for name, default in LIVE_TOPICS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}-topic", dest=f"{name}_topic", default=default,
+                            help=f"--live: the {name} topic (default: {default})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     listener = None
     try:
         if args.live:
-            listener = _start_live(app)
+            listener = _start_live(app, {name: getattr(args, f"{name}_topic") for name in LIVE_TOPICS})
             print(f"dgslrm view: waiting for dgslrm_node's windows; open {url} (Ctrl-C to stop)", flush=True)
         else:
             app.set_windows(windows)
@@ -87,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_live(app) -> callable:
+def _start_live(app, topic_names: dict[str, str]) -> callable:
     """Spin a ViewListener in a thread; returns the function that stops it."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -98,11 +107,12 @@ def _start_live(app) -> callable:
         window = live_window(live)
         app.add_window(window)
         print(f"dgslrm view: {window.label}: {len(window):,} Gaussians, "
-              f"{len(window.tracks) if window.tracks is not None else 0} tracks, {len(window.cameras)} cameras",
+              f"{len(window.tracks) if window.tracks is not None else 0} tracks, {len(window.cameras)} cameras "
+              f"({sum(c.image is not None for c in window.cameras)} with images)",
               flush=True)
 
     rclpy.init()
-    listener = ViewListener(on_window)
+    listener = ViewListener(on_window, topic_names=topic_names)
     executor = SingleThreadedExecutor()
     executor.add_node(listener)
 

@@ -20,7 +20,6 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from dgslrm_ros.bags import topics
 from dgslrm_ros.convert.camera_info import camera_info_to_intrinsics
 from dgslrm_ros.convert.errors import ConversionError
 from dgslrm_ros.convert.image import image_to_rgb
@@ -57,8 +56,15 @@ class LiveWindow:
 class ViewListener(Node):
     """Subscriber node; `on_window(LiveWindow)` is called from the executor's thread."""
 
-    def __init__(self, on_window: Callable[[LiveWindow], None], node_name: str = "dgslrm_view") -> None:
+    def __init__(self, on_window: Callable[[LiveWindow], None], topic_names: dict[str, str],
+                 node_name: str = "dgslrm_view") -> None:
+        """`topic_names`: what is read -> topic, for the keys gaussians, trajectories, diagnostics, image,
+        camera_info, camera_pose (cli/view.py's LIVE_TOPICS holds the node's names)."""
         super().__init__(node_name)
+        expected = {"gaussians", "trajectories", "diagnostics", "image", "camera_info", "camera_pose"}
+        if set(topic_names) != expected:
+            raise ValueError(f"ViewListener: topic_names has keys {sorted(topic_names)}, expected {sorted(expected)}")
+        names = topic_names
         self._on_window = on_window
         self._clouds: OrderedDict[int, tuple[GaussianCloud, float]] = OrderedDict()  # stamp -> (cloud, received)
         self._tracks: OrderedDict[int, TrajectoryCloud] = OrderedDict()
@@ -67,12 +73,12 @@ class ViewListener(Node):
         self._intrinsics: Any = None
         self._diagnostics: dict[str, str] = {}
         self.windows = 0
-        self.create_subscription(PointCloud2, topics.GAUSSIANS, self._on_gaussians, OUTPUT_QOS)
-        self.create_subscription(PointCloud2, topics.TRAJECTORIES, self._on_trajectories, OUTPUT_QOS)
-        self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, DIAGNOSTICS_QOS)
-        self.create_subscription(Image, topics.IMAGE, self._on_image, IMAGE_QOS)
-        self.create_subscription(CameraInfo, topics.CAMERA_INFO, self._on_camera_info, CALIBRATION_QOS)
-        self.create_subscription(PoseStamped, topics.CAMERA_POSE, self._on_pose, CALIBRATION_QOS)
+        self.create_subscription(PointCloud2, names["gaussians"], self._on_gaussians, OUTPUT_QOS)
+        self.create_subscription(PointCloud2, names["trajectories"], self._on_trajectories, OUTPUT_QOS)
+        self.create_subscription(DiagnosticArray, names["diagnostics"], self._on_diagnostics, DIAGNOSTICS_QOS)
+        self.create_subscription(Image, names["image"], self._on_image, IMAGE_QOS)
+        self.create_subscription(CameraInfo, names["camera_info"], self._on_camera_info, CALIBRATION_QOS)
+        self.create_subscription(PoseStamped, names["camera_pose"], self._on_pose, CALIBRATION_QOS)
         self.create_timer(0.25, self._flush_unpaired)
 
     # ------------------------------------------------------------------ callbacks

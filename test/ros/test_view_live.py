@@ -20,7 +20,7 @@ from geometry_msgs.msg import PoseStamped
 rclpy.init()
 node = rclpy.create_node("fake_dgslrm")
 pubs = {name: node.create_publisher(kind, name, qos) for name, kind, qos in (
-    ("image", Image, INPUT_PUBLISHER_QOS), ("camera_info", CameraInfo, INPUT_PUBLISHER_QOS),
+    ("cam/image_raw", Image, INPUT_PUBLISHER_QOS), ("camera_info", CameraInfo, INPUT_PUBLISHER_QOS),
     ("camera_pose", PoseStamped, INPUT_PUBLISHER_QOS), ("gaussians", PointCloud2, OUTPUT_QOS),
     ("trajectories", PointCloud2, OUTPUT_QOS))}
 rng = np.random.default_rng(0)
@@ -37,7 +37,7 @@ while rclpy.ok():
         pubs["camera_info"].publish(messages.camera_info_msg(K, 32, 24, hdr))
         pose = np.eye(4); pose[0, 3] = s - stamps[0]
         pubs["camera_pose"].publish(messages.pose_msg(pose, messages.header(s, "world")))
-        pubs["image"].publish(messages.image_msg(np.full((24, 32, 3), 90, np.uint8), hdr))
+        pubs["cam/image_raw"].publish(messages.image_msg(np.full((24, 32, 3), 90, np.uint8), hdr))
     time.sleep(0.2)
     hdr = messages.header(stamps[-1], "world")
     pubs["gaussians"].publish(messages.structured_to_cloud(gaussians, hdr))
@@ -53,13 +53,13 @@ def _free_port() -> int:
 
 
 def test_live_viewer_assembles_windows_from_the_node_topics(dds):
-    viewer = dds.spawn([dds.python, "-m", "dgslrm_ros.cli.main", "view", "--live", "--port", str(_free_port())],
-                       "viewer")
+    viewer = dds.spawn([dds.python, "-m", "dgslrm_ros.cli.main", "view", "--live", "--port", str(_free_port()),
+                        "--image-topic", "cam/image_raw"], "viewer")  # a remapped camera, as on a robot
     viewer.wait_for(lambda: "waiting for dgslrm_node's windows" in viewer.output, 90, "the viewer to start")
     publisher = dds.spawn([dds.python, "-c", PUBLISHER], "publisher")
     publisher.wait_for(lambda: "PUBLISHING" in publisher.output, 60, "the publisher")
-    complete = re.compile(r"window at t = 50\.300 s: 120 Gaussians, 7 tracks, 4 cameras")
+    complete = re.compile(r"window at t = 50\.300 s: 120 Gaussians, 7 tracks, 4 cameras \(4 with images\)")
     viewer.wait_for(lambda: complete.search(viewer.output) is not None, 90,
-                    "a window with its Gaussians, tracks and the 4 input cameras")
+                    "a window with its Gaussians, tracks and the 4 input cameras with their images")
     rc, _ = viewer.interrupt()
     assert rc == 0 and "dgslrm view: stopped" in viewer.output, viewer.output[-2000:]
