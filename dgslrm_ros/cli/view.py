@@ -70,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"dgslrm view: cannot serve on {args.host}:{args.port} ({error}); choose another --host/--port",
               file=sys.stderr)
         return 2
+    # Ctrl-C and SIGTERM only set this: the main loop then stops the listener and the server in order
+    # (rclpy's own handlers are turned off in _start_live; a shell may also start us with SIGINT ignored)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     app = ViewerApp(server, title="dgslrm view: live" if args.live else f"dgslrm view: {args.source.name}",
                     follow_newest=args.live)
     listener = None
@@ -86,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
                   f"open {url} (Ctrl-C to stop)", flush=True)
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
         if listener is not None:
             listener()
@@ -100,6 +101,7 @@ def _start_live(app, topic_names: dict[str, str]) -> callable:
     """Spin a ViewListener in a thread; returns the function that stops it."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     from dgslrm_ros.ros.view_listener import ViewListener
 
@@ -111,7 +113,7 @@ def _start_live(app, topic_names: dict[str, str]) -> callable:
               f"({sum(c.image is not None for c in window.cameras)} with images)",
               flush=True)
 
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     listener = ViewListener(on_window, topic_names=topic_names)
     executor = SingleThreadedExecutor()
     executor.add_node(listener)

@@ -44,6 +44,8 @@ class ViewerApp:
         gui = server.gui
         gui.configure_theme(control_width="medium", show_share_button=False)
         gui.add_markdown(f"**{title}**")
+        with gui.add_folder("Figures"):
+            self.figures = gui.add_markdown("waiting for a window ...")
         with gui.add_folder("Window"):
             self.window_slider = gui.add_slider("window", min=0, max=1, step=1, initial_value=0, disabled=True)
             self.follow = gui.add_checkbox("follow newest", initial_value=follow_newest,
@@ -63,8 +65,6 @@ class ViewerApp:
                                              hint="multiplies every Gaussian's standard deviations")
             self.point_size = gui.add_slider("point size", min=0.0005, max=0.05, step=0.0005, initial_value=0.005,
                                              hint="size of the centre points and track dots (scene units)")
-        with gui.add_folder("Figures"):
-            self.figures = gui.add_markdown("waiting for a window ...")
 
         self.window_slider.on_update(lambda _: self._show(int(self.window_slider.value))
                                      if int(self.window_slider.value) != self.index else None)
