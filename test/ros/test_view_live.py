@@ -1,6 +1,6 @@
 """`dgslrm view --live` over real DDS: a publisher process sends one window on the node's topics (inputs
 and outputs, the contract's QoS), and the viewer must assemble it: Gaussians, tracks paired by stamp,
-the input cameras of the window's frames; then Ctrl-C stops it cleanly."""
+the input cameras of the window's frames; then Ctrl-C stops it cleanly (also one started with SIGINT ignored)."""
 from __future__ import annotations
 
 import re
@@ -55,7 +55,16 @@ def _free_port() -> int:
 def test_live_viewer_assembles_windows_from_the_node_topics(dds):
     viewer = dds.spawn([dds.python, "-m", "dgslrm_ros.cli.main", "view", "--live", "--port", str(_free_port()),
                         "--image-topic", "cam/image_raw"], "viewer")  # a remapped camera, as on a robot
+    # A second viewer, started as a shell starts a background job (SIGINT ignored), must still stop on
+    # SIGINT, also before any window came: it once ignored it.
+    ignored = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+               f"sys.argv = ['dgslrm', 'view', '--live', '--port', '{_free_port()}']; "
+               "runpy.run_module('dgslrm_ros.cli.main', run_name='__main__')")
+    idle = dds.spawn([dds.python, "-c", ignored], "idle viewer")
     viewer.wait_for(lambda: "waiting for dgslrm_node's windows" in viewer.output, 90, "the viewer to start")
+    idle.wait_for(lambda: "waiting for dgslrm_node's windows" in idle.output, 90, "the idle viewer to start")
+    rc, _ = idle.interrupt()
+    assert rc == 0 and "dgslrm view: stopped" in idle.output, idle.output[-2000:]
     publisher = dds.spawn([dds.python, "-c", PUBLISHER], "publisher")
     publisher.wait_for(lambda: "PUBLISHING" in publisher.output, 60, "the publisher")
     complete = re.compile(r"window at t = 50\.300 s: 120 Gaussians, 7 tracks, 4 cameras \(4 with images\)")
