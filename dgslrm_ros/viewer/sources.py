@@ -195,8 +195,17 @@ def window_figures(latency_s: float | None = None, diagnostics: dict[str, str] |
         if value is not None:
             out["novel-view PSNR, mean of the run"] = f"{value:.2f} dB"
     if diagnostics.get("weights"):
-        out["weights"] = diagnostics["weights"]
+        out["weights"] = _short_paths(diagnostics["weights"])
     return out
+
+
+def _short_paths(text: str) -> str:
+    """'checkpoint /long/path/to/checkpoints/small' -> 'checkpoint .../checkpoints/small' (panel width)."""
+    words = []
+    for word in str(text).split(" "):
+        parts = Path(word).parts
+        words.append(str(Path("...", *parts[-2:])) if word.startswith("/") and len(parts) > 3 else word)
+    return " ".join(words)
 
 
 def _finite(value: Any) -> float | None:
@@ -230,13 +239,14 @@ def _cameras_of_bag(path: Path, window_stamps: list[np.ndarray]) -> list[tuple[C
     from dgslrm_ros.convert.pose import pose_to_matrix
     from dgslrm_ros.convert.stamps import header_stamp_ns
 
-    wanted = {int(round(s * 1e9)) for stamps in window_stamps for s in stamps}
-    if not wanted:
+    wanted = np.array(sorted({int(round(s * 1e9)) for stamps in window_stamps for s in stamps}), np.int64)
+    if not wanted.size:
         return [() for _ in window_stamps]
 
-    def near(stamp_ns: int) -> int | None:
-        best = min(wanted, key=lambda w: abs(w - stamp_ns))
-        return best if abs(best - stamp_ns) <= STAMP_TOLERANCE_NS else None
+    def wanted_near(stamp_ns: int) -> bool:
+        """Keep only messages at some window frame (windows overlap: one message can serve several)."""
+        i = int(np.searchsorted(wanted, stamp_ns))
+        return any(abs(int(wanted[j]) - stamp_ns) <= STAMP_TOLERANCE_NS for j in (i - 1, i) if 0 <= j < len(wanted))
 
     poses: dict[int, np.ndarray] = {}
     images: dict[int, np.ndarray] = {}
@@ -246,30 +256,38 @@ def _cameras_of_bag(path: Path, window_stamps: list[np.ndarray]) -> list[tuple[C
             if topic == topics.CAMERA_INFO:
                 intrinsics = intrinsics or camera_info_to_intrinsics(msg)
                 continue
-            key = near(header_stamp_ns(msg))
-            if key is None:
+            stamp_ns = header_stamp_ns(msg)
+            if not wanted_near(stamp_ns):
                 continue
             if topic == topics.CAMERA_POSE:
-                poses[key] = pose_to_matrix(getattr(msg.pose, "pose", msg.pose))  # PoseStamped or Odometry
+                poses[stamp_ns] = pose_to_matrix(getattr(msg.pose, "pose", msg.pose))  # PoseStamped or Odometry
             else:
-                images[key] = _thumbnail(image_to_rgb(msg))
+                images[stamp_ns] = _thumbnail(image_to_rgb(msg))
     except BagReadError:
         return [() for _ in window_stamps]  # a bag of outputs only (replay): no cameras to draw
     except ValueError:
         return [() for _ in window_stamps]  # an input we cannot convert must not hide the Gaussians
-    if intrinsics is None:
+    if intrinsics is None or not poses:
         return [() for _ in window_stamps]
     K = opencv_to_library_K(np.asarray(intrinsics.K))
     out = []
     for stamps in window_stamps:
         cams = []
         for s in stamps:
-            key = int(round(s * 1e9))
-            if key in poses:
-                cams.append(CameraView(world_T_cam=poses[key], K=K, width=intrinsics.width,
-                                       height=intrinsics.height, stamp=float(s), image=images.get(key)))
+            pose = _nearest(poses, int(round(s * 1e9)))
+            if pose is not None:
+                cams.append(CameraView(world_T_cam=pose, K=K, width=intrinsics.width, height=intrinsics.height,
+                                       stamp=float(s), image=_nearest(images, int(round(s * 1e9)))))
         out.append(tuple(cams))
     return out
+
+
+def _nearest(store: dict[int, Any], stamp_ns: int) -> Any:
+    """The value stamped nearest `stamp_ns` within STAMP_TOLERANCE_NS, else None."""
+    if not store:
+        return None
+    best = min(store, key=lambda k: abs(k - stamp_ns))
+    return store[best] if abs(best - stamp_ns) <= STAMP_TOLERANCE_NS else None
 
 
 def _thumbnail(rgb: np.ndarray) -> np.ndarray:

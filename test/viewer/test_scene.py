@@ -244,3 +244,30 @@ def test_replay_folder_takes_exact_offsets_from_windows_and_cameras_from_the_inp
     assert np.allclose(sc.positions_at(window, middle), exact, atol=1e-5)  # not the velocity's straight line
     assert len(window.cameras) == synthetic_window.num_frames and len(window.tracks) == 3
     assert window.figures["PSNR vs input, mean of the run"] == "21.50 dB"
+
+
+def test_overlapping_windows_each_get_every_camera(tmp_path):
+    """Windows share frames and their times come from float32 offsets to the stamp, so the same frame is
+    a few hundred ns apart in two windows: each must still find its camera (once only one did)."""
+    from dgslrm_ros.bags.writer import BagWriter
+    from dgslrm_ros.convert.pointcloud import pack_gaussians, pack_trajectories
+
+    frames_ns = [1_795_623_046_300_000_000 + k * 100_000_000 for k in range(6)]  # epoch stamps, 10 fps
+    n = 10
+    cloud = pack_gaussians(np.zeros((n, 3)), np.full((n, 3), 0.5), np.full(n, 0.9), np.full((n, 3), 0.1),
+                           np.tile([1.0, 0, 0, 0], (n, 1)), np.zeros((n, 3)))
+    with BagWriter(tmp_path / "bag") as writer:
+        writer.write_camera_info("camera_info", frames_ns[0], np.array([[40.0, 0, 31.5], [0, 40, 23.5], [0, 0, 1]]),
+                                 64, 48)
+        for stamp in frames_ns:
+            writer.write_pose("camera_pose", stamp, np.eye(4))
+            writer.write_image("image", stamp, np.zeros((48, 64, 3), np.uint8))
+        for last in (3, 5):  # windows of frames 0..3 and 2..5
+            window = frames_ns[last - 3:last + 1]
+            t = (np.array(window) - window[-1]) / 1e9
+            writer.write_pointcloud("gaussians", window[-1], cloud)
+            writer.write_pointcloud("trajectories", window[-1], pack_trajectories(
+                np.zeros((1, 4, 3)), t, np.array([0]), np.ones((1, 4))))
+    windows = load_source(tmp_path / "bag")
+    assert [len(w.cameras) for w in windows] == [4, 4]
+    assert all(c.image is not None for w in windows for c in w.cameras)
