@@ -252,7 +252,7 @@ def test_overlapping_windows_each_get_every_camera(tmp_path):
     from dgslrm_ros.bags.writer import BagWriter
     from dgslrm_ros.convert.pointcloud import pack_gaussians, pack_trajectories
 
-    frames_ns = [1_795_623_046_300_000_000 + k * 100_000_000 for k in range(6)]  # epoch stamps, 10 fps
+    frames_ns = [1_795_623_046_312_345_678 + k * 99_876_543 for k in range(12)]  # wall-clock-like, ~10 fps
     n = 10
     cloud = pack_gaussians(np.zeros((n, 3)), np.full((n, 3), 0.5), np.full(n, 0.9), np.full((n, 3), 0.1),
                            np.tile([1.0, 0, 0, 0], (n, 1)), np.zeros((n, 3)))
@@ -262,12 +262,12 @@ def test_overlapping_windows_each_get_every_camera(tmp_path):
         for stamp in frames_ns:
             writer.write_pose("camera_pose", stamp, np.eye(4))
             writer.write_image("image", stamp, np.zeros((48, 64, 3), np.uint8))
-        for last in (3, 5):  # windows of frames 0..3 and 2..5
-            window = frames_ns[last - 3:last + 1]
+        for last in (7, 9, 11):  # windows of 8 frames, stride 2
+            window = frames_ns[last - 7:last + 1]
             t = (np.array(window) - window[-1]) / 1e9
             writer.write_pointcloud("gaussians", window[-1], cloud)
             writer.write_pointcloud("trajectories", window[-1], pack_trajectories(
-                np.zeros((1, 4, 3)), t, np.array([0]), np.ones((1, 4))))
+                np.zeros((1, 8, 3)), t, np.array([0]), np.ones((1, 8))))
     windows = load_source(tmp_path / "bag")
-    assert [len(w.cameras) for w in windows] == [4, 4]
+    assert [len(w.cameras) for w in windows] == [8, 8, 8]
     assert all(c.image is not None for w in windows for c in w.cameras)
