@@ -155,13 +155,15 @@ class ViewerApp:
             time = self.time
             keep = window.opacities >= float(self.min_opacity.value)
             centres = sc.positions_at(window, time)[keep]
-            if self._splats is not None:
+            # while a new window is being drawn the splat node still holds the old one's set
+            if self._splats is not None and len(self._splats.centers) == len(centres):
                 self._splats.centers = centres
             self._draw_points(window, centres, keep)
             self._draw_heads(window, time)
-            for frustum, camera in zip(self._frusta, window.cameras):
+            if window.cameras:
                 nearest = min(window.cameras, key=lambda c: abs(c.stamp - time))
-                frustum.color = CURRENT_FRUSTUM_RGB if camera is nearest else FRUSTUM_RGB
+                for frustum, camera in zip(self._frusta, window.cameras):
+                    frustum.color = CURRENT_FRUSTUM_RGB if camera is nearest else FRUSTUM_RGB
             self.time_label.content = (f"frame {sc.frame_at(window, time):.2f} of {window.num_frames - 1} "
                                        f"(stamp {time:.3f} s)")
 

@@ -271,3 +271,14 @@ def test_overlapping_windows_each_get_every_camera(tmp_path):
     windows = load_source(tmp_path / "bag")
     assert [len(w.cameras) for w in windows] == [8, 8, 8]
     assert all(c.image is not None for w in windows for c in w.cameras)
+
+
+def test_switching_between_windows_of_different_sizes_redraws_everything(app, synthetic_window):
+    small = synthetic_window.select(torch.arange(100))
+    windows = [sc.window_from_deformable(small, "small"), sc.window_from_deformable(synthetic_window, "big")]
+    app.set_windows(windows)
+    assert len(app._splats.centers) == len(synthetic_window)
+    app.window_slider.value = 0
+    assert app.window.label == "small" and len(app._splats.centers) == 100
+    assert np.allclose(app._splats.centers, small.positions(small.num_frames - 1).numpy(), atol=1e-5)
+    assert "**small**" in app.figures.content
