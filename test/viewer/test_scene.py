@@ -42,12 +42,13 @@ def test_time_slider_moves_splats_to_the_deformable_positions_at_that_instant(ap
 
 
 def test_serves_on_localhost_only_by_default():
+    import argparse
     import inspect
 
     from dgslrm_ros.cli import view
     from dgslrm_ros.viewer.app import start_server
 
-    parser = __import__("argparse").ArgumentParser()
+    parser = argparse.ArgumentParser()
     view.add_arguments(parser)
     assert parser.parse_args(["x.ply"]).host == "127.0.0.1"
     assert inspect.signature(start_server).parameters["host"].default == "127.0.0.1"
