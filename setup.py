@@ -39,8 +39,9 @@ setup(
         "opencv-python-headless",  # DIS optical flow for the geometry cues (geometry/flow_tracks.py)
         "pillow",  # CompressedImage (jpeg, png) decoding
     ],
-    # "pose": `dgslrm pose` (COLMAP through pycolmap); the node never imports it
-    extras_require={"gsplat": ["gsplat==1.5.3"], "test": ["pytest"], "pose": ["pycolmap==4.2.1"]},
+    # "pose": `dgslrm pose` (COLMAP through pycolmap), "viewer": `dgslrm view`; the node imports neither
+    extras_require={"gsplat": ["gsplat==1.5.3"], "pose": ["pycolmap==4.2.1"], "viewer": ["viser==1.1.1"],
+                    "test": ["pytest", "viser==1.1.1"]},
     zip_safe=False,  # the C helper is loaded from a file path (ctypes)
     maintainer="dgslrm_ros developers",
     maintainer_email="dgslrm@example.com",

@@ -44,3 +44,34 @@ def test_renderer_does_not_load_gsplat_until_the_gsplat_backend_runs(module):
 def test_cli_help_is_instant_and_loads_no_torch():
     loaded = _loaded_after("from dgslrm_ros.cli.main import build_parser; build_parser().parse_args(['bench'])")
     assert "torch" not in loaded and "rclpy" not in loaded
+
+
+def _loaded_after_imports(modules: list[str]) -> set[str]:
+    return _loaded_after("import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules))
+
+
+def test_viewer_loads_no_rclpy_and_no_viser_until_it_serves():
+    """The viewer's scene and sources are testable without ROS or viser (one interpreter for both checks)."""
+    loaded = _loaded_after_imports(["dgslrm_ros.viewer.scene", "dgslrm_ros.viewer.sources", "dgslrm_ros.cli.view"])
+    offenders = {m for m in loaded if m.split(".")[0] in {"rclpy", "sensor_msgs", "geometry_msgs", "viser"}}
+    assert not offenders, sorted(offenders)
+
+
+def test_node_runs_without_viser():
+    """viser is an optional extra: the node's modules never load it."""
+    loaded = _loaded_after_imports(["dgslrm_ros.ros.node", "dgslrm_ros.ros.main"])
+    assert not {m for m in loaded if m.split(".")[0] == "viser"}
+
+
+def test_viewer_never_imports_ros():
+    """Layering: the viewer sits beside bags/cli and never reaches into ros/ (cli/view.py joins them)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "dgslrm_ros" / "viewer"
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            bad = [n for n in names if n.startswith(("dgslrm_ros.ros", "rclpy")) or n.endswith("_msgs.msg")]
+            assert not bad, f"{path.name} imports {bad}"

@@ -424,6 +424,7 @@ def _print_summary(out: Path, metrics: dict[str, Any]) -> None:
     print(f"  renders vs input / novel views (PNG):       {out}/rendered_*.png, {out}/novel_view_*.png")
     print(f"  track plot:                                 {out / 'tracks.png'}")
     print(f"  metrics:                                    {out / 'metrics.json'}   logs: {out / 'logs'}")
+    print(f"  view it in a browser (splats, motion, tracks): dgslrm view {out}   (needs: pip install 'viser==1.1.1')")
     print(f"[demo] windows received {metrics['windows_received']}/{metrics['windows_expected']}, latency "
           f"{fmt(metrics['latency_s_mean'], 's')} mean, PSNR rendered vs input "
           f"{fmt(metrics['psnr_rendered_vs_input_db'], 'dB')}, novel view {fmt(metrics['psnr_novel_view_db'], 'dB')}, "

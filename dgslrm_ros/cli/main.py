@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("dgslrm_ros.cli.bench", "print timing and memory figures for this device"),
     "export": ("dgslrm_ros.cli.export", "export a window's Gaussians to a standard 3DGS PLY"),
     "pose": ("dgslrm_ros.cli.pose", "pose a real video / image folder / camera-only bag with COLMAP -> posed bag"),
+    "view": ("dgslrm_ros.cli.view", "web viewer (viser) of Gaussians as splats, their motion and the tracks"),
 }
 
 

@@ -128,3 +128,18 @@ def test_track_error_compares_motion_with_standing_still() -> None:
     got = _track_error(types.SimpleNamespace(tracks=still), gt, newest)
     assert got["moving_flow_epe_m"] == pytest.approx(got["moving_flow_epe_still_m"])
     assert got["track_epe_m"] == pytest.approx(got["track_epe_still_m"]) and got["track_epe_m"] > 0.3
+
+
+@pytest.mark.ros
+def test_demo_output_opens_in_the_viewer(demo: tuple[Path, subprocess.CompletedProcess]) -> None:
+    """The summary's `dgslrm view OUT` line works on what the demo wrote: 3 windows, each with its tracks
+    and the 8 input cameras of its frames (the bag records the inputs too)."""
+    from dgslrm_ros.viewer.sources import load_source
+
+    out, proc = demo
+    assert f"dgslrm view {out}" in proc.stdout
+    windows = load_source(out)
+    assert len(windows) == 3
+    for window in windows:
+        assert len(window) > 0 and window.num_frames == 8 and window.tracks is not None
+        assert len(window.cameras) == 8 and all(c.image is not None for c in window.cameras)
