@@ -27,6 +27,7 @@ from dgslrm_ros.convert.errors import UnsupportedEncodingError
 from dgslrm_ros.ros import messages
 from dgslrm_ros.ros.params import PARAMETERS, ParameterError, ParamSpec, pipeline_config
 from dgslrm_ros.ros.qos import CALIBRATION_QOS, DIAGNOSTICS_QOS, IMAGE_QOS, OUTPUT_QOS
+from dgslrm_ros.stream.memory import memory_status
 
 NODE_NAME = "dgslrm"
 THROTTLE_S = 5.0  # one log line per bad-input kind per this many seconds
@@ -277,6 +278,7 @@ class DgslrmNode(Node):
         values["last_error"] = self._last_error
         for key, value in self._last_result.items():
             values[f"last_window_{key}"] = value
+        values.update(memory_status())  # own RSS, malloc heap in use / kept free, Python heap
         return values
 
     def _publish_diagnostics(self) -> None:

@@ -31,6 +31,7 @@ from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
 from dgslrm_ros.stream.config import ConfigError, PipelineConfig
 from dgslrm_ros.stream.frames import CameraModel, Frame, FrameError, check_image, stack_frames
+from dgslrm_ros.stream.memory import release_after_window
 from dgslrm_ros.stream.pose_buffer import PoseBuffer, PoseLookup, check_pose
 from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks
 from dgslrm_ros.stream.window_buffer import Window, WindowBuffer
@@ -388,6 +389,13 @@ class StreamingReconstructor:
                 f"window {window.index} of sequence {window.sequence} (stamp {window.stamp:.3f}) failed: "
                 f"{type(error).__name__}: {error}"
             ) from error
+        finally:
+            # The window's transient tensors are freed by now; without this glibc keeps their pages and
+            # its fragmented heaps grow by tens of MB a minute (measured; see stream/memory.py).
+            tick = time.perf_counter()
+            release_after_window()
+            trim_seconds = time.perf_counter() - tick
+        result.timings["release_memory"] = trim_seconds
         with self._lock:
             self._counts["windows_reconstructed"] += 1
             self._last_seconds = result.seconds
