@@ -37,7 +37,7 @@ SCENE_FRAMES = 48  # frames of the synthetic scene; played forwards then backwar
 SCENE_SEED = 1_000_000  # an evaluation seed (never trained on)
 STARTUP_TIMEOUT_S = 180.0
 # Diagnostics keys copied into each sample (numbers; absent ones are skipped).
-DIAGNOSTIC_KEYS = ("memory_rss_mb", "memory_malloc_in_use_mb", "memory_malloc_free_mb", "memory_malloc_mmapped_mb",
+DIAGNOSTIC_KEYS = ("memory_rss_mb", "memory_rss_after_window_mb", "memory_malloc_in_use_mb", "memory_malloc_free_mb", "memory_malloc_mmapped_mb",
                    "python_allocated_blocks", "python_traced_mb", "cuda_allocated_mb", "cuda_reserved_mb",
                    "pending_windows", "buffered_frames", "waiting_for_pose", "tracks_active", "windows_published",
                    "windows_failed", "frames_received", "dropped_frames_total")
@@ -130,6 +130,8 @@ def summarize(samples: list[dict[str, Any]], latencies: list[tuple[float, float]
         out["rss_growth_after_warmup_mb"] = float(rss[-1] - reference)
         out["rss_max_above_warmup_mb"] = float(rss.max() - reference)
         out["rss_slope_mb_per_min"] = float(np.polyfit(t, rss, 1)[0]) if len(after) >= 3 else math.nan
+    out.update(_level_growth(samples, "rss_mb", "rss", warmup_s, compare_s))
+    out.update(_level_growth(samples, "memory_rss_after_window_mb", "rss_after_window", warmup_s, compare_s))
     compare = min(compare_s, duration / 3.0)
     out["compare_min"] = compare / 60.0
     first = [lat for t, lat in latencies if t <= compare]
@@ -153,8 +155,28 @@ def summarize(samples: list[dict[str, Any]], latencies: list[tuple[float, float]
     return out
 
 
+def _level_growth(samples: list[dict[str, Any]], key: str, name: str, warmup_s: float,
+                  compare_s: float) -> dict[str, float]:
+    """Median and max of `key` over the first vs the last `compare_s` after warm-up (at most half each).
+
+    A sample falls anywhere inside a window, whose working set comes and goes, so one sample against
+    another differs by that working set; medians and peaks over minutes do not.
+    """
+    after = [(s["t"], _number(s.get(key))) for s in samples if s["t"] >= warmup_s]
+    after = [(t, v) for t, v in after if v is not None]
+    if len(after) < 2:
+        return {}
+    span = min(compare_s, (after[-1][0] - after[0][0]) / 2.0)
+    first = [v for t, v in after if t <= after[0][0] + span]
+    last = [v for t, v in after if t >= after[-1][0] - span]
+    return {f"{name}_median_first_mb": float(np.median(first)), f"{name}_median_last_mb": float(np.median(last)),
+            f"{name}_median_growth_mb": float(np.median(last) - np.median(first)),
+            f"{name}_max_growth_mb": float(max(last) - max(first))}
+
+
 # ---------------------------------------------------------------------------------------------- output
 TABLE_COLUMNS = (("t_min", "min", "{:.1f}"), ("rss_mb", "RSS MB", "{:.0f}"),
+                 ("memory_rss_after_window_mb", "RSS/win", "{:.0f}"),
                  ("memory_malloc_in_use_mb", "heap used", "{:.0f}"), ("memory_malloc_free_mb", "heap free", "{:.0f}"),
                  ("python_allocated_blocks", "py blocks", "{:.0f}"), ("python_traced_mb", "py MB", "{:.1f}"),
                  ("cuda_allocated_mb", "cuda MB", "{:.0f}"), ("windows_per_s", "win/s", "{:.2f}"),
@@ -199,8 +221,9 @@ def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[
     t = np.array([s["t"] for s in samples]) / 60.0
     fig, axes = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
     ax = axes[0]
-    for key, label in (("rss_mb", "RSS"), ("memory_malloc_in_use_mb", "malloc in use"),
-                       ("memory_malloc_free_mb", "malloc free (kept)"), ("python_traced_mb", "Python traced"),
+    for key, label in (("rss_mb", "RSS"), ("memory_rss_after_window_mb", "RSS right after a window"),
+                       ("memory_malloc_in_use_mb", "malloc in use"),
+                       ("memory_malloc_free_mb", "malloc free (released pages included)"), ("python_traced_mb", "Python traced"),
                        ("cuda_allocated_mb", "CUDA allocated")):
         values = [_number(s.get(key)) for s in samples]
         if any(v is not None for v in values):
@@ -376,6 +399,14 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"RSS: {f('rss_warmup_mb', '{:.0f}')} MB after warm-up -> {f('rss_end_mb', '{:.0f}')} MB at the end: "
           f"growth {f('rss_growth_after_warmup_mb')} MB (largest {f('rss_max_above_warmup_mb')} MB above), "
           f"slope {f('rss_slope_mb_per_min', '{:.2f}')} MB/min")
+    if "rss_median_growth_mb" in summary:
+        print(f"RSS median over the first / last {f('compare_min')} min after warm-up: "
+              f"{f('rss_median_first_mb', '{:.0f}')} / {f('rss_median_last_mb', '{:.0f}')} MB "
+              f"(growth {f('rss_median_growth_mb')} MB, peaks {f('rss_max_growth_mb', '{:+.1f}')} MB)")
+    if "rss_after_window_median_growth_mb" in summary:
+        print(f"RSS right after each window (node's own figure): median "
+              f"{f('rss_after_window_median_first_mb', '{:.0f}')} / {f('rss_after_window_median_last_mb', '{:.0f}')} MB "
+              f"(growth {f('rss_after_window_median_growth_mb')} MB, peaks {f('rss_after_window_max_growth_mb', '{:+.1f}')} MB)")
     if not math.isnan(summary.get("latency_p50_first_s", math.nan)):
         print(f"latency over the first / last {f('compare_min')} min: p50 {f('latency_p50_first_s', '{:.3f}')} / "
               f"{f('latency_p50_last_s', '{:.3f}')} s ({f('latency_p50_change', '{:+.1%}')}), p95 "
