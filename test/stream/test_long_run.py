@@ -123,7 +123,7 @@ def test_track_ids_keep_counting_but_the_registry_state_does_not(make_pipeline, 
     bound = config.window_frames * 8 + candidates * (config.window_frames * 3 * 8 + 4)
     sizes, ids = [], []
     for i in range(120):
-        t = 1_700_000_000.0 + 0.1 * i
+        t = 1_700_000_000.0 + 0.1 * i + 2.0 * (i // 40)  # a pause every 40 frames: new sequence, new ids
         pipeline.add_pose(t, kit.pose_at(0.1 * i), "world")
         pipeline.add_image(t, kit.image(i % 5))
         while (window := pipeline.pop_window()) is not None:
