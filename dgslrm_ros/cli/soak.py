@@ -181,7 +181,8 @@ TABLE_COLUMNS = (("t_min", "min", "{:.1f}"), ("rss_mb", "RSS MB", "{:.0f}"),
                  ("python_allocated_blocks", "py blocks", "{:.0f}"), ("python_traced_mb", "py MB", "{:.1f}"),
                  ("cuda_allocated_mb", "cuda MB", "{:.0f}"), ("windows_per_s", "win/s", "{:.2f}"),
                  ("latency_p50_s", "lat p50", "{:.2f}"), ("latency_p95_s", "lat p95", "{:.2f}"),
-                 ("pending_windows", "pending", "{:.0f}"), ("drops_total", "drops", "{:.0f}"))
+                 ("pending_windows", "pending", "{:.0f}"), ("drops_total", "drops", "{:.0f}"),
+                 ("node_cpu_cores", "node CPU", "{:.2f}"), ("load_1min", "load", "{:.1f}"))
 
 
 def table_columns(samples: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
@@ -252,6 +253,18 @@ def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[
     values = [_number(s.get("windows_per_s")) for s in samples]
     ax.plot(t, [math.nan if v is None else v for v in values], label="windows/s")
     ax.set_ylabel("windows / s")
+    ax.legend(loc="upper left", fontsize=8)
+    twin = None
+    for key, label, color, scale in (("node_cpu_cores", "node CPU, cores (right)", "purple", 1.0),
+                                     ("load_1min", "machine load / 10 (right)", "grey", 10.0)):
+        series = [_number(s.get(key)) for s in samples]
+        if any(v is not None for v in series):
+            twin = twin or ax.twinx()
+            twin.plot(t, [math.nan if v is None else v / scale for v in series], linestyle="--", linewidth=1,
+                      color=color, label=label)
+            twin.set_ylabel("cores")
+    if twin is not None:
+        twin.legend(loc="upper right", fontsize=8)
     ax.set_xlabel("minutes")
     for ax in axes:
         ax.axvline(warmup_s / 60.0, color="grey", linestyle=":", linewidth=1)
@@ -422,7 +435,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dict[str, str], device: str) -> int:
     from dgslrm_ros.cli.demo import Child
-    from dgslrm_ros.stream.memory import process_rss_bytes
+    from dgslrm_ros.stream.memory import process_cpu_seconds, process_rss_bytes
 
     frames, K, poses = scene
     env = child_env(extra_env)
@@ -472,6 +485,7 @@ def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dic
               f"a sample every {args.sample_every:g} s", flush=True)
         driver.start_streaming()
         start = time.time()
+        cpu_before = process_cpu_seconds(node.popen.pid)
         end = start + args.soak * 60.0
         next_sample = start + args.sample_every
         while True:
@@ -484,8 +498,13 @@ def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dic
             window = [a.latency_s for a in arrivals]
             recorder.latencies += [(a.received - start, a.latency_s) for a in arrivals]
             rss = process_rss_bytes(node.popen.pid)
+            cpu = process_cpu_seconds(node.popen.pid)
             diagnostics, diag_at = driver.diagnostics()
             previous = recorder.samples[-1]["t"] if recorder.samples else 0.0
+            # cores' worth of CPU the node got since the last sample: on a shared machine, latency
+            # follows this more than anything the node does
+            cpu_share = (cpu - cpu_before) / max(now - start - previous, 1e-9) if None not in (cpu, cpu_before) else None
+            cpu_before = cpu
             sample: dict[str, Any] = {
                 "t": now - start, "t_min": (now - start) / 60.0,
                 "rss_mb": None if rss is None else rss / (1024.0 * 1024.0),
@@ -494,6 +513,7 @@ def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dic
                 "latency_p50_s": percentile(window, 50), "latency_p95_s": percentile(window, 95),
                 "latency_max_s": max(window) if window else math.nan,
                 "diagnostics_age_s": now - diag_at if diag_at else None,
+                "node_cpu_cores": cpu_share, "load_1min": _load(),
             }
             for key in DIAGNOSTIC_KEYS:
                 value = _number(diagnostics.get(key))
@@ -576,7 +596,7 @@ def _soak_replay(args: argparse.Namespace, out: Path, scene: tuple, extra_env: d
                 break
             rss = process_rss_bytes(child.popen.pid)
             recorder.add({"t": now - start, "t_min": (now - start) / 60.0,
-                          "rss_mb": None if rss is None else rss / (1024.0 * 1024.0)})
+                          "rss_mb": None if rss is None else rss / (1024.0 * 1024.0), "load_1min": _load()})
             if now >= end - 1e-3:
                 break
             next_sample += args.sample_every
@@ -589,6 +609,13 @@ def _soak_replay(args: argparse.Namespace, out: Path, scene: tuple, extra_env: d
         meta["replay_output_tail"] = child.lines[-12:]
     recorder.finish(f"dgslrm replay soak: {args.size[0]}x{args.size[1]} bag, {_host()}")
     return 130 if interrupted else 0
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
 
 
 def _host() -> str:

@@ -88,6 +88,16 @@ def process_rss_bytes(pid: int | None = None) -> int | None:
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
 
 
+def process_cpu_seconds(pid: int | None = None) -> float | None:
+    """User + system CPU time a process has used so far (s), from /proc; None where there is no /proc."""
+    try:
+        with open(f"/proc/{pid or 'self'}/stat") as stream:
+            fields = stream.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in ticks
+
+
 def malloc_bytes() -> tuple[int, int, int] | None:
     """glibc heaps, all arenas: (in use, free but kept, mmapped blocks) in bytes; None if not glibc >= 2.33.
 

@@ -58,6 +58,7 @@ def test_soak_json_holds_node_memory_latency_and_drops(soak: tuple[Path, subproc
     samples = data["samples"]
     assert len(samples) >= 5  # 18 s, one every 3 s
     assert all(s["rss_mb"] > 50 for s in samples)  # the node's own resident memory (torch alone is more)
+    assert all(0.0 <= s["node_cpu_cores"] <= (os.cpu_count() or 1) + 0.5 for s in samples)
     # the node's own figures came over /diagnostics
     with_diagnostics = [s for s in samples if "python_allocated_blocks" in s]
     assert len(with_diagnostics) >= len(samples) - 1

@@ -92,9 +92,13 @@ def test_memory_status_reports_own_rss_heap_and_python_blocks():
     assert "python_traced_mb" not in status or status["python_traced_mb"] >= 0.0
 
 
-def test_rss_of_another_process_and_of_none():
+def test_rss_and_cpu_time_of_another_process_and_of_none():
     assert memory.process_rss_bytes(os.getppid()) > 0
     assert memory.process_rss_bytes(2**22 + 12345) is None  # above pid_max: no such process
+    before = memory.process_cpu_seconds()
+    sum(i * i for i in range(2_000_000))  # burn some CPU
+    assert memory.process_cpu_seconds() > before >= 0.0
+    assert memory.process_cpu_seconds(2**22 + 12345) is None
 
 
 def test_reconstruct_releases_after_each_window(make_pipeline, kit):
