@@ -248,12 +248,14 @@ def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[
         if any(v is not None for v in values):
             ax.plot(t, [math.nan if v is None else v for v in values], label=label)
     ax.set_ylabel("latency s (stamp to arrival)")
-    ax.legend(loc="upper left", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8)
     ax = axes[2]
     values = [_number(s.get("windows_per_s")) for s in samples]
     ax.plot(t, [math.nan if v is None else v for v in values], label="windows/s")
     ax.set_ylabel("windows / s")
-    ax.legend(loc="upper left", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8)
     twin = None
     for key, label, color, scale in (("node_cpu_cores", "node CPU, cores (right)", "purple", 1.0),
                                      ("load_1min", "machine load / 10 (right)", "grey", 10.0)):
@@ -607,8 +609,43 @@ def _soak_replay(args: argparse.Namespace, out: Path, scene: tuple, extra_env: d
             child.popen.send_signal(signal.SIGINT)
         meta["replay_exit"] = child.stop(30.0)
         meta["replay_output_tail"] = child.lines[-12:]
+    per_window = replay_window_memory(replay_out / "output_bag")
+    meta["replay_windows"] = per_window
+    if per_window:
+        rss = [mb for _, mb in per_window]
+        tail = max(1, len(rss) // 4)
+        meta["replay_rss_after_window"] = {
+            "windows": len(rss), "median_first_quarter_mb": float(np.median(rss[:tail])),
+            "median_last_quarter_mb": float(np.median(rss[-tail:])),
+            "growth_mb": float(np.median(rss[-tail:]) - np.median(rss[:tail]))}
+        print(f"[soak] replay reconstructed {len(rss)} windows; RSS right after a window, median of the first / last "
+              f"quarter: {np.median(rss[:tail]):.0f} / {np.median(rss[-tail:]):.0f} MB")
     recorder.finish(f"dgslrm replay soak: {args.size[0]}x{args.size[1]} bag, {_host()}")
     return 130 if interrupted else 0
+
+
+def replay_window_memory(bag: Path) -> list[tuple[int, float]]:
+    """(windows done, RSS right after that window in MB) from the /diagnostics a replay wrote per window.
+
+    Read with the raw mcap scanner, so a replay stopped at the end of the soak (no bag footer) still counts.
+    """
+    from dgslrm_ros.bags.mcap_stream import McapTruncatedError, scan_mcap
+    from dgslrm_ros.bags.messages import default_typestore
+
+    store = default_typestore()
+    rows: list[tuple[int, float]] = []
+    for path in sorted(bag.glob("*.mcap")) if bag.is_dir() else []:
+        try:
+            for message in scan_mcap(path):
+                if message.topic != "/diagnostics":
+                    continue
+                for status in store.deserialize_cdr(message.data, message.msgtype).status:
+                    values = {kv.key: kv.value for kv in status.values}
+                    if "memory_rss_after_window_mb" in values:
+                        rows.append((int(values["windows_reconstructed"]), float(values["memory_rss_after_window_mb"])))
+        except McapTruncatedError:
+            pass
+    return rows
 
 
 def _load() -> float | None:
