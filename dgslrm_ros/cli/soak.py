@@ -37,7 +37,7 @@ SCENE_FRAMES = 48  # frames of the synthetic scene; played forwards then backwar
 SCENE_SEED = 1_000_000  # an evaluation seed (never trained on)
 STARTUP_TIMEOUT_S = 180.0
 # Diagnostics keys copied into each sample (numbers; absent ones are skipped).
-DIAGNOSTIC_KEYS = ("memory_rss_mb", "memory_rss_after_window_mb", "memory_malloc_in_use_mb", "memory_malloc_free_mb", "memory_malloc_mmapped_mb",
+DIAGNOSTIC_KEYS = ("memory_rss_mb", "memory_rss_after_window_mb", "last_release_memory_s", "last_reconstruction_s", "memory_malloc_in_use_mb", "memory_malloc_free_mb", "memory_malloc_mmapped_mb",
                    "python_allocated_blocks", "python_traced_mb", "cuda_allocated_mb", "cuda_reserved_mb",
                    "pending_windows", "buffered_frames", "waiting_for_pose", "tracks_active", "windows_published",
                    "windows_failed", "frames_received", "dropped_frames_total")
@@ -621,7 +621,40 @@ def _soak_replay(args: argparse.Namespace, out: Path, scene: tuple, extra_env: d
         print(f"[soak] replay reconstructed {len(rss)} windows; RSS right after a window, median of the first / last "
               f"quarter: {np.median(rss[:tail]):.0f} / {np.median(rss[-tail:]):.0f} MB")
     recorder.finish(f"dgslrm replay soak: {args.size[0]}x{args.size[1]} bag, {_host()}")
+    if recorder.samples:  # the replay's own figure: sampled RSS over time, and RSS after each window
+        write_replay_plot(out / "soak.png", recorder.samples, per_window, args.warmup * 60.0,
+                          f"dgslrm replay soak: {args.size[0]}x{args.size[1]} looping bag, {_host()}")
     return 130 if interrupted else 0
+
+
+def write_replay_plot(path: Path, samples: list[dict[str, Any]], per_window: list[tuple[int, float]],
+                      warmup_s: float, title: str) -> Path:
+    """PNG: the replay process's RSS sampled over time / its RSS right after each window."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6.5))
+    ax = axes[0]
+    ax.plot([s["t"] / 60.0 for s in samples], [_number(s.get("rss_mb")) for s in samples], label="RSS, sampled")
+    ax.axvline(warmup_s / 60.0, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("MB")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    ax = axes[1]
+    if per_window:
+        ax.plot([n for n, _ in per_window], [mb for _, mb in per_window], label="RSS right after each window")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("window")
+    ax.set_ylabel("MB")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def replay_window_memory(bag: Path) -> list[tuple[int, float]]:
