@@ -37,7 +37,8 @@ SCENE_FRAMES = 48  # frames of the synthetic scene; played forwards then backwar
 SCENE_SEED = 1_000_000  # an evaluation seed (never trained on)
 STARTUP_TIMEOUT_S = 180.0
 # Diagnostics keys copied into each sample (numbers; absent ones are skipped).
-DIAGNOSTIC_KEYS = ("memory_rss_mb", "memory_rss_after_window_mb", "last_release_memory_s", "last_reconstruction_s", "memory_malloc_in_use_mb", "memory_malloc_free_mb", "memory_malloc_mmapped_mb",
+DIAGNOSTIC_KEYS = ("memory_rss_mb", "memory_rss_after_window_mb", "last_release_memory_s", "last_reconstruction_s",
+                   "memory_malloc_in_use_mb", "memory_malloc_free_mb", "memory_malloc_mmapped_mb",
                    "python_allocated_blocks", "python_traced_mb", "cuda_allocated_mb", "cuda_reserved_mb",
                    "pending_windows", "buffered_frames", "waiting_for_pose", "tracks_active", "windows_published",
                    "windows_failed", "frames_received", "dropped_frames_total")
@@ -224,7 +225,8 @@ def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[
     ax = axes[0]
     for key, label in (("rss_mb", "RSS"), ("memory_rss_after_window_mb", "RSS right after a window"),
                        ("memory_malloc_in_use_mb", "malloc in use"),
-                       ("memory_malloc_free_mb", "malloc free (released pages included)"), ("python_traced_mb", "Python traced"),
+                       ("memory_malloc_free_mb", "malloc free (released pages included)"),
+                       ("python_traced_mb", "Python traced"),
                        ("cuda_allocated_mb", "CUDA allocated")):
         values = [_number(s.get(key)) for s in samples]
         if any(v is not None for v in values):
@@ -420,8 +422,9 @@ def print_summary(summary: dict[str, Any]) -> None:
               f"(growth {f('rss_median_growth_mb')} MB, peaks {f('rss_max_growth_mb', '{:+.1f}')} MB)")
     if "rss_after_window_median_growth_mb" in summary:
         print(f"RSS right after each window (node's own figure): median "
-              f"{f('rss_after_window_median_first_mb', '{:.0f}')} / {f('rss_after_window_median_last_mb', '{:.0f}')} MB "
-              f"(growth {f('rss_after_window_median_growth_mb')} MB, peaks {f('rss_after_window_max_growth_mb', '{:+.1f}')} MB)")
+              f"{f('rss_after_window_median_first_mb', '{:.0f}')} / "
+              f"{f('rss_after_window_median_last_mb', '{:.0f}')} MB (growth {f('rss_after_window_median_growth_mb')} MB, "
+              f"peaks {f('rss_after_window_max_growth_mb', '{:+.1f}')} MB)")
     if not math.isnan(summary.get("latency_p50_first_s", math.nan)):
         print(f"latency over the first / last {f('compare_min')} min: p50 {f('latency_p50_first_s', '{:.3f}')} / "
               f"{f('latency_p50_last_s', '{:.3f}')} s ({f('latency_p50_change', '{:+.1%}')}), p95 "
@@ -505,7 +508,8 @@ def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dic
             previous = recorder.samples[-1]["t"] if recorder.samples else 0.0
             # cores' worth of CPU the node got since the last sample: on a shared machine, latency
             # follows this more than anything the node does
-            cpu_share = (cpu - cpu_before) / max(now - start - previous, 1e-9) if None not in (cpu, cpu_before) else None
+            cpu_share = None if cpu is None or cpu_before is None else \
+                (cpu - cpu_before) / max(now - start - previous, 1e-9)
             cpu_before = cpu
             sample: dict[str, Any] = {
                 "t": now - start, "t_min": (now - start) / 60.0,
