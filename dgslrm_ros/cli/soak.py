@@ -381,8 +381,9 @@ class _Recorder:
 
     def add(self, sample: dict[str, Any]) -> None:
         self.samples.append(sample)
-        if self.columns is None:
-            self.columns = table_columns([sample])
+        if self.columns is None:  # the after-window RSS comes once the first window is done
+            first = dict(sample, memory_rss_after_window_mb=0.0) if "memory_rss_mb" in sample else sample
+            self.columns = table_columns([first])
             print(format_header(self.columns), flush=True)
         print(format_row(sample, self.columns), flush=True)
         self.save()
