@@ -66,12 +66,12 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
                        help="node parameter override (repeatable); otherwise the node's defaults")
     group.add_argument("--node-env", action="append", default=[], metavar="NAME=VALUE",
                        help="extra environment of the node or replay process (repeatable), e.g. "
-                            "DGSLRM_ALLOCATOR=glibc-default to measure without the allocator setting")
+                            "DGSLRM_ALLOCATOR=glibc-default to measure without the per-window heap release")
     group.add_argument("--tracemalloc", action="store_true",
                        help="trace the node's Python allocations (DGSLRM_TRACEMALLOC=1; costs some speed)")
     group.add_argument("--replay", action="store_true",
                        help="soak `dgslrm replay` of a long looping bag instead of the live node")
-    group.add_argument("--out", dest="soak_out", type=Path, default=Path("out/soak"),
+    group.add_argument("--out", dest="soak_out", type=Path, default=Path("out/soak"), metavar="DIR",
                        help="output folder for soak.json, soak.png and logs (default out/soak)")
 
 
