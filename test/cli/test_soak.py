@@ -111,3 +111,28 @@ def test_ping_pong_playback_has_no_jump() -> None:
     assert order == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0]
     assert all(abs(a - b) == 1 for a, b in zip(order, order[1:]))
     assert ping_pong_index(5, 1) == 0
+
+
+def test_replay_soak_reads_per_window_memory_back_from_the_replayed_bag(tmp_path: Path) -> None:
+    """The --replay data path: a looping bag in, `dgslrm replay`'s pipeline, per-window RSS read back."""
+    import numpy as np
+    import torch
+
+    from dgslrm_ros.cli.replay import replay_bag
+    from dgslrm_ros.cli.soak import replay_window_memory, write_looping_bag
+    from dgslrm_ros.model.config import ModelConfig
+    from dgslrm_ros.model.dgslrm import DGSLRM
+    from dgslrm_ros.stream.config import PipelineConfig
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    poses = np.repeat(np.eye(4)[None], 6, axis=0)
+    poses[:, 0, 3] = np.linspace(0.0, 0.1, 6)
+    K = np.array([[30.0, 0.0, 15.5], [0.0, 30.0, 15.5], [0.0, 0.0, 1.0]])
+    bag = write_looping_bag(tmp_path / "bag", (frames, K, poses), count=40, rate=10.0)
+    torch.manual_seed(0)
+    config = PipelineConfig(device="cpu", **{k: v for k, v in TINY.items()})
+    replay_bag(bag, tmp_path / "out", config, progress=False, model=DGSLRM(ModelConfig.preset("tiny")))
+    rows = replay_window_memory(tmp_path / "out" / "output_bag")
+    assert [n for n, _ in rows] == list(range(1, 10))  # 40 frames, window 8, stride 4: 9 windows
+    assert all(50.0 < mb < 64 * 1024.0 for _, mb in rows)
