@@ -2,6 +2,10 @@
 
 With no selector flag every benchmark runs. Each layer owns its benchmark function (returning rows
 of figures) so the figures are measured where the code lives; this command only selects and prints.
+
+With `--soak MINUTES` it instead runs the long-run check of `dgslrm_node` (or, with `--replay`, of
+`dgslrm replay`): memory, latency, windows per second and drops sampled over time, as a table,
+OUT/soak.json and OUT/soak.png (see dgslrm_ros/cli/soak.py).
 """
 from __future__ import annotations
 
@@ -25,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device to measure")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (smoke run)")
     parser.add_argument("--json", default=None, help="also write all rows to this JSON file")
+    from dgslrm_ros.cli.soak import add_soak_arguments
+
+    add_soak_arguments(parser)
 
 
 def _print_table(title: str, rows: list[dict]) -> None:
@@ -47,6 +54,10 @@ def _format(value: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "soak", None):
+        from dgslrm_ros.cli.soak import run_soak
+
+        return run_soak(args)
     import torch
 
     device = args.device

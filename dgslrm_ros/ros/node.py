@@ -32,6 +32,7 @@ from dgslrm_ros.ros.params import PARAMETERS, ParameterError, ParamSpec, node_op
 from dgslrm_ros.ros.pose_sources import PoseSource
 from dgslrm_ros.ros.qos import DIAGNOSTICS_QOS, OUTPUT_QOS
 from dgslrm_ros.ros.services import NodeServices
+from dgslrm_ros.stream.memory import memory_status
 
 NODE_NAME = "dgslrm"
 THROTTLE_S = 5.0  # one log line per bad-input kind per this many seconds
@@ -361,6 +362,7 @@ class DgslrmNode(Node):
             values[f"last_window_{key}"] = value
         values.update(self._health.values(time.monotonic()))
         values.update(gpu_memory(self._reconstructor.device))
+        values.update(memory_status())  # own RSS, malloc heap in use / kept free, Python heap
         return values
 
     def _publish_diagnostics(self) -> None:

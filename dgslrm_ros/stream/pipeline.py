@@ -31,6 +31,7 @@ from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
 from dgslrm_ros.stream.config import ConfigError, PipelineConfig
 from dgslrm_ros.stream.frames import CameraModel, Frame, FrameError, check_image, stack_frames
+from dgslrm_ros.stream.memory import process_rss_bytes, release_after_window
 from dgslrm_ros.stream.pose_buffer import PoseBuffer, PoseLookup, check_pose
 from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks
 from dgslrm_ros.stream.window_buffer import Window, WindowBuffer
@@ -204,6 +205,7 @@ class StreamingReconstructor:
         self._last_seconds = float("nan")
         self._last_psnr = float("nan")
         self._last_timings: dict[str, float] = {}
+        self._rss_after_window: int | None = None  # bytes, right after the last window's release
 
     # ------------------------------------------------------------------ logging
     def _log(self, level: str, message: str, key: str | None = None) -> None:
@@ -418,7 +420,16 @@ class StreamingReconstructor:
                 f"window {window.index} of sequence {window.sequence} (stamp {window.stamp:.3f}) failed: "
                 f"{type(error).__name__}: {error}"
             ) from error
+        finally:
+            # The window's transient tensors are freed by now; without this glibc keeps their pages and
+            # its fragmented heaps grow by tens of MB a minute (measured; see stream/memory.py).
+            tick = time.perf_counter()
+            release_after_window()
+            trim_seconds = time.perf_counter() - tick
+            rss = process_rss_bytes()  # between windows: free of where in a window a sample falls
+        result.timings["release_memory"] = trim_seconds
         with self._lock:
+            self._rss_after_window = rss
             self._counts["windows_reconstructed"] += 1
             self._last_seconds = result.seconds
             self._last_psnr = result.psnr
@@ -533,6 +544,8 @@ class StreamingReconstructor:
             for stage, seconds in self._last_timings.items():
                 out[f"last_{stage}_s"] = seconds
             out["last_psnr_db"] = self._last_psnr
+            if self._rss_after_window is not None:
+                out["memory_rss_after_window_mb"] = self._rss_after_window / (1024.0 * 1024.0)
         out["device"] = str(self.device)
         out["weights"] = self.weights
         out["renderer"] = self.config.renderer
