@@ -15,7 +15,7 @@ import numpy as np
 from dgslrm_ros.stream.config import PipelineConfig
 from dgslrm_ros.stream.pipeline import StreamingReconstructor
 
-STAGES = ("preprocess", "model", "deform_pack", "render", "tracks", "total")
+STAGES = ("preprocess", "cues", "model", "deform_pack", "render", "tracks", "total")
 
 
 def _synthetic_frame(i: int, height: int, width: int) -> np.ndarray:

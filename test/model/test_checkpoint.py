@@ -132,6 +132,13 @@ def test_config_that_does_not_fit(saved, tmp_path, edit, message):
         load_model(broken)
 
 
+def test_checkpoint_from_before_the_geometry_primed_model_is_refused_by_name(saved, tmp_path):
+    old = copy_checkpoint(saved, tmp_path / "old")
+    edit_config(old, lambda i: i["model_config"].pop("cue_channels"))
+    with pytest.raises(CheckpointError, match="predates the geometry-primed model.*method: classical"):
+        load_model(old)
+
+
 def test_unreadable_config_json(saved, tmp_path):
     broken = copy_checkpoint(saved, tmp_path / "json")
     (broken / CONFIG_FILE).write_text("{ not json")

@@ -26,11 +26,11 @@ class ControlledModel(torch.nn.Module):
         self.inner, self.depth, self.fail_calls, self.calls = inner, depth, fail_calls, 0
         self.config = inner.config
 
-    def forward(self, frames, K, world_T_cam, timestamps):
+    def forward(self, frames, K, world_T_cam, timestamps, **cues):
         self.calls += 1
         if self.calls in self.fail_calls:
             raise RuntimeError("CUDA out of memory (simulated)")
-        p = self.inner(frames, K, world_T_cam, timestamps)
+        p = self.inner(frames, K, world_T_cam, timestamps, **cues)
         return dataclasses.replace(p, depth=torch.full_like(p.depth, self.depth),
                                    opacities=torch.full_like(p.opacities, 0.9), offsets=torch.zeros_like(p.offsets))
 
@@ -129,6 +129,21 @@ def test_model_loading_checkpoint_mismatch_and_untrained_fallback(tmp_path, tiny
     model, weights = load_pipeline_model(kit.config(), torch.device("cpu"), log)
     assert weights == "untrained" and model.config.window_frames == 8
     assert any(level == "error" and "weights: untrained" in message for level, message in logs)
+
+
+def test_classical_method_needs_no_weights_and_reconstructs_the_window(make_pipeline, kit, tiny_model, tmp_path):
+    from dgslrm_ros.model.checkpoint import save_checkpoint
+    from dgslrm_ros.model.classical import ClassicalReconstructor
+
+    save_checkpoint(tmp_path / "tiny", tiny_model)  # fixes the window layout only
+    config = kit.config(checkpoint=str(tmp_path / "tiny"), method="classical")
+    model, weights = load_pipeline_model(config, torch.device("cpu"), lambda *_: None)
+    assert isinstance(model, ClassicalReconstructor) and weights.startswith("classical")
+    pipeline = make_pipeline(model=model, method="classical")
+    window = run_windows(pipeline, kit, 10)[0]
+    result = pipeline.reconstruct(window)
+    assert len(result.gaussians) > 0 and np.isfinite(result.psnr)
+    assert result.timings["cues"] > 0 and result.timings["model"] >= 0
 
 
 def test_refinement_runs_on_the_window_and_changes_the_gaussians(make_pipeline, kit, controlled):

@@ -155,3 +155,34 @@ def test_l2_flow_loss_weighs_large_motion_errors_more():
     assert l2[1] > 10 * l2[0]  # squared error: the few large errors dominate
     with pytest.raises(ValueError, match="flow_loss"):
         LossConfig(flow_loss="huber")
+
+
+def test_balanced_flow_loss_weighs_moving_and_still_pixels_equally():
+    pred, batch = _prediction_and_batch()
+    points = batch["keyframe_points"].clone()
+    points[:, :, :, :1] += 0.3 * torch.arange(T, dtype=torch.float32)[None, None, :, None, None, None] / T  # row 0 moves
+    batch = {**batch, "keyframe_points": points}
+    plain = compute_losses(pred, batch, LossConfig(perceptual="none", mse_weight=0.0))
+    # The prediction's own offsets travel up to ~0.08: the threshold sits above them.
+    balanced = compute_losses(pred, batch, LossConfig(perceptual="none", mse_weight=0.0, flow_balance=True,
+                                                      moving_threshold=0.15))
+    # Only one row of eight moves: the plain mean dilutes its error, the balanced one gives it half the weight.
+    assert float(balanced["flow"]) > 2.5 * float(plain["flow"]) > 0
+
+
+def test_geometry_only_loss_renders_nothing_and_gate_loss_follows_the_moving_mask(monkeypatch):
+    import dgslrm_ros.training.losses as losses_module
+
+    pred, batch = _prediction_and_batch()
+    points = batch["keyframe_points"].clone()
+    points[:, :, :, :4] += 0.3 * torch.arange(T, dtype=torch.float32)[None, None, :, None, None, None] / T
+    batch = {**batch, "keyframe_points": points}
+    moving = torch.zeros(1, pred.num_keyframes, 1, H, W)
+    moving[:, :, :, :4] = 1.0
+    monkeypatch.setattr(losses_module, "render_at_instants", lambda *a, **k: pytest.fail("rendered"))
+    config = LossConfig(perceptual="none", mse_weight=0.0, gate_weight=1.0, moving_threshold=0.15)
+    assert not config.photometric
+    right = compute_losses(replace(pred, gate=0.02 + 0.96 * moving), batch, config)
+    wrong = compute_losses(replace(pred, gate=0.98 - 0.96 * moving), batch, config)
+    assert float(right["gate"]) < 0.05 < 1.0 < float(wrong["gate"])
+    assert float(right["photo"]) == 0.0

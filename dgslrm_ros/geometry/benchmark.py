@@ -1,0 +1,63 @@
+"""`dgslrm bench --geometry`: what the classical cues cost per window, stage by stage.
+
+A synthetic 24-frame window (textured planes, a translating camera) at the node's resolutions; the
+cues are computed once per keyframe window in the node, so these are per-window figures.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from dgslrm_ros.geometry.cues import CueConfig, fuse_depth
+from dgslrm_ros.geometry.flow_tracks import chain_tracks, pairwise_flow
+from dgslrm_ros.geometry.lifting import lift_tracks, motion_gate, static_fit
+from dgslrm_ros.geometry.plane_sweep import plane_sweep
+
+
+def benchmark_window(size: int, frames: int = 24, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A posed window of a textured scene: frames [T, 3, H, W], K [T, 3, 3], world_T_cam [T, 4, 4]."""
+    generator = torch.Generator().manual_seed(0)
+    rows = torch.arange(size, dtype=torch.float32)[:, None]
+    cols = torch.arange(size, dtype=torch.float32)[None, :]
+    phases = torch.rand(3, generator=generator) * 6.28
+    base = torch.stack([0.5 + 0.4 * torch.sin(cols / (3 + c) + rows / (5 + 2 * c) + phases[c]) for c in range(3)])
+    images = torch.stack([base.roll(shifts=n // 2, dims=2) for n in range(frames)]).clamp(0, 1)
+    K = torch.tensor([[size * 0.9, 0.0, size / 2], [0.0, size * 0.9, size / 2], [0.0, 0.0, 1.0]]).expand(frames, 3, 3)
+    poses = torch.eye(4).repeat(frames, 1, 1)
+    poses[:, 0, 3] = torch.linspace(0.0, 0.3, frames)
+    return {"frames": images.to(device), "K": K.to(device), "world_T_cam": poses.to(device)}
+
+
+def run_geometry_benchmark(device: str = "cpu", quick: bool = False) -> list[dict]:
+    """Rows: image size, ms per window for each cue stage and in total."""
+    config = CueConfig()
+    rows = []
+    for size in ((64,) if quick else (64, 128)):
+        window = benchmark_window(size, device=device)
+        keyframes = torch.arange(0, 24, 4, device=device)
+        timings: dict[str, list[float]] = {}
+        for _ in range(1 if quick else 3):
+            stages = {}
+            tick = time.perf_counter()
+            sweep = plane_sweep(window["frames"], window["K"], window["world_T_cam"], keyframes, config.sweep)
+            stages["sweep"] = time.perf_counter() - tick
+            tick = time.perf_counter()
+            flows = pairwise_flow(window["frames"], config.flow)
+            stages["flow"] = time.perf_counter() - tick
+            tick = time.perf_counter()
+            tracks = chain_tracks(window["frames"], keyframes, config.flow, flows=flows)
+            stages["chain"] = time.perf_counter() - tick
+            tick = time.perf_counter()
+            depth = fuse_depth(sweep.depth, sweep.confidence, config)
+            fit = static_fit(tracks, window["K"], window["world_T_cam"], keyframes, depth, config.lift)
+            motion_gate(fit.residual, config.lift)
+            lift_tracks(tracks, depth, window["K"], window["world_T_cam"], keyframes)
+            stages["lift"] = time.perf_counter() - tick
+            stages["total"] = sum(stages.values())
+            for name, seconds in stages.items():
+                timings.setdefault(name, []).append(seconds)
+        row = {"size_px": size}
+        row.update({f"{name}_ms": 1e3 * min(values) for name, values in timings.items()})
+        rows.append(row)
+    return rows

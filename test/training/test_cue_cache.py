@@ -1,0 +1,44 @@
+"""Training windows with cues: computed once, read back identically, refused for another data config."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dgslrm_ros.data.dataset import SyntheticWindowDataset
+from dgslrm_ros.geometry.cues import GeometryCues
+from dgslrm_ros.model.config import ModelConfig
+from dgslrm_ros.training.cue_cache import CUE_PREFIX, CuedWindowDataset, batch_cues
+from dgslrm_ros.training.loop import dataset_config
+
+
+def test_cues_are_cached_once_and_read_back_identically(tmp_path, monkeypatch):
+    config = dataset_config(ModelConfig.preset("tiny"), "simple")
+    base = SyntheticWindowDataset(config, num_samples=2, split="train")
+    data = CuedWindowDataset(base, tmp_path / "cache")
+    first = data[1]
+    assert (tmp_path / "cache" / f"window_{base.seed(1):08d}.safetensors").is_file()
+    import dgslrm_ros.training.cue_cache as cache_module
+
+    monkeypatch.setattr(cache_module, "sample_cues", lambda *a: pytest.fail("recomputed a cached window"))
+    again = data[1]
+    assert set(again) == set(first)
+    for key, value in first.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(again[key], value), key
+    cues = batch_cues({k: v[None] for k, v in again.items() if isinstance(v, torch.Tensor)})
+    assert isinstance(cues, GeometryCues) and cues.depth.shape == (1, 2, 1, 32, 32)
+    assert batch_cues({"frames": again["frames"]}) is None
+    assert any(k.startswith(CUE_PREFIX) for k in again)
+    # A half-written file (a killed worker) is made again rather than crashing the run.
+    path = tmp_path / "cache" / f"window_{base.seed(0):08d}.safetensors"
+    path.write_bytes(b"not a safetensors file")
+    monkeypatch.undo()
+    assert torch.equal(data[0]["frames"], base[0]["frames"])
+
+
+def test_a_cache_of_other_windows_is_refused(tmp_path):
+    base = SyntheticWindowDataset(dataset_config(ModelConfig.preset("tiny"), "simple"), num_samples=1, split="train")
+    CuedWindowDataset(base, tmp_path)
+    other = SyntheticWindowDataset(dataset_config(ModelConfig.preset("tiny"), "static"), num_samples=1, split="train")
+    with pytest.raises(ValueError, match="another data config"):
+        CuedWindowDataset(other, tmp_path)
