@@ -45,6 +45,7 @@ from typing import Any, Iterable
 
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from dgslrm_ros.core.cameras import project_points, unproject_depth
 from dgslrm_ros.core.gaussians import DeformableGaussians
@@ -82,6 +83,7 @@ class EvalConfig:
     heldout_instants: int = 2  # mid-frame instants rendered per window (x 2 cameras); 0 = none
     background: float = 0.0
     refine: RefineConfig = RefineConfig()
+    progress: bool = True  # a bar per window on stderr
 
 
 def threshold_values(gt_depth: Tensor, config: EvalConfig, max_depth: float) -> dict[str, float]:
@@ -272,7 +274,8 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[dict[str, Any]], co
     per_scene: list[dict[str, Any]] = []
     refine_curves: list[list[dict]] = []
     out_path = Path(out_dir) if out_dir is not None else None
-    for i, sample in enumerate(samples):
+    total = min(config.num_scenes, len(samples)) if hasattr(samples, "__len__") else config.num_scenes
+    for i, sample in enumerate(tqdm(samples, total=total, desc="eval", unit="window", disable=not config.progress)):
         if i >= config.num_scenes:
             break
         batch, norms = normalize_batch(to_device(add_batch_dim(sample), device), config.scene_scale)

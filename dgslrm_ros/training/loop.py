@@ -283,7 +283,7 @@ def _evaluate(model: torch.nn.Module, samples: Dataset | Sequence[dict], config:
     from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model
 
     eval_config = EvalConfig(num_scenes=config.eval_scenes, baselines=False, classical=False, oracles=False, previews=1,
-                             scene_scale=config.scene_scale)
+                             progress=False, scene_scale=config.scene_scale)
     result = evaluate_model(model, samples, eval_config, out_dir=out, device=device)
     metrics = result["methods"]["network"]
     tqdm.write(f"step {step}: held-out novel PSNR {metrics['novel_psnr']:.2f} dB, SSIM {metrics['novel_ssim']:.3f}, "
