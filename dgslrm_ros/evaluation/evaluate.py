@@ -164,10 +164,15 @@ def depth_absrel(pred_points: Tensor, gt_depth: Tensor, K: Tensor, world_T_cam: 
 def oracle_depth(gaussians: DeformableGaussians, gt_depth: Tensor, K: Tensor, world_T_cam: Tensor,
                  max_depth: float) -> DeformableGaussians:
     """The same pixel-ordered Gaussians moved along their rays onto the GT keyframe depth [Kf, 1, H, W]
-    (K, world_T_cam of the keyframes); pixels without GT keep their own depth."""
+    (K, world_T_cam of the keyframes), their scales grown or shrunk with the depth so each still covers
+    its pixel; pixels without GT keep their own depth."""
+    kf, _, height, width = gt_depth.shape
     points = unproject_depth(gt_depth.clamp(max=max_depth).nan_to_num(0.0), K, world_T_cam).reshape(-1, 3)
     valid = (torch.isfinite(gt_depth) & (gt_depth > 0)).reshape(-1, 1)
-    return replace(gaussians, means=torch.where(valid, points, gaussians.means))
+    centres = world_T_cam[:, None, None, :3, 3].expand(kf, height, width, 3).reshape(-1, 3)
+    ratio = (points - centres).norm(dim=-1, keepdim=True) / (gaussians.means - centres).norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    return replace(gaussians, means=torch.where(valid, points, gaussians.means),
+                   scales=torch.where(valid, gaussians.scales * ratio, gaussians.scales))
 
 
 def oracle_motion(gaussians: DeformableGaussians, keyframe_points: Tensor, keyframe_index: Tensor) -> DeformableGaussians:

@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from dgslrm_ros.geometry.cues import CueConfig, fuse_depth
+from dgslrm_ros.geometry.cues import CueConfig
 from dgslrm_ros.geometry.flow_tracks import chain_tracks, pairwise_flow
 from dgslrm_ros.geometry.lifting import lift_tracks, motion_gate, static_fit
 from dgslrm_ros.geometry.plane_sweep import plane_sweep
@@ -49,7 +49,7 @@ def run_geometry_benchmark(device: str = "cpu", quick: bool = False) -> list[dic
             tracks = chain_tracks(window["frames"], keyframes, config.flow, flows=flows)
             stages["chain"] = time.perf_counter() - tick
             tick = time.perf_counter()
-            depth = fuse_depth(sweep.depth, sweep.confidence, config)
+            depth = sweep.depth
             fit = static_fit(tracks, window["K"], window["world_T_cam"], keyframes, depth, config.lift)
             motion_gate(fit.residual, config.lift)
             lift_tracks(tracks, depth, window["K"], window["world_T_cam"], keyframes)

@@ -1,6 +1,6 @@
 """The `classical` method: deformable Gaussians from the window's cues alone, no learned weights.
 
-Per keyframe pixel: the pixel's colour, an isotropic footprint-sized scale at the fused depth, a fixed
+Per keyframe pixel: the pixel's colour, an isotropic footprint-sized scale at the sweep depth, a fixed
 opacity, identity rotation, and the gated lifted motion as its deformation. The geometry-primed
 network predicts residuals on exactly these fields, so an untrained network reproduces them.
 """

@@ -14,7 +14,7 @@ from contextlib import nullcontext
 import torch
 
 from dgslrm_ros.model.config import ModelConfig
-from dgslrm_ros.model.dgslrm import DGSLRM
+from dgslrm_ros.model.dgslrm import DGSLRM, window_cues
 
 
 def synthetic_window(config: ModelConfig, batch: int = 1, device: str | torch.device = "cpu",
@@ -86,6 +86,8 @@ def _bench_preset(name: str, device: str, quick: bool) -> dict:
     torch.manual_seed(0)
     model = DGSLRM(config).to(device)
     window = synthetic_window(config, device=device)
+    if config.geometry_primed:  # the network alone: the cues have their own row (bench --geometry)
+        window["cues"] = window_cues(window["frames"], window["K"], window["world_T_cam"], model.keyframe_index(device))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
     heavy = name == "paper" and not cuda  # ~8 TFLOP in fp32 on a few CPU cores: run it once
 

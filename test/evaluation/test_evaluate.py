@@ -34,8 +34,13 @@ def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_
     assert [c["iter"] for c in curve] == [0, 1, 2, 3] and curve[-1]["psnr"] > curve[0]["psnr"]
     assert (tmp_path / "refine_curve.png").is_file()
     previews = sorted(p.name for p in (tmp_path / "previews").glob("*.png"))
-    assert previews == ["scene000_dgslrm.png", "scene000_dgslrm_refine.png", "scene000_optimised.png",
+    assert previews == ["scene000_classical.png", "scene000_network.png", "scene000_network_refine.png",
+                        "scene000_optimised.png", "scene000_oracle_depth.png", "scene000_oracle_depth_motion.png",
                         "scene000_static.png"]
+    # The oracle rows bound the error: ground-truth depth leaves no depth error, and with the
+    # ground-truth motion too, no track error.
+    assert methods["oracle depth"]["depth_absrel_median"] < 1e-4
+    assert methods["oracle depth+motion"]["track_epe_m"] < 1e-4 < methods["network"]["track_epe_m"]
 
 
 def test_static_baseline_tracks_do_not_move(tiny_model, window):

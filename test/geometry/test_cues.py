@@ -15,7 +15,7 @@ import torch
 
 from dgslrm_ros.core.cameras import project_points
 from dgslrm_ros.data.dataset import make_window_sample
-from dgslrm_ros.geometry.cues import GeometryCues, compute_cues
+from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues, compute_cues
 from dgslrm_ros.geometry.flow_tracks import Tracks2D, chain_tracks
 from dgslrm_ros.geometry.lifting import lift_tracks
 from dgslrm_ros.geometry.plane_sweep import SweepConfig, plane_sweep
@@ -124,7 +124,7 @@ def test_cues_round_trip_through_the_cache_layout() -> None:
     back = GeometryCues.from_tensors(cues.as_tensors())
     assert torch.equal(back.depth, cues.depth) and torch.equal(back.lifted, cues.lifted)
     assert torch.allclose(back.gate, cues.gate, atol=1e-3)
-    assert back.channels().shape == (len(window["keyframe_index"]), 13, SIZE, SIZE)
+    assert back.channels().shape == (len(window["keyframe_index"]), CUE_CHANNELS, SIZE, SIZE)
     with pytest.raises(KeyError, match="rebuild"):
         GeometryCues.from_tensors({})
 

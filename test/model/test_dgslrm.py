@@ -55,7 +55,7 @@ def test_big_presets_on_meta_device(name):
         # The cues are computed from pixel values, which the meta device does not have: shapes only.
         kf = config.num_keyframes
         one = torch.zeros(1, kf, 1, size, size)
-        inputs["cues"] = GeometryCues(depth=one, sweep_depth=one, sweep_confidence=one, fit_depth=one,
+        inputs["cues"] = GeometryCues(depth=one, sweep_confidence=one, sweep_cost=one, sweep_spread=one, fit_depth=one,
                                       fit_residual=one, fit_parallax=one, gate=one,
                                       lifted=torch.zeros(1, kf, t, 3, size, size),
                                       track_valid=torch.zeros(1, kf, t, size, size, dtype=torch.bool))
