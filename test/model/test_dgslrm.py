@@ -5,7 +5,7 @@ import torch
 
 from dgslrm_ros.core.cameras import project_points, pixel_centers
 from dgslrm_ros.core.gaussians import DeformableGaussians
-from dgslrm_ros.geometry.classical import COLOR_EPS, OPACITY
+from dgslrm_ros.geometry.classical import COLOR_EPS, FOOTPRINT, OPACITY
 from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues
 from dgslrm_ros.model import DGSLRM, GaussianPrediction, ModelConfig, ModelInputError
 from dgslrm_ros.model.classical import ClassicalReconstructor
@@ -93,7 +93,7 @@ def test_untrained_geometry_primed_model_is_exactly_the_classical_method(tiny_co
     assert torch.allclose(p.opacities, torch.full_like(p.opacities, OPACITY))
     assert torch.equal(p.quats[:, :, 0], torch.ones_like(p.quats[:, :, 0]))
     focal = tiny_window["K"][:, p.keyframe_index, 0, 0][..., None, None, None]
-    assert torch.allclose(p.scales[:, :, :1], 0.7 * p.depth / focal, rtol=1e-5)
+    assert torch.allclose(p.scales[:, :, :1], FOOTPRINT * p.depth / focal, rtol=1e-5)
     # With cues computed inside the forward (the node's path) the result is the same.
     with torch.no_grad():
         inside = model(**tiny_window)
