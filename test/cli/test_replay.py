@@ -211,8 +211,8 @@ class PlaneModel(torch.nn.Module):
         super().__init__()
         self.inner, self.depth, self.config = inner, depth, inner.config
 
-    def forward(self, frames, K, world_T_cam, timestamps):
-        p = self.inner(frames, K, world_T_cam, timestamps)
+    def forward(self, frames, K, world_T_cam, timestamps, **cues):
+        p = self.inner(frames, K, world_T_cam, timestamps, **cues)
         return dataclasses.replace(p, depth=torch.full_like(p.depth, self.depth),
                                    opacities=torch.full_like(p.opacities, 0.9), offsets=torch.zeros_like(p.offsets))
 

@@ -17,7 +17,8 @@ from dgslrm_ros.training.batch import add_batch_dim, normalize_batch
 from dgslrm_ros.training.loop import TrainConfig, train
 from dgslrm_ros.training.losses import LossConfig, scene_flow_targets
 
-STEPS = 150
+STEPS = 350  # the geometry-primed tiny model starts from the classical fields (zero output layer), so the
+# first steps only move its output layer: it needs more steps than a randomly initialised head did (150)
 
 
 def test_tiny_model_overfits_one_window(tmp_path):
