@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scene-scale", type=float, default=None, help="metres per unit; default: the training run's")
     parser.add_argument("--scene-preset", default=None,
                         help="held-out scene family (data.scenes presets); default: the training run's")
+    parser.add_argument("--image-size", type=int, default=0,
+                        help="square resolution of the held-out windows in px; 0 = the checkpoint's training size")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
@@ -39,6 +41,14 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as error:  # missing, truncated or corrupt: say which file and what to do
         print(f"dgslrm eval: {error}", file=sys.stderr)
         return 2
+    if args.image_size:
+        import dataclasses
+
+        try:  # the model has no positional embedding: it runs at any multiple of its patch size
+            model.config = dataclasses.replace(model.config, image_size=args.image_size)
+        except ValueError as error:
+            print(f"dgslrm eval: --image-size {args.image_size}: {error}", file=sys.stderr)
+            return 2
     scene_scale = args.scene_scale if args.scene_scale is not None else float(extra.get("scene_scale", 1.0))
     preset = args.scene_preset or extra.get("scene_preset", "default")
     try:
@@ -46,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as error:  # unknown preset name
         print(f"dgslrm eval: {error.args[0]}", file=sys.stderr)
         return 2
-    print(f"dgslrm eval: {args.num_scenes} held-out windows of the {preset!r} scene family")
+    print(f"dgslrm eval: {args.num_scenes} held-out windows of the {preset!r} scene family at "
+          f"{model.config.image_size} px")
     config = EvalConfig(num_scenes=args.num_scenes, optimize_iters=args.optimize_iters,
                         refine_iters=args.refine_iters, baselines=not args.no_baselines, scene_scale=scene_scale)
     result = evaluate_model(model, samples, config, out_dir=args.out, device=device)

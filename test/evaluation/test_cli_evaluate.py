@@ -44,3 +44,13 @@ def test_eval_cli_scene_preset_option(tiny_model, tmp_path, capsys):
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     # Every object of a 'dynamic' scene moves: some keyframe pixels travel.
     assert metrics["methods"]["network"]["moving_fraction"] > 0
+
+
+def test_eval_cli_image_size_option(tiny_model, tmp_path, capsys):
+    save_checkpoint(tmp_path / "ckpt", tiny_model, extra={"scene_scale": 1.0, "scene_preset": "default"})
+    args = ["eval", "--checkpoint", str(tmp_path / "ckpt"), "--num-scenes", "1", "--out", str(tmp_path / "eval"),
+            "--no-baselines", "--device", "cpu"]
+    assert main(args + ["--image-size", "30"]) == 2 and "patch_size" in capsys.readouterr().err
+    assert main(args + ["--image-size", "24"]) == 0 and "at 24 px" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["num_scenes"] == 1 and metrics["methods"]["network"]["input_psnr"] > 0
