@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from dgslrm_ros.data.dataset import EVAL_SEED_START, WindowDatasetConfig, make_window_sample
+from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.checkpoint import load_model, read_checkpoint_info
 from dgslrm_ros.model.config import ModelConfig
-from dgslrm_ros.model.dgslrm import DGSLRM
 from dgslrm_ros.stream.config import PipelineConfig
 from dgslrm_ros.stream.pipeline import SHIPPED_CHECKPOINT, load_pipeline_model
 from dgslrm_ros.training.batch import add_batch_dim, normalize_batch
@@ -40,7 +40,7 @@ def test_pipeline_loads_the_shipped_checkpoint_by_default():
 
 
 @torch.no_grad()
-def _depth_error(model: DGSLRM, sample: dict) -> float:
+def _depth_error(model: torch.nn.Module, sample: dict) -> float:
     """Mean L1 of the predicted keyframe z-depth against ground truth, normalised units, non-sky pixels
     (the quantity the depth loss trains)."""
     batch, _ = normalize_batch(add_batch_dim(sample), scene_scale=1.0)
@@ -51,14 +51,15 @@ def _depth_error(model: DGSLRM, sample: dict) -> float:
     return float((prediction.depth - truth).abs()[valid].mean())
 
 
-def test_shipped_weights_predict_depth_better_than_untrained_on_a_held_out_window():
+def test_shipped_weights_refine_the_classical_depth_on_held_out_windows():
+    # Untrained, the geometry-primed network is exactly the classical method (test_dgslrm.py); the shipped
+    # weights must have learned something on top of it: lower held-out keyframe depth error.
     trained = load_model(SHIPPED_CHECKPOINT)
-    torch.manual_seed(0)
-    untrained = DGSLRM(trained.config).eval()
+    classical = ClassicalReconstructor(trained.config).eval()
     config = WindowDatasetConfig(height=trained.config.image_size, width=trained.config.image_size)
-    errors = {"trained": 0.0, "untrained": 0.0}
+    errors = {"trained": 0.0, "classical": 0.0}
     for seed in range(EVAL_SEED_START + 7, EVAL_SEED_START + 11):
         sample = make_window_sample(seed, config)
         errors["trained"] += _depth_error(trained, sample)
-        errors["untrained"] += _depth_error(untrained, sample)
-    assert errors["trained"] < 0.8 * errors["untrained"], errors
+        errors["classical"] += _depth_error(classical, sample)
+    assert errors["trained"] < 0.9 * errors["classical"], errors
