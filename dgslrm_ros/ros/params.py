@@ -119,8 +119,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               minimum=0, maximum=10000),
     ParamSpec("scene_scale", 1.0, "metres per normalised model unit (scene normalisation of the window)",
               minimum=1e-6, maximum=1e6),
-    ParamSpec("method", "network", "reconstruction method: the geometry-primed network, or classical (its "
-              "multi-view-stereo depth + optical-flow cues alone, no learned weights)", choices=("network", "classical")),
+    ParamSpec("method", "classical", "reconstruction method: classical (multi-view-stereo depth + optical-flow "
+              "cues alone, no learned weights; the default while the network is below it on real video) or the "
+              "geometry-primed network", choices=("network", "classical")),
     # --- the ROS shell only (scope "node")
     ParamSpec("pose_type", "pose_stamped", "message type on camera_pose: geometry_msgs/PoseStamped, nav_msgs/Odometry "
               "(its pose, in the header frame) or geometry_msgs/TransformStamped",

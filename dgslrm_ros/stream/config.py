@@ -57,7 +57,7 @@ class PipelineConfig:
     world_frame: str = "world"
     refine_iters: int = 0
     scene_scale: float = 1.0  # metres per normalised unit (prior of core/normalization.py)
-    method: str = "network"  # network | classical
+    method: str = "classical"  # classical | network (README, Results: why classical is the default)
 
     @property
     def frame_period(self) -> float:

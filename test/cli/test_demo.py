@@ -79,7 +79,7 @@ def test_demo_writes_ply_png_and_metrics(demo: tuple[Path, subprocess.CompletedP
     assert metrics["track_epe_m"] >= 0 and metrics["track_epe_still_m"] >= 0
     assert metrics["moving_tracks"] > 0  # the default 'dynamic' family: every object moves
     assert metrics["moving_flow_epe_still_m"] > 0.05  # standing still misses their whole motion
-    assert metrics["weights"].startswith("checkpoint") and metrics["weights_untrained"] is False
+    assert metrics["weights"].startswith("classical") and metrics["weights_untrained"] is False  # the default method
     assert metrics["node_diagnostics"]["device"] == "cpu"
     assert metrics["processes"]["dgslrm_node_exit"] == 0  # clean SIGINT shutdown
 

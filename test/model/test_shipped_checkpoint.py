@@ -33,10 +33,15 @@ def test_shipped_checkpoint_is_fp16_small_and_under_16_mb():
 
 def test_pipeline_loads_the_shipped_checkpoint_by_default():
     logs: list[tuple[str, str]] = []
-    model, weights = load_pipeline_model(PipelineConfig(), torch.device("cpu"), lambda level, m: logs.append((level, m)))
+    config = PipelineConfig(method="network")
+    model, weights = load_pipeline_model(config, torch.device("cpu"), lambda level, m: logs.append((level, m)))
     assert weights.startswith("checkpoint") and "untrained" not in weights
     assert not any(level == "error" for level, _ in logs)
     assert model.config.window_frames == PipelineConfig().window_frames
+    # The default method is classical (README, Results): the shipped checkpoint fixes its window layout.
+    model, weights = load_pipeline_model(PipelineConfig(), torch.device("cpu"), lambda level, m: logs.append((level, m)))
+    assert isinstance(model, ClassicalReconstructor) and weights.startswith("classical")
+    assert not any(level == "error" for level, _ in logs)
 
 
 @torch.no_grad()

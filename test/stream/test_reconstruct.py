@@ -118,15 +118,15 @@ def test_model_loading_checkpoint_mismatch_and_untrained_fallback(tmp_path, tiny
     logs = []
     log = lambda level, message: logs.append((level, message))  # noqa: E731
     save_checkpoint(tmp_path / "tiny", tiny_model)
-    model, weights = load_pipeline_model(kit.config(checkpoint=str(tmp_path / "tiny")), torch.device("cpu"), log)
+    model, weights = load_pipeline_model(kit.config(checkpoint=str(tmp_path / "tiny"), method="network"), torch.device("cpu"), log)
     assert weights.startswith("checkpoint") and model.config.window_frames == 8
     with pytest.raises(ConfigError, match="window_frames"):
-        load_pipeline_model(kit.config(checkpoint=str(tmp_path / "tiny"), window_frames=12, window_stride=6),
+        load_pipeline_model(kit.config(checkpoint=str(tmp_path / "tiny"), window_frames=12, window_stride=6, method="network"),
                             torch.device("cpu"), log)
     with pytest.raises(ConfigError, match="checkpoint"):
-        load_pipeline_model(kit.config(checkpoint=str(tmp_path / "nowhere")), torch.device("cpu"), log)
+        load_pipeline_model(kit.config(checkpoint=str(tmp_path / "nowhere"), method="network"), torch.device("cpu"), log)
     monkeypatch.setattr(pipeline_module, "SHIPPED_CHECKPOINT", tmp_path / "not_shipped")
-    model, weights = load_pipeline_model(kit.config(), torch.device("cpu"), log)
+    model, weights = load_pipeline_model(kit.config(method="network"), torch.device("cpu"), log)
     assert weights == "untrained" and model.config.window_frames == 8
     assert any(level == "error" and "weights: untrained" in message for level, message in logs)
 
