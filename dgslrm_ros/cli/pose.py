@@ -21,19 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
+from dgslrm_ros.cli.argtypes import positive_float, positive_int
 
 
 def _missing_extras() -> list[str]:
@@ -51,20 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="a video file, a folder of images, or a bag (directory or .mcap/.db3)")
     parser.add_argument("--out", required=True, help="the posed bag directory to write (must not exist)")
     parser.add_argument("--start", type=float, default=0.0, help="skip this many seconds of the source (default 0)")
-    parser.add_argument("--frames", type=_positive_int, default=None, help="pose at most this many frames (default all)")
-    parser.add_argument("--fps", type=_positive_float, default=None,
+    parser.add_argument("--frames", type=positive_int, default=None, help="pose at most this many frames (default all)")
+    parser.add_argument("--fps", type=positive_float, default=None,
                         help="take at most this many frames per second (default: every frame); for an image "
                              "folder, its frame rate (default 10)")
     parser.add_argument("--max-size", type=int, default=640,
                         help="resize so the long side is at most this many px (default 640; 0 keeps the size)")
     parser.add_argument("--image-topic", default="image", help="image topic when the source is a bag (default image)")
     scale = parser.add_mutually_exclusive_group()
-    scale.add_argument("--scale", type=_positive_float, default=None, help="metres per COLMAP unit")
-    scale.add_argument("--median-depth", type=_positive_float, default=2.0,
+    scale.add_argument("--scale", type=positive_float, default=None, help="metres per COLMAP unit")
+    scale.add_argument("--median-depth", type=positive_float, default=2.0,
                        help="metres to put the first frame's median sparse-point depth at (default 2)")
     parser.add_argument("--matching", choices=["auto", "sequential", "exhaustive"], default="auto",
                         help="feature matching (default auto: exhaustive below 40 frames, else sequential)")
-    parser.add_argument("--max-features", type=_positive_int, default=4096, help="SIFT features per frame (default 4096)")
+    parser.add_argument("--max-features", type=positive_int, default=4096, help="SIFT features per frame (default 4096)")
     parser.add_argument("--camera-model", default="SIMPLE_RADIAL",
                         help="COLMAP camera model shared by all frames (default SIMPLE_RADIAL; e.g. OPENCV)")
     parser.add_argument("--threads", type=int, default=-1,

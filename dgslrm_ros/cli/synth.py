@@ -9,31 +9,19 @@ from __future__ import annotations
 
 import argparse
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
+from dgslrm_ros.cli.argtypes import positive_float, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (one bag directory per scene inside)")
-    parser.add_argument("--scenes", type=_positive_int, default=4, help="number of scenes (default 4)")
+    parser.add_argument("--scenes", type=positive_int, default=4, help="number of scenes (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first scene; scene i uses seed + i")
-    parser.add_argument("--frames", type=_positive_int, default=24, help="frames per scene (default 24)")
-    parser.add_argument("--size", type=_positive_int, default=64, help="image width and height in px (default 64)")
-    parser.add_argument("--fps", type=_positive_float, default=10.0, help="frame rate of the stamps (default 10)")
-    parser.add_argument("--views", type=_positive_int, default=4,
+    parser.add_argument("--frames", type=positive_int, default=24, help="frames per scene (default 24)")
+    parser.add_argument("--size", type=positive_int, default=64, help="image width and height in px (default 64)")
+    parser.add_argument("--fps", type=positive_float, default=10.0, help="frame rate of the stamps (default 10)")
+    parser.add_argument("--views", type=positive_int, default=4,
                         help="cameras per scene: 1 input + views-1 held-out ground-truth views (default 4)")
-    parser.add_argument("--track-grid", type=_positive_int, default=8,
+    parser.add_argument("--track-grid", type=positive_int, default=8,
                         help="pixel spacing of the ground-truth track grid in the first input frame (default 8)")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="bag storage (default mcap)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
