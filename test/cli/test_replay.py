@@ -52,7 +52,7 @@ def bag_and_checkpoint(tmp_path_factory, dgslrm, tiny_model):
 def test_replay_writes_bag_pngs_and_ground_truth_metrics(dgslrm, bag_and_checkpoint, tmp_path, capsys):
     bag, checkpoint = bag_and_checkpoint
     out = tmp_path / "out"
-    rc = dgslrm(["replay", str(bag), "--out", str(out), "--checkpoint", str(checkpoint), "--no-progress",
+    rc = dgslrm(["replay", str(bag), "--out", str(out), "--checkpoint", str(checkpoint), "--method", "network", "--no-progress",
                  "--save-windows", *TINY_ARGS])
     assert rc == 0
     assert "novel views: PSNR" in capsys.readouterr().out

@@ -40,7 +40,7 @@ def holdout_run(tmp_path_factory, dgslrm):
         torch.manual_seed(0)
         checkpoint = save_checkpoint(root / "tiny", DGSLRM(ModelConfig.preset("tiny")).eval())
     bag, out = root / "synth" / "scene_000000", root / "out"
-    assert dgslrm(["replay", str(bag), "--out", str(out), "--checkpoint", str(checkpoint), "--holdout", "2",
+    assert dgslrm(["replay", str(bag), "--out", str(out), "--checkpoint", str(checkpoint), "--method", "network", "--holdout", "2",
                    "--save-windows", "--no-progress", *TINY_ARGS]) == 0
     return bag, out, json.loads((out / "metrics.json").read_text())
 

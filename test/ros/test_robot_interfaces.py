@@ -102,6 +102,10 @@ def sessions(dds_module: SimpleNamespace, tmp_path_factory: pytest.TempPathFacto
         try:
             run.recorder.wait_for(lambda r=run.recorder: all(r.count(f"RECEIVED {t} 3") for t in OUTPUTS), 90,
                                   f"three windows ({name})")
+            # /diagnostics is periodic (1 Hz): wait for two more so one of them follows the third window
+            seen = run.recorder.count("RECEIVED /diagnostics")
+            run.recorder.wait_for(lambda r=run.recorder, n=seen: r.count("RECEIVED /diagnostics") >= n + 2, 10,
+                                  f"diagnostics after the third window ({name})")
         except AssertionError as error:
             raise AssertionError(f"{error}\nnode:\n{run.node.output[-3000:]}") from None
     assert best_effort.popen.wait(60) == 0, best_effort.output

@@ -9,7 +9,7 @@ from dgslrm_ros.stream.benchmark import STAGES, run_pipeline_benchmark
 
 def test_pipeline_benchmark_reports_every_stage(tmp_path, tiny_model, kit):
     checkpoint = save_checkpoint(tmp_path / "tiny", tiny_model)
-    rows = run_pipeline_benchmark("cpu", quick=True, config=kit.config(checkpoint=str(checkpoint)),
+    rows = run_pipeline_benchmark("cpu", quick=True, config=kit.config(checkpoint=str(checkpoint), method="network"),
                                   input_size=(48, 64))
     by_stage = {row["stage"]: row for row in rows}
     for stage in STAGES:
