@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from dgslrm_ros.bags.reader import TrajectoriesRecord, read_messages
-from dgslrm_ros.cli import main as cli_main
 from dgslrm_ros.cli import replay
 from dgslrm_ros.convert.camera_info import CameraIntrinsics
 from dgslrm_ros.convert.pointcloud import GAUSSIAN_FIELDS, TrajectoryCloud, unpack_gaussians, unpack_trajectories
@@ -20,17 +19,9 @@ from dgslrm_ros.model.dgslrm import DGSLRM
 from dgslrm_ros.stream.config import PipelineConfig
 from dgslrm_ros.stream.pipeline import StreamingReconstructor
 
+from .conftest import TINY_ARGS
+
 FRAMES, SIZE, VIEWS = 16, 32, 2
-TINY_ARGS = ["--device", "cpu", "--renderer", "torch", "--window-frames", "8", "--window-stride", "4",
-             "--image-width", "32", "--image-height", "32", "--track-grid", "8"]
-
-
-@pytest.fixture(scope="module")
-def dgslrm():
-    """`main` with only synth and replay registered (the other subcommands are not this test's)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cli_main, "SUBCOMMANDS", {k: cli_main.SUBCOMMANDS[k] for k in ("synth", "replay")})
-        yield cli_main.main
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from dgslrm_ros.bags.reader import load_sequence
-from dgslrm_ros.cli import main as cli_main
 from dgslrm_ros.cli import replay
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.evaluation.baselines import static_baseline
@@ -19,16 +18,9 @@ from dgslrm_ros.model.checkpoint import save_checkpoint
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.dgslrm import DGSLRM
 
+from .conftest import TINY_ARGS
+
 FRAMES, SIZE, FPS = 18, 32, 20.0  # every 2nd frame fed: 9 frames at 10 fps, one 8-frame window or two
-TINY_ARGS = ["--device", "cpu", "--renderer", "torch", "--window-frames", "8", "--window-stride", "4",
-             "--image-width", "32", "--image-height", "32", "--track-grid", "8"]
-
-
-@pytest.fixture(scope="module")
-def dgslrm():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cli_main, "SUBCOMMANDS", {k: cli_main.SUBCOMMANDS[k] for k in ("synth", "replay")})
-        yield cli_main.main
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,16 @@
+"""What the replay tests share: the CLI with only synth and replay registered, and the tiny pipeline flags."""
+import pytest
+
+from dgslrm_ros.cli import main as cli_main
+
+# Node parameters that make a replay run the tiny model's 8-frame windows at 32 px on the CPU.
+TINY_ARGS = ["--device", "cpu", "--renderer", "torch", "--window-frames", "8", "--window-stride", "4",
+             "--image-width", "32", "--image-height", "32", "--track-grid", "8"]
+
+
+@pytest.fixture(scope="module")
+def dgslrm():
+    """`main` with only synth and replay registered (the other subcommands are not these tests')."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli_main, "SUBCOMMANDS", {k: cli_main.SUBCOMMANDS[k] for k in ("synth", "replay")})
+        yield cli_main.main
