@@ -47,7 +47,6 @@ class GeometryCues:
     fit_parallax: Tensor  # [Kf, 1, H, W] px
     gate: Tensor  # [Kf, 1, H, W] in [0, 1], 1 = moves on its own
     lifted: Tensor  # [Kf, T, 3, H, W] gated-free lifted displacement from the keyframe instant
-    track_valid: Tensor  # [Kf, T, H, W] bool
 
     def to(self, device: torch.device | str) -> GeometryCues:
         return GeometryCues(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -70,12 +69,9 @@ class GeometryCues:
         return GeometryCues(**{f.name: torch.stack([getattr(c, f.name) for c in items]) for f in fields(GeometryCues)})
 
     def as_tensors(self, prefix: str = "cue_") -> dict[str, Tensor]:
-        """Flat dict for safetensors caches (fp16 where precision allows)."""
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[prefix + f.name] = value if value.dtype == torch.bool or f.name in ("depth", "lifted") else value.half()
-        return out
+        """Flat dict for safetensors caches (fp16 where precision allows: not the depth and the motion)."""
+        return {prefix + f.name: getattr(self, f.name) if f.name in ("depth", "lifted") else getattr(self, f.name).half()
+                for f in fields(self)}
 
     @staticmethod
     def from_tensors(values: dict[str, Tensor], prefix: str = "cue_") -> GeometryCues:
@@ -83,8 +79,7 @@ class GeometryCues:
         missing = [prefix + n for n in names if prefix + n not in values]
         if missing:
             raise KeyError(f"GeometryCues.from_tensors: missing {missing}; the cache predates these cues, rebuild it")
-        return GeometryCues(**{n: values[prefix + n] if values[prefix + n].dtype == torch.bool
-                               else values[prefix + n].float() for n in names})
+        return GeometryCues(**{n: values[prefix + n].float() for n in names})
 
 
 def compute_cues(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor,
@@ -104,4 +99,4 @@ def compute_cues(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index:
         return GeometryCues(depth=depth, sweep_confidence=sweep.confidence, sweep_cost=sweep.cost_min,
                             sweep_spread=sweep.spread,
                             fit_depth=fit.depth, fit_residual=fit.residual, fit_parallax=fit.parallax, gate=gate,
-                            lifted=lifted, track_valid=tracks.valid)
+                            lifted=lifted)

@@ -82,20 +82,6 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
                      parallax=torch.where(enough, spread, zero)[:, None])
 
 
-def reprojection_residual(tracks: Tracks2D, depth: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor,
-                          config: LiftConfig = LiftConfig()) -> Tensor:
-    """Mean residual (px) of each track against its keyframe point at `depth` [Kf, 1, H, W] held still."""
-    kfi = keyframe_index.long()
-    height, width = depth.shape[-2:]
-    origins, dirs = camera_rays(K[kfi], world_T_cam[kfi], height, width)
-    points = (origins + depth[:, 0, ..., None] * dirs)[None]  # [1, Kf, H, W, 3]
-    uv = _project_hypotheses(points, K, world_T_cam)[:, 0]  # [T, Kf, H, W, 2]
-    valid = tracks.valid.permute(1, 0, 2, 3) & torch.isfinite(uv).all(-1)
-    residual = (uv - tracks.positions.permute(1, 0, 2, 3, 4)).norm(dim=-1)
-    residual = residual.nan_to_num(config.residual_cap_px).clamp(max=config.residual_cap_px)
-    return ((residual * valid).sum(0) / valid.sum(0).clamp_min(1))[:, None]
-
-
 def motion_gate(evidence: Tensor, config: LiftConfig = LiftConfig()) -> Tensor:
     """Motion evidence (px) -> gate in [0, 1] (0 = still)."""
     return ((evidence - config.gate_threshold_px) / config.gate_width_px).clamp(0.0, 1.0)

@@ -57,8 +57,7 @@ def test_big_presets_on_meta_device(name):
         one = torch.zeros(1, kf, 1, size, size)
         inputs["cues"] = GeometryCues(depth=one, sweep_confidence=one, sweep_cost=one, sweep_spread=one, fit_depth=one,
                                       fit_residual=one, fit_parallax=one, gate=one,
-                                      lifted=torch.zeros(1, kf, t, 3, size, size),
-                                      track_valid=torch.zeros(1, kf, t, size, size, dtype=torch.bool))
+                                      lifted=torch.zeros(1, kf, t, 3, size, size))
         prediction = model(**inputs)
     check_shapes(prediction, config, batch=1, size=size)
     assert prediction.keyframe_points().shape == (1, config.num_keyframes, t, size, size, 3)
