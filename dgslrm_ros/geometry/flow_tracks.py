@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dgslrm_ros.core.cameras import pixel_centers
+from dgslrm_ros.core.cameras import pixel_centers, pixel_length
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,11 @@ def pairwise_flow(frames: Tensor, config: FlowConfig = FlowConfig()) -> tuple[Te
 
 
 def _sample(field: Tensor, uv: Tensor) -> Tensor:
-    """Bilinear sample of field [C, H, W] at pixel coordinates uv [N, 2] -> [N, C] (border clamped)."""
+    """Bilinear sample of fields [B, C, H, W] at pixel coordinates uv [B, N, 2] -> [B, N, C] (border clamped)."""
     height, width = field.shape[-2:]
-    grid = torch.stack([uv[:, 0] / width * 2.0 - 1.0, uv[:, 1] / height * 2.0 - 1.0], dim=-1)
-    out = F.grid_sample(field[None], grid[None, None], mode="bilinear", padding_mode="border", align_corners=False)
-    return out[0, :, 0].t()
+    grid = torch.stack([uv[..., 0] / width * 2.0 - 1.0, uv[..., 1] / height * 2.0 - 1.0], dim=-1)
+    out = F.grid_sample(field, grid[:, None], mode="bilinear", padding_mode="border", align_corners=False)
+    return out[:, :, 0].transpose(1, 2)
 
 
 def chain_tracks(frames: Tensor, keyframe_index: Tensor | list[int], config: FlowConfig = FlowConfig(),
@@ -84,35 +84,47 @@ def chain_tracks(frames: Tensor, keyframe_index: Tensor | list[int], config: Flo
     """Track every pixel of every keyframe through the window.
 
     frames [T, 3, H, W] in [0, 1], keyframe_index [Kf]; `flows` = pairwise_flow(frames) when already
-    computed (the node reuses them across overlapping windows). -> Tracks2D.
+    computed. -> Tracks2D. Every keyframe's chain towards the newest and towards the oldest frame is
+    advanced in one batch per step (a loop per chain cost 5x more on a CPU at 64 px).
     """
     if frames.dim() != 4 or frames.shape[1] != 3:
         raise ValueError(f"chain_tracks: expected frames [T, 3, H, W], got {tuple(frames.shape)}")
     t, _, height, width = frames.shape
+    device = frames.device
     forward, backward = flows if flows is not None else pairwise_flow(frames, config)
     keyframes = [int(k) for k in (keyframe_index.tolist() if isinstance(keyframe_index, Tensor) else keyframe_index)]
-    start = pixel_centers(height, width, device=frames.device).reshape(-1, 2)  # [H*W, 2]
-    kf = len(keyframes)
-    positions = torch.full((kf, t, height * width, 2), float("nan"), device=frames.device)
-    valid = torch.zeros(kf, t, height * width, dtype=torch.bool, device=frames.device)
-    error = torch.zeros(kf, t, height * width, device=frames.device)
-    for i, k in enumerate(keyframes):
-        positions[i, k], valid[i, k] = start, True
-        for step in (1, -1):  # towards the newest, then towards the oldest frame
-            uv, alive, err = start.clone(), torch.ones(height * width, dtype=torch.bool, device=frames.device), \
-                torch.zeros(height * width, device=frames.device)
-            n = k
-            while 0 <= n + step < t:
-                there = forward[n] if step == 1 else backward[n - 1]  # flow from frame n to n + step
-                back = backward[n] if step == 1 else forward[n - 1]  # flow from frame n + step to n
-                move = _sample(there, uv)
-                landed = uv + move
-                disagreement = (move + _sample(back, landed)).norm(dim=-1)
-                inside = (landed[:, 0] >= 0) & (landed[:, 0] <= width) & (landed[:, 1] >= 0) & (landed[:, 1] <= height)
-                consistent = disagreement <= config.fb_tolerance_px + config.fb_relative * move.norm(dim=-1)
-                alive = alive & inside & consistent
-                err = err + disagreement
-                uv, n = landed, n + step
-                positions[i, n], valid[i, n], error[i, n] = uv, alive, err
+    start = pixel_centers(height, width, device=device).reshape(-1, 2)  # [H*W, 2]
+    kf, pixels = len(keyframes), height * width
+    positions = torch.full((kf, t, pixels, 2), float("nan"), device=device)
+    valid = torch.zeros(kf, t, pixels, dtype=torch.bool, device=device)
+    error = torch.zeros(kf, t, pixels, device=device)
+    rows = torch.arange(kf, device=device)
+    positions[rows, keyframes], valid[rows, keyframes] = start, True
+    # Chain c < Kf runs from keyframe c towards the newest frame, chain Kf + c towards the oldest.
+    owner = torch.cat([rows, rows])
+    direction = torch.tensor([1] * kf + [-1] * kf, device=device)
+    frame = torch.tensor(keyframes * 2, device=device)  # where each chain is now
+    fields = torch.cat([forward, backward])  # [2(T-1), 2, H, W]: forward[n] at n, backward[n] at T-1+n
+    uv = start.expand(2 * kf, -1, -1).clone()
+    alive = torch.ones(2 * kf, pixels, dtype=torch.bool, device=device)
+    err = torch.zeros(2 * kf, pixels, device=device)
+    while True:
+        target = frame + direction
+        active = ((target >= 0) & (target < t)).nonzero()[:, 0]
+        if active.numel() == 0:
+            break
+        n, towards_newest = frame[active], direction[active] == 1
+        there = torch.where(towards_newest, n, t - 1 + n - 1)  # flow from frame n to its neighbour
+        back = torch.where(towards_newest, t - 1 + n, n - 1)  # flow from the neighbour back to n
+        move = _sample(fields[there], uv[active])  # [B, HW, 2]
+        landed = uv[active] + move
+        disagreement = pixel_length(move + _sample(fields[back], landed))
+        inside = (landed[..., 0] >= 0) & (landed[..., 0] <= width) & (landed[..., 1] >= 0) & (landed[..., 1] <= height)
+        consistent = disagreement <= config.fb_tolerance_px + config.fb_relative * pixel_length(move)
+        alive[active] = alive[active] & inside & consistent
+        err[active] = err[active] + disagreement
+        uv[active], frame[active] = landed, target[active]
+        keyframe, reached = owner[active], target[active]
+        positions[keyframe, reached], valid[keyframe, reached], error[keyframe, reached] = landed, alive[active], err[active]
     shape = (kf, t, height, width)
     return Tracks2D(positions=positions.reshape(*shape, 2), valid=valid.reshape(shape), error=error.reshape(shape))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgslrm_ros.core.cameras import camera_rays, project_points
+from dgslrm_ros.core.cameras import camera_rays, pixel_length, project_points
 from dgslrm_ros.geometry.flow_tracks import Tracks2D
 
 
@@ -39,16 +39,20 @@ class StaticFit:
     parallax: Tensor  # [Kf, 1, H, W] how far the hypotheses spread along the track (px): depth observability
 
 
-def _project_hypotheses(points: Tensor, K: Tensor, world_T_cam: Tensor) -> Tensor:
-    """points [D, Kf, H, W, 3] -> uv [T, D, Kf, H, W, 2] in every frame (NaN behind the camera)."""
-    shape = points.shape[:-1]
-    flat = points.reshape(1, -1, 3)
-    out = []
-    for n in range(K.shape[0]):
-        uv, z = project_points(flat, K[n], world_T_cam[n])
-        uv = torch.where((z > 1e-6)[..., None], uv, torch.full_like(uv, float("nan")))
-        out.append(uv.reshape(*shape, 2))
-    return torch.stack(out)
+def _hypotheses_in_frame(origins: Tensor, dirs: Tensor, depth: Tensor, K: Tensor, world_T_cam: Tensor) -> Tensor:
+    """Keyframe rays at hypothesis depths, seen from one frame.
+
+    origins, dirs [Kf, H, W, 3] (camera_rays), depth [D, Kf, H, W], K [3, 3], world_T_cam [4, 4] -> uv
+    [D, Kf, H, W, 2] (NaN behind the camera). A point o + z d lands at a + z b in the frame's homogeneous
+    pixels: one small matrix product per ray, not per hypothesis (3x cheaper than projecting every point).
+    """
+    pixels_T_world = K @ world_T_cam[:3, :3].t()  # world offsets -> homogeneous pixels of the frame
+    a = (origins - world_T_cam[:3, 3]) @ pixels_T_world.t()  # [Kf, H, W, 3]
+    b = dirs @ pixels_T_world.t()
+    homogeneous = a + depth[..., None] * b  # [D, Kf, H, W, 3]
+    z = homogeneous[..., 2:]
+    projected = homogeneous[..., :2] / torch.where(z.abs() < 1e-12, torch.full_like(z, 1e-12), z)
+    return torch.where(z > 1e-6, projected, torch.full_like(projected, float("nan")))
 
 
 def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor, depth: Tensor,
@@ -57,24 +61,30 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
 
     The band (+-`band` in inverse depth) forgives the sweep's depth error but not real motion: over the
     full depth range a near enough hypothesis explains almost any motion along the epipolar line (on
-    synthetic windows the unbounded fit landed at 0.35 px residual and 70 % depth error).
+    synthetic windows the unbounded fit landed at 0.35 px residual and 70 % depth error). Accumulated
+    frame by frame: [D, Kf, H, W] sums instead of a [T, D, Kf, H, W] residual volume (half the time).
     """
     kf, t, height, width = tracks.valid.shape
     kfi = keyframe_index.long()
     origins, dirs = camera_rays(K[kfi], world_T_cam[kfi], height, width)  # [Kf, H, W, 3]
     factors = 1.0 + torch.linspace(-config.band, config.band, config.band_hypotheses, device=depth.device)
     inverse = factors[:, None, None, None] / depth[:, 0].clamp_min(1e-6)[None]  # [D, Kf, H, W]
-    points = origins[None] + (1.0 / inverse)[..., None] * dirs[None]  # [D, Kf, H, W, 3]
-    uv = _project_hypotheses(points, K, world_T_cam)  # [T, D, Kf, H, W, 2]
-    track = tracks.positions.permute(1, 0, 2, 3, 4)[:, None]  # [T, 1, Kf, H, W, 2]
-    valid = tracks.valid.permute(1, 0, 2, 3)[:, None] & torch.isfinite(uv).all(-1)  # [T, D, Kf, H, W]
-    residual = (uv - track).norm(dim=-1).nan_to_num(config.residual_cap_px).clamp(max=config.residual_cap_px)
-    cost = (residual * valid).sum(0) / valid.sum(0).clamp_min(1)  # [D, Kf, H, W]
+    hypotheses = 1.0 / inverse
+    cap = config.residual_cap_px
+    total, seen = torch.zeros_like(inverse), torch.zeros_like(inverse)  # [D, Kf, H, W] residual sum, frames
+    spread = torch.zeros(kf, height, width, device=depth.device)
+    for n in range(t):
+        uv = _hypotheses_in_frame(origins, dirs, hypotheses, K[n], world_T_cam[n])  # [D, Kf, H, W, 2]
+        tracked = tracks.valid[:, n]  # [Kf, H, W]
+        valid = tracked & torch.isfinite(uv[..., 0])
+        total += pixel_length(uv - tracks.positions[:, n]).nan_to_num(cap).clamp(max=cap) * valid
+        seen += valid
+        # Parallax: how far the band's ends land apart in the track's frames (small: motion is unobservable).
+        spread = torch.maximum(spread, pixel_length(uv[0] - uv[-1]).nan_to_num(0.0) * tracked)
+    cost = total / seen.clamp_min(1)  # [D, Kf, H, W] mean residual of each hypothesis
     best = cost.argmin(0)  # [Kf, H, W]
     c0 = cost.gather(0, best[None])[0]
     fitted = 1.0 / inverse.gather(0, best[None])[0]
-    # Parallax: how far the band's ends land apart in the track's frames (small: motion is unobservable).
-    spread = ((uv[:, 0] - uv[:, -1]).norm(dim=-1).nan_to_num(0.0) * tracks.valid.permute(1, 0, 2, 3)).amax(0)
     spread = spread.clamp(max=1000.0)  # a band reaching the camera swings without bound (and overflows fp16 caches)
     enough = tracks.valid.sum(1) >= config.min_track_frames  # [Kf, H, W]
     zero = torch.zeros_like(c0)

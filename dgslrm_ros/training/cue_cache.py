@@ -7,6 +7,7 @@ precision allows). Later epochs, resumed runs and other machines with the same f
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -19,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dgslrm_ros.core.normalization import normalize_window
-from dgslrm_ros.geometry.cues import GeometryCues, compute_cues
+from dgslrm_ros.geometry.cues import CueConfig, GeometryCues, compute_cues
 
 CUE_PREFIX = "cue_"
 
@@ -46,12 +47,15 @@ class CuedWindowDataset(Dataset):
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         config = getattr(base, "config", None)
-        meta = {"dataset": config.to_dict() if config is not None else None, "scene_scale": scene_scale}
+        # The cue settings belong to the key: cues cached by another sweep or flow setting would train the
+        # network on inputs the node never gives it.
+        meta = {"dataset": config.to_dict() if config is not None else None, "scene_scale": scene_scale,
+                "cues": dataclasses.asdict(CueConfig())}
         meta_path = self.cache_dir / "cache.json"
         if meta_path.is_file():
             if json.loads(meta_path.read_text()) != json.loads(json.dumps(meta)):
-                raise ValueError(f"{self.cache_dir}: the cache holds windows of another data config or scene scale; "
-                                 f"use an empty folder for this one")
+                raise ValueError(f"{self.cache_dir}: the cache holds windows of another data config, scene scale or "
+                                 f"cue settings; use an empty folder for this one")
         else:
             meta_path.write_text(json.dumps(meta, indent=2))
         self.config = config

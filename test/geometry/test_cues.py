@@ -133,3 +133,27 @@ def test_sweep_config_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="near < far"):
         SweepConfig(near=2.0, far=1.0)
     assert math.isclose(float(SweepConfig().inverse_depths()[0]), 1 / SweepConfig().near)
+
+
+@pytest.mark.parametrize("sources", [1, 2, 3, 5, 6, 7, 12, 16])
+def test_sorting_network_keeps_the_smallest_costs_in_order(sources: int) -> None:
+    """The sweep's robust aggregation: the network must equal a sort, also with +inf (unseen) costs."""
+    from dgslrm_ros.geometry.plane_sweep import smallest
+
+    generator = torch.Generator().manual_seed(sources)
+    costs = torch.rand(sources, 5, 300, generator=generator)
+    costs[torch.rand(costs.shape, generator=generator) < 0.3] = float("inf")
+    costs[:, 0, :7] = 0.25  # ties
+    keep = max(1, sources // 2)
+    assert torch.equal(smallest(costs, keep), torch.sort(costs, dim=0).values[:keep])
+
+
+@pytest.mark.parametrize("box", [1, 3, 5])
+def test_box_mean_averages_only_pixels_inside_the_image(box: int) -> None:
+    from dgslrm_ros.geometry.plane_sweep import _box_mean
+
+    values = torch.rand(4, 1, 9, 7, generator=torch.Generator().manual_seed(box))
+    count = _box_mean(torch.ones(1, 1, 9, 7), box, torch.ones(()))
+    expected = torch.nn.functional.avg_pool2d(values, box, stride=1, padding=box // 2, count_include_pad=False)
+    assert torch.allclose(_box_mean(values, box, count), expected, atol=1e-6)
+    assert float(count[0, 0, 0, 0]) == (box // 2 + 1) ** 2  # a corner sees a quarter of the box

@@ -42,3 +42,16 @@ def test_a_cache_of_other_windows_is_refused(tmp_path):
     other = SyntheticWindowDataset(dataset_config(ModelConfig.preset("tiny"), "static"), num_samples=1, split="train")
     with pytest.raises(ValueError, match="another data config"):
         CuedWindowDataset(other, tmp_path)
+
+
+def test_a_cache_of_other_cue_settings_is_refused(tmp_path, monkeypatch):
+    """Cues from another sweep setting would train the network on inputs the node never computes."""
+    import dgslrm_ros.training.cue_cache as cache_module
+    from dgslrm_ros.geometry.cues import CueConfig
+    from dgslrm_ros.geometry.plane_sweep import SweepConfig
+
+    base = SyntheticWindowDataset(dataset_config(ModelConfig.preset("tiny"), "simple"), num_samples=1, split="train")
+    CuedWindowDataset(base, tmp_path)
+    monkeypatch.setattr(cache_module, "CueConfig", lambda: CueConfig(sweep=SweepConfig(max_sources=SweepConfig().max_sources + 1)))
+    with pytest.raises(ValueError, match="cue settings"):
+        CuedWindowDataset(base, tmp_path)
