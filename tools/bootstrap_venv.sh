@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-key=$(cat requirements.txt setup.py tools/bootstrap_venv.sh | sha256sum | cut -c1-16)
+key=$(cat requirements.txt setup.py tools/bootstrap_venv.sh dgslrm_ros/convert/_fastcopy.c | sha256sum | cut -c1-16)  # the C helper too: a changed one is rebuilt
 stamp="$VENV/.bootstrap-$key"
 if [[ -f "$stamp" ]]; then exit 0; fi
 echo "[bootstrap] installing into $VENV (one-off, about two minutes)"
