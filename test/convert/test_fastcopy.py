@@ -27,9 +27,10 @@ def numpy_path(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
 
 def _gaussians(n: int, rng: np.random.Generator) -> dict:
     colors = rng.random((n, 3)).astype(np.float32)
-    # rounding edges of the packed colour: exact halves (ties to even), out of range, NaN
+    # rounding edges of the packed colour: exact halves (ties to even), out of range, NaN, infinities
     colors[:6, 0] = np.array([0.5, 1.5, 2.5, 254.5, -3.0, 300.0], np.float32) / 255.0
     colors[6, 1] = np.nan
+    colors[5, 2], colors[4, 1] = np.inf, -np.inf
     return dict(means=rng.normal(size=(n, 3)).astype(np.float32), colors=colors,
                 opacities=rng.random(n).astype(np.float32), scales=rng.random((n, 3)).astype(np.float32),
                 quats=rng.normal(size=(n, 4)).astype(np.float32), velocities=rng.normal(size=(n, 3)).astype(np.float32))
@@ -51,6 +52,7 @@ def test_gaussians_pack_and_unpack_match_numpy(n: int, numpy_path) -> None:  # n
         red = (fast["rgb"][:6].view(np.uint32) >> 16) & 0xFF
         assert red.tolist() == [0, 2, 2, 254, 0, 255]
         assert (int(fast["rgb"][6].view(np.uint32)) >> 8) & 0xFF == 0
+        assert int(fast["rgb"][5].view(np.uint32)) & 0xFF == 255 and (int(fast["rgb"][4].view(np.uint32)) >> 8) & 0xFF == 0
 
 
 def test_trajectories_pack_and_unpack_match_numpy(numpy_path) -> None:  # noqa: ANN001
