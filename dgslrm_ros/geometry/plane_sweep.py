@@ -179,8 +179,9 @@ def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
         winner = agg.argmin(0)  # [H, W]
         # How far one hypothesis step moves the point at the winner, in the source where it moves most.
         step = winner.reshape(-1).clamp(max=d - 2)
-        near, _ = _source_uv(depths[step][None, :, :, 0], directions, offsets[:, None])  # [S, HW, 2]
-        far, _ = _source_uv(depths[step + 1][None, :, :, 0], directions, offsets[:, None])
+        plane_depth = depths.view(-1)  # [D]
+        near, _ = _source_uv(plane_depth[step][None, :, None], directions, offsets[:, None])  # [S, HW, 2]
+        far, _ = _source_uv(plane_depth[step + 1][None, :, None], directions, offsets[:, None])
         local_step = pixel_length(far - near).nan_to_num(0.0).amax(0).clamp_min(0.0)  # [HW]
         results.append(_pick(agg, winner, inv, local_step.reshape(height, width), config))
     return SweepResult(*(torch.stack(parts) for parts in zip(*results)))
