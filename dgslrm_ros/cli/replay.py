@@ -346,7 +346,7 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
     import torch
 
     from dgslrm_ros.core.cameras import intrinsics_from_opencv, resize_crop_frames
-    from dgslrm_ros.evaluation.metrics import psnr, ssim
+    from dgslrm_ros.metrics import psnr, ssim
     from dgslrm_ros.render import render
 
     height, width = result.rendered.shape[:2]

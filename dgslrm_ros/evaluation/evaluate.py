@@ -49,16 +49,15 @@ from tqdm import tqdm
 
 from dgslrm_ros.core.cameras import project_points, unproject_depth
 from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.data.batch import add_batch_dim, normalize_batch, reference_inputs, scene_flow_targets, to_device
 from dgslrm_ros.evaluation.baselines import depth_initialization, gaussian_tracks, static_baseline
-from dgslrm_ros.evaluation.metrics import mean_finite, psnr, ssim, track_errors, track_metrics
 from dgslrm_ros.evaluation.previews import save_preview, track_grid
 from dgslrm_ros.evaluation.refine import RefineConfig, optimize_gaussians, save_curve
 from dgslrm_ros.geometry.cues import GeometryCues
+from dgslrm_ros.metrics import mean_finite, psnr, ssim, track_errors, track_metrics
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.dgslrm import window_cues
-from dgslrm_ros.render import render
-from dgslrm_ros.training.batch import add_batch_dim, normalize_batch, reference_inputs, to_device
-from dgslrm_ros.training.losses import render_at_instants, scene_flow_targets
+from dgslrm_ros.render import render, render_at_instants
 
 METRIC_KEYS = ("input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "heldout_psnr", "heldout_ssim", "track_epe_m",
                "within_5cm", "within_10cm", "within_20cm", "motion_m", "flow_epe_m", "moving_flow_epe_m",
@@ -378,8 +377,7 @@ def held_out_windows(model_config, num_scenes: int, cache: str | Path | None = N
 
     With `cache`, the windows are rendered once into that directory and read back on later runs.
     """
-    from dgslrm_ros.data.dataset import CachedWindowDataset, SyntheticWindowDataset, cache_split
-    from dgslrm_ros.training.loop import dataset_config
+    from dgslrm_ros.data.dataset import CachedWindowDataset, SyntheticWindowDataset, cache_split, dataset_config
 
     config = dataset_config(model_config, scene_preset)
     if cache is None:

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.evaluation.baselines import static_baseline
-from dgslrm_ros.evaluation.metrics import psnr, ssim
+from dgslrm_ros.metrics import psnr, ssim
 
 METRICS = ("psnr", "ssim", "lpips")
 # Absolute ROS stamps in float64 seconds carry ~2e-7 s of rounding, i.e. ~1e-5 of a frame interval:
@@ -108,12 +108,12 @@ class ImageScores:
     def __init__(self, lpips: bool = True) -> None:
         self._lpips = None
         if lpips:
-            from dgslrm_ros.evaluation.lpips import LPIPS
+            from dgslrm_ros.metrics.lpips import LPIPS
             self._lpips = LPIPS()
 
     def __call__(self, pred: Tensor, target: Tensor) -> dict[str, list[float]]:
         """pred, target [M, 3, H, W] in [0, 1] -> metric -> M values."""
-        from dgslrm_ros.evaluation.lpips import MIN_SIDE
+        from dgslrm_ros.metrics.lpips import MIN_SIDE
 
         out = {"psnr": psnr(pred, target).tolist(), "ssim": ssim(pred, target).tolist()}
         if self._lpips is not None and min(pred.shape[-2:]) >= MIN_SIDE:

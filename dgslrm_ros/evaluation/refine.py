@@ -19,7 +19,7 @@ from torch import Tensor
 
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.rotations import quat_normalize
-from dgslrm_ros.evaluation.metrics import psnr, ssim
+from dgslrm_ros.metrics import psnr, ssim
 from dgslrm_ros.render import render
 
 

@@ -493,7 +493,7 @@ class StreamingReconstructor:
 
         # --- render from the newest input camera
         tick = time.perf_counter()
-        from dgslrm_ros.evaluation.metrics import psnr
+        from dgslrm_ros.metrics import psnr
         from dgslrm_ros.render import render
 
         with torch.no_grad():

@@ -21,9 +21,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
+from dgslrm_ros.data.batch import normalize_batch, reference_inputs, to_device
 from dgslrm_ros.model import DGSLRM, ModelConfig
 from dgslrm_ros.model.checkpoint import load_model, save_checkpoint
-from dgslrm_ros.training.batch import normalize_batch, reference_inputs, to_device
 from dgslrm_ros.training.cue_cache import CuedWindowDataset, batch_cues
 from dgslrm_ros.training.distributed import (DistInfo, all_reduce_mean, barrier, cleanup_distributed, device_for,
                                              dist_info_from_env, setup_distributed)
@@ -110,21 +110,9 @@ class StepBatchSampler(Sampler[list[int]]):
         return max(0, self.end_step - self.start_step)
 
 
-def dataset_config(model_config: ModelConfig, scene_preset: str = "default"):
-    """The data windows that fit a model: its image size, window length and keyframe stride."""
-    from dgslrm_ros.data.dataset import WindowDatasetConfig
-    from dgslrm_ros.data.scenes import scene_preset as get_scene_preset
-
-    size = model_config.image_size
-    return WindowDatasetConfig(height=size, width=size, window_frames=model_config.window_frames,
-                               keyframe_stride=model_config.keyframe_stride,
-                               num_reference_frames=model_config.num_reference_frames,
-                               scene=get_scene_preset(scene_preset))
-
-
 def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Dataset, Dataset]:
     """Training windows (index -> training seed) and the fixed held-out windows (evaluation seeds)."""
-    from dgslrm_ros.data.dataset import EVAL_SEED_START, TRAIN_SEED_START, SyntheticWindowDataset
+    from dgslrm_ros.data.dataset import EVAL_SEED_START, TRAIN_SEED_START, SyntheticWindowDataset, dataset_config
 
     data_config = dataset_config(model_config, config.scene_preset)
     train_set = SyntheticWindowDataset(data_config, num_samples=config.train_scenes or EVAL_SEED_START - TRAIN_SEED_START,

@@ -1,5 +1,8 @@
 """Image and track metrics shared by training logs, `dgslrm eval`, refinement and the replay tool.
 
+Below both training (losses) and evaluation (scores), so neither imports the other for them; LPIPS is
+`metrics/lpips.py`.
+
 SSIM is the standard Wang et al. (2004) form with an 11x11 Gaussian window (sigma 1.5), C1 = (0.01 L)^2,
 C2 = (0.03 L)^2 and no padding (only windows that fit inside the image count), the setting of
 skimage's `structural_similarity(gaussian_weights=True, use_sample_covariance=False)` and of
