@@ -104,11 +104,9 @@ def _window_of(checkpoint: str) -> tuple[tuple[int, int], str]:
     from dgslrm_ros.stream.pipeline import SHIPPED_CHECKPOINT
 
     path = Path(checkpoint) if checkpoint else SHIPPED_CHECKPOINT
-    if not (path.is_file() or (path / "config.json").exists()):
-        if checkpoint:
-            raise SystemExit(f"dgslrm demo: --checkpoint {checkpoint} does not exist")
+    if not checkpoint and not (path / "config.json").exists():
         return DEFAULT_WINDOW, f"untrained (no shipped checkpoint at {path}; a randomly initialised model runs)"
-    config = read_checkpoint_info(path)["model_config"]
+    config = read_checkpoint_info(path)["model_config"]  # a CheckpointError when --checkpoint is not one
     return (config.window_frames, config.keyframe_stride), f"checkpoint {path}"
 
 
@@ -120,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from dgslrm_ros.data.scenes import scene_preset
     from dgslrm_ros.data.sequence import generate_sequence
     from dgslrm_ros.ros.demo_publisher import save_scene
-    from dgslrm_ros.ros.params import ParameterError, validate
+    from dgslrm_ros.ros.params import validate
 
     if args.size % 8 or args.size < 16:
         print(f"dgslrm demo: --size must be a multiple of 8 and >= 16, got {args.size}", file=sys.stderr)
@@ -157,11 +155,7 @@ def run(args: argparse.Namespace) -> int:
               "window_stride": stride, "keyframe_stride": keyframe_stride, "frame_rate": FPS,
               "image_width": args.size, "image_height": args.size, "track_grid": track_grid,
               "max_pending_windows": 8}
-    try:
-        values = validate(params)
-    except ParameterError as error:
-        print(f"dgslrm demo: {error}", file=sys.stderr)
-        return 2
+    values = validate(params)
     params_file = out / "dgslrm_params.yaml"
     params_file.write_text(yaml.safe_dump({"dgslrm": {"ros__parameters": values}}, sort_keys=False))
     expected_windows = 1 + (args.frames - window) // stride

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from dgslrm_ros.core.errors import DgslrmError
+
 # Pipeline parameters exposed as options: (flag, PipelineConfig field, type)
 _PARAMETER_FLAGS: tuple[tuple[str, str, type], ...] = (
     ("--checkpoint", "checkpoint", str),
@@ -88,31 +90,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dgslrm_ros.bags.reader import BagReadError
-    from dgslrm_ros.model.checkpoint import CheckpointError
-    from dgslrm_ros.stream.config import ConfigError, PipelineConfig
+    from dgslrm_ros.stream.config import PipelineConfig
 
     overrides = {name: getattr(args, name) for _, name, _ in _PARAMETER_FLAGS if getattr(args, name) is not None}
-    try:
-        config = PipelineConfig(**overrides)
-        config.validate()
-    except ConfigError as error:
-        print(f"dgslrm replay: {error}", file=sys.stderr)
-        return 2
+    config = PipelineConfig(**overrides)
+    config.validate()
     if args.holdout == 1 or args.holdout < 0:
         print(f"dgslrm replay: --holdout expects N >= 2 (feed every N-th frame) or 0 (off), got {args.holdout}",
               file=sys.stderr)
         return 2
     bag = Path(args.bag)
     out = Path(args.out) if args.out else Path("out") / "replay" / bag.name
-    try:
-        summary = replay_bag(bag, out, config, image_topic=args.image_topic,
-                             camera_info_topic=args.camera_info_topic, pose_topic=args.pose_topic,
-                             nvs_frames=args.nvs_frames, progress=not args.no_progress,
-                             save_windows=args.save_windows, holdout=args.holdout)
-    except (ReplayError, ConfigError, BagReadError, CheckpointError) as error:  # a missing bag, a corrupt checkpoint
-        print(f"dgslrm replay: {error}", file=sys.stderr)
-        return 2
+    summary = replay_bag(bag, out, config, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
+                         pose_topic=args.pose_topic, nvs_frames=args.nvs_frames, progress=not args.no_progress,
+                         save_windows=args.save_windows, holdout=args.holdout)
     metrics = summary.metrics
     print(f"replayed {bag}: {metrics['windows']} windows, weights: {metrics['weights']}, "
           f"device {metrics['device']}")
@@ -141,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class ReplayError(RuntimeError):
+class ReplayError(DgslrmError, RuntimeError):
     """Replay cannot start (output exists, no image topic...)."""
 
 

@@ -10,7 +10,6 @@ optimizer.safetensors + trainer_state.json (for --resume), train_log.jsonl and e
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,10 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dgslrm_ros.model.checkpoint import CheckpointError
     from dgslrm_ros.training.loop import TrainConfig, train
     from dgslrm_ros.training.losses import LossConfig
-    from dgslrm_ros.training.state import TrainStateError
 
     config = TrainConfig(
         preset=args.preset, steps=args.steps, out=args.out, resume=args.resume, init_from=args.init_from, stop_after=args.stop_after, batch_size=args.batch_size,
@@ -69,11 +66,7 @@ def run(args: argparse.Namespace) -> int:
                         flow_weight=args.flow_weight, flow_loss=args.flow_loss, flow_balance=args.flow_balance,
                         gate_weight=args.gate_weight),
     )
-    try:
-        result = train(config)
-    except (TrainStateError, CheckpointError) as error:  # --resume from a missing or damaged run directory
-        print(f"dgslrm train: {error}", file=sys.stderr)
-        return 2
+    result = train(config)  # --resume from a missing or damaged run directory: a DgslrmError, exit 2
     if result.history:
         last = result.history[-1]
         print(f"step {result.step}: loss {last['total']:.4f} (mse {last['mse']:.4f}, depth {last['depth']:.4f}, "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.model.config import ModelConfig, ModelConfigError
 from dgslrm_ros.model.dgslrm import DGSLRM
 
@@ -24,7 +25,7 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(DgslrmError, RuntimeError):
     """A checkpoint is missing, unreadable, or does not fit the model its config describes."""
 
 

@@ -13,8 +13,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from dgslrm_ros.core.errors import DgslrmError
 
-class ParameterError(ValueError):
+
+class ParameterError(DgslrmError, ValueError):
     """A parameter value the node refuses at start-up; the message names the parameter."""
 
 

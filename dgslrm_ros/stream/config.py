@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+from dgslrm_ros.core.errors import DgslrmError
 
-class ConfigError(ValueError):
+
+class ConfigError(DgslrmError, ValueError):
     """A PipelineConfig value is out of range or inconsistent; the message names the parameter."""
 
 

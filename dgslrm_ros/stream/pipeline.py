@@ -27,6 +27,7 @@ import torch
 
 from dgslrm_ros.convert.pointcloud import gaussians_to_array, trajectories_to_array
 from dgslrm_ros.convert.tracks import TrackStrip, tracks_to_strips
+from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
 from dgslrm_ros.model.classical import ClassicalReconstructor
@@ -72,7 +73,7 @@ LOG_THROTTLE_S = 5.0
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "small"
 
 
-class ReconstructionError(RuntimeError):
+class ReconstructionError(DgslrmError, RuntimeError):
     """A window could not be reconstructed; the caller logs it and goes on with the next window."""
 
 
