@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 FPS = 10.0
-DEFAULT_WINDOW = (24, 4)  # window_frames, keyframe_stride of the shipped `small` model
 DEFAULT_SEED = 1_000_000  # first evaluation seed (data.dataset.EVAL_SEED_START): a scene the weights never saw
 MOVING_TRACK_M = 0.05  # a ground-truth track travelling further than this within a window is on a moving object
 STARTUP_TIMEOUT_S = 120.0
@@ -101,11 +100,13 @@ def _env() -> dict[str, str]:
 def _window_of(checkpoint: str) -> tuple[tuple[int, int], str]:
     """(window_frames, keyframe_stride) the node's model predicts, and a weights description."""
     from dgslrm_ros.model.checkpoint import read_checkpoint_info
+    from dgslrm_ros.stream.config import PipelineConfig
     from dgslrm_ros.stream.pipeline import SHIPPED_CHECKPOINT
 
     path = Path(checkpoint) if checkpoint else SHIPPED_CHECKPOINT
     if not checkpoint and not (path / "config.json").exists():
-        return DEFAULT_WINDOW, f"untrained (no shipped checkpoint at {path}; a randomly initialised model runs)"
+        defaults = PipelineConfig()  # the parameter table's window, what the node runs without a checkpoint
+        return (defaults.window_frames, defaults.keyframe_stride), f"untrained (no shipped checkpoint at {path}; a randomly initialised model runs)"
     config = read_checkpoint_info(path)["model_config"]  # a CheckpointError when --checkpoint is not one
     return (config.window_frames, config.keyframe_stride), f"checkpoint {path}"
 

@@ -41,26 +41,11 @@ from typing import Any
 import numpy as np
 
 from dgslrm_ros.core.errors import DgslrmError
+from dgslrm_ros.stream.config import PIPELINE_PARAMETERS
 
-# Pipeline parameters exposed as options: (flag, PipelineConfig field, type)
-_PARAMETER_FLAGS: tuple[tuple[str, str, type], ...] = (
-    ("--checkpoint", "checkpoint", str),
-    ("--device", "device", str),
-    ("--renderer", "renderer", str),
-    ("--window-frames", "window_frames", int),
-    ("--window-stride", "window_stride", int),
-    ("--keyframe-stride", "keyframe_stride", int),
-    ("--frame-rate", "frame_rate", float),
-    ("--image-width", "image_width", int),
-    ("--image-height", "image_height", int),
-    ("--sync-tolerance", "sync_tolerance", float),
-    ("--min-opacity", "min_opacity", float),
-    ("--track-grid", "track_grid", int),
-    ("--world-frame", "world_frame", str),
-    ("--refine-iters", "refine_iters", int),
-    ("--scene-scale", "scene_scale", float),
-    ("--method", "method", str),
-)
+# The node's pipeline parameters as options, one --flag-name each (offline no window waits, so
+# max_pending_windows is not one); values are checked by PipelineConfig.validate, refused by name.
+_PARAMETER_FLAGS = tuple(spec for spec in PIPELINE_PARAMETERS if spec.name != "max_pending_windows")
 TRACK_THRESHOLDS_M = {"0.1m": 0.1, "0.2m": 0.2}
 OUTPUT_BAG = "output_bag"
 WINDOWS_DIR = "windows"
@@ -75,9 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "<topic>/compressed is read (default: image)")
     parser.add_argument("--camera-info-topic", default="camera_info", help="CameraInfo topic (default: camera_info)")
     parser.add_argument("--pose-topic", default="camera_pose", help="PoseStamped topic (default: camera_pose)")
-    for flag, name, kind in _PARAMETER_FLAGS:
-        parser.add_argument(flag, dest=name, type=kind, default=None,
-                            help=f"node parameter {name} (default: the node's)")
+    for spec in _PARAMETER_FLAGS:
+        parser.add_argument("--" + spec.name.replace("_", "-"), dest=spec.name, type=spec.type, default=None,
+                            help=f"node parameter {spec.name}: {spec.description} (default: {spec.default!r})")
     parser.add_argument("--nvs-frames", choices=["newest", "all"], default="newest",
                         help="window frames rendered for novel-view metrics (default: newest)")
     parser.add_argument("--save-windows", action="store_true",
@@ -92,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dgslrm_ros.stream.config import PipelineConfig
 
-    overrides = {name: getattr(args, name) for _, name, _ in _PARAMETER_FLAGS if getattr(args, name) is not None}
+    overrides = {s.name: getattr(args, s.name) for s in _PARAMETER_FLAGS if getattr(args, s.name) is not None}
     config = PipelineConfig(**overrides)
     config.validate()
     if args.holdout == 1 or args.holdout < 0:
