@@ -13,7 +13,6 @@ of at least 31 px a side, so tiny CPU runs below that use the structural term 1 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -21,42 +20,7 @@ from torch import Tensor
 from dgslrm_ros.data.batch import scene_flow_targets
 from dgslrm_ros.metrics import ssim
 from dgslrm_ros.render import render_at_instants
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Weights of the loss terms and which views are rendered."""
-
-    mse_weight: float = 1.0
-    perceptual: str = "lpips"  # "lpips" (paper), "ssim" (1 - SSIM, any size) or "none"
-    perceptual_weight: float = 0.5
-    depth_weight: float = 10.0
-    flow_weight: float = 10.0
-    flow_loss: str = "l1"  # "l1" (paper) or "l2" (squared error: the gradient grows with the error, so the
-    # few moving pixels outweigh the many still ones early in training, see docs/training.md)
-    flow_balance: bool = False  # average the flow error over moving and still pixels separately, then
-    # take the mean of the two: with the plain mean the ~17 % moving pixels lose to the still ones and the
-    # offsets collapse to zero (docs/training.md)
-    gate_weight: float = 0.0  # binary cross-entropy of a geometry-primed model's gate against GT moving pixels
-    moving_threshold: float = 0.05  # a pixel moves when its GT track travels further (normalised units)
-    input_views: int = 2  # input-camera frames rendered per sample, evenly spread; -1 = all
-    max_depth: float = 10.0  # GT beyond this (normalised units; the model's `far`) is sky: no depth/flow loss
-    background: float = 0.0  # grey level behind the Gaussians
-
-    @property
-    def photometric(self) -> bool:
-        """False for a geometry-only phase (no rendering at all: 3-4x cheaper per step)."""
-        return self.mse_weight > 0 or (self.perceptual != "none" and self.perceptual_weight > 0)
-
-    def __post_init__(self) -> None:
-        if self.perceptual not in PERCEPTUAL:
-            raise ValueError(f"LossConfig.perceptual: expected one of {PERCEPTUAL}, got {self.perceptual!r}")
-        if self.flow_loss not in FLOW_LOSSES:
-            raise ValueError(f"LossConfig.flow_loss: expected one of {FLOW_LOSSES}, got {self.flow_loss!r}")
-
-
-PERCEPTUAL = ("lpips", "ssim", "none")
-FLOW_LOSSES = ("l1", "l2")
+from dgslrm_ros.training.config import LossConfig
 
 
 @functools.lru_cache(maxsize=4)
