@@ -234,6 +234,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     from dgslrm_ros.convert.stamps import header_stamp_ns
     from dgslrm_ros.core.gaussians import Gaussians
     from dgslrm_ros.core.ply import write_ply
+    from dgslrm_ros.metrics import mean_finite
     from dgslrm_ros.render import render
     from rosbags.rosbag2 import Reader
 
@@ -290,15 +291,15 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
         "windows_expected": expected_windows,
         "windows_received": len(windows),
         "topics_recorded": topics,
-        "latency_s_mean": _mean([w["latency_s"] for w in windows]),
+        "latency_s_mean": mean_finite([w["latency_s"] for w in windows]),
         "latency_s_max": max((w["latency_s"] for w in windows), default=float("nan")),
-        "psnr_rendered_vs_input_db": _mean([w.get("psnr_rendered_vs_input_db") for w in windows]),
-        "psnr_novel_view_db": _mean([w.get("psnr_novel_view_db") for w in windows]),
-        "track_epe_m": _mean([w.get("track_epe_m") for w in windows]),
-        "track_epe_still_m": _mean([w.get("track_epe_still_m") for w in windows]),
+        "psnr_rendered_vs_input_db": mean_finite([w.get("psnr_rendered_vs_input_db") for w in windows]),
+        "psnr_novel_view_db": mean_finite([w.get("psnr_novel_view_db") for w in windows]),
+        "track_epe_m": mean_finite([w.get("track_epe_m") for w in windows]),
+        "track_epe_still_m": mean_finite([w.get("track_epe_still_m") for w in windows]),
         "moving_tracks": sum(w.get("moving_tracks", 0) for w in windows),
-        "moving_flow_epe_m": _mean([w.get("moving_flow_epe_m") for w in windows]),
-        "moving_flow_epe_still_m": _mean([w.get("moving_flow_epe_still_m") for w in windows]),
+        "moving_flow_epe_m": mean_finite([w.get("moving_flow_epe_m") for w in windows]),
+        "moving_flow_epe_still_m": mean_finite([w.get("moving_flow_epe_still_m") for w in windows]),
         "track_error_definition": "mean 3D end-point error over the window's frames between each received track "
                                   "and the ground-truth surface track nearest to it at the window's first frame; "
                                   "*_still_m: the same for tracks standing at their first point; moving_flow_*: "
@@ -314,11 +315,6 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
 
 def _json_default(value: Any) -> Any:
     return float(value) if hasattr(value, "__float__") else str(value)
-
-
-def _mean(values: list[Any]) -> float:
-    finite = [float(v) for v in values if v is not None and v == v and abs(float(v)) != float("inf")]
-    return sum(finite) / len(finite) if finite else float("nan")
 
 
 def _image_array(msg: Any) -> Any:

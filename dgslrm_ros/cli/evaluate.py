@@ -27,14 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
+    from dgslrm_ros.core.device import resolve_device
     from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model, format_table, held_out_windows
     from dgslrm_ros.model.checkpoint import load_model, read_checkpoint_info
 
     if args.num_scenes < 1:
         raise SystemExit(f"--num-scenes must be >= 1, got {args.num_scenes}")
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device, "--device")
     model = load_model(args.checkpoint, device)  # a CheckpointError says which file and what to do
     extra = read_checkpoint_info(args.checkpoint).get("extra", {})
     if args.image_size:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from dgslrm_ros.core.errors import DgslrmError
+from dgslrm_ros.core.strict_json import strict_json
 from dgslrm_ros.stream.config import PIPELINE_PARAMETERS
 
 # The node's pipeline parameters as options, one --flag-name each (offline no window waits, so
@@ -281,7 +281,7 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
     if last[0] is not None:
         pngs += write_track_pngs(out, last[0], _gt_tracks_of(last[0], ground))
     with open(out / "metrics.json", "w") as f:
-        json.dump(_strict_json(metrics), f, indent=2, default=_json_default)
+        json.dump(strict_json(metrics), f, indent=2)
     return ReplaySummary(out=out, metrics=metrics, pngs=pngs, error=error,
                          holdout_table=held.table() if held is not None else "")
 
@@ -418,16 +418,14 @@ def _to_uint8(image) -> np.ndarray:
     return (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
 def _metrics(bag: Path, config, pipeline, diagnostics: dict, scores: _Scores, windows: int, failures: list[str],
              error: str | None, skipped, logs: list) -> dict[str, Any]:
+    from dgslrm_ros.metrics import mean_finite
+
     novel = None
     if scores.nvs_psnr:
-        novel = {"psnr": _mean(scores.nvs_psnr), "ssim": _mean(scores.nvs_ssim), "count": len(scores.nvs_psnr),
+        novel = {"psnr": mean_finite(scores.nvs_psnr), "ssim": mean_finite(scores.nvs_ssim),
+                 "count": len(scores.nvs_psnr),
                  "frames": "rendered at the GT instants from the held-out GT poses, model resolution"}
     tracking = None
     if scores.track_errors:
@@ -450,35 +448,14 @@ def _metrics(bag: Path, config, pipeline, diagnostics: dict, scores: _Scores, wi
         "dropped": pipeline.dropped(),
         "dropped_frames_total": diagnostics.get("dropped_frames_total", 0),
         "skipped_messages": dict(skipped),
-        "input_psnr": _mean(scores.input_psnr),
-        "seconds_per_window": _mean(scores.seconds),
+        "input_psnr": mean_finite(scores.input_psnr),
+        "seconds_per_window": mean_finite(scores.seconds),
         "novel_view": novel,
         "tracking": tracking,
         "error": error,
         "warnings": [m for level, m in logs if level in ("warn", "error")][:50],
         "diagnostics": diagnostics,
     }
-
-
-def _strict_json(value: Any) -> Any:
-    """NaN/inf -> null: metrics.json must parse with strict JSON readers (NaN is not JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 # ---------------------------------------------------------------------------------------------- figures

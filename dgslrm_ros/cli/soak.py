@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from dgslrm_ros.core.strict_json import strict_json
+
 DEFAULT_SIZE = (160, 120)  # width, height of the published images (the issue's stream)
 SCENE_FRAMES = 48  # frames of the synthetic scene; played forwards then backwards
 SCENE_SEED = 1_000_000  # an evaluation seed (never trained on)
@@ -281,27 +283,8 @@ def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=_json_default, allow_nan=False))
+    tmp.write_text(json.dumps(strict_json(payload), indent=1, allow_nan=False))
     tmp.replace(path)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf -> None, recursively (strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -388,9 +371,8 @@ class _Recorder:
 
     def save(self) -> dict[str, Any]:
         summary = summarize(self.samples, self.latencies, self.warmup_s, self.compare_s)
-        _write_json(self.out / "soak.json", _finite({**self.meta, "summary": summary, "samples": self.samples,
-                                                     "latencies": [[round(t, 3), round(v, 4)]
-                                                                   for t, v in self.latencies]}))
+        _write_json(self.out / "soak.json", {**self.meta, "summary": summary, "samples": self.samples,
+                                             "latencies": [[round(t, 3), round(v, 4)] for t, v in self.latencies]})
         return summary
 
     def finish(self, title: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ training loss uses the same function.
 from __future__ import annotations
 
 import math
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -96,7 +97,8 @@ def track_metrics(errors: Tensor, thresholds: dict[str, float]) -> dict[str, flo
     return out
 
 
-def mean_finite(values: list[float]) -> float:
-    """Mean over the finite values (PSNR of a perfect render is inf; it should not poison a mean)."""
-    finite = [v for v in values if math.isfinite(v)]
+def mean_finite(values: Iterable[float | None]) -> float:
+    """Mean over the finite values (PSNR of a perfect render is inf, a score that could not be taken None:
+    neither should poison a mean); NaN when none is finite."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     return sum(finite) / len(finite) if finite else float("nan")

@@ -27,6 +27,7 @@ import torch
 
 from dgslrm_ros.convert.pointcloud import gaussians_to_array, trajectories_to_array
 from dgslrm_ros.convert.tracks import TrackStrip, tracks_to_strips
+from dgslrm_ros.core.device import resolve_device
 from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
@@ -104,15 +105,6 @@ class WindowResult:
     unpruned: DeformableGaussians | None = None
 
 
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available; 'cuda' without a GPU is refused by name."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("parameter 'device': 'cuda' requested but no CUDA device is available; use auto or cpu")
-    return torch.device(device)
-
-
 def check_renderer(renderer: str, device: torch.device) -> None:
     """'gsplat' needs CUDA and an importable gsplat: refused by name at start-up, not failed per window."""
     if renderer != "gsplat":
@@ -185,7 +177,7 @@ class StreamingReconstructor:
         self.config = config
         self._log_fn = logger
         self._last_log: dict[str, float] = {}
-        self.device = resolve_device(config.device)
+        self.device = resolve_device(config.device, "parameter 'device'")
         check_renderer(config.renderer, self.device)
         if model is None:
             self.model, self.weights = load_pipeline_model(config, self.device, self._log)
