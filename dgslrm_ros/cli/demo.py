@@ -230,6 +230,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     import torch
 
     from dgslrm_ros.bags.messages import default_typestore
+    from dgslrm_ros.convert.image import frames_to_rgb8
     from dgslrm_ros.convert.pointcloud import unpack_gaussians, unpack_trajectories
     from dgslrm_ros.convert.stamps import header_stamp_ns
     from dgslrm_ros.core.gaussians import Gaussians
@@ -273,7 +274,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
                                                    ("input", "dgslrm rendered"))
             # novel view: the received Gaussians rendered at the held-out camera of the same instant
             novel = render(gaussians, seq.world_T_cam[1, frame][None], seq.K[1][None], size, size, backend="torch")
-            novel_rgb = (novel.rgb[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+            novel_rgb = frames_to_rgb8(novel.rgb[0].numpy())
             entry["psnr_novel_view_db"] = _psnr(novel_rgb, frames[1, frame])
             entry["novel_view_png"] = _save_pair(out / f"novel_view_{k:02d}.png", frames[1, frame], novel_rgb,
                                                  ("held-out view (ground truth)", "novel view of received Gaussians"))
@@ -324,10 +325,13 @@ def _image_array(msg: Any) -> Any:
 
 
 def _psnr(a: Any, b: Any) -> float:
-    import numpy as np
+    """PSNR (dB, metrics.psnr) of two uint8 [H, W, 3] images."""
+    import torch
 
-    mse = float(np.mean((a.astype(np.float64) / 255.0 - b.astype(np.float64) / 255.0) ** 2))
-    return float("inf") if mse == 0 else float(-10.0 * np.log10(mse))
+    from dgslrm_ros.convert.image import rgb8_to_frames
+    from dgslrm_ros.metrics import psnr
+
+    return float(psnr(*(torch.from_numpy(rgb8_to_frames(image)).double() for image in (a, b))))
 
 
 def _save_pair(path: Path, left: Any, right: Any, titles: tuple[str, str]) -> str:

@@ -321,6 +321,7 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
     """Novel-view and tracking scores of one window, where ground truth exists."""
     import torch
 
+    from dgslrm_ros.convert.image import frames_to_rgb8
     from dgslrm_ros.core.cameras import intrinsics_from_opencv, resize_crop_frames
     from dgslrm_ros.metrics import psnr, ssim
     from dgslrm_ros.render import render
@@ -350,8 +351,8 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
         scores.nvs_psnr.extend(psnr(out, target).tolist())
         scores.nvs_ssim.extend(ssim(out, target).tolist())
         if n == len(result.stamps) - 1:
-            entry["gt_view"] = _to_uint8(target[0])
-            entry["gt_render"] = _to_uint8(out[0])
+            entry["gt_view"] = frames_to_rgb8(target[0].numpy())
+            entry["gt_render"] = frames_to_rgb8(out[0].numpy())
     _score_tracks(result, ground, scores)
     if not scores.gallery or len(scores.gallery) < 4:
         scores.gallery.append(entry)
@@ -412,10 +413,6 @@ def _gt_tracks_of(result, ground: _Ground) -> np.ndarray | None:
     gt_t = record.trajectories.t[0].astype(np.float64) + record.stamp_ns / 1e9
     span = (gt_t >= result.stamps[0] - GT_STAMP_TOLERANCE_S) & (gt_t <= result.stamps[-1] + GT_STAMP_TOLERANCE_S)
     return record.trajectories.tracks[:, span] if span.any() else None
-
-
-def _to_uint8(image) -> np.ndarray:
-    return (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
 def _metrics(bag: Path, config, pipeline, diagnostics: dict, scores: _Scores, windows: int, failures: list[str],

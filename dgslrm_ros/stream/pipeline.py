@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from dgslrm_ros.convert.image import frames_to_rgb8
 from dgslrm_ros.convert.pointcloud import gaussians_to_array, trajectories_to_array
 from dgslrm_ros.convert.tracks import TrackStrip, tracks_to_strips
 from dgslrm_ros.core.device import resolve_device
@@ -498,7 +499,7 @@ class StreamingReconstructor:
             else:
                 image = torch.zeros_like(target)
             score = float(psnr(image, target))
-        rendered = (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+        rendered = frames_to_rgb8(image.numpy())
         _sync(device)
         timings["render"] = time.perf_counter() - tick
 
@@ -522,7 +523,7 @@ class StreamingReconstructor:
         return WindowResult(
             stamp=float(stamps[-1]), frame_id=cfg.world_frame, gaussians=cloud, trajectories=trajectories,
             marker_tracks=strips, rendered=rendered, psnr=score, seconds=seconds, deformable=kept.detach().to("cpu"),
-            stamps=stamps, input_image=(target.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8),
+            stamps=stamps, input_image=frames_to_rgb8(target.numpy()),
             K=K.numpy(), world_T_cam=poses.numpy(), tracks=track_set, timings=timings,
             sequence=window.sequence, index=window.index, normalization=normalization, unpruned=world.detach(),
         )
