@@ -235,6 +235,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     from dgslrm_ros.convert.stamps import header_stamp_ns
     from dgslrm_ros.core.gaussians import Gaussians
     from dgslrm_ros.core.ply import write_ply
+    from dgslrm_ros.evaluation.previews import save_pair, save_track_views
     from dgslrm_ros.metrics import mean_finite
     from dgslrm_ros.render import render
     from rosbags.rosbag2 import Reader
@@ -270,20 +271,21 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
             if stamp in images:
                 rendered = _image_array(images[stamp])
                 entry["psnr_rendered_vs_input_db"] = _psnr(rendered, frames[0, frame])
-                entry["rendered_png"] = _save_pair(out / f"rendered_{k:02d}.png", frames[0, frame], rendered,
+                entry["rendered_png"] = save_pair(out / f"rendered_{k:02d}.png", frames[0, frame], rendered,
                                                    ("input", "dgslrm rendered"))
             # novel view: the received Gaussians rendered at the held-out camera of the same instant
             novel = render(gaussians, seq.world_T_cam[1, frame][None], seq.K[1][None], size, size, backend="torch")
             novel_rgb = frames_to_rgb8(novel.rgb[0].numpy())
             entry["psnr_novel_view_db"] = _psnr(novel_rgb, frames[1, frame])
-            entry["novel_view_png"] = _save_pair(out / f"novel_view_{k:02d}.png", frames[1, frame], novel_rgb,
+            entry["novel_view_png"] = save_pair(out / f"novel_view_{k:02d}.png", frames[1, frame], novel_rgb,
                                                  ("held-out view (ground truth)", "novel view of received Gaussians"))
             if stamp in trajectories:
                 entry.update(_track_error(unpack_trajectories(trajectories[stamp]), gt_tracks, frame))
         windows.append(entry)
     if windows and windows[-1].get("frame") is not None and windows[-1]["stamp_ns"] in trajectories:
         last = windows[-1]
-        _plot_tracks(out / "tracks.png", unpack_trajectories(trajectories[last["stamp_ns"]]), gt_tracks, last["frame"])
+        save_track_views(out / "tracks.png", unpack_trajectories(trajectories[last["stamp_ns"]]).tracks, gt_tracks,
+                         last["frame"])
 
     diagnostics = _last_diagnostics(received.get("/diagnostics", []))
     metrics: dict[str, Any] = {
@@ -334,23 +336,6 @@ def _psnr(a: Any, b: Any) -> float:
     return float(psnr(*(torch.from_numpy(rgb8_to_frames(image)).double() for image in (a, b))))
 
 
-def _save_pair(path: Path, left: Any, right: Any, titles: tuple[str, str]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
-    for axis, image, title in zip(axes, (left, right), titles):
-        axis.imshow(image, interpolation="nearest")
-        axis.set_title(title, fontsize=8)
-        axis.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
-
-
 def _track_error(tracks: Any, gt_tracks: Any, newest: int) -> dict[str, Any]:
     """Associate each received track with the nearest GT track at the window's first frame, then EPE."""
     import numpy as np
@@ -378,28 +363,6 @@ def _track_error(tracks: Any, gt_tracks: Any, newest: int) -> dict[str, Any]:
             "moving_flow_epe_m": float(np.nanmean(motion_error[moving])) if moving.any() else nan,
             "moving_flow_epe_still_m": float(np.nanmean(np.linalg.norm(gt_motion[moving], axis=-1)))
             if moving.any() else nan}
-
-
-def _plot_tracks(path: Path, tracks: Any, gt_tracks: Any, newest: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    samples = tracks.tracks.shape[1]
-    first = max(newest - samples + 1, 0)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
-    for axis, (i, j, label) in zip(axes, [(0, 1, "top: x / y"), (0, 2, "side: x / z")]):
-        for track in gt_tracks[:, first:newest + 1]:
-            axis.plot(track[:, i], track[:, j], color="0.6", linewidth=0.8)
-        for track in tracks.tracks:
-            axis.plot(track[:, i], track[:, j], color="tab:red", linewidth=1.0)
-            axis.plot(track[-1:, i], track[-1:, j], "o", color="tab:red", markersize=2)
-        axis.set_title(f"{label} (grey: ground truth, red: dgslrm)", fontsize=9)
-        axis.set_aspect("equal", adjustable="datalim")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _last_diagnostics(messages: list[tuple[int, Any]]) -> dict[str, str]:

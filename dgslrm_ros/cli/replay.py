@@ -169,6 +169,7 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
     from dgslrm_ros.bags.reader import BagReadError, BagReader, CameraInfoRecord, ImageRecord, PoseRecord, \
         TrajectoriesRecord
     from dgslrm_ros.bags.writer import BagWriter
+    from dgslrm_ros.evaluation.previews import save_gallery, save_track_figures
     from dgslrm_ros.stream.pipeline import ReconstructionError, StreamingReconstructor
 
     out = Path(out)
@@ -274,12 +275,15 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
 
     diagnostics = pipeline.diagnostics()
     metrics = _metrics(bag, config, pipeline, diagnostics, scores, windows, failures, error, reader.skipped, logs)
-    pngs = _write_pngs(out, scores)
+    pngs = [path for path in [save_gallery(out / "rendered_vs_input.png", scores.gallery)] if path is not None]
     if held is not None:
         metrics["holdout"] = held.summary()
         pngs += held.write_pngs(out)
     if last[0] is not None:
-        pngs += write_track_pngs(out, last[0], _gt_tracks_of(last[0], ground))
+        result = last[0]
+        positions = result.tracks.positions if result.tracks is not None else np.zeros((0, len(result.stamps), 3))
+        pngs += save_track_figures(out, positions, result.stamps, result.input_image, result.K, result.world_T_cam,
+                                   _gt_tracks_of(result, ground))
     with open(out / "metrics.json", "w") as f:
         json.dump(strict_json(metrics), f, indent=2)
     return ReplaySummary(out=out, metrics=metrics, pngs=pngs, error=error,
@@ -453,94 +457,3 @@ def _metrics(bag: Path, config, pipeline, diagnostics: dict, scores: _Scores, wi
         "warnings": [m for level, m in logs if level in ("warn", "error")][:50],
         "diagnostics": diagnostics,
     }
-
-
-# ---------------------------------------------------------------------------------------------- figures
-def _write_pngs(out: Path, scores: _Scores) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths: list[Path] = []
-    if not scores.gallery:
-        return paths
-    columns = ["input", "rendered", "gt_view", "gt_render"]
-    titles = {"input": "input (newest frame)", "rendered": "rendered, input camera",
-              "gt_view": "held-out view (GT)", "gt_render": "rendered, held-out view"}
-    used = [c for c in columns if any(c in g for g in scores.gallery)]
-    fig, axes = plt.subplots(len(scores.gallery), len(used), figsize=(2.6 * len(used), 2.6 * len(scores.gallery)),
-                             squeeze=False)
-    for row, entry in enumerate(scores.gallery):
-        for col, key in enumerate(used):
-            ax = axes[row][col]
-            ax.axis("off")
-            if key in entry:
-                ax.imshow(entry[key])
-            if row == 0:
-                ax.set_title(titles[key], fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "rendered_vs_input.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-    return paths
-
-
-def write_track_pngs(out: Path, result, gt_tracks: np.ndarray | None = None) -> list[Path]:
-    """Tracks of one window over its newest input image, and in 3D (GT tracks in grey if given)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-
-    from dgslrm_ros.convert.tracks import speed_colormap, track_speeds
-    from dgslrm_ros.core.cameras import project_points
-
-    positions = result.tracks.positions if result.tracks is not None else np.zeros((0, len(result.stamps), 3))
-    speeds = track_speeds(positions, result.stamps - result.stamps[0]) if len(positions) else np.zeros((0, 0))
-    top = float(np.nanmax(speeds)) if speeds.size and np.isfinite(speeds).any() else 1.0
-    paths = []
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(result.input_image)
-    height, width = result.input_image.shape[:2]
-    for m in range(len(positions)):
-        uv, depth = project_points(torch.from_numpy(positions[m].astype(np.float64)),
-                                   torch.from_numpy(result.K[-1]).double(), torch.from_numpy(result.world_T_cam[-1]))
-        uv = uv.numpy()
-        keep = (depth.numpy() > 0) & np.isfinite(uv).all(axis=-1)
-        if keep.sum() < 1:
-            continue
-        color = speed_colormap(np.nanmean(speeds[m]) / top if top > 0 else 0.0)
-        ax.plot(uv[keep, 0] - 0.5, uv[keep, 1] - 0.5, "-", color=color, linewidth=1.0)
-        ax.plot(uv[keep][-1, 0] - 0.5, uv[keep][-1, 1] - 0.5, "o", color=color, markersize=2)
-    ax.set_xlim(-0.5, width - 0.5)
-    ax.set_ylim(height - 0.5, -0.5)
-    ax.set_title(f"{len(positions)} tracks over the newest frame (colour: speed, max {top:.2f} m/s)", fontsize=8)
-    ax.axis("off")
-    fig.tight_layout()
-    paths.append(out / "tracks_overlay.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-
-    fig = plt.figure(figsize=(6, 5))
-    ax3 = fig.add_subplot(projection="3d")
-    if gt_tracks is not None:
-        for track in gt_tracks:
-            ax3.plot(track[:, 0], track[:, 1], track[:, 2], color="0.6", linewidth=1.0)
-    for m in range(len(positions)):
-        color = speed_colormap(np.nanmean(speeds[m]) / top if top > 0 else 0.0)
-        ax3.plot(positions[m, :, 0], positions[m, :, 1], positions[m, :, 2], color=color, linewidth=1.5)
-        ax3.scatter(*positions[m, -1], color=color, s=6)
-    cams = result.world_T_cam[:, :3, 3]
-    ax3.plot(cams[:, 0], cams[:, 1], cams[:, 2], "k--", linewidth=1.0, label="camera")
-    ax3.set_xlabel("x [m]")
-    ax3.set_ylabel("y [m]")
-    ax3.set_zlabel("z [m]")
-    ax3.set_title("predicted tracks (colour: speed)" + ("; GT grey" if gt_tracks is not None else ""), fontsize=8)
-    ax3.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out / "tracks_3d.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-    return paths
