@@ -24,7 +24,6 @@ from typing import Any
 
 FPS = 10.0
 DEFAULT_SEED = 1_000_000  # first evaluation seed (data.dataset.EVAL_SEED_START): a scene the weights never saw
-MOVING_TRACK_M = 0.05  # a ground-truth track travelling further than this within a window is on a moving object
 STARTUP_TIMEOUT_S = 120.0
 IDLE_TIMEOUT_S = 90.0  # after the last frame, stop waiting for windows once none came for this long (a lost
 # frame can cost a window; a 128 px window of the small model takes tens of seconds on two CPU cores)
@@ -236,6 +235,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     from dgslrm_ros.core.gaussians import Gaussians
     from dgslrm_ros.core.ply import write_ply
     from dgslrm_ros.evaluation.previews import save_pair, save_track_views
+    from dgslrm_ros.evaluation.tracking import MOVING_TRACK_M, published_track_errors
     from dgslrm_ros.metrics import mean_finite
     from dgslrm_ros.render import render
     from rosbags.rosbag2 import Reader
@@ -280,7 +280,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
             entry["novel_view_png"] = save_pair(out / f"novel_view_{k:02d}.png", frames[1, frame], novel_rgb,
                                                  ("held-out view (ground truth)", "novel view of received Gaussians"))
             if stamp in trajectories:
-                entry.update(_track_error(unpack_trajectories(trajectories[stamp]), gt_tracks, frame))
+                entry.update(published_track_errors(unpack_trajectories(trajectories[stamp]).tracks, gt_tracks, frame))
         windows.append(entry)
     if windows and windows[-1].get("frame") is not None and windows[-1]["stamp_ns"] in trajectories:
         last = windows[-1]
@@ -334,35 +334,6 @@ def _psnr(a: Any, b: Any) -> float:
     from dgslrm_ros.metrics import psnr
 
     return float(psnr(*(torch.from_numpy(rgb8_to_frames(image)).double() for image in (a, b))))
-
-
-def _track_error(tracks: Any, gt_tracks: Any, newest: int) -> dict[str, Any]:
-    """Associate each received track with the nearest GT track at the window's first frame, then EPE."""
-    import numpy as np
-
-    samples = tracks.tracks.shape[1]
-    first = newest - samples + 1
-    if first < 0 or tracks.tracks.shape[0] == 0:
-        return {}
-    gt = gt_tracks[:, first:newest + 1]  # [M_gt, T, 3]
-    start = tracks.tracks[:, 0]  # [M, 3]
-    ok = np.isfinite(start).all(axis=1)
-    if not ok.any():
-        return {}
-    distance = np.linalg.norm(start[ok, None, :] - gt[None, :, 0, :], axis=-1)  # [M_ok, M_gt]
-    nearest = gt[distance.argmin(axis=1)]  # [M_ok, T, 3]
-    received = tracks.tracks[ok]  # [M_ok, T, 3]
-    error = np.linalg.norm(received - nearest, axis=-1)
-    still_error = np.linalg.norm(received[:, :1] - nearest, axis=-1)  # the track standing at its first point
-    gt_motion = nearest - nearest[:, :1]  # [M_ok, T, 3] displacement from the window's first frame
-    moving = np.nanmax(np.linalg.norm(gt_motion, axis=-1), axis=1) > MOVING_TRACK_M  # [M_ok]
-    motion_error = np.linalg.norm((received - received[:, :1]) - gt_motion, axis=-1)  # [M_ok, T]
-    nan = float("nan")
-    return {"track_epe_m": float(np.nanmean(error)), "track_epe_still_m": float(np.nanmean(still_error)),
-            "tracks_evaluated": int(ok.sum()), "moving_tracks": int(moving.sum()),
-            "moving_flow_epe_m": float(np.nanmean(motion_error[moving])) if moving.any() else nan,
-            "moving_flow_epe_still_m": float(np.nanmean(np.linalg.norm(gt_motion[moving], axis=-1)))
-            if moving.any() else nan}
 
 
 def _last_diagnostics(messages: list[tuple[int, Any]]) -> dict[str, str]:

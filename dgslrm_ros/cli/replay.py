@@ -14,11 +14,10 @@ nothing needs to be dropped for lack of time), and writes into --out:
   - novel-view PSNR/SSIM: each window's Gaussians deformed to its newest frame (or, with
     `--nvs-frames all`, to every frame) rendered from each held-out view `gt/views/<k>` at that
     instant, against that view's image, both at the model's resolution (same crop/resize as inputs);
-  - 3D tracking error against `gt/trajectories`, by *deforming the GT seed points*: every GT track
-    visible at a window's first frame is projected into that frame's input camera; the predicted
-    Gaussian of keyframe 0 at that pixel is the prediction for the point, and its trajectory over
-    the window is compared with the GT trajectory at the same instants (end-point error in metres,
-    mean = ATE-3D as PointOdyssey reports it, plus the fractions within 0.1 m and 0.2 m).
+  - 3D tracking error against `gt/trajectories` by the query-point protocol
+    (evaluation/tracking.query_point_errors: every GT track visible at a window's first frame, through
+    the keyframe-0 Gaussian at its pixel; end-point error in metres, mean = ATE-3D as PointOdyssey
+    reports it, plus the fractions within 0.1 m and 0.2 m).
 
 With `--holdout N` the pipeline gets every N-th frame only; each skipped frame inside a window is
 rendered from that window's Gaussians at its pose and instant and scored (PSNR, SSIM, LPIPS) against
@@ -365,10 +364,8 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
 
 
 def _score_tracks(result, ground: _Ground, scores: _Scores) -> None:
-    """GT seed point at the window's first frame -> its pixel -> keyframe-0 Gaussian -> trajectory."""
-    import torch
-
-    from dgslrm_ros.core.cameras import project_points
+    """The GT tracks at the window's instants, scored by evaluation/tracking.query_point_errors."""
+    from dgslrm_ros.evaluation.tracking import query_point_errors
 
     record = ground.trajectories
     unpruned = result.unpruned
@@ -388,25 +385,12 @@ def _score_tracks(result, ground: _Ground, scores: _Scores) -> None:
     gt = np.full((cloud.tracks.shape[0], len(samples), 3), np.nan)
     ok = samples >= 0
     gt[:, ok] = cloud.tracks[:, samples[ok]]
-    start = gt[:, 0]
-    visible = (cloud.visible[:, samples[0]] > 0.5) & np.isfinite(start).all(axis=-1)
-    if not visible.any():
-        return
     height, width = result.rendered.shape[:2]
-    uv, depth = project_points(torch.from_numpy(start[visible]), torch.from_numpy(result.K[0]).double(),
-                               torch.from_numpy(result.world_T_cam[0]))
-    uv, depth = uv.numpy(), depth.numpy()
-    inside = (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
-    if not inside.any():
-        return
-    index = uv[inside, 1].astype(np.int64) * width + uv[inside, 0].astype(np.int64)  # keyframe 0 pixels
-    with torch.no_grad():
-        idx = torch.as_tensor(index, device=unpruned.device)
-        predicted = (unpruned.means[idx][:, None] + unpruned.offsets[idx]).double().cpu().numpy()  # [Q, T, 3]
-    truth = gt[np.flatnonzero(visible)[inside]]
-    errors = np.linalg.norm(predicted - truth, axis=-1)
-    scores.track_errors.append(errors[np.isfinite(errors)])
-    scores.track_queries += int(inside.sum())
+    errors = query_point_errors(gt, cloud.visible[:, samples[0]] > 0.5, unpruned, result.K[0], result.world_T_cam[0],
+                                height, width)
+    if errors is not None:
+        scores.track_errors.append(errors[np.isfinite(errors)])
+        scores.track_queries += errors.shape[0]
 
 
 def _gt_tracks_of(result, ground: _Ground) -> np.ndarray | None:
