@@ -98,9 +98,8 @@ def _env() -> dict[str, str]:
 
 def _window_of(checkpoint: str) -> tuple[tuple[int, int], str]:
     """(window_frames, keyframe_stride) the node's model predicts, and a weights description."""
-    from dgslrm_ros.model.checkpoint import read_checkpoint_info
+    from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT, read_checkpoint_info
     from dgslrm_ros.stream.config import PipelineConfig
-    from dgslrm_ros.stream.pipeline import SHIPPED_CHECKPOINT
 
     path = Path(checkpoint) if checkpoint else SHIPPED_CHECKPOINT
     if not checkpoint and not (path / "config.json").exists():

@@ -23,6 +23,7 @@ FORMAT = "dgslrm_ros.model"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "small"  # what `checkpoint: ""` loads
 
 
 class CheckpointError(DgslrmError, RuntimeError):

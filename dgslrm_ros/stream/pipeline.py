@@ -32,6 +32,7 @@ from dgslrm_ros.core.device import resolve_device
 from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
+from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.dgslrm import window_cues
 from dgslrm_ros.stream.config import ConfigError, PipelineConfig
@@ -72,7 +73,6 @@ IMAGE_RESET_S = 1.0
 MAX_WAITING_IMAGES = 32  # images waiting for a pose (bounded memory under a pose outage)
 RATE_SLACK = 0.1  # fraction of a frame period a frame may come before its due time (stamp jitter)
 LOG_THROTTLE_S = 5.0
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "small"
 
 
 class ReconstructionError(DgslrmError, RuntimeError):
