@@ -169,7 +169,8 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
         TrajectoriesRecord
     from dgslrm_ros.bags.writer import BagWriter
     from dgslrm_ros.evaluation.previews import save_gallery, save_track_figures
-    from dgslrm_ros.stream.pipeline import ReconstructionError, StreamingReconstructor
+    from dgslrm_ros.stream.pipeline import StreamingReconstructor
+    from dgslrm_ros.stream.reconstruction import ReconstructionError
 
     out = Path(out)
     bag_out = out / OUTPUT_BAG

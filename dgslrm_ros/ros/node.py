@@ -85,7 +85,8 @@ class DgslrmNode(Node):
         self.config = pipeline_config(values)  # raises ParameterError by name
         self.options = node_options(values)
         # Heavy (torch, model weights): imported only once the parameters are known to be good.
-        from dgslrm_ros.stream.pipeline import ReconstructionError, StreamingReconstructor
+        from dgslrm_ros.stream.pipeline import StreamingReconstructor
+        from dgslrm_ros.stream.reconstruction import ReconstructionError
 
         self._reconstruction_error = ReconstructionError
         # the checkpoint must fit window_frames/keyframe_stride/image size: a ConfigError names the parameter

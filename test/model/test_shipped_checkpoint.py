@@ -13,7 +13,7 @@ from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT, load_model, read_che
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.stream.config import PipelineConfig
-from dgslrm_ros.stream.pipeline import load_pipeline_model
+from dgslrm_ros.stream.reconstruction import load_pipeline_model
 
 MAX_BYTES = 16 * 1024 * 1024
 
