@@ -233,6 +233,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     from dgslrm_ros.convert.stamps import header_stamp_ns
     from dgslrm_ros.core.gaussians import Gaussians
     from dgslrm_ros.core.ply import write_ply
+    from dgslrm_ros.core.strict_json import strict_json
     from dgslrm_ros.evaluation.previews import save_pair, save_track_views
     from dgslrm_ros.evaluation.tracking import MOVING_TRACK_M, published_track_errors
     from dgslrm_ros.metrics import mean_finite
@@ -311,12 +312,8 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
         "processes": status,
         "windows": windows,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    (out / "metrics.json").write_text(json.dumps(strict_json(metrics), indent=2) + "\n")  # NaN -> null
     return metrics
-
-
-def _json_default(value: Any) -> Any:
-    return float(value) if hasattr(value, "__float__") else str(value)
 
 
 def _image_array(msg: Any) -> Any:
