@@ -12,15 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import signal
-import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dgslrm_ros.cli.children import Child, child_env
 
 FPS = 10.0
 DEFAULT_SEED = 1_000_000  # first evaluation seed (data.dataset.EVAL_SEED_START): a scene the weights never saw
@@ -40,60 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
     parser.add_argument("--checkpoint", default="", help="model checkpoint (default: the shipped one)")
     parser.add_argument("--device", default="cpu", choices=("auto", "cuda", "cpu"), help="node device (default cpu)")
-
-
-@dataclass
-class Child:
-    """A child process whose output is collected by a thread and mirrored to a log file."""
-
-    name: str
-    popen: subprocess.Popen
-    log: Path
-    lines: list[str] = field(default_factory=list)
-
-    @classmethod
-    def start(cls, name: str, args: list[str], env: dict[str, str], log: Path) -> Child:
-        popen = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 bufsize=1, start_new_session=True)
-        child = cls(name, popen, log)
-        threading.Thread(target=child._read, daemon=True).start()
-        return child
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        with open(self.log, "w") as stream:
-            for line in self.popen.stdout:
-                self.lines.append(line.rstrip("\n"))
-                stream.write(line)
-                stream.flush()
-
-    def count(self, prefix: str) -> int:
-        return sum(1 for line in list(self.lines) if line.startswith(prefix))
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGINT, then SIGKILL of its own process group if it does not end in `timeout` s."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(5.0)
-        return self.popen.returncode
-
-
-def _env() -> dict[str, str]:
-    """A private ROS domain on loopback, so the demo neither sees nor disturbs a robot's traffic."""
-    env = dict(os.environ)
-    env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))
-    # the children import this very package, also when it runs from a source tree (not installed)
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH", "")]))
-    return env
 
 
 def _window_of(checkpoint: str) -> tuple[tuple[int, int], str]:
@@ -159,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     params_file.write_text(yaml.safe_dump({"dgslrm": {"ros__parameters": values}}, sort_keys=False))
     expected_windows = 1 + (args.frames - window) // stride
 
-    env = _env()
+    env = child_env()
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))  # leave the recorder a core
     python = sys.executable
     logs = out / "logs"
     logs.mkdir(exist_ok=True)

@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import random
 import signal
 import sys
 import threading
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from dgslrm_ros.cli.children import Child, child_env
 from dgslrm_ros.core.strict_json import strict_json
 
 DEFAULT_SIZE = (160, 120)  # width, height of the published images (the issue's stream)
@@ -217,10 +217,9 @@ def _number(value: Any) -> float | None:
 def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[float, float]], warmup_s: float,
                title: str) -> Path:
     """PNG: memory (RSS, heap used/free, Python) / latency / windows per second over time."""
-    import matplotlib
+    from dgslrm_ros.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     t = np.array([s["t"] for s in samples]) / 60.0
     fig, axes = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
@@ -299,22 +298,6 @@ def make_scene(size: tuple[int, int], frames: int, rate: float) -> tuple[np.ndar
                             track_grid=16)
     rgb = frames_to_rgb8(seq.frames.numpy())[0]
     return rgb, intrinsics_to_opencv(seq.K[0]).numpy(), seq.world_T_cam[0].numpy()
-
-
-def child_env(extra: dict[str, str]) -> dict[str, str]:
-    """The children's environment: a private loopback ROS domain, this package importable, `extra` on top.
-
-    Unlike `dgslrm demo` it leaves OMP_NUM_THREADS alone: the node runs as a user would start it.
-    """
-    env = dict(os.environ)
-    env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    env["PYTHONUNBUFFERED"] = "1"
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH", "")]))
-    env.update(extra)
-    return env
 
 
 def run_soak(args: argparse.Namespace) -> int:
@@ -420,7 +403,6 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dict[str, str], params: Path) -> int:
-    from dgslrm_ros.cli.demo import Child
     from dgslrm_ros.stream.memory import process_cpu_seconds, process_rss_bytes
 
     frames, K, poses = scene
@@ -547,7 +529,6 @@ def write_looping_bag(path: Path, scene: tuple, count: int, rate: float) -> Path
 
 
 def _soak_replay(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dict[str, str], device: str) -> int:
-    from dgslrm_ros.cli.demo import Child
     from dgslrm_ros.stream.memory import process_rss_bytes
 
     bag = out / "long_bag"
@@ -614,10 +595,9 @@ def _soak_replay(args: argparse.Namespace, out: Path, scene: tuple, extra_env: d
 def write_replay_plot(path: Path, samples: list[dict[str, Any]], per_window: list[tuple[int, float]],
                       warmup_s: float, title: str) -> Path:
     """PNG: the replay process's RSS sampled over time / its RSS right after each window."""
-    import matplotlib
+    from dgslrm_ros.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.5))
     ax = axes[0]

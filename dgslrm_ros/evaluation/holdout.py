@@ -184,10 +184,9 @@ def format_table(summary: dict[str, dict[str, float]]) -> str:
 def save_grid(path, window: WindowScores, max_rows: int = 4) -> None:
     """PNG: one row per held-out frame (up to max_rows, spread over the window): the real frame, then
     each method with its PSNR."""
-    import matplotlib
+    from dgslrm_ros.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     count = len(window.stamps)
     rows = sorted(set(np.linspace(0, count - 1, min(max_rows, count)).round().astype(int).tolist()))

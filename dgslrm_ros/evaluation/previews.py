@@ -16,16 +16,7 @@ from torch import Tensor
 
 from dgslrm_ros.convert.tracks import speed_colormap, track_speeds
 from dgslrm_ros.core.cameras import project_points
-
-
-def _pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (no display on a robot or in CI)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from dgslrm_ros.core.plotting import pyplot
 
 
 def _image(t: Tensor):
@@ -39,7 +30,7 @@ def save_preview(path: str | Path, inputs: Tensor, predictions: Tensor, targets:
     inputs / predictions / targets: [R, 3, H, W] (one row each); track_image [3, H, W] with its camera
     K [3, 3], world_T_cam [4, 4]; pred_tracks / gt_tracks [M, T, 3] in the same frame as the camera.
     """
-    plt = _pyplot()
+    plt = pyplot()
     rows = inputs.shape[0]
     fig, axes = plt.subplots(rows, 4, figsize=(10, 2.6 * rows), squeeze=False)
     for r in range(rows):
@@ -87,7 +78,7 @@ def save_gallery(path: Path, gallery: list[dict[str, np.ndarray]]) -> Path | Non
     """One row per window of uint8 [H, W, 3] images keyed input / rendered / gt_view / gt_render (those present)."""
     if not gallery:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     titles = {"input": "input (newest frame)", "rendered": "rendered, input camera",
               "gt_view": "held-out view (GT)", "gt_render": "rendered, held-out view"}
     used = [c for c in titles if any(c in g for g in gallery)]
@@ -110,7 +101,7 @@ def save_track_figures(out: Path, positions: np.ndarray, stamps: np.ndarray, ima
                        world_T_cam: np.ndarray, gt_tracks: np.ndarray | None = None) -> list[Path]:
     """A window's tracks [M, T, 3] (world, metres) over its newest image uint8 [H, W, 3] (camera K [T, 3, 3],
     world_T_cam [T, 4, 4]) and in 3D, GT tracks in grey if given -> tracks_overlay.png, tracks_3d.png."""
-    plt = _pyplot()
+    plt = pyplot()
     speeds = track_speeds(positions, stamps - stamps[0]) if len(positions) else np.zeros((0, 0))
     top = float(np.nanmax(speeds)) if speeds.size and np.isfinite(speeds).any() else 1.0
     paths = []
@@ -161,7 +152,7 @@ def save_track_figures(out: Path, positions: np.ndarray, stamps: np.ndarray, ima
 
 def save_pair(path: Path, left: Any, right: Any, titles: tuple[str, str]) -> str:
     """Two uint8 [H, W, 3] images side by side -> the file's name."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
     for axis, image, title in zip(axes, (left, right), titles):
         axis.imshow(image, interpolation="nearest")
@@ -176,7 +167,7 @@ def save_pair(path: Path, left: Any, right: Any, titles: tuple[str, str]) -> str
 def save_track_views(path: Path, tracks: np.ndarray, gt_tracks: np.ndarray, newest: int) -> None:
     """Top and side views of received tracks [M, T, 3] (red) over the GT tracks [M_gt, frames, 3] (grey) of
     the same frames, the window ending at GT frame `newest`."""
-    plt = _pyplot()
+    plt = pyplot()
     first = max(newest - tracks.shape[1] + 1, 0)
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
     for axis, (i, j, label) in zip(axes, [(0, 1, "top: x / y"), (0, 2, "side: x / z")]):
