@@ -172,7 +172,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     import torch
 
     from dgslrm_ros.bags.messages import default_typestore
-    from dgslrm_ros.convert.image import frames_to_rgb8
+    from dgslrm_ros.convert.image import frames_to_rgb8, image_to_rgb
     from dgslrm_ros.convert.pointcloud import unpack_gaussians, unpack_trajectories
     from dgslrm_ros.convert.stamps import header_stamp_ns
     from dgslrm_ros.core.gaussians import Gaussians
@@ -213,7 +213,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
         if frame is not None:
             # the node's render from the input camera vs the input frame
             if stamp in images:
-                rendered = _image_array(images[stamp])
+                rendered = image_to_rgb(images[stamp])
                 entry["psnr_rendered_vs_input_db"] = _psnr(rendered, frames[0, frame])
                 entry["rendered_png"] = save_pair(out / f"rendered_{k:02d}.png", frames[0, frame], rendered,
                                                    ("input", "dgslrm rendered"))
@@ -258,12 +258,6 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     }
     (out / "metrics.json").write_text(json.dumps(strict_json(metrics), indent=2) + "\n")  # NaN -> null
     return metrics
-
-
-def _image_array(msg: Any) -> Any:
-    from dgslrm_ros.convert.image import image_to_rgb
-
-    return image_to_rgb(msg)
 
 
 def _psnr(a: Any, b: Any) -> float:

@@ -1,10 +1,6 @@
-"""A parameter table written once, as dataclass fields: `parameter(...)` declares a field together with
-its description and range, and `parameter_table(cls)` reads the rows back.
-
-The node's ROS descriptors and YAML validation (ros/params.py), `PipelineConfig.validate`, the
-`dgslrm replay` options and `dgslrm demo` all read the same rows, so a default, a range or a
-description is changed in one place.
-"""
+"""A parameter table written once, as dataclass fields: `parameter(...)` declares a field with its
+description and range, `parameter_table(cls)` reads the rows back (for the node's descriptors and YAML
+check, `PipelineConfig.validate`, `dgslrm replay`'s options and `dgslrm train`'s)."""
 from __future__ import annotations
 
 import dataclasses

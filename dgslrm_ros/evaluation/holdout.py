@@ -25,7 +25,7 @@ from torch import Tensor
 
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.evaluation.baselines import static_baseline
-from dgslrm_ros.metrics import psnr, ssim
+from dgslrm_ros.metrics import mean_finite, psnr, ssim
 
 METRICS = ("psnr", "ssim", "lpips")
 # Absolute ROS stamps in float64 seconds carry ~2e-7 s of rounding, i.e. ~1e-5 of a frame interval:
@@ -167,8 +167,7 @@ def summarise(windows: list[WindowScores]) -> dict[str, dict[str, float]]:
                 row[metric].extend(values[metric])
     out = {}
     for name, row in summary.items():
-        finite = {m: [x for x in row[m] if math.isfinite(x)] for m in METRICS}
-        out[name] = {m: (float(np.mean(finite[m])) if finite[m] else float("nan")) for m in METRICS}
+        out[name] = {m: mean_finite(row[m]) for m in METRICS}
         out[name]["frames"] = len(row["psnr"])
     return out
 

@@ -1,10 +1,5 @@
-"""Figures (PNG) of training, `dgslrm eval`, `dgslrm replay` and `dgslrm demo`, apart from the commands.
-
-`save_preview`: one row per shown view: the input frame at the view's instant, our render of a held-out
-view, the ground-truth held-out view, and the input keyframe with predicted (red) and true (green) 3D
-tracks of a sparse pixel grid projected into it. `save_gallery`, `save_track_figures`: replay's renders
-and a window's tracks; `save_pair`, `save_track_views`: the demo's image pairs and tracks from above.
-"""
+"""Figures (PNG) of training and `dgslrm eval` (`save_preview`), `dgslrm replay` (`save_gallery`,
+`save_track_figures`) and `dgslrm demo` (`save_pair`, `save_track_views`), apart from the commands."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +20,8 @@ def _image(t: Tensor):
 
 def save_preview(path: str | Path, inputs: Tensor, predictions: Tensor, targets: Tensor, track_image: Tensor,
                  pred_tracks: Tensor, gt_tracks: Tensor, K: Tensor, world_T_cam: Tensor, title: str = "") -> Path:
-    """Write a preview grid.
+    """Write a preview grid, one row per view: the input frame at its instant, our render of a held-out view,
+    the ground truth, and the input keyframe with predicted (red) and true (green) 3D tracks projected in.
 
     inputs / predictions / targets: [R, 3, H, W] (one row each); track_image [3, H, W] with its camera
     K [3, 3], world_T_cam [4, 4]; pred_tracks / gt_tracks [M, T, 3] in the same frame as the camera.

@@ -58,8 +58,6 @@ def validate(values: Mapping[str, Any]) -> dict[str, Any]:
     checked = defaults()
     for name, value in values.items():
         checked[name] = BY_NAME[name].check(value)
-    if not checked["world_frame"]:
-        raise ParameterError("parameter 'world_frame': expected a non-empty frame id, got ''")
     if not checked["output_dir"]:
         raise ParameterError("parameter 'output_dir': expected a folder path, got ''")
     _unit_quaternion("camera_from_body", checked["camera_from_body"][3:])

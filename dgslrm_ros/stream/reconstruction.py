@@ -22,6 +22,7 @@ from dgslrm_ros.convert.tracks import TrackStrip, tracks_to_strips
 from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
+from dgslrm_ros.core.timing import synchronize
 from dgslrm_ros.geometry.cues import GeometryCues
 from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT
 from dgslrm_ros.model.classical import ClassicalReconstructor
@@ -161,7 +162,7 @@ class WindowReconstructor:
         def timed(stage: str, run: Callable, *args):
             tick = time.perf_counter()
             value = run(*args)
-            _sync(self.device)
+            synchronize(self.device)
             timings[stage] = time.perf_counter() - tick
             return value
 
@@ -269,9 +270,3 @@ class WindowReconstructor:
         trajectories = trajectories_to_array(track_set.positions, relative_t, track_set.track_ids, track_set.visible)
         strips = tracks_to_strips(track_set.positions, stamps - stamps[0], track_set.track_ids, track_set.visible)
         return track_set, trajectories, strips
-
-
-def _sync(device: torch.device) -> None:
-    """Wait for queued CUDA work so stage timings mean something."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
