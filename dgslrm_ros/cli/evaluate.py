@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dgslrm_ros.cli.argtypes import positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory or its model.safetensors")
-    parser.add_argument("--num-scenes", type=int, default=8, help="held-out windows to score")
+    parser.add_argument("--num-scenes", type=positive_int, default=8, help="held-out windows to score")
     parser.add_argument("--out", default="out/eval", help="where metrics.json and previews go")
     parser.add_argument("--optimize-iters", type=int, default=200, help="Adam steps of the optimised baseline; 0 = skip")
     parser.add_argument("--refine-iters", type=int, default=0, help="> 0 also scores feed-forward + refinement")
@@ -31,8 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model, format_table, held_out_windows
     from dgslrm_ros.model.checkpoint import load_model, read_checkpoint_info
 
-    if args.num_scenes < 1:
-        raise SystemExit(f"--num-scenes must be >= 1, got {args.num_scenes}")
     device = resolve_device(args.device, "--device")
     model = load_model(args.checkpoint, device)  # a CheckpointError says which file and what to do
     extra = read_checkpoint_info(args.checkpoint).get("extra", {})

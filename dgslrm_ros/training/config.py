@@ -9,10 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.parameters import parameter
 
 if TYPE_CHECKING:
     from dgslrm_ros.model.config import ModelConfig
+
+class TrainConfigError(DgslrmError, ValueError):
+    """A training or loss setting out of range; the message names it."""
+
 
 PERCEPTUAL = ("lpips", "ssim", "none")
 FLOW_LOSSES = ("l1", "l2")
@@ -48,9 +53,9 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         if self.perceptual not in PERCEPTUAL:
-            raise ValueError(f"LossConfig.perceptual: expected one of {PERCEPTUAL}, got {self.perceptual!r}")
+            raise TrainConfigError(f"LossConfig.perceptual: expected one of {PERCEPTUAL}, got {self.perceptual!r}")
         if self.flow_loss not in FLOW_LOSSES:
-            raise ValueError(f"LossConfig.flow_loss: expected one of {FLOW_LOSSES}, got {self.flow_loss!r}")
+            raise TrainConfigError(f"LossConfig.flow_loss: expected one of {FLOW_LOSSES}, got {self.flow_loss!r}")
 
 
 @dataclass(frozen=True)
@@ -90,11 +95,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"TrainConfig: steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
+            raise TrainConfigError(f"TrainConfig: steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
         if not self.lr > 0 or self.grad_clip <= 0:
-            raise ValueError(f"TrainConfig: lr and grad_clip must be > 0, got {self.lr}, {self.grad_clip}")
+            raise TrainConfigError(f"TrainConfig: lr and grad_clip must be > 0, got {self.lr}, {self.grad_clip}")
         if min(self.workers, self.eval_every, self.checkpoint_every, self.train_scenes, self.stop_after) < 0:
-            raise ValueError("TrainConfig: workers, eval_every, checkpoint_every, train_scenes, stop_after must be >= 0")
+            raise TrainConfigError("TrainConfig: workers, eval_every, checkpoint_every, train_scenes, stop_after must be >= 0")
 
     def model_config(self) -> ModelConfig:
         """The ModelConfig of a fresh run: the preset with this run's image size and window length."""

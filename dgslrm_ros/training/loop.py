@@ -24,7 +24,7 @@ from tqdm import tqdm
 from dgslrm_ros.data.batch import normalize_batch, reference_inputs, to_device
 from dgslrm_ros.model import DGSLRM, ModelConfig
 from dgslrm_ros.model.checkpoint import load_model, save_checkpoint
-from dgslrm_ros.training.config import TrainConfig
+from dgslrm_ros.training.config import TrainConfig, TrainConfigError
 from dgslrm_ros.training.cue_cache import CuedWindowDataset, batch_cues
 from dgslrm_ros.training.distributed import (DistInfo, all_reduce_mean, barrier, cleanup_distributed, device_for,
                                              dist_info_from_env, setup_distributed)
@@ -132,7 +132,7 @@ def train(config: TrainConfig, dataset: Dataset | None = None, eval_samples: Dat
         # (the model has no positional embedding, so it runs at any multiple of the patch size).
         model = load_model(config.init_from, device)
         if config.window_frames and config.window_frames != model.config.window_frames:
-            raise ValueError(f"TrainConfig.window_frames={config.window_frames} differs from the "
+            raise TrainConfigError(f"TrainConfig.window_frames={config.window_frames} differs from the "
                              f"{model.config.window_frames} frames of --init-from {config.init_from}; drop it")
         if config.image_size:
             model.config = replace(model.config, image_size=config.image_size)

@@ -77,3 +77,10 @@ def test_train_options_are_the_config_fields():
     assert config("--warmup-steps", "3").warmup_steps == 3
     with pytest.raises(SystemExit):
         parser.parse_args(["--perceptual", "vgg"])  # the field's choices
+
+
+def test_a_setting_out_of_range_is_refused_by_name(tmp_path, capsys):
+    """TrainConfig's own checks are DgslrmErrors: one line naming the setting, exit 2, no traceback."""
+    assert main(["train", "--steps", "0", "--out", str(tmp_path / "run"), "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "dgslrm train: TrainConfig: steps" in err and "Traceback" not in err
