@@ -1,10 +1,7 @@
-"""A collated batch of data samples (docs/architecture.md) in the model's normalised frame, and its targets.
-
-Shared by training and evaluation, so it sits in `data`, below both.
-
-Every metric quantity of a sample (poses, GT depth, GT scene flow) goes through the same
-`SceneNormalization` as the input poses, so the losses compare like with like and the model never
-sees metres.
+"""A collated batch of data samples (docs/architecture.md) in the model's normalised frame, and its targets;
+shared by training and evaluation, so it sits in `data`, below both. Every metric quantity of a sample
+(poses, GT depth, GT scene flow) goes through the same `SceneNormalization` as the input poses, so the
+losses compare like with like and the model never sees metres.
 """
 from __future__ import annotations
 
