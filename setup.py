@@ -17,7 +17,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
-    package_data={PACKAGE: ["checkpoints/*/*.json", "checkpoints/*/*.safetensors", "evaluation/weights/*.safetensors"]},
+    package_data={PACKAGE: ["checkpoints/*/*.json", "checkpoints/*/*.safetensors", "metrics/weights/*.safetensors"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

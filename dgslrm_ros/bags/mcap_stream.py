@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from dgslrm_ros.core.errors import DgslrmError
+
 MAGIC = b"\x89MCAP0\r\n"
 _OP_SCHEMA, _OP_CHANNEL, _OP_MESSAGE, _OP_CHUNK, _OP_DATA_END, _OP_FOOTER = 0x03, 0x04, 0x05, 0x06, 0x0F, 0x02
 
 
-class McapTruncatedError(Exception):
+class McapTruncatedError(DgslrmError):
     """The scan stopped before the end of the data section."""
 
     def __init__(self, reason: str, offset: int) -> None:

@@ -27,9 +27,10 @@ from dgslrm_ros.convert.image import image_to_rgb
 from dgslrm_ros.convert.pointcloud import TrajectoryCloud, unpack_trajectories
 from dgslrm_ros.convert.pose import pose_to_matrix
 from dgslrm_ros.convert.stamps import header_stamp_ns
+from dgslrm_ros.core.errors import DgslrmError
 
 
-class BagReadError(RuntimeError):
+class BagReadError(DgslrmError, RuntimeError):
     """The bag cannot be opened, lacks a required topic, or breaks off (truncated / corrupt)."""
 
     def __init__(self, message: str, records_read: int = 0) -> None:

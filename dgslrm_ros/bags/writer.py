@@ -20,6 +20,7 @@ from dgslrm_ros.bags import messages, topics
 from dgslrm_ros.convert.pointcloud import PointCloudFields
 from dgslrm_ros.convert.stamps import header_stamp_ns
 from dgslrm_ros.convert.tracks import TrackStrip
+from dgslrm_ros.core.errors import DgslrmError
 
 BAG_VERSION = 8
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -33,7 +34,7 @@ RELIABLE_VOLATILE = Qos(
 )
 
 
-class BagWriteError(RuntimeError):
+class BagWriteError(DgslrmError, RuntimeError):
     """The bag cannot be created or written (path exists, unknown storage, type clash on a topic)."""
 
 

@@ -1,7 +1,10 @@
-"""argparse value types shared by the subcommands: a bad value is refused by argparse, by name."""
+"""argparse value types shared by the subcommands (a bad value is refused by argparse, by name), and
+options derived from a config dataclass, so a default or a help text is written once, on the field."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any
 
 
 def positive_int(text: str) -> int:
@@ -16,3 +19,27 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
     return value
+
+
+def add_config_options(parser: argparse.ArgumentParser, config_class: type,
+                       aliases: dict[str, tuple[str, ...]] | None = None) -> None:
+    """One option per field declared with `core.parameters.parameter`: --field-name, typed, defaulted and
+    described by the field; a bool field is a switch (--name when off by default, --no-name when on)."""
+    for f in dataclasses.fields(config_class):
+        if "description" not in f.metadata:
+            continue
+        description = f.metadata["description"].replace("%", "%%")  # argparse formats help with %
+        flags = ("--" + ("no-" if f.default is True else "") + f.name.replace("_", "-"),
+                 *(aliases or {}).get(f.name, ()))
+        if isinstance(f.default, bool):
+            parser.add_argument(*flags, dest=f.name, action="store_false" if f.default else "store_true",
+                                help=description)
+        else:
+            parser.add_argument(*flags, dest=f.name, type=type(f.default), default=f.default,
+                                choices=f.metadata["choices"] or None, help=f"{description} (default: {f.default})")
+
+
+def config_from_options(config_class: type, args: argparse.Namespace, **values: Any) -> Any:
+    """The config the options of `add_config_options` describe; `values` set the other fields."""
+    return config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)
+                           if "description" in f.metadata}, **values)

@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
         return run_soak(args)
     import torch
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from dgslrm_ros.core.device import resolve_device
+
+    device = str(resolve_device(args.device, "--device"))
     selected = [flag for flag in BENCHMARKS if getattr(args, flag)] or list(BENCHMARKS)
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"dgslrm bench on {name}, torch {torch.__version__}")

@@ -12,20 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import signal
-import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dgslrm_ros.cli.children import Child, child_env
+
 FPS = 10.0
-DEFAULT_WINDOW = (24, 4)  # window_frames, keyframe_stride of the shipped `small` model
 DEFAULT_SEED = 1_000_000  # first evaluation seed (data.dataset.EVAL_SEED_START): a scene the weights never saw
-MOVING_TRACK_M = 0.05  # a ground-truth track travelling further than this within a window is on a moving object
 STARTUP_TIMEOUT_S = 120.0
 IDLE_TIMEOUT_S = 90.0  # after the last frame, stop waiting for windows once none came for this long (a lost
 # frame can cost a window; a 128 px window of the small model takes tens of seconds on two CPU cores)
@@ -44,71 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=("auto", "cuda", "cpu"), help="node device (default cpu)")
 
 
-@dataclass
-class Child:
-    """A child process whose output is collected by a thread and mirrored to a log file."""
-
-    name: str
-    popen: subprocess.Popen
-    log: Path
-    lines: list[str] = field(default_factory=list)
-
-    @classmethod
-    def start(cls, name: str, args: list[str], env: dict[str, str], log: Path) -> Child:
-        popen = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 bufsize=1, start_new_session=True)
-        child = cls(name, popen, log)
-        threading.Thread(target=child._read, daemon=True).start()
-        return child
-
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        with open(self.log, "w") as stream:
-            for line in self.popen.stdout:
-                self.lines.append(line.rstrip("\n"))
-                stream.write(line)
-                stream.flush()
-
-    def count(self, prefix: str) -> int:
-        return sum(1 for line in list(self.lines) if line.startswith(prefix))
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGINT, then SIGKILL of its own process group if it does not end in `timeout` s."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(5.0)
-        return self.popen.returncode
-
-
-def _env() -> dict[str, str]:
-    """A private ROS domain on loopback, so the demo neither sees nor disturbs a robot's traffic."""
-    env = dict(os.environ)
-    env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))
-    # the children import this very package, also when it runs from a source tree (not installed)
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH", "")]))
-    return env
-
-
 def _window_of(checkpoint: str) -> tuple[tuple[int, int], str]:
     """(window_frames, keyframe_stride) the node's model predicts, and a weights description."""
-    from dgslrm_ros.model.checkpoint import read_checkpoint_info
-    from dgslrm_ros.stream.pipeline import SHIPPED_CHECKPOINT
+    from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT, read_checkpoint_info
+    from dgslrm_ros.stream.config import PipelineConfig
 
     path = Path(checkpoint) if checkpoint else SHIPPED_CHECKPOINT
-    if not (path.is_file() or (path / "config.json").exists()):
-        if checkpoint:
-            raise SystemExit(f"dgslrm demo: --checkpoint {checkpoint} does not exist")
-        return DEFAULT_WINDOW, f"untrained (no shipped checkpoint at {path}; a randomly initialised model runs)"
-    config = read_checkpoint_info(path)["model_config"]
+    if not checkpoint and not (path / "config.json").exists():
+        defaults = PipelineConfig()  # the parameter table's window, what the node runs without a checkpoint
+        return (defaults.window_frames, defaults.keyframe_stride), f"untrained (no shipped checkpoint at {path}; a randomly initialised model runs)"
+    config = read_checkpoint_info(path)["model_config"]  # a CheckpointError when --checkpoint is not one
     return (config.window_frames, config.keyframe_stride), f"checkpoint {path}"
 
 
@@ -120,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from dgslrm_ros.data.scenes import scene_preset
     from dgslrm_ros.data.sequence import generate_sequence
     from dgslrm_ros.ros.demo_publisher import save_scene
-    from dgslrm_ros.ros.params import ParameterError, validate
+    from dgslrm_ros.ros.params import validate
 
     if args.size % 8 or args.size < 16:
         print(f"dgslrm demo: --size must be a multiple of 8 and >= 16, got {args.size}", file=sys.stderr)
@@ -157,16 +97,13 @@ def run(args: argparse.Namespace) -> int:
               "window_stride": stride, "keyframe_stride": keyframe_stride, "frame_rate": FPS,
               "image_width": args.size, "image_height": args.size, "track_grid": track_grid,
               "max_pending_windows": 8}
-    try:
-        values = validate(params)
-    except ParameterError as error:
-        print(f"dgslrm demo: {error}", file=sys.stderr)
-        return 2
+    values = validate(params)
     params_file = out / "dgslrm_params.yaml"
     params_file.write_text(yaml.safe_dump({"dgslrm": {"ros__parameters": values}}, sort_keys=False))
     expected_windows = 1 + (args.frames - window) // stride
 
-    env = _env()
+    env = child_env()
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))  # leave the recorder a core
     python = sys.executable
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
@@ -235,10 +172,15 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     import torch
 
     from dgslrm_ros.bags.messages import default_typestore
+    from dgslrm_ros.convert.image import frames_to_rgb8, image_to_rgb
     from dgslrm_ros.convert.pointcloud import unpack_gaussians, unpack_trajectories
     from dgslrm_ros.convert.stamps import header_stamp_ns
     from dgslrm_ros.core.gaussians import Gaussians
     from dgslrm_ros.core.ply import write_ply
+    from dgslrm_ros.core.strict_json import strict_json
+    from dgslrm_ros.evaluation.previews import save_pair, save_track_views
+    from dgslrm_ros.evaluation.tracking import MOVING_TRACK_M, published_track_errors
+    from dgslrm_ros.metrics import mean_finite
     from dgslrm_ros.render import render
     from rosbags.rosbag2 import Reader
 
@@ -271,22 +213,23 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
         if frame is not None:
             # the node's render from the input camera vs the input frame
             if stamp in images:
-                rendered = _image_array(images[stamp])
+                rendered = image_to_rgb(images[stamp])
                 entry["psnr_rendered_vs_input_db"] = _psnr(rendered, frames[0, frame])
-                entry["rendered_png"] = _save_pair(out / f"rendered_{k:02d}.png", frames[0, frame], rendered,
+                entry["rendered_png"] = save_pair(out / f"rendered_{k:02d}.png", frames[0, frame], rendered,
                                                    ("input", "dgslrm rendered"))
             # novel view: the received Gaussians rendered at the held-out camera of the same instant
             novel = render(gaussians, seq.world_T_cam[1, frame][None], seq.K[1][None], size, size, backend="torch")
-            novel_rgb = (novel.rgb[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+            novel_rgb = frames_to_rgb8(novel.rgb[0].numpy())
             entry["psnr_novel_view_db"] = _psnr(novel_rgb, frames[1, frame])
-            entry["novel_view_png"] = _save_pair(out / f"novel_view_{k:02d}.png", frames[1, frame], novel_rgb,
+            entry["novel_view_png"] = save_pair(out / f"novel_view_{k:02d}.png", frames[1, frame], novel_rgb,
                                                  ("held-out view (ground truth)", "novel view of received Gaussians"))
             if stamp in trajectories:
-                entry.update(_track_error(unpack_trajectories(trajectories[stamp]), gt_tracks, frame))
+                entry.update(published_track_errors(unpack_trajectories(trajectories[stamp]).tracks, gt_tracks, frame))
         windows.append(entry)
     if windows and windows[-1].get("frame") is not None and windows[-1]["stamp_ns"] in trajectories:
         last = windows[-1]
-        _plot_tracks(out / "tracks.png", unpack_trajectories(trajectories[last["stamp_ns"]]), gt_tracks, last["frame"])
+        save_track_views(out / "tracks.png", unpack_trajectories(trajectories[last["stamp_ns"]]).tracks, gt_tracks,
+                         last["frame"])
 
     diagnostics = _last_diagnostics(received.get("/diagnostics", []))
     metrics: dict[str, Any] = {
@@ -295,15 +238,15 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
         "windows_expected": expected_windows,
         "windows_received": len(windows),
         "topics_recorded": topics,
-        "latency_s_mean": _mean([w["latency_s"] for w in windows]),
+        "latency_s_mean": mean_finite([w["latency_s"] for w in windows]),
         "latency_s_max": max((w["latency_s"] for w in windows), default=float("nan")),
-        "psnr_rendered_vs_input_db": _mean([w.get("psnr_rendered_vs_input_db") for w in windows]),
-        "psnr_novel_view_db": _mean([w.get("psnr_novel_view_db") for w in windows]),
-        "track_epe_m": _mean([w.get("track_epe_m") for w in windows]),
-        "track_epe_still_m": _mean([w.get("track_epe_still_m") for w in windows]),
+        "psnr_rendered_vs_input_db": mean_finite([w.get("psnr_rendered_vs_input_db") for w in windows]),
+        "psnr_novel_view_db": mean_finite([w.get("psnr_novel_view_db") for w in windows]),
+        "track_epe_m": mean_finite([w.get("track_epe_m") for w in windows]),
+        "track_epe_still_m": mean_finite([w.get("track_epe_still_m") for w in windows]),
         "moving_tracks": sum(w.get("moving_tracks", 0) for w in windows),
-        "moving_flow_epe_m": _mean([w.get("moving_flow_epe_m") for w in windows]),
-        "moving_flow_epe_still_m": _mean([w.get("moving_flow_epe_still_m") for w in windows]),
+        "moving_flow_epe_m": mean_finite([w.get("moving_flow_epe_m") for w in windows]),
+        "moving_flow_epe_still_m": mean_finite([w.get("moving_flow_epe_still_m") for w in windows]),
         "track_error_definition": "mean 3D end-point error over the window's frames between each received track "
                                   "and the ground-truth surface track nearest to it at the window's first frame; "
                                   "*_still_m: the same for tracks standing at their first point; moving_flow_*: "
@@ -313,98 +256,18 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
         "processes": status,
         "windows": windows,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    (out / "metrics.json").write_text(json.dumps(strict_json(metrics), indent=2) + "\n")  # NaN -> null
     return metrics
 
 
-def _json_default(value: Any) -> Any:
-    return float(value) if hasattr(value, "__float__") else str(value)
-
-
-def _mean(values: list[Any]) -> float:
-    finite = [float(v) for v in values if v is not None and v == v and abs(float(v)) != float("inf")]
-    return sum(finite) / len(finite) if finite else float("nan")
-
-
-def _image_array(msg: Any) -> Any:
-    from dgslrm_ros.convert.image import image_to_rgb
-
-    return image_to_rgb(msg)
-
-
 def _psnr(a: Any, b: Any) -> float:
-    import numpy as np
+    """PSNR (dB, metrics.psnr) of two uint8 [H, W, 3] images."""
+    import torch
 
-    mse = float(np.mean((a.astype(np.float64) / 255.0 - b.astype(np.float64) / 255.0) ** 2))
-    return float("inf") if mse == 0 else float(-10.0 * np.log10(mse))
+    from dgslrm_ros.convert.image import rgb8_to_frames
+    from dgslrm_ros.metrics import psnr
 
-
-def _save_pair(path: Path, left: Any, right: Any, titles: tuple[str, str]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
-    for axis, image, title in zip(axes, (left, right), titles):
-        axis.imshow(image, interpolation="nearest")
-        axis.set_title(title, fontsize=8)
-        axis.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
-
-
-def _track_error(tracks: Any, gt_tracks: Any, newest: int) -> dict[str, Any]:
-    """Associate each received track with the nearest GT track at the window's first frame, then EPE."""
-    import numpy as np
-
-    samples = tracks.tracks.shape[1]
-    first = newest - samples + 1
-    if first < 0 or tracks.tracks.shape[0] == 0:
-        return {}
-    gt = gt_tracks[:, first:newest + 1]  # [M_gt, T, 3]
-    start = tracks.tracks[:, 0]  # [M, 3]
-    ok = np.isfinite(start).all(axis=1)
-    if not ok.any():
-        return {}
-    distance = np.linalg.norm(start[ok, None, :] - gt[None, :, 0, :], axis=-1)  # [M_ok, M_gt]
-    nearest = gt[distance.argmin(axis=1)]  # [M_ok, T, 3]
-    received = tracks.tracks[ok]  # [M_ok, T, 3]
-    error = np.linalg.norm(received - nearest, axis=-1)
-    still_error = np.linalg.norm(received[:, :1] - nearest, axis=-1)  # the track standing at its first point
-    gt_motion = nearest - nearest[:, :1]  # [M_ok, T, 3] displacement from the window's first frame
-    moving = np.nanmax(np.linalg.norm(gt_motion, axis=-1), axis=1) > MOVING_TRACK_M  # [M_ok]
-    motion_error = np.linalg.norm((received - received[:, :1]) - gt_motion, axis=-1)  # [M_ok, T]
-    nan = float("nan")
-    return {"track_epe_m": float(np.nanmean(error)), "track_epe_still_m": float(np.nanmean(still_error)),
-            "tracks_evaluated": int(ok.sum()), "moving_tracks": int(moving.sum()),
-            "moving_flow_epe_m": float(np.nanmean(motion_error[moving])) if moving.any() else nan,
-            "moving_flow_epe_still_m": float(np.nanmean(np.linalg.norm(gt_motion[moving], axis=-1)))
-            if moving.any() else nan}
-
-
-def _plot_tracks(path: Path, tracks: Any, gt_tracks: Any, newest: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    samples = tracks.tracks.shape[1]
-    first = max(newest - samples + 1, 0)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
-    for axis, (i, j, label) in zip(axes, [(0, 1, "top: x / y"), (0, 2, "side: x / z")]):
-        for track in gt_tracks[:, first:newest + 1]:
-            axis.plot(track[:, i], track[:, j], color="0.6", linewidth=0.8)
-        for track in tracks.tracks:
-            axis.plot(track[:, i], track[:, j], color="tab:red", linewidth=1.0)
-            axis.plot(track[-1:, i], track[-1:, j], "o", color="tab:red", markersize=2)
-        axis.set_title(f"{label} (grey: ground truth, red: dgslrm)", fontsize=9)
-        axis.set_aspect("equal", adjustable="datalim")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return float(psnr(*(torch.from_numpy(rgb8_to_frames(image)).double() for image in (a, b))))
 
 
 def _last_diagnostics(messages: list[tuple[int, Any]]) -> dict[str, str]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dgslrm_ros.cli.argtypes import positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory or its model.safetensors")
-    parser.add_argument("--num-scenes", type=int, default=8, help="held-out windows to score")
+    parser.add_argument("--num-scenes", type=positive_int, default=8, help="held-out windows to score")
     parser.add_argument("--out", default="out/eval", help="where metrics.json and previews go")
     parser.add_argument("--optimize-iters", type=int, default=200, help="Adam steps of the optimised baseline; 0 = skip")
     parser.add_argument("--refine-iters", type=int, default=0, help="> 0 also scores feed-forward + refinement")
@@ -27,28 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
+    from dgslrm_ros.core.device import resolve_device
     from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model, format_table, held_out_windows
-    from dgslrm_ros.model.checkpoint import CheckpointError, load_model, read_checkpoint_info
+    from dgslrm_ros.model.checkpoint import load_model, read_checkpoint_info
 
-    if args.num_scenes < 1:
-        raise SystemExit(f"--num-scenes must be >= 1, got {args.num_scenes}")
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        model = load_model(args.checkpoint, device)
-        extra = read_checkpoint_info(args.checkpoint).get("extra", {})
-    except CheckpointError as error:  # missing, truncated or corrupt: say which file and what to do
-        print(f"dgslrm eval: {error}", file=sys.stderr)
-        return 2
+    device = resolve_device(args.device, "--device")
+    model = load_model(args.checkpoint, device)  # a CheckpointError says which file and what to do
+    extra = read_checkpoint_info(args.checkpoint).get("extra", {})
     if args.image_size:
         import dataclasses
 
-        try:  # the model has no positional embedding: it runs at any multiple of its patch size
-            model.config = dataclasses.replace(model.config, image_size=args.image_size)
-        except ValueError as error:
-            print(f"dgslrm eval: --image-size {args.image_size}: {error}", file=sys.stderr)
-            return 2
+        # the model has no positional embedding: it runs at any multiple of its patch size (else ModelConfigError)
+        model.config = dataclasses.replace(model.config, image_size=args.image_size)
     scene_scale = args.scene_scale if args.scene_scale is not None else float(extra.get("scene_scale", 1.0))
     preset = args.scene_preset or extra.get("scene_preset", "default")
     try:

@@ -32,10 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def write_preview(path: Path, means, colors, title: str) -> Path:
     """Top (x-y) and side (x-z) scatter of the Gaussian centres in their colours."""
-    import matplotlib
+    from dgslrm_ros.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     for axis, (i, j, label) in zip(axes, [(0, 1, "top: x / y"), (0, 2, "side: x / z")]):

@@ -1,7 +1,8 @@
 """`dgslrm` command: one subcommand per module of this package.
 
 Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int` and imports its heavy
-dependencies (torch, rosbags, rclpy) inside `run`, so `dgslrm --help` stays instant.
+dependencies (torch, rosbags, rclpy) inside `run`, so `dgslrm --help` stays instant. A `DgslrmError`
+that leaves a subcommand is printed as one line and ends it with status 2.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import argparse
 import importlib
 import os
 import sys
+
+from dgslrm_ros.core.errors import DgslrmError
 
 # With torch's default OpenMP busy-waiting, a 2-core machine that also runs ROS callbacks or data
 # workers slows rendering 4-30x; libgomp reads this once, so it must be set before torch loads.
@@ -44,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except DgslrmError as error:
+        print(f"dgslrm {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -71,13 +71,9 @@ def run(args: argparse.Namespace) -> int:
     from dgslrm_ros.posing.frames import FramePick
     from dgslrm_ros.posing.posed_bag import PATH_PNG, REPORT_FILE, format_report, pose_source
 
-    try:
-        pick = FramePick(start=args.start, frames=args.frames, fps=args.fps, max_size=args.max_size)
-        colmap = ColmapOptions(max_features=args.max_features, matching=args.matching,
-                               camera_model=args.camera_model, threads=args.threads, verbose=args.verbose)
-    except ValueError as error:
-        print(f"dgslrm pose: {error}", file=sys.stderr)
-        return 2
+    pick = FramePick(start=args.start, frames=args.frames, fps=args.fps, max_size=args.max_size)
+    colmap = ColmapOptions(max_features=args.max_features, matching=args.matching,
+                           camera_model=args.camera_model, threads=args.threads, verbose=args.verbose)
     try:
         report = pose_source(args.source, args.out, pick, colmap, scale=args.scale, median_depth=args.median_depth,
                              image_topic=args.image_topic, progress=not args.no_progress,

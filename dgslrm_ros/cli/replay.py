@@ -14,11 +14,10 @@ nothing needs to be dropped for lack of time), and writes into --out:
   - novel-view PSNR/SSIM: each window's Gaussians deformed to its newest frame (or, with
     `--nvs-frames all`, to every frame) rendered from each held-out view `gt/views/<k>` at that
     instant, against that view's image, both at the model's resolution (same crop/resize as inputs);
-  - 3D tracking error against `gt/trajectories`, by *deforming the GT seed points*: every GT track
-    visible at a window's first frame is projected into that frame's input camera; the predicted
-    Gaussian of keyframe 0 at that pixel is the prediction for the point, and its trajectory over
-    the window is compared with the GT trajectory at the same instants (end-point error in metres,
-    mean = ATE-3D as PointOdyssey reports it, plus the fractions within 0.1 m and 0.2 m).
+  - 3D tracking error against `gt/trajectories` by the query-point protocol
+    (evaluation/tracking.query_point_errors: every GT track visible at a window's first frame, through
+    the keyframe-0 Gaussian at its pixel; end-point error in metres, mean = ATE-3D as PointOdyssey
+    reports it, plus the fractions within 0.1 m and 0.2 m).
 
 With `--holdout N` the pipeline gets every N-th frame only; each skipped frame inside a window is
 rendered from that window's Gaussians at its pose and instant and scored (PSNR, SSIM, LPIPS) against
@@ -32,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,25 +38,13 @@ from typing import Any
 
 import numpy as np
 
-# Pipeline parameters exposed as options: (flag, PipelineConfig field, type)
-_PARAMETER_FLAGS: tuple[tuple[str, str, type], ...] = (
-    ("--checkpoint", "checkpoint", str),
-    ("--device", "device", str),
-    ("--renderer", "renderer", str),
-    ("--window-frames", "window_frames", int),
-    ("--window-stride", "window_stride", int),
-    ("--keyframe-stride", "keyframe_stride", int),
-    ("--frame-rate", "frame_rate", float),
-    ("--image-width", "image_width", int),
-    ("--image-height", "image_height", int),
-    ("--sync-tolerance", "sync_tolerance", float),
-    ("--min-opacity", "min_opacity", float),
-    ("--track-grid", "track_grid", int),
-    ("--world-frame", "world_frame", str),
-    ("--refine-iters", "refine_iters", int),
-    ("--scene-scale", "scene_scale", float),
-    ("--method", "method", str),
-)
+from dgslrm_ros.core.errors import DgslrmError
+from dgslrm_ros.core.strict_json import strict_json
+from dgslrm_ros.stream.config import PIPELINE_PARAMETERS
+
+# The node's pipeline parameters as options, one --flag-name each (offline no window waits, so
+# max_pending_windows is not one); values are checked by PipelineConfig.validate, refused by name.
+_PARAMETER_FLAGS = tuple(spec for spec in PIPELINE_PARAMETERS if spec.name != "max_pending_windows")
 TRACK_THRESHOLDS_M = {"0.1m": 0.1, "0.2m": 0.2}
 OUTPUT_BAG = "output_bag"
 WINDOWS_DIR = "windows"
@@ -73,9 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "<topic>/compressed is read (default: image)")
     parser.add_argument("--camera-info-topic", default="camera_info", help="CameraInfo topic (default: camera_info)")
     parser.add_argument("--pose-topic", default="camera_pose", help="PoseStamped topic (default: camera_pose)")
-    for flag, name, kind in _PARAMETER_FLAGS:
-        parser.add_argument(flag, dest=name, type=kind, default=None,
-                            help=f"node parameter {name} (default: the node's)")
+    for spec in _PARAMETER_FLAGS:
+        parser.add_argument("--" + spec.name.replace("_", "-"), dest=spec.name, type=spec.type, default=None,
+                            help=f"node parameter {spec.name}: {spec.description} (default: {spec.default!r})")
     parser.add_argument("--nvs-frames", choices=["newest", "all"], default="newest",
                         help="window frames rendered for novel-view metrics (default: newest)")
     parser.add_argument("--save-windows", action="store_true",
@@ -88,31 +74,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dgslrm_ros.bags.reader import BagReadError
-    from dgslrm_ros.model.checkpoint import CheckpointError
-    from dgslrm_ros.stream.config import ConfigError, PipelineConfig
+    from dgslrm_ros.stream.config import PipelineConfig
 
-    overrides = {name: getattr(args, name) for _, name, _ in _PARAMETER_FLAGS if getattr(args, name) is not None}
-    try:
-        config = PipelineConfig(**overrides)
-        config.validate()
-    except ConfigError as error:
-        print(f"dgslrm replay: {error}", file=sys.stderr)
-        return 2
+    overrides = {s.name: getattr(args, s.name) for s in _PARAMETER_FLAGS if getattr(args, s.name) is not None}
+    config = PipelineConfig(**overrides)
+    config.validate()
     if args.holdout == 1 or args.holdout < 0:
         print(f"dgslrm replay: --holdout expects N >= 2 (feed every N-th frame) or 0 (off), got {args.holdout}",
               file=sys.stderr)
         return 2
     bag = Path(args.bag)
     out = Path(args.out) if args.out else Path("out") / "replay" / bag.name
-    try:
-        summary = replay_bag(bag, out, config, image_topic=args.image_topic,
-                             camera_info_topic=args.camera_info_topic, pose_topic=args.pose_topic,
-                             nvs_frames=args.nvs_frames, progress=not args.no_progress,
-                             save_windows=args.save_windows, holdout=args.holdout)
-    except (ReplayError, ConfigError, BagReadError, CheckpointError) as error:  # a missing bag, a corrupt checkpoint
-        print(f"dgslrm replay: {error}", file=sys.stderr)
-        return 2
+    summary = replay_bag(bag, out, config, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
+                         pose_topic=args.pose_topic, nvs_frames=args.nvs_frames, progress=not args.no_progress,
+                         save_windows=args.save_windows, holdout=args.holdout)
     metrics = summary.metrics
     print(f"replayed {bag}: {metrics['windows']} windows, weights: {metrics['weights']}, "
           f"device {metrics['device']}")
@@ -141,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class ReplayError(RuntimeError):
+class ReplayError(DgslrmError, RuntimeError):
     """Replay cannot start (output exists, no image topic...)."""
 
 
@@ -193,7 +168,9 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
     from dgslrm_ros.bags.reader import BagReadError, BagReader, CameraInfoRecord, ImageRecord, PoseRecord, \
         TrajectoriesRecord
     from dgslrm_ros.bags.writer import BagWriter
-    from dgslrm_ros.stream.pipeline import ReconstructionError, StreamingReconstructor
+    from dgslrm_ros.evaluation.previews import save_gallery, save_track_figures
+    from dgslrm_ros.stream.pipeline import StreamingReconstructor
+    from dgslrm_ros.stream.reconstruction import ReconstructionError
 
     out = Path(out)
     bag_out = out / OUTPUT_BAG
@@ -298,14 +275,17 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
 
     diagnostics = pipeline.diagnostics()
     metrics = _metrics(bag, config, pipeline, diagnostics, scores, windows, failures, error, reader.skipped, logs)
-    pngs = _write_pngs(out, scores)
+    pngs = [path for path in [save_gallery(out / "rendered_vs_input.png", scores.gallery)] if path is not None]
     if held is not None:
         metrics["holdout"] = held.summary()
         pngs += held.write_pngs(out)
     if last[0] is not None:
-        pngs += write_track_pngs(out, last[0], _gt_tracks_of(last[0], ground))
+        result = last[0]
+        positions = result.tracks.positions if result.tracks is not None else np.zeros((0, len(result.stamps), 3))
+        pngs += save_track_figures(out, positions, result.stamps, result.input_image, result.K, result.world_T_cam,
+                                   _gt_tracks_of(result, ground))
     with open(out / "metrics.json", "w") as f:
-        json.dump(_strict_json(metrics), f, indent=2, default=_json_default)
+        json.dump(strict_json(metrics), f, indent=2)
     return ReplaySummary(out=out, metrics=metrics, pngs=pngs, error=error,
                          holdout_table=held.table() if held is not None else "")
 
@@ -345,8 +325,9 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
     """Novel-view and tracking scores of one window, where ground truth exists."""
     import torch
 
+    from dgslrm_ros.convert.image import frames_to_rgb8
     from dgslrm_ros.core.cameras import intrinsics_from_opencv, resize_crop_frames
-    from dgslrm_ros.evaluation.metrics import psnr, ssim
+    from dgslrm_ros.metrics import psnr, ssim
     from dgslrm_ros.render import render
 
     height, width = result.rendered.shape[:2]
@@ -374,8 +355,8 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
         scores.nvs_psnr.extend(psnr(out, target).tolist())
         scores.nvs_ssim.extend(ssim(out, target).tolist())
         if n == len(result.stamps) - 1:
-            entry["gt_view"] = _to_uint8(target[0])
-            entry["gt_render"] = _to_uint8(out[0])
+            entry["gt_view"] = frames_to_rgb8(target[0].numpy())
+            entry["gt_render"] = frames_to_rgb8(out[0].numpy())
     _score_tracks(result, ground, scores)
     if not scores.gallery or len(scores.gallery) < 4:
         scores.gallery.append(entry)
@@ -384,10 +365,8 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
 
 
 def _score_tracks(result, ground: _Ground, scores: _Scores) -> None:
-    """GT seed point at the window's first frame -> its pixel -> keyframe-0 Gaussian -> trajectory."""
-    import torch
-
-    from dgslrm_ros.core.cameras import project_points
+    """The GT tracks at the window's instants, scored by evaluation/tracking.query_point_errors."""
+    from dgslrm_ros.evaluation.tracking import query_point_errors
 
     record = ground.trajectories
     unpruned = result.unpruned
@@ -407,25 +386,12 @@ def _score_tracks(result, ground: _Ground, scores: _Scores) -> None:
     gt = np.full((cloud.tracks.shape[0], len(samples), 3), np.nan)
     ok = samples >= 0
     gt[:, ok] = cloud.tracks[:, samples[ok]]
-    start = gt[:, 0]
-    visible = (cloud.visible[:, samples[0]] > 0.5) & np.isfinite(start).all(axis=-1)
-    if not visible.any():
-        return
     height, width = result.rendered.shape[:2]
-    uv, depth = project_points(torch.from_numpy(start[visible]), torch.from_numpy(result.K[0]).double(),
-                               torch.from_numpy(result.world_T_cam[0]))
-    uv, depth = uv.numpy(), depth.numpy()
-    inside = (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
-    if not inside.any():
-        return
-    index = uv[inside, 1].astype(np.int64) * width + uv[inside, 0].astype(np.int64)  # keyframe 0 pixels
-    with torch.no_grad():
-        idx = torch.as_tensor(index, device=unpruned.device)
-        predicted = (unpruned.means[idx][:, None] + unpruned.offsets[idx]).double().cpu().numpy()  # [Q, T, 3]
-    truth = gt[np.flatnonzero(visible)[inside]]
-    errors = np.linalg.norm(predicted - truth, axis=-1)
-    scores.track_errors.append(errors[np.isfinite(errors)])
-    scores.track_queries += int(inside.sum())
+    errors = query_point_errors(gt, cloud.visible[:, samples[0]] > 0.5, unpruned, result.K[0], result.world_T_cam[0],
+                                height, width)
+    if errors is not None:
+        scores.track_errors.append(errors[np.isfinite(errors)])
+        scores.track_queries += errors.shape[0]
 
 
 def _gt_tracks_of(result, ground: _Ground) -> np.ndarray | None:
@@ -438,20 +404,14 @@ def _gt_tracks_of(result, ground: _Ground) -> np.ndarray | None:
     return record.trajectories.tracks[:, span] if span.any() else None
 
 
-def _to_uint8(image) -> np.ndarray:
-    return (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-
-
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
 def _metrics(bag: Path, config, pipeline, diagnostics: dict, scores: _Scores, windows: int, failures: list[str],
              error: str | None, skipped, logs: list) -> dict[str, Any]:
+    from dgslrm_ros.metrics import mean_finite
+
     novel = None
     if scores.nvs_psnr:
-        novel = {"psnr": _mean(scores.nvs_psnr), "ssim": _mean(scores.nvs_ssim), "count": len(scores.nvs_psnr),
+        novel = {"psnr": mean_finite(scores.nvs_psnr), "ssim": mean_finite(scores.nvs_ssim),
+                 "count": len(scores.nvs_psnr),
                  "frames": "rendered at the GT instants from the held-out GT poses, model resolution"}
     tracking = None
     if scores.track_errors:
@@ -474,123 +434,11 @@ def _metrics(bag: Path, config, pipeline, diagnostics: dict, scores: _Scores, wi
         "dropped": pipeline.dropped(),
         "dropped_frames_total": diagnostics.get("dropped_frames_total", 0),
         "skipped_messages": dict(skipped),
-        "input_psnr": _mean(scores.input_psnr),
-        "seconds_per_window": _mean(scores.seconds),
+        "input_psnr": mean_finite(scores.input_psnr),
+        "seconds_per_window": mean_finite(scores.seconds),
         "novel_view": novel,
         "tracking": tracking,
         "error": error,
         "warnings": [m for level, m in logs if level in ("warn", "error")][:50],
         "diagnostics": diagnostics,
     }
-
-
-def _strict_json(value: Any) -> Any:
-    """NaN/inf -> null: metrics.json must parse with strict JSON readers (NaN is not JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-# ---------------------------------------------------------------------------------------------- figures
-def _write_pngs(out: Path, scores: _Scores) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths: list[Path] = []
-    if not scores.gallery:
-        return paths
-    columns = ["input", "rendered", "gt_view", "gt_render"]
-    titles = {"input": "input (newest frame)", "rendered": "rendered, input camera",
-              "gt_view": "held-out view (GT)", "gt_render": "rendered, held-out view"}
-    used = [c for c in columns if any(c in g for g in scores.gallery)]
-    fig, axes = plt.subplots(len(scores.gallery), len(used), figsize=(2.6 * len(used), 2.6 * len(scores.gallery)),
-                             squeeze=False)
-    for row, entry in enumerate(scores.gallery):
-        for col, key in enumerate(used):
-            ax = axes[row][col]
-            ax.axis("off")
-            if key in entry:
-                ax.imshow(entry[key])
-            if row == 0:
-                ax.set_title(titles[key], fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "rendered_vs_input.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-    return paths
-
-
-def write_track_pngs(out: Path, result, gt_tracks: np.ndarray | None = None) -> list[Path]:
-    """Tracks of one window over its newest input image, and in 3D (GT tracks in grey if given)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import torch
-
-    from dgslrm_ros.convert.tracks import speed_colormap, track_speeds
-    from dgslrm_ros.core.cameras import project_points
-
-    positions = result.tracks.positions if result.tracks is not None else np.zeros((0, len(result.stamps), 3))
-    speeds = track_speeds(positions, result.stamps - result.stamps[0]) if len(positions) else np.zeros((0, 0))
-    top = float(np.nanmax(speeds)) if speeds.size and np.isfinite(speeds).any() else 1.0
-    paths = []
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.imshow(result.input_image)
-    height, width = result.input_image.shape[:2]
-    for m in range(len(positions)):
-        uv, depth = project_points(torch.from_numpy(positions[m].astype(np.float64)),
-                                   torch.from_numpy(result.K[-1]).double(), torch.from_numpy(result.world_T_cam[-1]))
-        uv = uv.numpy()
-        keep = (depth.numpy() > 0) & np.isfinite(uv).all(axis=-1)
-        if keep.sum() < 1:
-            continue
-        color = speed_colormap(np.nanmean(speeds[m]) / top if top > 0 else 0.0)
-        ax.plot(uv[keep, 0] - 0.5, uv[keep, 1] - 0.5, "-", color=color, linewidth=1.0)
-        ax.plot(uv[keep][-1, 0] - 0.5, uv[keep][-1, 1] - 0.5, "o", color=color, markersize=2)
-    ax.set_xlim(-0.5, width - 0.5)
-    ax.set_ylim(height - 0.5, -0.5)
-    ax.set_title(f"{len(positions)} tracks over the newest frame (colour: speed, max {top:.2f} m/s)", fontsize=8)
-    ax.axis("off")
-    fig.tight_layout()
-    paths.append(out / "tracks_overlay.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-
-    fig = plt.figure(figsize=(6, 5))
-    ax3 = fig.add_subplot(projection="3d")
-    if gt_tracks is not None:
-        for track in gt_tracks:
-            ax3.plot(track[:, 0], track[:, 1], track[:, 2], color="0.6", linewidth=1.0)
-    for m in range(len(positions)):
-        color = speed_colormap(np.nanmean(speeds[m]) / top if top > 0 else 0.0)
-        ax3.plot(positions[m, :, 0], positions[m, :, 1], positions[m, :, 2], color=color, linewidth=1.5)
-        ax3.scatter(*positions[m, -1], color=color, s=6)
-    cams = result.world_T_cam[:, :3, 3]
-    ax3.plot(cams[:, 0], cams[:, 1], cams[:, 2], "k--", linewidth=1.0, label="camera")
-    ax3.set_xlabel("x [m]")
-    ax3.set_ylabel("y [m]")
-    ax3.set_zlabel("z [m]")
-    ax3.set_title("predicted tracks (colour: speed)" + ("; GT grey" if gt_tracks is not None else ""), fontsize=8)
-    ax3.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out / "tracks_3d.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-    return paths

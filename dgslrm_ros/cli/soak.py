@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import random
 import signal
 import sys
 import threading
@@ -31,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dgslrm_ros.cli.children import Child, child_env
+from dgslrm_ros.core.strict_json import strict_json
 
 DEFAULT_SIZE = (160, 120)  # width, height of the published images (the issue's stream)
 SCENE_FRAMES = 48  # frames of the synthetic scene; played forwards then backwards
@@ -215,10 +217,9 @@ def _number(value: Any) -> float | None:
 def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[float, float]], warmup_s: float,
                title: str) -> Path:
     """PNG: memory (RSS, heap used/free, Python) / latency / windows per second over time."""
-    import matplotlib
+    from dgslrm_ros.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     t = np.array([s["t"] for s in samples]) / 60.0
     fig, axes = plt.subplots(3, 1, figsize=(9, 9), sharex=True)
@@ -281,27 +282,8 @@ def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=_json_default, allow_nan=False))
+    tmp.write_text(json.dumps(strict_json(payload), indent=1, allow_nan=False))
     tmp.replace(path)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf -> None, recursively (strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -318,22 +300,6 @@ def make_scene(size: tuple[int, int], frames: int, rate: float) -> tuple[np.ndar
     return rgb, intrinsics_to_opencv(seq.K[0]).numpy(), seq.world_T_cam[0].numpy()
 
 
-def child_env(extra: dict[str, str]) -> dict[str, str]:
-    """The children's environment: a private loopback ROS domain, this package importable, `extra` on top.
-
-    Unlike `dgslrm demo` it leaves OMP_NUM_THREADS alone: the node runs as a user would start it.
-    """
-    env = dict(os.environ)
-    env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
-    env["PYTHONUNBUFFERED"] = "1"
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH", "")]))
-    env.update(extra)
-    return env
-
-
 def run_soak(args: argparse.Namespace) -> int:
     """Entry from `dgslrm bench --soak`."""
     out: Path = args.soak_out
@@ -345,25 +311,23 @@ def run_soak(args: argparse.Namespace) -> int:
     device = getattr(args, "device", "auto")
     if args.scene_frames < 2:
         raise SystemExit(f"dgslrm bench --soak: --scene-frames must be at least 2, got {args.scene_frames}")
+    params = None if args.replay else _node_params(args, out, device)  # refused by name before any work
     print(f"[soak] generating a {args.scene_frames}-frame {args.size[0]}x{args.size[1]} scene ...", flush=True)
     scene = make_scene(args.size, args.scene_frames, args.rate)
     if args.replay:
         return _soak_replay(args, out, scene, extra_env, device)
-    return _soak_live(args, out, scene, extra_env, device)
+    return _soak_live(args, out, scene, extra_env, params)
 
 
 def _node_params(args: argparse.Namespace, out: Path, device: str) -> Path:
     import yaml
 
-    from dgslrm_ros.ros.params import ParameterError, validate
+    from dgslrm_ros.ros.params import validate
 
     overrides: dict[str, Any] = {"device": device}
     for name, text in _pairs(args.param, "--param").items():
         overrides[name] = yaml.safe_load(text)
-    try:
-        values = validate(overrides)
-    except ParameterError as error:
-        raise SystemExit(f"dgslrm bench --soak: {error}") from None
+    values = validate(overrides)  # a ParameterError names the parameter
     path = out / "node_params.yaml"
     path.write_text(yaml.safe_dump({"dgslrm": {"ros__parameters": values}}, sort_keys=False))
     return path
@@ -390,9 +354,8 @@ class _Recorder:
 
     def save(self) -> dict[str, Any]:
         summary = summarize(self.samples, self.latencies, self.warmup_s, self.compare_s)
-        _write_json(self.out / "soak.json", _finite({**self.meta, "summary": summary, "samples": self.samples,
-                                                     "latencies": [[round(t, 3), round(v, 4)]
-                                                                   for t, v in self.latencies]}))
+        _write_json(self.out / "soak.json", {**self.meta, "summary": summary, "samples": self.samples,
+                                             "latencies": [[round(t, 3), round(v, 4)] for t, v in self.latencies]})
         return summary
 
     def finish(self, title: str) -> dict[str, Any]:
@@ -439,15 +402,13 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"drops: {summary.get('drops') or 'none'}")
 
 
-def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dict[str, str], device: str) -> int:
-    from dgslrm_ros.cli.demo import Child
+def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dict[str, str], params: Path) -> int:
     from dgslrm_ros.stream.memory import process_cpu_seconds, process_rss_bytes
 
     frames, K, poses = scene
     env = child_env(extra_env)
     for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "RMW_IMPLEMENTATION"):
         os.environ[key] = env[key]  # this process's own DDS participant joins the node's private domain
-    params = _node_params(args, out, device)
     node = Child.start("dgslrm_node", [sys.executable, "-m", "dgslrm_ros.ros.main", "--ros-args", "--params-file",
                                        str(params)], env, out / "logs" / "node.log")
     import rclpy
@@ -568,7 +529,6 @@ def write_looping_bag(path: Path, scene: tuple, count: int, rate: float) -> Path
 
 
 def _soak_replay(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dict[str, str], device: str) -> int:
-    from dgslrm_ros.cli.demo import Child
     from dgslrm_ros.stream.memory import process_rss_bytes
 
     bag = out / "long_bag"
@@ -635,10 +595,9 @@ def _soak_replay(args: argparse.Namespace, out: Path, scene: tuple, extra_env: d
 def write_replay_plot(path: Path, samples: list[dict[str, Any]], per_window: list[tuple[int, float]],
                       warmup_s: float, title: str) -> Path:
     """PNG: the replay process's RSS sampled over time / its RSS right after each window."""
-    import matplotlib
+    from dgslrm_ros.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.5))
     ax = axes[0]

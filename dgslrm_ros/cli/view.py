@@ -53,17 +53,12 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     from dgslrm_ros.viewer.app import ViewerApp, start_server
-    from dgslrm_ros.viewer.scene import ViewerError
 
     windows = []
     if not args.live:
         from dgslrm_ros.viewer.sources import load_source
 
-        try:
-            windows = load_source(args.source)
-        except ViewerError as error:
-            print(f"dgslrm view: {error}", file=sys.stderr)
-            return 2
+        windows = load_source(args.source)  # a ViewerError names the source and what was expected
     try:
         server, url = start_server(args.host, args.port)
     except OSError as error:

@@ -5,8 +5,10 @@ message (which says what was expected, what came and what to do) and keep runnin
 """
 from __future__ import annotations
 
+from dgslrm_ros.core.errors import DgslrmError
 
-class ConversionError(ValueError):
+
+class ConversionError(DgslrmError, ValueError):
     """A message's fields do not describe what the conversion needs."""
 
 

@@ -1,1 +1,1 @@
-"""Geometry and representation shared by every layer: cameras, poses, rotations, Gaussians, PLY."""
+"""Shared by every layer: cameras, poses, rotations, Gaussians, PLY; errors, parameter rows, device, JSON."""

@@ -14,12 +14,13 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.rotations import matrix_to_quat, quat_multiply, quat_normalize
 
 FrameLike = int | float | Tensor
 
 
-class GaussiansFileError(ValueError):
+class GaussiansFileError(DgslrmError, ValueError):
     """A Gaussians safetensors file is missing, corrupt, or lacks a field."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.gaussians import Gaussians
 
 SH_C0 = 0.28209479177387814  # Y_0^0, turns the DC coefficient into a colour offset
@@ -29,7 +30,7 @@ _PLY_TYPES = {
 }
 
 
-class PlyFormatError(ValueError):
+class PlyFormatError(DgslrmError, ValueError):
     """A PLY file that is not a binary little-endian 3DGS vertex list."""
 
 

@@ -6,6 +6,7 @@ Independent of the Gaussian renderer: scenes are analytic primitives, ray cast i
   raycast.py       vectorised ray casting, textures, shading, visibility
   sequence.py      SyntheticSequence / generate_sequence (whole multi-camera videos, for bags and demos)
   dataset.py       training windows (docs/architecture.md data-sample table), seed split, loader, cache
+  batch.py         a collated batch in the model's normalised frame, GT scene-flow targets
   benchmark.py     samples/s for `dgslrm bench --data`
 """
 from dgslrm_ros.data.camera_paths import CameraPathConfig

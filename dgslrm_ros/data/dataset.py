@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from dgslrm_ros.data.camera_paths import CameraPathConfig
-from dgslrm_ros.data.scenes import SceneConfig
+from dgslrm_ros.data.scenes import SceneConfig, scene_preset as get_scene_preset
 from dgslrm_ros.data.sequence import SceneSetup, make_setup, single_threaded, render_camera, surface_flow, visibility_over_time
 
 TRAIN_SEED_START = 0
@@ -84,6 +84,18 @@ def dataset_preset(name: str) -> WindowDatasetConfig:
     if name not in DATASET_PRESETS:
         raise KeyError(f"unknown dataset preset {name!r}; choose one of {sorted(DATASET_PRESETS)}")
     return DATASET_PRESETS[name]
+
+
+def dataset_config(model_config, scene_preset: str = "default") -> WindowDatasetConfig:
+    """The data windows that fit a model: its image size, window length and keyframe stride.
+
+    `model_config` is a model.ModelConfig, read by attribute only (data never imports the model).
+    """
+    size = model_config.image_size
+    return WindowDatasetConfig(height=size, width=size, window_frames=model_config.window_frames,
+                               keyframe_stride=model_config.keyframe_stride,
+                               num_reference_frames=model_config.num_reference_frames,
+                               scene=get_scene_preset(scene_preset))
 
 
 def _supervision_plan(rng: np.random.Generator, config: WindowDatasetConfig, input_view: int):

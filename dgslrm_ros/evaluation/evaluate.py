@@ -49,16 +49,16 @@ from tqdm import tqdm
 
 from dgslrm_ros.core.cameras import project_points, unproject_depth
 from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.core.strict_json import strict_json
+from dgslrm_ros.data.batch import add_batch_dim, normalize_batch, reference_inputs, scene_flow_targets, to_device
 from dgslrm_ros.evaluation.baselines import depth_initialization, gaussian_tracks, static_baseline
-from dgslrm_ros.evaluation.metrics import mean_finite, psnr, ssim, track_errors, track_metrics
 from dgslrm_ros.evaluation.previews import save_preview, track_grid
 from dgslrm_ros.evaluation.refine import RefineConfig, optimize_gaussians, save_curve
 from dgslrm_ros.geometry.cues import GeometryCues
+from dgslrm_ros.metrics import mean_finite, psnr, ssim, track_errors, track_metrics
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.dgslrm import window_cues
-from dgslrm_ros.render import render
-from dgslrm_ros.training.batch import add_batch_dim, normalize_batch, reference_inputs, to_device
-from dgslrm_ros.training.losses import render_at_instants, scene_flow_targets
+from dgslrm_ros.render import render, render_at_instants
 
 METRIC_KEYS = ("input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "heldout_psnr", "heldout_ssim", "track_epe_m",
                "within_5cm", "within_10cm", "within_20cm", "motion_m", "flow_epe_m", "moving_flow_epe_m",
@@ -357,7 +357,7 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[dict[str, Any]], co
               for kind in ("translating", "pan/still") if any(s["camera_motion"] == kind for s in per_scene)}
     result = {"methods": summarise(per_scene), "strata": strata, "scenes": per_scene, "num_scenes": len(per_scene),
               "strata_counts": {k: sum(s["camera_motion"] == k for s in per_scene) for k in strata},
-              "config": _jsonable(asdict(config))}
+              "config": strict_json(asdict(config))}
     if refine_curves:  # quality vs cost of test-time refinement, averaged over the windows
         result["refine_curve"] = [
             {"iter": points[0]["iter"], "seconds": sum(p["seconds"] for p in points) / len(points),
@@ -368,7 +368,7 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[dict[str, Any]], co
         out_path.mkdir(parents=True, exist_ok=True)
         if refine_curves:
             save_curve(result["refine_curve"], out_path)
-        (out_path / "metrics.json").write_text(json.dumps(_finite_or_none(result), indent=2, default=_json_default))
+        (out_path / "metrics.json").write_text(json.dumps(strict_json(result), indent=2))
     return result
 
 
@@ -378,8 +378,7 @@ def held_out_windows(model_config, num_scenes: int, cache: str | Path | None = N
 
     With `cache`, the windows are rendered once into that directory and read back on later runs.
     """
-    from dgslrm_ros.data.dataset import CachedWindowDataset, SyntheticWindowDataset, cache_split
-    from dgslrm_ros.training.loop import dataset_config
+    from dgslrm_ros.data.dataset import CachedWindowDataset, SyntheticWindowDataset, cache_split, dataset_config
 
     config = dataset_config(model_config, scene_preset)
     if cache is None:
@@ -420,24 +419,3 @@ def format_table(result: dict[str, Any]) -> str:
 def _scene_id(sample: dict[str, Any], fallback: int) -> int:
     value = sample.get("scene_id", fallback)
     return int(value.item() if isinstance(value, Tensor) else value)
-
-
-def _finite_or_none(value: Any) -> Any:
-    """NaN / inf -> null, so metrics.json is strict JSON every reader accepts."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Tensor):
-        return value.tolist()
-    return str(value)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.evaluation.baselines import static_baseline
-from dgslrm_ros.evaluation.metrics import psnr, ssim
+from dgslrm_ros.metrics import mean_finite, psnr, ssim
 
 METRICS = ("psnr", "ssim", "lpips")
 # Absolute ROS stamps in float64 seconds carry ~2e-7 s of rounding, i.e. ~1e-5 of a frame interval:
@@ -108,12 +108,12 @@ class ImageScores:
     def __init__(self, lpips: bool = True) -> None:
         self._lpips = None
         if lpips:
-            from dgslrm_ros.evaluation.lpips import LPIPS
+            from dgslrm_ros.metrics.lpips import LPIPS
             self._lpips = LPIPS()
 
     def __call__(self, pred: Tensor, target: Tensor) -> dict[str, list[float]]:
         """pred, target [M, 3, H, W] in [0, 1] -> metric -> M values."""
-        from dgslrm_ros.evaluation.lpips import MIN_SIDE
+        from dgslrm_ros.metrics.lpips import MIN_SIDE
 
         out = {"psnr": psnr(pred, target).tolist(), "ssim": ssim(pred, target).tolist()}
         if self._lpips is not None and min(pred.shape[-2:]) >= MIN_SIDE:
@@ -167,8 +167,7 @@ def summarise(windows: list[WindowScores]) -> dict[str, dict[str, float]]:
                 row[metric].extend(values[metric])
     out = {}
     for name, row in summary.items():
-        finite = {m: [x for x in row[m] if math.isfinite(x)] for m in METRICS}
-        out[name] = {m: (float(np.mean(finite[m])) if finite[m] else float("nan")) for m in METRICS}
+        out[name] = {m: mean_finite(row[m]) for m in METRICS}
         out[name]["frames"] = len(row["psnr"])
     return out
 
@@ -184,10 +183,9 @@ def format_table(summary: dict[str, dict[str, float]]) -> str:
 def save_grid(path, window: WindowScores, max_rows: int = 4) -> None:
     """PNG: one row per held-out frame (up to max_rows, spread over the window): the real frame, then
     each method with its PSNR."""
-    import matplotlib
+    from dgslrm_ros.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     count = len(window.stamps)
     rows = sorted(set(np.linspace(0, count - 1, min(max_rows, count)).round().astype(int).tolist()))

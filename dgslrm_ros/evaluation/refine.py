@@ -19,7 +19,7 @@ from torch import Tensor
 
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.rotations import quat_normalize
-from dgslrm_ros.evaluation.metrics import psnr, ssim
+from dgslrm_ros.metrics import psnr, ssim
 from dgslrm_ros.render import render
 
 
@@ -168,10 +168,9 @@ def refine_gaussians(gaussians: DeformableGaussians, frames: Tensor, K: Tensor, 
 
 def save_curve(curve: list[dict], out_dir: str | Path, name: str = "refine_curve") -> tuple[Path, Path]:
     """Write the quality/time curve as JSON and a PNG (PSNR vs iterations and vs seconds)."""
-    import matplotlib
+    from dgslrm_ros.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 import resource
-import time
 from contextlib import nullcontext
 
 import torch
 
+from dgslrm_ros.core.timing import median_ms
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.dgslrm import DGSLRM, window_cues
 
@@ -52,31 +52,12 @@ def forward_flops(config: ModelConfig) -> float:
     return 2.0 * (embed + blocks + head)
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _timed(fn, device: str, warmup: int, repeats: int) -> float:
-    """Median milliseconds of fn() over `repeats` runs after `warmup` runs."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return sorted(times)[len(times) // 2]
-
-
 def matmul_tflops(device: str, quick: bool) -> float:
     """The device's sustained bf16 matmul rate (the ceiling the model's figure is compared with)."""
     n = 4096 if quick else 8192
     a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    ms = _timed(lambda: a @ b, device, warmup=3, repeats=10 if quick else 30)
+    ms = median_ms(lambda: a @ b, device, warmup=3, repeats=10 if quick else 30)
     return 2.0 * n**3 / (ms * 1e-3) / 1e12
 
 
@@ -106,7 +87,7 @@ def _bench_preset(name: str, device: str, quick: bool) -> dict:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     model.eval()
-    forward_ms = _timed(forward, device, warmup=0 if heavy else 1, repeats=1 if heavy else (2 if quick else 5))
+    forward_ms = median_ms(forward, device, warmup=0 if heavy else 1, repeats=1 if heavy else (2 if quick else 5))
     row = {
         "preset": name,
         "parameters": model.num_parameters(),
@@ -123,7 +104,7 @@ def _bench_preset(name: str, device: str, quick: bool) -> dict:
         model.train()
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        row["train_step_ms"] = _timed(train_step, device, warmup=1, repeats=2 if quick else 3)
+        row["train_step_ms"] = median_ms(train_step, device, warmup=1, repeats=2 if quick else 3)
         if cuda:
             row["peak_train_mb"] = torch.cuda.max_memory_allocated() / 2**20
     if not cuda:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.model.config import ModelConfig, ModelConfigError
 from dgslrm_ros.model.dgslrm import DGSLRM
 
@@ -22,9 +23,10 @@ FORMAT = "dgslrm_ros.model"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "small"  # what `checkpoint: ""` loads
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(DgslrmError, RuntimeError):
     """A checkpoint is missing, unreadable, or does not fit the model its config describes."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 
+from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.geometry.cues import CUE_CHANNELS
 
 # Per keyframe pixel: depth 1, rgb 3, rotation 4, scale 3, opacity 1 (then 3 offsets per window frame).
@@ -16,7 +17,7 @@ STATIC_CHANNELS = 12
 INPUT_CHANNELS = 10  # rgb 3 + Plücker 6 + normalised timestamp 1
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(DgslrmError, ValueError):
     """A ModelConfig field is out of range or inconsistent with another field."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.geometry.cues import GeometryCues, compute_cues
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.heads import GaussianHead, GaussianPrediction, activate
@@ -16,7 +17,7 @@ from dgslrm_ros.model.tokenizer import SpaceTimeTokenizer, normalize_timestamps,
 from dgslrm_ros.model.transformer import Transformer
 
 
-class ModelInputError(ValueError):
+class ModelInputError(DgslrmError, ValueError):
     """An input tensor of DGSLRM.forward has the wrong shape, dtype or device."""
 
 

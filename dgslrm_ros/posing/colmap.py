@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dgslrm_ros.posing.errors import PoseError, RegistrationError, require_cv2, require_pycolmap
+from dgslrm_ros.posing.errors import PoseError, PoseOptionError, RegistrationError, require_cv2, require_pycolmap
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,10 @@ class ColmapOptions:
 
     def __post_init__(self) -> None:
         if self.matching not in ("auto", "sequential", "exhaustive"):
-            raise ValueError(f"matching must be auto, sequential or exhaustive, got {self.matching!r}")
+            raise PoseOptionError(f"matching must be auto, sequential or exhaustive, got {self.matching!r}")
         if self.max_features < 64 or self.overlap < 1 or self.init_min_inliers < 8:
-            raise ValueError(f"max_features >= 64, overlap >= 1, init_min_inliers >= 8 expected, got "
-                             f"{self.max_features}, {self.overlap}, {self.init_min_inliers}")
+            raise PoseOptionError(f"max_features >= 64, overlap >= 1, init_min_inliers >= 8 expected, got "
+                                  f"{self.max_features}, {self.overlap}, {self.init_min_inliers}")
 
     def matching_for(self, num_frames: int) -> str:
         if self.matching != "auto":

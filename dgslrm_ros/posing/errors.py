@@ -1,12 +1,18 @@
 """Errors of `dgslrm pose`: each says what was expected, what came, and what to do."""
 from __future__ import annotations
 
+from dgslrm_ros.core.errors import DgslrmError
+
 INSTALL_HINT = ("install the optional posing extras: pip install 'dgslrm_ros[pose]' "
                 "(or: pip install pycolmap opencv-python-headless)")
 
 
-class PoseError(RuntimeError):
+class PoseError(DgslrmError, RuntimeError):
     """Posing cannot go on; nothing has been written to the output."""
+
+
+class PoseOptionError(DgslrmError, ValueError):
+    """An option of `dgslrm pose` is out of range (refused before the source is read)."""
 
 
 class MissingDependencyError(PoseError):

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from dgslrm_ros.posing.errors import SourceError, require_cv2
+from dgslrm_ros.posing.errors import PoseOptionError, SourceError, require_cv2
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 FOLDER_FPS = 10.0  # stamps of an image folder when --fps is not given
@@ -29,13 +29,13 @@ class FramePick:
 
     def __post_init__(self) -> None:
         if self.start < 0:
-            raise ValueError(f"start must be >= 0 s, got {self.start}")
+            raise PoseOptionError(f"start must be >= 0 s, got {self.start}")
         if self.frames is not None and self.frames < 1:
-            raise ValueError(f"frames must be >= 1, got {self.frames}")
+            raise PoseOptionError(f"frames must be >= 1, got {self.frames}")
         if self.fps is not None and self.fps <= 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
+            raise PoseOptionError(f"fps must be > 0, got {self.fps}")
         if self.max_size < 0:
-            raise ValueError(f"max_size must be >= 0 (0 keeps the size), got {self.max_size}")
+            raise PoseOptionError(f"max_size must be >= 0 (0 keeps the size), got {self.max_size}")
 
 
 @dataclass

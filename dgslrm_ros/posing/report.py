@@ -42,10 +42,9 @@ def plot_camera_path(world_T_cam: np.ndarray, points: np.ndarray, colors: np.nda
 
     world_T_cam [T, 4, 4] metric, points [N, 3], colors [N, 3] uint8. The world is the first camera's
     optical frame (x right, y down, z forward), so the side view flips y to put 'up' up."""
-    import matplotlib
+    from dgslrm_ros.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     centres = world_T_cam[:, :3, 3]
     forward = world_T_cam[:, :3, 2]

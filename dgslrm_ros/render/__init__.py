@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgslrm_ros.core.gaussians import Gaussians
+from dgslrm_ros.core.gaussians import DeformableGaussians, Gaussians
 from dgslrm_ros.render.projection import ProjectedGaussians, project_gaussians
 # Modules, not their same-named functions: binding `rasterize_torch` the function here would shadow
 # the submodule `dgslrm_ros.render.rasterize_torch` for `import ... as` users.
@@ -22,7 +22,7 @@ from dgslrm_ros.render.rasterize_gsplat import GsplatUnavailableError, gsplat_im
 BACKENDS = ("auto", "torch", "gsplat")
 EPS2D = 0.3  # px^2 low-pass added to every projected covariance (gsplat's default)
 
-__all__ = ["BACKENDS", "GsplatUnavailableError", "RenderOutput", "render", "resolve_backend"]
+__all__ = ["BACKENDS", "GsplatUnavailableError", "RenderOutput", "render", "render_at_instants", "resolve_backend"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,26 @@ def render(
     image, alpha = torch_backend.rasterize_torch(projected, channels, gaussians.opacities, width, height, background)
     depth = image[:, 3:] / alpha.clamp_min(1e-10)
     return RenderOutput(rgb=image[:, :3], alpha=alpha, depth=depth)
+
+
+def render_at_instants(gaussians: DeformableGaussians, frame_index: Tensor, world_T_cam: Tensor, K: Tensor,
+                       height: int, width: int, background: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Render views [S] each at its own window frame -> (rgb [S, 3, H, W], alpha [S, 1, H, W]).
+
+    Views sharing an instant share one deformed Gaussian set and one renderer call.
+    """
+    if frame_index.dim() != 1 or world_T_cam.shape[0] != frame_index.shape[0] or K.shape[0] != frame_index.shape[0]:
+        raise ValueError(
+            f"render_at_instants: expected frame_index [S], world_T_cam [S, 4, 4], K [S, 3, 3]; got "
+            f"{tuple(frame_index.shape)}, {tuple(world_T_cam.shape)}, {tuple(K.shape)}"
+        )
+    s = frame_index.shape[0]
+    rgb = world_T_cam.new_zeros(s, 3, height, width)
+    alpha = world_T_cam.new_zeros(s, 1, height, width)
+    bg = torch.full((3,), float(background), dtype=world_T_cam.dtype, device=world_T_cam.device)
+    for frame in torch.unique(frame_index).tolist():
+        views = (frame_index == frame).nonzero().squeeze(1)
+        out = render(gaussians.at(frame), world_T_cam[views], K[views], width, height, background=bg)
+        rgb = rgb.index_copy(0, views, out.rgb.to(rgb.dtype))
+        alpha = alpha.index_copy(0, views, out.alpha.to(alpha.dtype))
+    return rgb, alpha

@@ -6,12 +6,12 @@ pixel or so, like the model's output at 256^2), so the numbers track what traini
 from __future__ import annotations
 
 import math
-import time
 from typing import Sequence
 
 import torch
 
 from dgslrm_ros.core.gaussians import Gaussians
+from dgslrm_ros.core.timing import median_ms
 from dgslrm_ros.render import render
 from dgslrm_ros.render.rasterize_gsplat import gsplat_importable
 
@@ -45,11 +45,6 @@ def camera_for(size: int, device: str | torch.device) -> tuple[torch.Tensor, tor
     return torch.eye(4, device=device)[None], K
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_render(gaussians: Gaussians, size: int, backend: str, repeats: int) -> tuple[float, float]:
     """Median ms of one forward, and of one forward+backward, after a warm-up run."""
     device = gaussians.device
@@ -66,18 +61,8 @@ def time_render(gaussians: Gaussians, size: int, backend: str, repeats: int) -> 
         out = render(trainable, world_T_cam, K, size, size, backend=backend)
         (out.rgb.sum() + out.alpha.sum()).backward()
 
-    results = []
-    for step in (forward, forward_backward):
-        step()  # warm-up: allocator, gsplat's kernels
-        times = []
-        for _ in range(repeats):
-            _sync(device)
-            start = time.perf_counter()
-            step()
-            _sync(device)
-            times.append((time.perf_counter() - start) * 1e3)
-        results.append(sorted(times)[len(times) // 2])
-    return results[0], results[1]
+    # one warm-up call each: the allocator, gsplat's kernels
+    return median_ms(forward, device, 1, repeats), median_ms(forward_backward, device, 1, repeats)
 
 
 def run_renderer_benchmark(device: str, quick: bool, *, sizes: Sequence[int] | None = None,

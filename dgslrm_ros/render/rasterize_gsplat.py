@@ -10,8 +10,10 @@ from functools import lru_cache
 
 from torch import Tensor
 
+from dgslrm_ros.core.errors import DgslrmError
 
-class GsplatUnavailableError(RuntimeError):
+
+class GsplatUnavailableError(DgslrmError, RuntimeError):
     """The gsplat backend was asked for where it cannot run."""
 
 

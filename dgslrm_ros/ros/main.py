@@ -1,7 +1,8 @@
 """`dgslrm_node` entry point: init, build the node, spin until SIGINT/SIGTERM, shut down cleanly.
 
-A refused parameter ends the process with exit status 2 and a one-line message naming it, so a
-launch file or systemd unit shows why the node did not come up.
+A refused parameter (or any other DgslrmError at start-up, e.g. an unreadable checkpoint) ends the
+process with exit status 2 and a one-line message naming it, so a launch file or systemd unit shows why
+the node did not come up.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-    from dgslrm_ros.ros.params import ParameterError
+    from dgslrm_ros.core.errors import DgslrmError
 
     args = sys.argv if argv is None else argv
     rclpy.init(args=args)  # installs SIGINT and SIGTERM handlers that shut the context down
@@ -27,11 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         from dgslrm_ros.ros.node import DgslrmNode
 
         node = DgslrmNode()
-    except ParameterError as error:
+    except DgslrmError as error:
         print(f"dgslrm_node: refused at start-up: {error}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 2
-    except Exception as error:  # e.g. an unreadable checkpoint: say what, not a bare traceback
+    except Exception as error:  # a bug, not a value the user gave: say what, not a bare traceback
         print(f"dgslrm_node: could not start: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 1

@@ -85,14 +85,12 @@ class DgslrmNode(Node):
         self.config = pipeline_config(values)  # raises ParameterError by name
         self.options = node_options(values)
         # Heavy (torch, model weights): imported only once the parameters are known to be good.
-        from dgslrm_ros.stream.config import ConfigError
-        from dgslrm_ros.stream.pipeline import ReconstructionError, StreamingReconstructor
+        from dgslrm_ros.stream.pipeline import StreamingReconstructor
+        from dgslrm_ros.stream.reconstruction import ReconstructionError
 
         self._reconstruction_error = ReconstructionError
-        try:  # the checkpoint must fit window_frames/keyframe_stride/image size: refused by name too
-            self._reconstructor = StreamingReconstructor(self.config, logger=self._pipeline_log)
-        except ConfigError as error:
-            raise ParameterError(str(error)) from error
+        # the checkpoint must fit window_frames/keyframe_stride/image size: a ConfigError names the parameter
+        self._reconstructor = StreamingReconstructor(self.config, logger=self._pipeline_log)
         self._rejected: Counter[str] = Counter()  # messages that could not be converted, by kind
         self._reject_lock = threading.Lock()
         self._received: Counter[str] = Counter()

@@ -1,6 +1,7 @@
 """The windowed streaming pipeline, shared by `dgslrm_node` and `dgslrm replay` (no ROS imports).
 
 config.py (PipelineConfig) -> frames.py (camera model, frame preparation) -> pose_buffer.py (pose
-sync) -> window_buffer.py (windows) -> pipeline.py (StreamingReconstructor) -> track_registry.py
-(tracks with stable ids); benchmark.py measures it end to end.
+sync) -> window_buffer.py (windows) -> pipeline.py (StreamingReconstructor: admission) ->
+reconstruction.py (WindowReconstructor: one window, stage by stage) -> track_registry.py (tracks with
+stable ids); benchmark.py measures it end to end.
 """

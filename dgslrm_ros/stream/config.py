@@ -1,63 +1,56 @@
 """Configuration of the windowed streaming pipeline (shared by `dgslrm_node` and `dgslrm replay`).
 
-One field per node parameter of the contract, with the defaults of `config/dgslrm.yaml` (the node's
-table is `dgslrm_ros/ros/params.py`; `test/ros/test_params.py` ties them together). The per-field
-ranges are repeated here because the stream layer must not import `ros/`, and `dgslrm replay` builds
-a PipelineConfig without the node: a bad value must be refused there too, by name.
+The parameter table of the node's scope "pipeline": each field is declared once with its default,
+description and range (core/parameters.py); `ros/params.py` adds the ROS shell's own rows and declares
+them all, `config/dgslrm.yaml` holds the same defaults (`test/ros/test_params.py`), and `dgslrm replay`
+builds a PipelineConfig without the node: a bad value is refused there too, by name.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from dgslrm_ros.core.errors import DgslrmError
+from dgslrm_ros.core.parameters import ParameterError, parameter, parameter_table
 
 
-class ConfigError(ValueError):
+class ConfigError(DgslrmError, ValueError):
     """A PipelineConfig value is out of range or inconsistent; the message names the parameter."""
-
-
-# name -> (minimum, maximum) inclusive, for the numeric fields (same as ros/params.py).
-_RANGES: dict[str, tuple[float, float]] = {
-    "window_frames": (2, 256),
-    "window_stride": (1, 256),
-    "keyframe_stride": (1, 64),
-    "frame_rate": (0.1, 1000.0),
-    "image_width": (8, 4096),
-    "image_height": (8, 4096),
-    "sync_tolerance": (0.0, 10.0),
-    "max_pending_windows": (1, 64),
-    "min_opacity": (0.0, 1.0),
-    "track_grid": (1, 1024),
-    "refine_iters": (0, 10000),
-    "scene_scale": (1e-6, 1e6),
-}
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "device": ("auto", "cuda", "cpu"),
-    "renderer": ("auto", "gsplat", "torch"),
-    "method": ("network", "classical"),
-}
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """What the pipeline needs to know; see ros/params.py for each parameter's description."""
+    """What the pipeline needs to know: one field per node parameter of scope "pipeline"."""
 
-    checkpoint: str = ""  # empty = the shipped checkpoint (dgslrm_ros/checkpoints/small)
-    device: str = "auto"  # auto | cuda | cpu
-    renderer: str = "auto"  # auto | gsplat | torch
-    window_frames: int = 24  # T
-    window_stride: int = 12  # admitted frames between window starts
-    keyframe_stride: int = 4  # l
-    frame_rate: float = 10.0  # frames per second admitted into windows
-    image_width: int = 64  # model input (the CPU default: the cues cost ~4x more at 128 px)
-    image_height: int = 64
-    sync_tolerance: float = 0.05  # s, image <-> pose
-    max_pending_windows: int = 2
-    min_opacity: float = 0.005
-    track_grid: int = 16  # pixels between track seeds on the model image
-    world_frame: str = "world"
-    refine_iters: int = 0
-    scene_scale: float = 1.0  # metres per normalised unit (prior of core/normalization.py)
-    method: str = "classical"  # classical | network (README, Results: why classical is the default)
+    checkpoint: str = parameter("", "model checkpoint folder or model.safetensors; empty = the shipped checkpoint")
+    device: str = parameter("auto", "torch device for the model and renderer (auto = cuda if available)",
+                            choices=("auto", "cuda", "cpu"))
+    renderer: str = parameter("auto", "Gaussian rasterizer backend (auto = gsplat on CUDA when installed, else torch)",
+                              choices=("auto", "gsplat", "torch"))
+    window_frames: int = parameter(24, "frames per reconstruction window (the model's T)", minimum=2, maximum=256)
+    window_stride: int = parameter(12, "frames between the starts of consecutive windows", minimum=1, maximum=256)
+    keyframe_stride: int = parameter(4, "window frames per keyframe (the model's l)", minimum=1, maximum=64)
+    frame_rate: float = parameter(10.0, "frames per second taken into windows; faster input is skipped and counted",
+                                  minimum=0.1, maximum=1000.0)
+    image_width: int = parameter(64, "model input width in pixels (frames are centre-cropped and resized); 64 is "
+                                 "the CPU default (the cues cost ~4x more at 128), raise it on a GPU",
+                                 minimum=8, maximum=4096)
+    image_height: int = parameter(64, "model input height in pixels", minimum=8, maximum=4096)
+    sync_tolerance: float = parameter(0.05, "largest image-to-pose stamp gap in seconds that is still matched",
+                                      minimum=0.0, maximum=10.0)
+    max_pending_windows: int = parameter(2, "windows waiting for the model; older ones are dropped and counted",
+                                         minimum=1, maximum=64)
+    min_opacity: float = parameter(0.005, "Gaussians below this opacity are pruned from the outputs",
+                                   minimum=0.0, maximum=1.0)
+    track_grid: int = parameter(16, "pixel spacing of the track seeds on each keyframe of the window (model input "
+                                "pixels)", minimum=1, maximum=1024)
+    world_frame: str = parameter("world", "frame_id of every output (the frame the input poses are given in)")
+    refine_iters: int = parameter(0, "test-time refinement steps per window (0 = pure feed-forward)",
+                                  minimum=0, maximum=10000)
+    scene_scale: float = parameter(1.0, "metres per normalised model unit (scene normalisation of the window)",
+                                   minimum=1e-6, maximum=1e6)
+    method: str = parameter("classical", "reconstruction method: classical (multi-view-stereo depth + optical-flow "
+                            "cues alone, no learned weights; the default while the network is below it on real "
+                            "video) or the geometry-primed network", choices=("network", "classical"))
 
     @property
     def frame_period(self) -> float:
@@ -66,27 +59,11 @@ class PipelineConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad parameter and its allowed range."""
-        for f in fields(self):
-            value = getattr(self, f.name)
-            expected = type(f.default)
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ConfigError(f"parameter '{f.name}': expected {expected.__name__}, got {value!r}")
-            if expected is float and isinstance(value, int):
-                value = float(value)
-            if not isinstance(value, expected):
-                raise ConfigError(
-                    f"parameter '{f.name}': expected {expected.__name__}, got {type(value).__name__} {value!r}"
-                )
-            if f.name in _CHOICES and value not in _CHOICES[f.name]:
-                choices = ", ".join(_CHOICES[f.name])
-                raise ConfigError(f"parameter '{f.name}': expected one of {choices}, got {value!r}")
-            if f.name in _RANGES:
-                low, high = _RANGES[f.name]
-                allowed = f"[{low:g}, {high:g}]"
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise ConfigError(f"parameter '{f.name}': expected a finite number in {allowed}, got {value!r}")
-                if not low <= value <= high:
-                    raise ConfigError(f"parameter '{f.name}': {value!r} is outside the allowed range {allowed}")
+        for spec in PIPELINE_PARAMETERS:
+            try:
+                spec.check(getattr(self, spec.name))
+            except ParameterError as error:
+                raise ConfigError(str(error)) from None
         if not self.world_frame:
             raise ConfigError("parameter 'world_frame': expected a non-empty frame id, got ''")
         if self.window_frames % self.keyframe_stride:
@@ -110,3 +87,6 @@ class PipelineConfig:
                 f"({self.window_frames} frames at {self.frame_rate} Hz); allowed: [0, "
                 f"{0.5 * self.window_frames * self.frame_period:g}]"
             )
+
+
+PIPELINE_PARAMETERS = parameter_table(PipelineConfig, "pipeline")

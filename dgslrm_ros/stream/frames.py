@@ -15,13 +15,14 @@ from torch import Tensor
 
 from dgslrm_ros.core.cameras import intrinsics_from_opencv, resize_crop_frames
 from dgslrm_ros.core.distortion import undistort_image, undistortion_grid
+from dgslrm_ros.core.errors import DgslrmError
 
 # Lens models we can undistort (core/distortion.py: plumb_bob; rational_polynomial with k4..k6 = 0).
 UNDISTORTABLE = ("plumb_bob", "rational_polynomial")
 MAX_IMAGE_SIDE = 16384
 
 
-class FrameError(ValueError):
+class FrameError(DgslrmError, ValueError):
     """An image or camera model the pipeline cannot use (the message says what was expected)."""
 
 

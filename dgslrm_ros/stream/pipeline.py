@@ -5,9 +5,9 @@ Two sides, one lock:
 * **Callbacks** (`add_camera_info`, `add_pose`, `add_image`) only check and enqueue: an image passes
   the rate gate, waits (bounded, in stream time) for a pose at its stamp, then joins the window
   buffer; every refusal is counted by reason and logged throttled, nothing raises.
-* **Worker** (`pop_window`, `reconstruct`): prepares the window (undistort, crop, resize), normalises
-  its poses, runs the model (+ optional refinement), maps the Gaussians back to the metric world,
-  deforms them to the newest frame, renders, derives tracks with stable ids and packs the outputs.
+* **Worker** (`pop_window`, `reconstruct`): hands each window to stream/reconstruction.py's
+  `WindowReconstructor` (prepare, cues, model, metric world, render, tracks, each a timed stage), counts
+  failures and releases the window's memory.
 
 Windows wait in a queue of `max_pending_windows`; when the model falls behind the oldest is dropped
 (counted "window_overflow"): a robot wants the newest reconstruction, not a growing backlog.
@@ -18,27 +18,18 @@ import math
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from dgslrm_ros.convert.pointcloud import gaussians_to_array, trajectories_to_array
-from dgslrm_ros.convert.tracks import TrackStrip, tracks_to_strips
-from dgslrm_ros.core.gaussians import DeformableGaussians
-from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
-from dgslrm_ros.model.classical import ClassicalReconstructor
-from dgslrm_ros.model.dgslrm import window_cues
-from dgslrm_ros.stream.config import ConfigError, PipelineConfig
-from dgslrm_ros.stream.frames import CameraModel, Frame, FrameError, check_image, stack_frames
+from dgslrm_ros.core.device import resolve_device
+from dgslrm_ros.stream.config import PipelineConfig
+from dgslrm_ros.stream.frames import CameraModel, Frame, FrameError, check_image
 from dgslrm_ros.stream.memory import process_rss_bytes, release_after_window
 from dgslrm_ros.stream.pose_buffer import PoseBuffer, PoseLookup, check_pose
-from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks
+from dgslrm_ros.stream.reconstruction import (Logger, ReconstructionError, WindowReconstructor, WindowResult,
+                                              check_renderer, load_pipeline_model)
 from dgslrm_ros.stream.window_buffer import Window, WindowBuffer
-
-Logger = Callable[[str, str], None]  # (level: debug|info|warn|error, message)
 
 # Every drop reason diagnostics report (always present, 0 until it happens).
 DROP_REASONS: tuple[str, ...] = (
@@ -69,109 +60,6 @@ IMAGE_RESET_S = 1.0
 MAX_WAITING_IMAGES = 32  # images waiting for a pose (bounded memory under a pose outage)
 RATE_SLACK = 0.1  # fraction of a frame period a frame may come before its due time (stamp jitter)
 LOG_THROTTLE_S = 5.0
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "small"
-
-
-class ReconstructionError(RuntimeError):
-    """A window could not be reconstructed; the caller logs it and goes on with the next window."""
-
-
-@dataclass
-class WindowResult:
-    """Everything published for one window (all metric, world frame)."""
-
-    stamp: float  # newest frame of the window (seconds)
-    frame_id: str  # world frame
-    gaussians: np.ndarray  # structured [N] `gaussians` cloud, deformed to the newest frame
-    trajectories: np.ndarray  # structured [M, T] `trajectories` cloud (t <= 0, stable track_id)
-    marker_tracks: list[TrackStrip]  # one LINE_STRIP per track, coloured by speed
-    rendered: np.ndarray  # uint8 [H, W, 3] rendered from the newest input camera
-    psnr: float  # of `rendered` vs the (resized) newest input frame, dB
-    seconds: float  # reconstruction time
-    deformable: DeformableGaussians  # metric world frame, pruned, timestamps relative to stamps[0]
-    stamps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [T] float64 absolute seconds
-    input_image: np.ndarray | None = None  # uint8 [H, W, 3] newest frame at the model input size
-    K: np.ndarray | None = None  # [T, 3, 3] intrinsics of the model-size images
-    world_T_cam: np.ndarray | None = None  # [T, 4, 4] input cameras, metric
-    tracks: TrackSet | None = None
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
-    sequence: int = 0
-    index: int = 0
-    normalization: SceneNormalization | None = None
-    # All keyframe-pixel Gaussians before pruning, ordered (keyframe, row, column), metric, on the
-    # model's device: for evaluation (a GT query pixel -> its predicted trajectory); not published.
-    unpruned: DeformableGaussians | None = None
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available; 'cuda' without a GPU is refused by name."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("parameter 'device': 'cuda' requested but no CUDA device is available; use auto or cpu")
-    return torch.device(device)
-
-
-def check_renderer(renderer: str, device: torch.device) -> None:
-    """'gsplat' needs CUDA and an importable gsplat: refused by name at start-up, not failed per window."""
-    if renderer != "gsplat":
-        return
-    from dgslrm_ros.render.rasterize_gsplat import gsplat_importable
-
-    if device.type != "cuda":
-        raise ConfigError(f"parameter 'renderer': 'gsplat' runs on CUDA only, but the device is {device}; "
-                          "use auto (gsplat on CUDA when installed, else torch) or torch")
-    if not gsplat_importable():
-        raise ConfigError("parameter 'renderer': 'gsplat' requested but `import gsplat` fails; install "
-                          "gsplat==1.5.3 or use auto or torch")
-
-
-def load_pipeline_model(config: PipelineConfig, device: torch.device, log: Logger) -> tuple[torch.nn.Module, str]:
-    """(model in eval mode, weights status). Empty `checkpoint` = the shipped one; without it, a seeded
-    untrained `small` model so the pipeline still runs end to end (said loudly: outputs are noise)."""
-    from dgslrm_ros.model.checkpoint import load_model
-    from dgslrm_ros.model.config import ModelConfig
-    from dgslrm_ros.model.dgslrm import DGSLRM
-
-    path = Path(config.checkpoint).expanduser() if config.checkpoint else SHIPPED_CHECKPOINT
-    if config.checkpoint and not path.exists():
-        raise ConfigError(f"parameter 'checkpoint': {path} does not exist; expected a checkpoint folder "
-                          "(model.safetensors + config.json) or a model.safetensors file, or '' for the shipped one")
-    if path.exists() and (path.is_file() or (path / "model.safetensors").exists()):
-        model = load_model(path, device)
-        weights = f"checkpoint {path}"
-        if config.method == "classical":  # the checkpoint only fixes the window layout; no weights are used
-            from dgslrm_ros.model.classical import ClassicalReconstructor
-
-            model = ClassicalReconstructor(model.config).to(device)
-            weights = "classical (no learned weights)"
-    elif config.method == "classical":
-        from dgslrm_ros.model.classical import ClassicalReconstructor
-
-        preset = ModelConfig.preset("small", window_frames=config.window_frames, keyframe_stride=config.keyframe_stride)
-        model = ClassicalReconstructor(preset).to(device)
-        weights = "classical (no learned weights)"
-    else:
-        preset = ModelConfig.preset("small", window_frames=config.window_frames, keyframe_stride=config.keyframe_stride)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = DGSLRM(preset)
-        model = model.to(device)
-        weights = "untrained"
-        log("error", f"weights: untrained -- no checkpoint at {path}; running a randomly initialised 'small' "
-                     "model, every output is meaningless until a trained checkpoint is installed")
-    mc = model.config
-    if (mc.window_frames, mc.keyframe_stride) != (config.window_frames, config.keyframe_stride):
-        raise ConfigError(
-            f"parameter 'window_frames'/'keyframe_stride': the checkpoint predicts windows of "
-            f"{mc.window_frames} frames with keyframe_stride {mc.keyframe_stride}, got {config.window_frames} and "
-            f"{config.keyframe_stride}; set them to the checkpoint's values"
-        )
-    for name in ("image_width", "image_height"):
-        if getattr(config, name) % mc.patch_size:
-            raise ConfigError(f"parameter '{name}': {getattr(config, name)} is not a multiple of the model's patch "
-                              f"size {mc.patch_size}")
-    return model.eval(), weights
 
 
 class StreamingReconstructor:
@@ -184,12 +72,13 @@ class StreamingReconstructor:
         self.config = config
         self._log_fn = logger
         self._last_log: dict[str, float] = {}
-        self.device = resolve_device(config.device)
+        self.device = resolve_device(config.device, "parameter 'device'")
         check_renderer(config.renderer, self.device)
         if model is None:
             self.model, self.weights = load_pipeline_model(config, self.device, self._log)
         else:
             self.model, self.weights = model.to(self.device).eval(), weights or "custom model"
+        self.reconstruction = WindowReconstructor(config, self.model, self.weights, self.device)
         self._lock = threading.Lock()
         self._camera: CameraModel | None = None
         self._poses = PoseBuffer()
@@ -201,9 +90,6 @@ class StreamingReconstructor:
         self._last_image_stamp: float | None = None
         self._next_due: float | None = None  # earliest stamp (minus slack) of the next admitted frame
         # worker-side state (only the worker thread touches these, but diagnostics read them)
-        self._registry = TrackRegistry()
-        self._registry_sequence: int | None = None
-        self._tracks_lock = threading.Lock()  # reset() (another thread) vs the worker's tracks stage
         self._last_seconds = float("nan")
         self._last_psnr = float("nan")
         self._last_timings: dict[str, float] = {}
@@ -384,8 +270,7 @@ class StreamingReconstructor:
             self._last_image_stamp = None
             self._next_due = None
             self._counts["resets"] += 1
-        with self._tracks_lock:
-            self._registry.reset()
+        self.reconstruction.reset_tracks()
 
     def flush(self) -> None:
         """End of stream (replay): resolve waiting images and emit the tail window of the sequence."""
@@ -412,7 +297,7 @@ class StreamingReconstructor:
         """Run the model on one window; ReconstructionError on any failure (the pipeline goes on)."""
         start = time.perf_counter()
         try:
-            result = self._reconstruct(window, start)
+            result = self.reconstruction.reconstruct(window, start)
         except Exception as error:  # noqa: BLE001 - one bad window must never stop the stream
             with self._lock:
                 self._counts["reconstruction_failures"] += 1
@@ -437,102 +322,6 @@ class StreamingReconstructor:
             self._last_psnr = result.psnr
             self._last_timings = dict(result.timings)
         return result
-
-    def _reconstruct(self, window: Window, start: float) -> WindowResult:
-        cfg = self.config
-        height, width = cfg.image_height, cfg.image_width
-        timings: dict[str, float] = {}
-        tick = time.perf_counter()
-
-        # --- preprocess: undistort + crop/resize (cached per frame), normalise poses
-        images, K, poses, stamps = stack_frames(window.frames, (height, width))  # [T,3,h,w] [T,3,3] [T,4,4] [T]
-        if images.shape[0] != cfg.window_frames:
-            raise ReconstructionError(f"expected a window of {cfg.window_frames} frames, got {images.shape[0]}")
-        norm_T_cam, normalization = normalize_window(poses, cfg.scene_scale)  # float64
-        relative = torch.from_numpy(stamps - stamps[0]).float()  # [T] s; float32 cannot hold epoch seconds
-        device = self.device
-        timings["preprocess"] = time.perf_counter() - tick
-
-        # --- classical cues (plane sweep, chained flow, lifting): timed apart, they are the CPU's big share
-        tick = time.perf_counter()
-        inputs = (images[None].to(device), K[None].to(device), norm_T_cam[None].float().to(device))
-        cues = None
-        if isinstance(self.model, ClassicalReconstructor) or getattr(self.model.config, "geometry_primed", False):
-            model_config = self.model.config
-            cues = window_cues(*inputs, torch.arange(0, model_config.window_frames, model_config.keyframe_stride,
-                                                     device=device))
-        timings["cues"] = time.perf_counter() - tick
-
-        # --- model (+ refinement) in the normalised frame
-        tick = time.perf_counter()
-        with torch.no_grad():
-            prediction = self.model(*inputs, relative[None].to(device), **({"cues": cues} if cues is not None else {}))
-            predicted = prediction.gaussians(0)
-        if cfg.refine_iters > 0:
-            from dgslrm_ros.evaluation.refine import refine_gaussians
-
-            predicted = refine_gaussians(predicted, images.to(device), K.to(device), norm_T_cam.float().to(device),
-                                         cfg.refine_iters)
-            predicted = predicted.detach()
-        _sync(device)
-        timings["model"] = time.perf_counter() - tick
-
-        # --- back to the metric world; deform to the newest frame
-        tick = time.perf_counter()
-        with torch.no_grad():
-            world = normalization.gaussians_to_world(predicted)
-            if not bool(torch.isfinite(world.means).all()) or not bool(torch.isfinite(world.offsets).all()):
-                raise ReconstructionError("the model predicted non-finite Gaussian positions")
-            kept = world.prune(cfg.min_opacity)
-            last = kept.num_frames - 1
-            cloud = gaussians_to_array(
-                kept.positions(last).cpu().numpy(), kept.colors.cpu().numpy(), kept.opacities.cpu().numpy(),
-                kept.scales.cpu().numpy(), kept.quats.cpu().numpy(), kept.velocities(last).cpu().numpy(),
-            )
-        timings["deform_pack"] = time.perf_counter() - tick
-
-        # --- render from the newest input camera
-        tick = time.perf_counter()
-        from dgslrm_ros.evaluation.metrics import psnr
-        from dgslrm_ros.render import render
-
-        with torch.no_grad():
-            target = images[-1]  # [3, h, w]
-            if len(kept):
-                out = render(kept.at(last), poses[-1:].float().to(device), K[-1:].to(device), width, height,
-                             backend=cfg.renderer)
-                image = out.rgb[0].clamp(0, 1).cpu()
-            else:
-                image = torch.zeros_like(target)
-            score = float(psnr(image, target))
-        rendered = (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-        _sync(device)
-        timings["render"] = time.perf_counter() - tick
-
-        # --- tracks with stable ids
-        tick = time.perf_counter()
-        keyframes = list(range(0, cfg.window_frames, cfg.keyframe_stride))
-        candidates = seed_tracks(world, (height, width), keyframes, K, poses, cfg.track_grid, cfg.min_opacity)
-        with self._tracks_lock:
-            if self._registry_sequence != window.sequence:
-                self._registry.reset()
-                self._registry_sequence = window.sequence
-            track_set = self._registry.update(stamps, candidates.positions, candidates.visible,
-                                              candidates.seed_frame, candidates.radius)
-        relative_t = (stamps - stamps[-1]).astype(np.float32)  # [T] <= 0
-        trajectories = trajectories_to_array(track_set.positions, relative_t, track_set.track_ids, track_set.visible)
-        strips = tracks_to_strips(track_set.positions, stamps - stamps[0], track_set.track_ids, track_set.visible)
-        timings["tracks"] = time.perf_counter() - tick
-
-        seconds = time.perf_counter() - start
-        timings["total"] = seconds
-        return WindowResult(
-            stamp=float(stamps[-1]), frame_id=cfg.world_frame, gaussians=cloud, trajectories=trajectories,
-            marker_tracks=strips, rendered=rendered, psnr=score, seconds=seconds, deformable=kept.detach().to("cpu"),
-            stamps=stamps, input_image=(target.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8),
-            K=K.numpy(), world_T_cam=poses.numpy(), tracks=track_set, timings=timings,
-            sequence=window.sequence, index=window.index, normalization=normalization, unpruned=world.detach(),
-        )
 
     # ------------------------------------------------------------------ diagnostics
     def diagnostics(self) -> dict[str, float | int | str]:
@@ -560,8 +349,8 @@ class StreamingReconstructor:
         out["device"] = str(self.device)
         out["weights"] = self.weights
         out["renderer"] = self.config.renderer
-        out["tracks_active"] = self._registry.active
-        out["tracks_ended"] = self._registry.ended_total
+        out["tracks_active"] = self.reconstruction.registry.active
+        out["tracks_ended"] = self.reconstruction.registry.ended_total
         return out
 
     def dropped(self) -> dict[str, int]:
@@ -579,9 +368,3 @@ def _seconds(stamp: object) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
-
-
-def _sync(device: torch.device) -> None:
-    """Wait for queued CUDA work so stage timings mean something."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

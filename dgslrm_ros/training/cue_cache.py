@@ -26,7 +26,7 @@ CUE_PREFIX = "cue_"
 
 
 def sample_cues(sample: dict[str, Any], scene_scale: float) -> GeometryCues:
-    """Cues of one data sample in the normalised frame that training.batch.normalize_batch will use."""
+    """Cues of one data sample in the normalised frame that data.batch.normalize_batch will use."""
     norm_T_cam, _ = normalize_window(sample["world_T_cam"], scene_scale)
     return compute_cues(sample["frames"], sample["K"], norm_T_cam.float(), sample["keyframe_index"])
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from dgslrm_ros.core.device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -45,15 +47,12 @@ def setup_distributed(info: DistInfo, device: torch.device) -> None:
 
 
 def device_for(requested: str, info: DistInfo) -> torch.device:
-    """'auto' -> this rank's GPU when there is one, else CPU."""
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' requested but torch sees no CUDA device; use --device cpu")
-        torch.cuda.set_device(info.local_rank)
-        return torch.device("cuda", info.local_rank)
-    return torch.device(requested)
+    """`requested` resolved (core/device.py: 'auto' -> a GPU when there is one), a GPU as this rank's own."""
+    device = resolve_device(requested, "--device")
+    if device.type != "cuda":
+        return device
+    torch.cuda.set_device(info.local_rank)
+    return torch.device("cuda", info.local_rank)
 
 
 def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,66 +21,18 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
+from dgslrm_ros.data.batch import normalize_batch, reference_inputs, to_device
 from dgslrm_ros.model import DGSLRM, ModelConfig
 from dgslrm_ros.model.checkpoint import load_model, save_checkpoint
-from dgslrm_ros.training.batch import normalize_batch, reference_inputs, to_device
+from dgslrm_ros.training.config import TrainConfig, TrainConfigError
 from dgslrm_ros.training.cue_cache import CuedWindowDataset, batch_cues
 from dgslrm_ros.training.distributed import (DistInfo, all_reduce_mean, barrier, cleanup_distributed, device_for,
                                              dist_info_from_env, setup_distributed)
-from dgslrm_ros.training.losses import LossConfig, compute_losses
+from dgslrm_ros.training.losses import compute_losses
 from dgslrm_ros.training.schedule import lr_at
 from dgslrm_ros.training.state import load_trainer_state, save_trainer_state
 
 LOG_FILE = "train_log.jsonl"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run needs; saved into trainer_state.json. Defaults train `tiny` on CPU."""
-
-    preset: str = "tiny"
-    steps: int = 1000
-    out: str = "out/train"
-    batch_size: int = 4  # per process
-    lr: float = 4e-4
-    image_size: int = 0  # 0 = the preset's
-    window_frames: int = 0  # 0 = the preset's
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 1.0
-    eval_every: int = 500  # steps between held-out evaluations with previews; 0 = never
-    eval_scenes: int = 2
-    checkpoint_every: int = 500  # and always at the end; 0 = only at the end
-    workers: int = 2
-    device: str = "auto"
-    resume: bool = False
-    init_from: str = ""  # a fresh run starts from these weights and their architecture (e.g. the shipped checkpoint)
-    stop_after: int = 0  # run at most this many steps in this call (then checkpoint; --resume continues); 0 = all
-    seed: int = 0
-    scene_scale: float = 1.0  # SceneNormalization prior (metres per normalised unit)
-    scene_preset: str = "default"  # data.scenes.SCENE_PRESETS
-    train_scenes: int = 0  # size of the training scene pool; 0 = a new scene for every sample
-    cue_cache: str = ""  # folder caching each training window with its cues (geometry-primed models); "" = none
-    progress: bool = True
-    loss: LossConfig = field(default_factory=LossConfig)
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"TrainConfig: steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
-        if not self.lr > 0 or self.grad_clip <= 0:
-            raise ValueError(f"TrainConfig: lr and grad_clip must be > 0, got {self.lr}, {self.grad_clip}")
-        if min(self.workers, self.eval_every, self.checkpoint_every, self.train_scenes, self.stop_after) < 0:
-            raise ValueError("TrainConfig: workers, eval_every, checkpoint_every, train_scenes, stop_after must be >= 0")
-
-    def model_config(self) -> ModelConfig:
-        overrides: dict[str, Any] = {}
-        if self.image_size:
-            overrides["image_size"] = self.image_size
-        if self.window_frames:
-            overrides["window_frames"] = self.window_frames
-        return ModelConfig.preset(self.preset, **overrides)
 
 
 @dataclass
@@ -110,21 +62,9 @@ class StepBatchSampler(Sampler[list[int]]):
         return max(0, self.end_step - self.start_step)
 
 
-def dataset_config(model_config: ModelConfig, scene_preset: str = "default"):
-    """The data windows that fit a model: its image size, window length and keyframe stride."""
-    from dgslrm_ros.data.dataset import WindowDatasetConfig
-    from dgslrm_ros.data.scenes import scene_preset as get_scene_preset
-
-    size = model_config.image_size
-    return WindowDatasetConfig(height=size, width=size, window_frames=model_config.window_frames,
-                               keyframe_stride=model_config.keyframe_stride,
-                               num_reference_frames=model_config.num_reference_frames,
-                               scene=get_scene_preset(scene_preset))
-
-
 def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Dataset, Dataset]:
     """Training windows (index -> training seed) and the fixed held-out windows (evaluation seeds)."""
-    from dgslrm_ros.data.dataset import EVAL_SEED_START, TRAIN_SEED_START, SyntheticWindowDataset
+    from dgslrm_ros.data.dataset import EVAL_SEED_START, TRAIN_SEED_START, SyntheticWindowDataset, dataset_config
 
     data_config = dataset_config(model_config, config.scene_preset)
     train_set = SyntheticWindowDataset(data_config, num_samples=config.train_scenes or EVAL_SEED_START - TRAIN_SEED_START,
@@ -192,7 +132,7 @@ def train(config: TrainConfig, dataset: Dataset | None = None, eval_samples: Dat
         # (the model has no positional embedding, so it runs at any multiple of the patch size).
         model = load_model(config.init_from, device)
         if config.window_frames and config.window_frames != model.config.window_frames:
-            raise ValueError(f"TrainConfig.window_frames={config.window_frames} differs from the "
+            raise TrainConfigError(f"TrainConfig.window_frames={config.window_frames} differs from the "
                              f"{model.config.window_frames} frames of --init-from {config.init_from}; drop it")
         if config.image_size:
             model.config = replace(model.config, image_size=config.image_size)

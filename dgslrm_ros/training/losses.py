@@ -7,62 +7,26 @@ Renders: every supervision view (the dataset draws them from two synchronised ca
 input one: dual-view supervision) at its own instant `sup_frame_index`, plus `input_views` frames of
 the input camera. The prediction is deformed to the view's instant before rasterising.
 
-LPIPS is our pure-torch port (evaluation/lpips.py, weights shipped as safetensors). It needs renders
+LPIPS is our pure-torch port (metrics/lpips.py, weights shipped as safetensors). It needs renders
 of at least 31 px a side, so tiny CPU runs below that use the structural term 1 - SSIM instead.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from dgslrm_ros.core.gaussians import DeformableGaussians
-from dgslrm_ros.evaluation.metrics import ssim
-from dgslrm_ros.render import render
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Weights of the loss terms and which views are rendered."""
-
-    mse_weight: float = 1.0
-    perceptual: str = "lpips"  # "lpips" (paper), "ssim" (1 - SSIM, any size) or "none"
-    perceptual_weight: float = 0.5
-    depth_weight: float = 10.0
-    flow_weight: float = 10.0
-    flow_loss: str = "l1"  # "l1" (paper) or "l2" (squared error: the gradient grows with the error, so the
-    # few moving pixels outweigh the many still ones early in training, see docs/training.md)
-    flow_balance: bool = False  # average the flow error over moving and still pixels separately, then
-    # take the mean of the two: with the plain mean the ~17 % moving pixels lose to the still ones and the
-    # offsets collapse to zero (docs/training.md)
-    gate_weight: float = 0.0  # binary cross-entropy of a geometry-primed model's gate against GT moving pixels
-    moving_threshold: float = 0.05  # a pixel moves when its GT track travels further (normalised units)
-    input_views: int = 2  # input-camera frames rendered per sample, evenly spread; -1 = all
-    max_depth: float = 10.0  # GT beyond this (normalised units; the model's `far`) is sky: no depth/flow loss
-    background: float = 0.0  # grey level behind the Gaussians
-
-    @property
-    def photometric(self) -> bool:
-        """False for a geometry-only phase (no rendering at all: 3-4x cheaper per step)."""
-        return self.mse_weight > 0 or (self.perceptual != "none" and self.perceptual_weight > 0)
-
-    def __post_init__(self) -> None:
-        if self.perceptual not in PERCEPTUAL:
-            raise ValueError(f"LossConfig.perceptual: expected one of {PERCEPTUAL}, got {self.perceptual!r}")
-        if self.flow_loss not in FLOW_LOSSES:
-            raise ValueError(f"LossConfig.flow_loss: expected one of {FLOW_LOSSES}, got {self.flow_loss!r}")
-
-
-PERCEPTUAL = ("lpips", "ssim", "none")
-FLOW_LOSSES = ("l1", "l2")
+from dgslrm_ros.data.batch import scene_flow_targets
+from dgslrm_ros.metrics import ssim
+from dgslrm_ros.render import render_at_instants
+from dgslrm_ros.training.config import LossConfig
 
 
 @functools.lru_cache(maxsize=4)
 def _lpips(device: torch.device):
     """The frozen LPIPS network, loaded once per device."""
-    from dgslrm_ros.evaluation.lpips import LPIPS
+    from dgslrm_ros.metrics.lpips import LPIPS
 
     return LPIPS().to(device)
 
@@ -73,7 +37,7 @@ def perceptual_loss(rendered: Tensor, target: Tensor, kind: str) -> Tensor:
         return rendered.new_zeros(())
     if kind == "ssim":
         return 1.0 - ssim(rendered, target).mean()
-    from dgslrm_ros.evaluation.lpips import MIN_SIDE
+    from dgslrm_ros.metrics.lpips import MIN_SIDE
 
     if min(rendered.shape[-2:]) < MIN_SIDE:
         raise ValueError(
@@ -94,29 +58,6 @@ def input_view_indices(num_frames: int, count: int) -> list[int]:
     return sorted({round(i * (num_frames - 1) / (count - 1)) for i in range(count)})
 
 
-def render_at_instants(gaussians: DeformableGaussians, frame_index: Tensor, world_T_cam: Tensor, K: Tensor,
-                       height: int, width: int, background: float = 0.0) -> tuple[Tensor, Tensor]:
-    """Render views [S] each at its own window frame -> (rgb [S, 3, H, W], alpha [S, 1, H, W]).
-
-    Views sharing an instant share one deformed Gaussian set and one renderer call.
-    """
-    if frame_index.dim() != 1 or world_T_cam.shape[0] != frame_index.shape[0] or K.shape[0] != frame_index.shape[0]:
-        raise ValueError(
-            f"render_at_instants: expected frame_index [S], world_T_cam [S, 4, 4], K [S, 3, 3]; got "
-            f"{tuple(frame_index.shape)}, {tuple(world_T_cam.shape)}, {tuple(K.shape)}"
-        )
-    s = frame_index.shape[0]
-    rgb = world_T_cam.new_zeros(s, 3, height, width)
-    alpha = world_T_cam.new_zeros(s, 1, height, width)
-    bg = torch.full((3,), float(background), dtype=world_T_cam.dtype, device=world_T_cam.device)
-    for frame in torch.unique(frame_index).tolist():
-        views = (frame_index == frame).nonzero().squeeze(1)
-        out = render(gaussians.at(frame), world_T_cam[views], K[views], width, height, background=bg)
-        rgb = rgb.index_copy(0, views, out.rgb.to(rgb.dtype))
-        alpha = alpha.index_copy(0, views, out.alpha.to(alpha.dtype))
-    return rgb, alpha
-
-
 def _masked_error(pred: Tensor, target: Tensor, valid: Tensor, power: int = 1) -> Tensor:
     """Mean |pred - target|^power over valid entries (broadcast over the trailing dims of pred)."""
     while valid.dim() < pred.dim():
@@ -127,22 +68,11 @@ def _masked_error(pred: Tensor, target: Tensor, valid: Tensor, power: int = 1) -
     return (diff * valid).sum() / count
 
 
-def scene_flow_targets(keyframe_points: Tensor, keyframe_index: Tensor) -> Tensor:
-    """GT displacement of every keyframe pixel's point from its own keyframe instant.
-
-    keyframe_points [B, Kf, T, H, W, 3] (where each pixel's surface point is at every frame),
-    keyframe_index [Kf] -> [B, Kf, T, H, W, 3], zero at the own keyframe.
-    """
-    kf = keyframe_index.long().to(keyframe_points.device)
-    own = keyframe_points[:, torch.arange(kf.numel(), device=kf.device), kf]  # [B, Kf, H, W, 3]
-    return keyframe_points - own[:, :, None]
-
-
 def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -> dict[str, Tensor]:
     """Every loss term of one batch, separately for logging, plus `total` (the one to backpropagate).
 
     `prediction` is the model's GaussianPrediction for `batch`, a collated batch already in the
-    normalised frame (training.batch.normalize_batch). Returns scalar tensors: mse, perceptual (LPIPS or
+    normalised frame (data.batch.normalize_batch). Returns scalar tensors: mse, perceptual (LPIPS or
     1 - SSIM), photo (weighted photometric sum), depth, flow (L1 of offsets vs GT scene flow), total, psnr (detached).
     """
     frames, sup_frames = batch["frames"], batch["sup_frames"]  # [B, T, 3, H, W], [B, S, 3, H, W]

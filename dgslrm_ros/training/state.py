@@ -14,11 +14,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from dgslrm_ros.core.errors import DgslrmError
+
 OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINER_STATE_FILE = "trainer_state.json"
 
 
-class TrainStateError(RuntimeError):
+class TrainStateError(DgslrmError, RuntimeError):
     """A resume directory is missing or inconsistent."""
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dgslrm_ros.convert.tracks import tracks_to_strips
+from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.gaussians import DeformableGaussians, Gaussians
 from dgslrm_ros.core.rotations import quat_to_matrix
 
@@ -25,7 +26,7 @@ BACKGROUND_RGB = np.ones(3, np.float32)
 INITIAL_FOV = math.radians(60.0)  # vertical field of view of the browser's first view  # viser's white canvas: track alpha is blended onto it
 
 
-class ViewerError(ValueError):
+class ViewerError(DgslrmError, ValueError):
     """A source the viewer cannot show; the message names the source, what was expected and what came."""
 
 

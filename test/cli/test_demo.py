@@ -104,32 +104,6 @@ def test_demo_publishes_opencv_intrinsics_in_camera_info(demo: tuple[Path, subpr
         assert abs(record.intrinsics.K - expected).max() < 1e-6
 
 
-def test_track_error_compares_motion_with_standing_still() -> None:
-    """The demo's summary figures on hand-made tracks: exact motion scores 0, standing still its travel."""
-    import types
-
-    import numpy as np
-
-    from dgslrm_ros.cli.demo import _track_error
-
-    t = np.arange(6, dtype=np.float64)
-    gt = np.zeros((2, 10, 3))  # [M_gt, frames, 3]: track 0 slides 0.1 m/frame in x, track 1 stands at (5, 0, 0)
-    gt[0, :, 0] = 0.1 * np.arange(10)
-    gt[1, :, 0] = 5.0
-    newest = 7  # window = frames 2..7
-    window = gt[:, 2:8]
-    offset = np.array([0.0, 0.0, 0.3])  # received tracks start 0.3 m off (a depth error) but move right
-    got = _track_error(types.SimpleNamespace(tracks=window + offset), gt, newest)
-    assert got["tracks_evaluated"] == 2 and got["moving_tracks"] == 1
-    assert got["moving_flow_epe_m"] == pytest.approx(0.0, abs=1e-12)
-    assert got["moving_flow_epe_still_m"] == pytest.approx(float(np.mean(0.1 * t)))
-    assert got["track_epe_m"] == pytest.approx(0.3)
-    still = np.repeat(window[:, :1] + offset, 6, axis=1)
-    got = _track_error(types.SimpleNamespace(tracks=still), gt, newest)
-    assert got["moving_flow_epe_m"] == pytest.approx(got["moving_flow_epe_still_m"])
-    assert got["track_epe_m"] == pytest.approx(got["track_epe_still_m"]) and got["track_epe_m"] > 0.3
-
-
 @pytest.mark.ros
 def test_demo_output_opens_in_the_viewer(demo: tuple[Path, subprocess.CompletedProcess]) -> None:
     """The summary's `dgslrm view OUT` line works on what the demo wrote: 3 windows, each with its tracks

@@ -13,7 +13,7 @@ from dgslrm_ros.cli import replay
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.evaluation.baselines import static_baseline
 from dgslrm_ros.evaluation.evaluate import _render_positions
-from dgslrm_ros.evaluation.metrics import psnr
+from dgslrm_ros.metrics import psnr
 from dgslrm_ros.model.checkpoint import save_checkpoint
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.dgslrm import DGSLRM

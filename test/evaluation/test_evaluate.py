@@ -4,10 +4,10 @@ import json
 import pytest
 import torch
 
+from dgslrm_ros.data.batch import add_batch_dim, normalize_batch
 from dgslrm_ros.evaluation.baselines import depth_initialization, gaussian_tracks, static_baseline
 from dgslrm_ros.evaluation.evaluate import (METRIC_KEYS, EvalConfig, evaluate_model, held_out_instant_views,
                                             motion_metrics, threshold_values)
-from dgslrm_ros.training.batch import add_batch_dim, normalize_batch
 
 
 def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_path):

@@ -3,9 +3,9 @@ import json
 
 import torch
 
+from dgslrm_ros.data.batch import add_batch_dim, normalize_batch
 from dgslrm_ros.evaluation.refine import (RefineConfig, optimize_gaussians, refine_gaussians, save_curve,
                                           window_psnr)
-from dgslrm_ros.training.batch import add_batch_dim, normalize_batch
 
 
 def test_refinement_improves_feed_forward_gaussians(tiny_model, window, tmp_path):

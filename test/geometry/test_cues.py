@@ -14,14 +14,14 @@ import pytest
 import torch
 
 from dgslrm_ros.core.cameras import project_points
+from dgslrm_ros.data.batch import add_batch_dim, normalize_batch
 from dgslrm_ros.data.dataset import make_window_sample
+from dgslrm_ros.data.dataset import dataset_config
 from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues, compute_cues
 from dgslrm_ros.geometry.flow_tracks import Tracks2D, chain_tracks
 from dgslrm_ros.geometry.lifting import lift_tracks
 from dgslrm_ros.geometry.plane_sweep import SweepConfig, plane_sweep
 from dgslrm_ros.model.config import ModelConfig
-from dgslrm_ros.training.batch import add_batch_dim, normalize_batch
-from dgslrm_ros.training.loop import dataset_config
 
 SIZE, FRAMES = 48, 12
 

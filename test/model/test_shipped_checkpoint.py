@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
+from dgslrm_ros.data.batch import add_batch_dim, normalize_batch
 from dgslrm_ros.data.dataset import EVAL_SEED_START, WindowDatasetConfig, make_window_sample
+from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT, load_model, read_checkpoint_info
 from dgslrm_ros.model.classical import ClassicalReconstructor
-from dgslrm_ros.model.checkpoint import load_model, read_checkpoint_info
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.stream.config import PipelineConfig
-from dgslrm_ros.stream.pipeline import SHIPPED_CHECKPOINT, load_pipeline_model
-from dgslrm_ros.training.batch import add_batch_dim, normalize_batch
+from dgslrm_ros.stream.reconstruction import load_pipeline_model
 
 MAX_BYTES = 16 * 1024 * 1024
 

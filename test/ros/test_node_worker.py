@@ -28,7 +28,7 @@ def test_a_failed_window_is_counted_and_the_next_one_published(
     from dgslrm_ros.ros import messages
     from dgslrm_ros.ros.node import DgslrmNode
     from dgslrm_ros.ros.qos import RECORDER_QOS
-    from dgslrm_ros.stream.pipeline import ReconstructionError
+    from dgslrm_ros.stream.reconstruction import ReconstructionError
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=random.randint(100, 200))

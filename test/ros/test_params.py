@@ -105,6 +105,7 @@ def test_validate_refuses_wrong_types_and_unknown_names() -> None:
         ("window_frames:=6", "window_frames"),  # cross-field: not a multiple of keyframe_stride (PipelineConfig)
         ("pose_type:=tf", "pose_type"),  # a node-scope choice
         ("camera_from_body:=[0.0,0.0,0.0,1.0]", "camera_from_body"),  # 4 numbers, not 7
+        ("checkpoint:=/no/such/checkpoint", "checkpoint"),  # a DgslrmError of the pipeline, not of the table
     ],
 )
 def test_bad_parameter_is_refused_at_start_up_by_name(dds, override: str, name: str) -> None:  # noqa: ANN001

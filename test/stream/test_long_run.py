@@ -29,7 +29,7 @@ POSE_CAPACITY = 512
 
 def _bounds(pipeline, config) -> dict[str, tuple[int, int]]:
     """name -> (size now, bound) for every container the pipeline and its registry keep."""
-    registry = pipeline._registry
+    registry = pipeline.reconstruction.registry
     grid_cells = len(range(config.track_grid // 2, config.image_height, config.track_grid)) * \
         len(range(config.track_grid // 2, config.image_width, config.track_grid))
     candidates = (config.window_frames // config.keyframe_stride) * grid_cells
@@ -128,7 +128,7 @@ def test_track_ids_keep_counting_but_the_registry_state_does_not(make_pipeline, 
         pipeline.add_image(t, kit.image(i % 5))
         while (window := pipeline.pop_window()) is not None:
             result = pipeline.reconstruct(window)
-            registry = pipeline._registry
+            registry = pipeline.reconstruction.registry
             sizes.append(sum(a.nbytes for a in (registry._prev_keys, registry._prev_positions, registry._prev_ids)))
             ids.append(int(result.tracks.track_ids.max()) if len(result.tracks.track_ids) else -1)
     assert len(sizes) >= 25

@@ -8,9 +8,9 @@ import torch
 
 from dgslrm_ros.convert.pointcloud import GAUSSIAN_DTYPE, GAUSSIAN_FIELDS, TRAJECTORY_DTYPE
 from dgslrm_ros.core.cameras import project_points
-from dgslrm_ros.stream import pipeline as pipeline_module
+from dgslrm_ros.stream import reconstruction as reconstruction_module
 from dgslrm_ros.stream.config import ConfigError
-from dgslrm_ros.stream.pipeline import ReconstructionError, load_pipeline_model
+from dgslrm_ros.stream.reconstruction import ReconstructionError, load_pipeline_model
 
 DEPTH_NORM = 1.5  # z-depth the controlled model predicts, in normalised units
 SCENE_SCALE = 2.0  # metres per normalised unit (the cameras travel too little to raise it)
@@ -125,7 +125,7 @@ def test_model_loading_checkpoint_mismatch_and_untrained_fallback(tmp_path, tiny
                             torch.device("cpu"), log)
     with pytest.raises(ConfigError, match="checkpoint"):
         load_pipeline_model(kit.config(checkpoint=str(tmp_path / "nowhere"), method="network"), torch.device("cpu"), log)
-    monkeypatch.setattr(pipeline_module, "SHIPPED_CHECKPOINT", tmp_path / "not_shipped")
+    monkeypatch.setattr(reconstruction_module, "SHIPPED_CHECKPOINT", tmp_path / "not_shipped")
     model, weights = load_pipeline_model(kit.config(method="network"), torch.device("cpu"), log)
     assert weights == "untrained" and model.config.window_frames == 8
     assert any(level == "error" and "weights: untrained" in message for level, message in logs)

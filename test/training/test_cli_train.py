@@ -52,3 +52,35 @@ def test_train_cli_loss_weights_reach_the_loss(tmp_path, capsys):
     state = json.loads((tmp_path / "squared" / "trainer_state.json").read_text())
     assert state["config"]["loss"]["flow_loss"] == "l2"
     assert squared["flow"] < paper["flow"]  # same weights and window: squared sub-unit errors are smaller
+
+
+def test_train_options_are_the_config_fields():
+    """Every option's default is the field's (written once, on TrainConfig / LossConfig), switches and the
+    historical --warmup spelling included."""
+    import argparse
+
+    from dgslrm_ros.cli import train as train_cli
+    from dgslrm_ros.cli.argtypes import config_from_options
+    from dgslrm_ros.training.config import LossConfig, TrainConfig
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_arguments(parser)
+
+    def config(*argv: str) -> TrainConfig:
+        args = parser.parse_args(list(argv))
+        return config_from_options(TrainConfig, args, loss=config_from_options(LossConfig, args))
+
+    assert config() == TrainConfig()
+    changed = config("--warmup", "7", "--no-progress", "--resume", "--flow-balance", "--flow-loss", "l2", "--lr", "0.01")
+    assert (changed.warmup_steps, changed.progress, changed.resume, changed.lr) == (7, False, True, 0.01)
+    assert changed.loss == LossConfig(flow_balance=True, flow_loss="l2")
+    assert config("--warmup-steps", "3").warmup_steps == 3
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--perceptual", "vgg"])  # the field's choices
+
+
+def test_a_setting_out_of_range_is_refused_by_name(tmp_path, capsys):
+    """TrainConfig's own checks are DgslrmErrors: one line naming the setting, exit 2, no traceback."""
+    assert main(["train", "--steps", "0", "--out", str(tmp_path / "run"), "--device", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "dgslrm train: TrainConfig: steps" in err and "Traceback" not in err

@@ -4,11 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dgslrm_ros.data.dataset import SyntheticWindowDataset
+from dgslrm_ros.data.dataset import SyntheticWindowDataset, dataset_config
 from dgslrm_ros.geometry.cues import GeometryCues
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.training.cue_cache import CUE_PREFIX, CuedWindowDataset, batch_cues
-from dgslrm_ros.training.loop import dataset_config
 
 
 def test_cues_are_cached_once_and_read_back_identically(tmp_path, monkeypatch):

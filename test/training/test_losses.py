@@ -6,7 +6,8 @@ import torch
 
 from dgslrm_ros.core.cameras import camera_rays
 from dgslrm_ros.model.heads import GaussianPrediction
-from dgslrm_ros.training.losses import LossConfig, compute_losses, input_view_indices, render_at_instants
+from dgslrm_ros.render import render_at_instants
+from dgslrm_ros.training.losses import LossConfig, compute_losses, input_view_indices
 
 H = W = 8
 T, STRIDE = 4, 2

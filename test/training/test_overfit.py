@@ -11,11 +11,11 @@ import time
 
 import torch
 
+from dgslrm_ros.data.batch import add_batch_dim, normalize_batch, scene_flow_targets
 from dgslrm_ros.data.dataset import WindowDatasetConfig, make_window_sample
 from dgslrm_ros.data.scenes import scene_preset
-from dgslrm_ros.training.batch import add_batch_dim, normalize_batch
 from dgslrm_ros.training.loop import TrainConfig, train
-from dgslrm_ros.training.losses import LossConfig, scene_flow_targets
+from dgslrm_ros.training.losses import LossConfig
 
 STEPS = 450  # the geometry-primed tiny model starts from the classical fields (zero output layer), so the
 # first steps only move its output layer: it needs more steps than a randomly initialised head did (150).

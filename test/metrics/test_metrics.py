@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgslrm_ros.evaluation.metrics import mean_finite, psnr, ssim, track_errors, track_metrics
+from dgslrm_ros.metrics import mean_finite, psnr, ssim, track_errors, track_metrics
 
 
 def test_psnr_identical_is_inf_and_known_noise_gives_known_value():

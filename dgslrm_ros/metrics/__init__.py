@@ -1,5 +1,8 @@
 """Image and track metrics shared by training logs, `dgslrm eval`, refinement and the replay tool.
 
+Below both training (losses) and evaluation (scores), so neither imports the other for them; LPIPS is
+`metrics/lpips.py`.
+
 SSIM is the standard Wang et al. (2004) form with an 11x11 Gaussian window (sigma 1.5), C1 = (0.01 L)^2,
 C2 = (0.03 L)^2 and no padding (only windows that fit inside the image count), the setting of
 skimage's `structural_similarity(gaussian_weights=True, use_sample_covariance=False)` and of
@@ -9,6 +12,7 @@ training loss uses the same function.
 from __future__ import annotations
 
 import math
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +97,8 @@ def track_metrics(errors: Tensor, thresholds: dict[str, float]) -> dict[str, flo
     return out
 
 
-def mean_finite(values: list[float]) -> float:
-    """Mean over the finite values (PSNR of a perfect render is inf; it should not poison a mean)."""
-    finite = [v for v in values if math.isfinite(v)]
+def mean_finite(values: Iterable[float | None]) -> float:
+    """Mean over the finite values (PSNR of a perfect render is inf, a score that could not be taken None:
+    neither should poison a mean); NaN when none is finite."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     return sum(finite) / len(finite) if finite else float("nan")

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dgslrm_ros.core.errors import DgslrmError
+
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "lpips_alex.safetensors"
 CONVERTER = "tools/convert_lpips_weights.py"
 
@@ -37,11 +39,11 @@ _SCALE = (0.458, 0.448, 0.450)
 _EPS = 1e-10
 
 
-class LPIPSWeightsError(RuntimeError):
+class LPIPSWeightsError(DgslrmError, RuntimeError):
     """The LPIPS safetensors file is missing or does not hold the expected tensors."""
 
 
-class LPIPSInputError(ValueError):
+class LPIPSInputError(DgslrmError, ValueError):
     """Images handed to LPIPS have the wrong type, shape or size."""
 
 

@@ -1,8 +1,7 @@
-"""Bring a collated batch of data samples (docs/architecture.md) into the model's normalised frame.
-
-Every metric quantity of a sample (poses, GT depth, GT scene flow) goes through the same
-`SceneNormalization` as the input poses, so the losses compare like with like and the model never
-sees metres.
+"""A collated batch of data samples (docs/architecture.md) in the model's normalised frame, and its targets;
+shared by training and evaluation, so it sits in `data`, below both. Every metric quantity of a sample
+(poses, GT depth, GT scene flow) goes through the same `SceneNormalization` as the input poses, so the
+losses compare like with like and the model never sees metres.
 """
 from __future__ import annotations
 
@@ -63,3 +62,14 @@ def reference_inputs(batch: dict[str, Any]) -> dict[str, Tensor]:
     """The optional far-away reference frames as DGSLRM.forward keyword arguments (empty when absent)."""
     keys = ("ref_frames", "ref_K", "ref_world_T_cam", "ref_timestamps")
     return {k: batch[k] for k in keys if k in batch} if all(k in batch for k in keys) else {}
+
+
+def scene_flow_targets(keyframe_points: Tensor, keyframe_index: Tensor) -> Tensor:
+    """GT displacement of every keyframe pixel's point from its own keyframe instant.
+
+    keyframe_points [B, Kf, T, H, W, 3] (where each pixel's surface point is at every frame),
+    keyframe_index [Kf] -> [B, Kf, T, H, W, 3], zero at the own keyframe.
+    """
+    kf = keyframe_index.long().to(keyframe_points.device)
+    own = keyframe_points[:, torch.arange(kf.numel(), device=kf.device), kf]  # [B, Kf, H, W, 3]
+    return keyframe_points - own[:, :, None]

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dgslrm_ros.evaluation.lpips import (
+from dgslrm_ros.metrics.lpips import (
     DEFAULT_WEIGHTS,
     LPIPS,
     MIN_SIDE,

@@ -1,0 +1,272 @@
+"""Reconstruction of one admitted window, stage by stage (the worker side of stream/pipeline.py).
+
+    prepare (undistort, crop, resize, normalise poses) -> cues -> model (+ refinement) -> metric world,
+    pruned, deformed to the newest frame -> render from the newest camera -> tracks with stable ids
+
+Each stage is a method returning a small typed value and is timed on its own (`WindowResult.timings`).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from dgslrm_ros.convert.image import frames_to_rgb8
+from dgslrm_ros.convert.pointcloud import gaussians_to_array, trajectories_to_array
+from dgslrm_ros.convert.tracks import TrackStrip, tracks_to_strips
+from dgslrm_ros.core.errors import DgslrmError
+from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
+from dgslrm_ros.core.timing import synchronize
+from dgslrm_ros.geometry.cues import GeometryCues
+from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT
+from dgslrm_ros.model.classical import ClassicalReconstructor
+from dgslrm_ros.model.dgslrm import window_cues
+from dgslrm_ros.stream.config import ConfigError, PipelineConfig
+from dgslrm_ros.stream.frames import stack_frames
+from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks
+from dgslrm_ros.stream.window_buffer import Window
+
+Logger = Callable[[str, str], None]  # (level: debug|info|warn|error, message)
+
+
+class ReconstructionError(DgslrmError, RuntimeError):
+    """A window could not be reconstructed; the caller logs it and goes on with the next window."""
+
+
+@dataclass
+class WindowResult:
+    """Everything published for one window (all metric, world frame)."""
+
+    stamp: float  # newest frame of the window (seconds)
+    frame_id: str  # world frame
+    gaussians: np.ndarray  # structured [N] `gaussians` cloud, deformed to the newest frame
+    trajectories: np.ndarray  # structured [M, T] `trajectories` cloud (t <= 0, stable track_id)
+    marker_tracks: list[TrackStrip]  # one LINE_STRIP per track, coloured by speed
+    rendered: np.ndarray  # uint8 [H, W, 3] rendered from the newest input camera
+    psnr: float  # of `rendered` vs the (resized) newest input frame, dB
+    seconds: float  # reconstruction time
+    deformable: DeformableGaussians  # metric world frame, pruned, timestamps relative to stamps[0]
+    stamps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [T] float64 absolute seconds
+    input_image: np.ndarray | None = None  # uint8 [H, W, 3] newest frame at the model input size
+    K: np.ndarray | None = None  # [T, 3, 3] intrinsics of the model-size images
+    world_T_cam: np.ndarray | None = None  # [T, 4, 4] input cameras, metric
+    tracks: TrackSet | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    sequence: int = 0
+    index: int = 0
+    normalization: SceneNormalization | None = None
+    # All keyframe-pixel Gaussians before pruning, ordered (keyframe, row, column), metric, on the
+    # model's device: for evaluation (a GT query pixel -> its predicted trajectory); not published.
+    unpruned: DeformableGaussians | None = None
+
+
+@dataclass(frozen=True)
+class PreparedWindow:
+    """A window at the model's input size, its poses also in the model's normalised frame."""
+
+    images: torch.Tensor  # [T, 3, h, w] in [0, 1]
+    K: torch.Tensor  # [T, 3, 3] of the model-size images
+    world_T_cam: torch.Tensor  # [T, 4, 4] metric
+    stamps: np.ndarray  # [T] float64 absolute seconds
+    norm_T_cam: torch.Tensor  # [T, 4, 4] float64, normalised frame
+    normalization: SceneNormalization
+    relative: torch.Tensor  # [T] float32 seconds since the first frame (epoch seconds do not fit float32)
+
+
+def check_renderer(renderer: str, device: torch.device) -> None:
+    """'gsplat' needs CUDA and an importable gsplat: refused by name at start-up, not failed per window."""
+    if renderer != "gsplat":
+        return
+    from dgslrm_ros.render.rasterize_gsplat import gsplat_importable
+
+    if device.type != "cuda":
+        raise ConfigError(f"parameter 'renderer': 'gsplat' runs on CUDA only, but the device is {device}; "
+                          "use auto (gsplat on CUDA when installed, else torch) or torch")
+    if not gsplat_importable():
+        raise ConfigError("parameter 'renderer': 'gsplat' requested but `import gsplat` fails; install "
+                          "gsplat==1.5.3 or use auto or torch")
+
+
+def load_pipeline_model(config: PipelineConfig, device: torch.device, log: Logger) -> tuple[torch.nn.Module, str]:
+    """(model in eval mode, weights status). Empty `checkpoint` = the shipped one; without it, a seeded
+    untrained `small` model so the pipeline still runs end to end (said loudly: outputs are noise)."""
+    from dgslrm_ros.model.checkpoint import load_model
+    from dgslrm_ros.model.config import ModelConfig
+    from dgslrm_ros.model.dgslrm import DGSLRM
+
+    path = Path(config.checkpoint).expanduser() if config.checkpoint else SHIPPED_CHECKPOINT
+    if config.checkpoint and not path.exists():
+        raise ConfigError(f"parameter 'checkpoint': {path} does not exist; expected a checkpoint folder "
+                          "(model.safetensors + config.json) or a model.safetensors file, or '' for the shipped one")
+    if path.exists() and (path.is_file() or (path / "model.safetensors").exists()):
+        model = load_model(path, device)
+        weights = f"checkpoint {path}"
+        if config.method == "classical":  # the checkpoint only fixes the window layout; no weights are used
+            from dgslrm_ros.model.classical import ClassicalReconstructor
+
+            model = ClassicalReconstructor(model.config).to(device)
+            weights = "classical (no learned weights)"
+    elif config.method == "classical":
+        from dgslrm_ros.model.classical import ClassicalReconstructor
+
+        preset = ModelConfig.preset("small", window_frames=config.window_frames, keyframe_stride=config.keyframe_stride)
+        model = ClassicalReconstructor(preset).to(device)
+        weights = "classical (no learned weights)"
+    else:
+        preset = ModelConfig.preset("small", window_frames=config.window_frames, keyframe_stride=config.keyframe_stride)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = DGSLRM(preset)
+        model = model.to(device)
+        weights = "untrained"
+        log("error", f"weights: untrained -- no checkpoint at {path}; running a randomly initialised 'small' "
+                     "model, every output is meaningless until a trained checkpoint is installed")
+    mc = model.config
+    if (mc.window_frames, mc.keyframe_stride) != (config.window_frames, config.keyframe_stride):
+        raise ConfigError(
+            f"parameter 'window_frames'/'keyframe_stride': the checkpoint predicts windows of "
+            f"{mc.window_frames} frames with keyframe_stride {mc.keyframe_stride}, got {config.window_frames} and "
+            f"{config.keyframe_stride}; set them to the checkpoint's values"
+        )
+    for name in ("image_width", "image_height"):
+        if getattr(config, name) % mc.patch_size:
+            raise ConfigError(f"parameter '{name}': {getattr(config, name)} is not a multiple of the model's patch "
+                              f"size {mc.patch_size}")
+    return model.eval(), weights
+
+
+class WindowReconstructor:
+    """The model, the renderer and the track registry a stream's windows go through, one at a time."""
+
+    def __init__(self, config: PipelineConfig, model: torch.nn.Module, weights: str, device: torch.device) -> None:
+        self.config, self.model, self.weights, self.device = config, model, weights, device
+        self.registry = TrackRegistry()
+        self._registry_sequence: int | None = None
+        self._tracks_lock = threading.Lock()  # reset_tracks() (another thread) vs the worker's tracks stage
+
+    def reset_tracks(self) -> None:
+        """New tracks from the next window on (ids are never reused)."""
+        with self._tracks_lock:
+            self.registry.reset()
+
+    def reconstruct(self, window: Window, start: float) -> WindowResult:
+        """Every stage on one window; `start` (perf_counter) is when the worker took it."""
+        cfg, timings = self.config, {}
+
+        def timed(stage: str, run: Callable, *args):
+            tick = time.perf_counter()
+            value = run(*args)
+            synchronize(self.device)
+            timings[stage] = time.perf_counter() - tick
+            return value
+
+        prepared = timed("preprocess", self._prepare, window)
+        cues = timed("cues", self._cues, prepared)  # the classical cues: the CPU's big share, timed apart
+        predicted = timed("model", self._predict, prepared, cues)
+        world, kept, cloud = timed("deform_pack", self._to_world, predicted, prepared)
+        rendered, score = timed("render", self._render_newest, kept, prepared)
+        track_set, trajectories, strips = timed("tracks", self._track, world, prepared, window.sequence)
+        seconds = time.perf_counter() - start
+        timings["total"] = seconds
+        stamps = prepared.stamps
+        return WindowResult(
+            stamp=float(stamps[-1]), frame_id=cfg.world_frame, gaussians=cloud, trajectories=trajectories,
+            marker_tracks=strips, rendered=rendered, psnr=score, seconds=seconds, deformable=kept.detach().to("cpu"),
+            stamps=stamps, input_image=frames_to_rgb8(prepared.images[-1].numpy()), K=prepared.K.numpy(),
+            world_T_cam=prepared.world_T_cam.numpy(), tracks=track_set, timings=timings, sequence=window.sequence,
+            index=window.index, normalization=prepared.normalization, unpruned=world.detach(),
+        )
+
+    def _prepare(self, window: Window) -> PreparedWindow:
+        """Undistort + crop/resize (cached per frame), poses into the normalised frame."""
+        cfg = self.config
+        images, K, poses, stamps = stack_frames(window.frames, (cfg.image_height, cfg.image_width))
+        if images.shape[0] != cfg.window_frames:
+            raise ReconstructionError(f"expected a window of {cfg.window_frames} frames, got {images.shape[0]}")
+        norm_T_cam, normalization = normalize_window(poses, cfg.scene_scale)  # float64
+        return PreparedWindow(images, K, poses, stamps, norm_T_cam, normalization,
+                              torch.from_numpy(stamps - stamps[0]).float())
+
+    def _inputs(self, prepared: PreparedWindow) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """frames [1, T, 3, h, w], K [1, T, 3, 3], norm_T_cam [1, T, 4, 4] on the model's device."""
+        device = self.device
+        return (prepared.images[None].to(device), prepared.K[None].to(device),
+                prepared.norm_T_cam[None].float().to(device))
+
+    def _cues(self, prepared: PreparedWindow) -> GeometryCues | None:
+        """Plane sweep, chained flow and lifting, for the models that take them (None otherwise)."""
+        model_config = self.model.config
+        if not (isinstance(self.model, ClassicalReconstructor) or getattr(model_config, "geometry_primed", False)):
+            return None
+        return window_cues(*self._inputs(prepared),
+                           torch.arange(0, model_config.window_frames, model_config.keyframe_stride, device=self.device))
+
+    def _predict(self, prepared: PreparedWindow, cues: GeometryCues | None) -> DeformableGaussians:
+        """The model (+ optional test-time refinement), in the normalised frame."""
+        with torch.no_grad():
+            prediction = self.model(*self._inputs(prepared), prepared.relative[None].to(self.device),
+                                    **({"cues": cues} if cues is not None else {}))
+            predicted = prediction.gaussians(0)
+        if self.config.refine_iters > 0:
+            from dgslrm_ros.evaluation.refine import refine_gaussians
+
+            device = self.device
+            predicted = refine_gaussians(predicted, prepared.images.to(device), prepared.K.to(device),
+                                         prepared.norm_T_cam.float().to(device), self.config.refine_iters).detach()
+        return predicted
+
+    def _to_world(self, predicted: DeformableGaussians,
+                  prepared: PreparedWindow) -> tuple[DeformableGaussians, DeformableGaussians, np.ndarray]:
+        """(every Gaussian in the metric world, the kept ones, the kept ones packed at the newest frame)."""
+        with torch.no_grad():
+            world = prepared.normalization.gaussians_to_world(predicted)
+            if not bool(torch.isfinite(world.means).all()) or not bool(torch.isfinite(world.offsets).all()):
+                raise ReconstructionError("the model predicted non-finite Gaussian positions")
+            kept = world.prune(self.config.min_opacity)
+            last = kept.num_frames - 1
+            cloud = gaussians_to_array(
+                kept.positions(last).cpu().numpy(), kept.colors.cpu().numpy(), kept.opacities.cpu().numpy(),
+                kept.scales.cpu().numpy(), kept.quats.cpu().numpy(), kept.velocities(last).cpu().numpy(),
+            )
+        return world, kept, cloud
+
+    def _render_newest(self, kept: DeformableGaussians, prepared: PreparedWindow) -> tuple[np.ndarray, float]:
+        """(uint8 [h, w, 3] render from the newest input camera, its PSNR against that frame in dB)."""
+        from dgslrm_ros.metrics import psnr
+        from dgslrm_ros.render import render
+
+        cfg, device = self.config, self.device
+        with torch.no_grad():
+            target = prepared.images[-1]  # [3, h, w]
+            if len(kept):
+                out = render(kept.at(kept.num_frames - 1), prepared.world_T_cam[-1:].float().to(device),
+                             prepared.K[-1:].to(device), cfg.image_width, cfg.image_height, backend=cfg.renderer)
+                image = out.rgb[0].clamp(0, 1).cpu()
+            else:
+                image = torch.zeros_like(target)
+            score = float(psnr(image, target))
+        return frames_to_rgb8(image.numpy()), score
+
+    def _track(self, world: DeformableGaussians, prepared: PreparedWindow,
+               sequence: int) -> tuple[TrackSet, np.ndarray, list[TrackStrip]]:
+        """Tracks with stable ids (a new sequence restarts the registry), packed as cloud and strips."""
+        cfg, stamps = self.config, prepared.stamps
+        keyframes = list(range(0, cfg.window_frames, cfg.keyframe_stride))
+        candidates = seed_tracks(world, (cfg.image_height, cfg.image_width), keyframes, prepared.K,
+                                 prepared.world_T_cam, cfg.track_grid, cfg.min_opacity)
+        with self._tracks_lock:
+            if self._registry_sequence != sequence:
+                self.registry.reset()
+                self._registry_sequence = sequence
+            track_set = self.registry.update(stamps, candidates.positions, candidates.visible,
+                                             candidates.seed_frame, candidates.radius)
+        relative_t = (stamps - stamps[-1]).astype(np.float32)  # [T] <= 0
+        trajectories = trajectories_to_array(track_set.positions, relative_t, track_set.track_ids, track_set.visible)
+        strips = tracks_to_strips(track_set.positions, stamps - stamps[0], track_set.track_ids, track_set.visible)
+        return track_set, trajectories, strips
