@@ -62,8 +62,10 @@ def descriptor(spec: ParamSpec, *, dynamic: bool = False) -> ParameterDescriptor
     if dynamic:
         desc.type = ParameterType.PARAMETER_NOT_SET
     if spec.type is int and (spec.minimum is not None or spec.maximum is not None):
+        low = spec.minimum if spec.minimum is not None else -(2**63)
+        # one range only: it reaches down to the sentinel, and spec.check refuses the values in between by name
         desc.integer_range = [IntegerRange(
-            from_value=int(spec.minimum if spec.minimum is not None else -(2**63)),
+            from_value=int(low if spec.sentinel is None else min(low, spec.sentinel)),
             to_value=int(spec.maximum if spec.maximum is not None else 2**63 - 1), step=0)]
     if spec.type is float and (spec.minimum is not None or spec.maximum is not None):
         desc.floating_point_range = [FloatingPointRange(
