@@ -93,6 +93,7 @@ class DgslrmNode(Node):
         self._reconstruction_error = ReconstructionError
         # the checkpoint must fit window_frames/keyframe_stride/image size: a ConfigError names the parameter
         self._reconstructor = StreamingReconstructor(self.config, logger=self._pipeline_log)
+        self.config = self._reconstructor.config  # the values left to the checkpoint (-1) filled in
         self._rejected: Counter[str] = Counter()  # messages that could not be converted, by kind
         self._reject_lock = threading.Lock()
         self._received: Counter[str] = Counter()

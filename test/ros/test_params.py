@@ -196,6 +196,22 @@ def _live_parameters(dds, extra: list[str]) -> tuple[dict, object]:  # noqa: ANN
 
 
 @pytest.mark.ros
+def test_live_node_takes_window_and_input_size_from_the_checkpoint(dds, tiny_checkpoint: Path) -> None:  # noqa: ANN001
+    """Default window_frames, window_stride, keyframe_stride, image size (-1): the tiny checkpoint's 8 frames
+    at 32 px, as the node declares them and reports them once ready."""
+    given = {k: v for k, v in dds.tiny_params.items()
+             if k not in ("window_frames", "window_stride", "keyframe_stride", "image_width", "image_height")}
+    params = {"checkpoint": str(tiny_checkpoint), **given}
+    live, node = _live_parameters(dds, [a for key, value in params.items() for a in ("-p", f"{key}:={value}")])
+    assert all(live[name]["value"] == -1 for name in ("window_frames", "window_stride", "keyframe_stride",
+                                                      "image_width", "image_height"))
+    node.wait_for(lambda: "ready:" in node.output, 30, "node ready")
+    assert "ready: window 8 frames every 4, 32x32 px" in node.output, node.output
+    rc, _ = node.interrupt(signal.SIGINT, timeout=15)
+    assert rc == 0 and "Traceback" not in node.output, node.output
+
+
+@pytest.mark.ros
 def test_integer_for_a_double_parameter_is_taken_as_a_double(dds, tiny_checkpoint: Path) -> None:  # noqa: ANN001
     """`-p frame_rate:=30`: rclpy types the override as an integer; the node takes it as 30.0."""
     params = {"checkpoint": str(tiny_checkpoint), **dds.tiny_params, "frame_rate": 30, "sync_tolerance": 0}
