@@ -10,14 +10,19 @@ received Gaussians at a held-out camera beside its ground truth, a track plot, a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dgslrm_ros.cli.children import Child, child_env
+
+if TYPE_CHECKING:
+    from dgslrm_ros.model.config import ModelConfig
+    from dgslrm_ros.stream.config import PipelineConfig
 
 FPS = 10.0
 DEFAULT_SEED = 1_000_000  # first evaluation seed (data.dataset.EVAL_SEED_START): a scene the weights never saw
@@ -39,17 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=("auto", "cuda", "cpu"), help="node device (default cpu)")
 
 
-def _window_of(checkpoint: str) -> tuple[tuple[int, int], str]:
-    """(window_frames, keyframe_stride) the node's model predicts, and a weights description."""
+def _model_config(config: PipelineConfig) -> tuple[ModelConfig, str]:
+    """The ModelConfig the node will load for `config` and a weights description, read without the weights."""
     from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT, read_checkpoint_info
-    from dgslrm_ros.stream.config import PipelineConfig
+    from dgslrm_ros.stream.reconstruction import fallback_model_config
 
-    path = Path(checkpoint) if checkpoint else SHIPPED_CHECKPOINT
-    if not checkpoint and not (path / "config.json").exists():
-        defaults = PipelineConfig()  # the parameter table's window, what the node runs without a checkpoint
-        return (defaults.window_frames, defaults.keyframe_stride), f"untrained (no shipped checkpoint at {path}; a randomly initialised model runs)"
-    config = read_checkpoint_info(path)["model_config"]  # a CheckpointError when --checkpoint is not one
-    return (config.window_frames, config.keyframe_stride), f"checkpoint {path}"
+    path = Path(config.checkpoint) if config.checkpoint else SHIPPED_CHECKPOINT
+    if not config.checkpoint and not (path / "config.json").exists():
+        return fallback_model_config(config), f"untrained (no shipped checkpoint at {path}; a randomly initialised model runs)"
+    # a CheckpointError when --checkpoint is not one
+    return read_checkpoint_info(path)["model_config"], f"checkpoint {path}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from dgslrm_ros.data.sequence import generate_sequence
     from dgslrm_ros.ros.demo_publisher import save_scene
     from dgslrm_ros.ros.params import validate
+    from dgslrm_ros.stream.config import PipelineConfig
 
     if args.size % 8 or args.size < 16:
         print(f"dgslrm demo: --size must be a multiple of 8 and >= 16, got {args.size}", file=sys.stderr)
@@ -70,7 +75,13 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as error:
         print(f"dgslrm demo: --scene-preset: {error.args[0]}", file=sys.stderr)
         return 2
-    (window, keyframe_stride), weights = _window_of(args.checkpoint)
+    track_grid = max(args.size // 8, 4)
+    # window length and strides left to the checkpoint, as the node leaves them: resolved here the same way
+    config = PipelineConfig(checkpoint=args.checkpoint, device=args.device, frame_rate=FPS, image_width=args.size,
+                            image_height=args.size, track_grid=track_grid, max_pending_windows=8)
+    model_config, weights = _model_config(config)
+    resolved = config.for_model(model_config)
+    window, stride = resolved.window_frames, resolved.window_stride
     if args.frames < window:
         print(f"dgslrm demo: --frames {args.frames} is shorter than one window ({window} frames)", file=sys.stderr)
         return 2
@@ -80,7 +91,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.timeout
-    track_grid = max(args.size // 8, 4)
 
     print(f"[demo] generating a {args.frames}-frame {args.size}px {args.scene_preset!r} scene (seed {args.seed}) ...",
           flush=True)
@@ -92,12 +102,7 @@ def run(args: argparse.Namespace) -> int:
     scene = save_scene(out / "scene.npz", frames[0], camera_info_K, seq.world_T_cam[0].numpy(),
                        seq.timestamps.numpy())
 
-    stride = max(window // 2, keyframe_stride)
-    params = {"checkpoint": args.checkpoint, "device": args.device, "renderer": "auto", "window_frames": window,
-              "window_stride": stride, "keyframe_stride": keyframe_stride, "frame_rate": FPS,
-              "image_width": args.size, "image_height": args.size, "track_grid": track_grid,
-              "max_pending_windows": 8}
-    values = validate(params)
+    values = validate(dataclasses.asdict(config))
     params_file = out / "dgslrm_params.yaml"
     params_file.write_text(yaml.safe_dump({"dgslrm": {"ros__parameters": values}}, sort_keys=False))
     expected_windows = 1 + (args.frames - window) // stride

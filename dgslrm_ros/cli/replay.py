@@ -186,6 +186,7 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
 
     pipeline = StreamingReconstructor(config, log, model=model) if model is not None \
         else StreamingReconstructor(config, log)
+    config = pipeline.config  # the window and input size the checkpoint gave
     reader = BagReader(bag, image_topic=image_topic, camera_info_topic=camera_info_topic, pose_topic=pose_topic,
                        strict=False)
     ground = _Ground()

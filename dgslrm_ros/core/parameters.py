@@ -26,6 +26,9 @@ class ParamSpec:
     maximum: float | None = None  # inclusive
     choices: tuple[str, ...] = ()
     scope: str = "pipeline"  # "pipeline": a PipelineConfig field; "node": the ROS shell only
+    # A value taken besides the range, its meaning in the description (stream/config.FROM_MODEL: "the
+    # loaded model's", known only after start-up, so the table cannot hold the model's value itself).
+    sentinel: int | None = None
 
     @property
     def type(self) -> type:
@@ -38,7 +41,8 @@ class ParamSpec:
         if self.minimum is not None or self.maximum is not None:
             low = "-inf" if self.minimum is None else f"{self.minimum:g}"
             high = "inf" if self.maximum is None else f"{self.maximum:g}"
-            return f"in [{low}, {high}]"
+            sentinel = "" if self.sentinel is None else f" or {self.sentinel}"
+            return f"in [{low}, {high}]{sentinel}"
         return ""
 
     def check(self, value: Any) -> int | float | str | tuple[float, ...]:
@@ -56,6 +60,8 @@ class ParamSpec:
             raise ParameterError(
                 f"parameter '{self.name}': expected {expected.__name__}, got {type(value).__name__} {value!r}"
             )
+        if self.sentinel is not None and value == self.sentinel:
+            return value
         if self.choices and value not in self.choices:
             raise ParameterError(
                 f"parameter '{self.name}': expected one of {', '.join(self.choices)}, got {value!r}"
@@ -87,10 +93,11 @@ class ParamSpec:
 
 
 def parameter(default: Any, description: str, *, minimum: float | None = None, maximum: float | None = None,
-              choices: tuple[str, ...] = ()) -> Any:
+              choices: tuple[str, ...] = (), sentinel: int | None = None) -> Any:
     """A dataclass field that is also a row of the parameter table (default, description, range)."""
     return dataclasses.field(default=default, metadata={"description": description, "minimum": minimum,
-                                                        "maximum": maximum, "choices": choices})
+                                                        "maximum": maximum, "choices": choices,
+                                                        "sentinel": sentinel})
 
 
 def parameter_table(config_class: type, scope: str) -> tuple[ParamSpec, ...]:

@@ -62,8 +62,10 @@ def descriptor(spec: ParamSpec, *, dynamic: bool = False) -> ParameterDescriptor
     if dynamic:
         desc.type = ParameterType.PARAMETER_NOT_SET
     if spec.type is int and (spec.minimum is not None or spec.maximum is not None):
+        low = spec.minimum if spec.minimum is not None else -(2**63)
+        # one range only: it reaches down to the sentinel, and spec.check refuses the values in between by name
         desc.integer_range = [IntegerRange(
-            from_value=int(spec.minimum if spec.minimum is not None else -(2**63)),
+            from_value=int(low if spec.sentinel is None else min(low, spec.sentinel)),
             to_value=int(spec.maximum if spec.maximum is not None else 2**63 - 1), step=0)]
     if spec.type is float and (spec.minimum is not None or spec.maximum is not None):
         desc.floating_point_range = [FloatingPointRange(
@@ -91,6 +93,7 @@ class DgslrmNode(Node):
         self._reconstruction_error = ReconstructionError
         # the checkpoint must fit window_frames/keyframe_stride/image size: a ConfigError names the parameter
         self._reconstructor = StreamingReconstructor(self.config, logger=self._pipeline_log)
+        self.config = self._reconstructor.config  # the values left to the checkpoint (-1) filled in
         self._rejected: Counter[str] = Counter()  # messages that could not be converted, by kind
         self._reject_lock = threading.Lock()
         self._received: Counter[str] = Counter()

@@ -1,8 +1,8 @@
 """End-to-end latency of the windowed pipeline per window (`dgslrm bench --node`).
 
-Runs the real StreamingReconstructor with the default node configuration (128 x 128, 24-frame
-windows, the shipped checkpoint or, without it, the untrained `small` model: timing does not depend
-on the weights) on a synthetic posed stream, and reports each stage of `reconstruct` (preprocess,
+Runs the real StreamingReconstructor with the default node configuration (the shipped checkpoint's
+window and input size or, without it, the untrained `small` model's: timing does not depend on the
+weights) on a synthetic posed stream, and reports each stage of `reconstruct` (preprocess,
 model, deform + pack, render, tracks + pack) plus what a ROS callback costs.
 """
 from __future__ import annotations
@@ -42,6 +42,7 @@ def run_pipeline_benchmark(device: str = "auto", quick: bool = False, config: Pi
                                  max_pending_windows=64)
     logs: list[tuple[str, str]] = []
     pipeline = StreamingReconstructor(config, lambda level, message: logs.append((level, message)))
+    config = pipeline.config  # the window and input size the checkpoint gave
     height, width = input_size
     fx = 0.8 * width
     K = np.array([[fx, 0.0, width / 2 - 0.5], [0.0, fx, height / 2 - 0.5], [0.0, 0.0, 1.0]])

@@ -67,9 +67,12 @@ class StreamingReconstructor:
 
     def __init__(self, config: PipelineConfig, logger: Logger | None = None, *,
                  model: torch.nn.Module | None = None, weights: str | None = None) -> None:
-        """`model` (optional, any module with DGSLRM's forward and `.config`) replaces checkpoint loading."""
+        """`model` (optional, any module with DGSLRM's forward and `.config`) replaces checkpoint loading.
+
+        `self.config` is `config` resolved for the model (`PipelineConfig.for_model`): the window, keyframe
+        stride and input size every reader below and every caller after construction sees.
+        """
         config.validate()
-        self.config = config
         self._log_fn = logger
         self._last_log: dict[str, float] = {}
         self.device = resolve_device(config.device, "parameter 'device'")
@@ -78,6 +81,7 @@ class StreamingReconstructor:
             self.model, self.weights = load_pipeline_model(config, self.device, self._log)
         else:
             self.model, self.weights = model.to(self.device).eval(), weights or "custom model"
+        self.config = config = config.for_model(self.model.config)
         self.reconstruction = WindowReconstructor(config, self.model, self.weights, self.device)
         self._lock = threading.Lock()
         self._camera: CameraModel | None = None

@@ -26,8 +26,9 @@ from dgslrm_ros.core.timing import synchronize
 from dgslrm_ros.geometry.cues import GeometryCues
 from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT
 from dgslrm_ros.model.classical import ClassicalReconstructor
+from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.dgslrm import window_cues
-from dgslrm_ros.stream.config import ConfigError, PipelineConfig
+from dgslrm_ros.stream.config import FROM_MODEL, ConfigError, PipelineConfig
 from dgslrm_ros.stream.frames import stack_frames
 from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks
 from dgslrm_ros.stream.window_buffer import Window
@@ -95,9 +96,9 @@ def check_renderer(renderer: str, device: torch.device) -> None:
 
 def load_pipeline_model(config: PipelineConfig, device: torch.device, log: Logger) -> tuple[torch.nn.Module, str]:
     """(model in eval mode, weights status). Empty `checkpoint` = the shipped one; without it, a seeded
-    untrained `small` model so the pipeline still runs end to end (said loudly: outputs are noise)."""
+    untrained `small` model so the pipeline still runs end to end (said loudly: outputs are noise). The
+    config is checked against the model by `PipelineConfig.for_model`, which the pipeline runs next."""
     from dgslrm_ros.model.checkpoint import load_model
-    from dgslrm_ros.model.config import ModelConfig
     from dgslrm_ros.model.dgslrm import DGSLRM
 
     path = Path(config.checkpoint).expanduser() if config.checkpoint else SHIPPED_CHECKPOINT
@@ -106,39 +107,27 @@ def load_pipeline_model(config: PipelineConfig, device: torch.device, log: Logge
                           "(model.safetensors + config.json) or a model.safetensors file, or '' for the shipped one")
     if path.exists() and (path.is_file() or (path / "model.safetensors").exists()):
         model = load_model(path, device)
-        weights = f"checkpoint {path}"
-        if config.method == "classical":  # the checkpoint only fixes the window layout; no weights are used
-            from dgslrm_ros.model.classical import ClassicalReconstructor
-
-            model = ClassicalReconstructor(model.config).to(device)
-            weights = "classical (no learned weights)"
-    elif config.method == "classical":
-        from dgslrm_ros.model.classical import ClassicalReconstructor
-
-        preset = ModelConfig.preset("small", window_frames=config.window_frames, keyframe_stride=config.keyframe_stride)
-        model = ClassicalReconstructor(preset).to(device)
-        weights = "classical (no learned weights)"
+        if config.method == "network":
+            return model.eval(), f"checkpoint {path}"
+        preset = model.config  # the checkpoint only fixes the window layout; no weights are used
     else:
-        preset = ModelConfig.preset("small", window_frames=config.window_frames, keyframe_stride=config.keyframe_stride)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = DGSLRM(preset)
-        model = model.to(device)
-        weights = "untrained"
-        log("error", f"weights: untrained -- no checkpoint at {path}; running a randomly initialised 'small' "
-                     "model, every output is meaningless until a trained checkpoint is installed")
-    mc = model.config
-    if (mc.window_frames, mc.keyframe_stride) != (config.window_frames, config.keyframe_stride):
-        raise ConfigError(
-            f"parameter 'window_frames'/'keyframe_stride': the checkpoint predicts windows of "
-            f"{mc.window_frames} frames with keyframe_stride {mc.keyframe_stride}, got {config.window_frames} and "
-            f"{config.keyframe_stride}; set them to the checkpoint's values"
-        )
-    for name in ("image_width", "image_height"):
-        if getattr(config, name) % mc.patch_size:
-            raise ConfigError(f"parameter '{name}': {getattr(config, name)} is not a multiple of the model's patch "
-                              f"size {mc.patch_size}")
-    return model.eval(), weights
+        preset = fallback_model_config(config)
+        if config.method == "network":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = DGSLRM(preset)
+            log("error", f"weights: untrained -- no checkpoint at {path}; running a randomly initialised 'small' "
+                         "model, every output is meaningless until a trained checkpoint is installed")
+            return model.to(device).eval(), "untrained"
+    return ClassicalReconstructor(preset).to(device).eval(), "classical (no learned weights)"
+
+
+def fallback_model_config(config: PipelineConfig) -> ModelConfig:
+    """The `small` preset, with the window and keyframe stride the config gives (when it gives them), for
+    when no checkpoint is installed."""
+    given = {name: getattr(config, name) for name in ("window_frames", "keyframe_stride")
+             if getattr(config, name) != FROM_MODEL}
+    return ModelConfig.preset("small", **given)
 
 
 class WindowReconstructor:

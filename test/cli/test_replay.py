@@ -188,6 +188,19 @@ def test_missing_bag_corrupt_bag_and_corrupt_checkpoint_give_clear_errors(dgslrm
     assert "model.safetensors" in err and "corrupt or truncated" in err
 
 
+def test_replay_takes_window_and_input_size_from_the_checkpoint(dgslrm, bag_and_checkpoint, tmp_path, capsys):
+    """No window or size option: the tiny checkpoint's 8 frames at 32 px, and metrics.json says so."""
+    bag, checkpoint = bag_and_checkpoint
+    out = tmp_path / "out"
+    assert dgslrm(["replay", str(bag), "--out", str(out), "--checkpoint", str(checkpoint), "--no-progress",
+                   "--device", "cpu", "--renderer", "torch", "--track-grid", "8"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    config = metrics["config"]
+    assert (config["window_frames"], config["window_stride"], config["keyframe_stride"]) == (8, 4, 4)
+    assert (config["image_width"], config["image_height"]) == (32, 32)
+    assert metrics["windows"] == 1 + (FRAMES - 8) // 4
+
+
 def test_bad_parameter_is_refused_by_name(dgslrm, bag_and_checkpoint, tmp_path, capsys):
     bag, _ = bag_and_checkpoint
     assert dgslrm(["replay", str(bag), "--out", str(tmp_path / "o"), "--window-frames", "7"]) == 2

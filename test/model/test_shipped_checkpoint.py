@@ -37,7 +37,10 @@ def test_pipeline_loads_the_shipped_checkpoint_by_default():
     model, weights = load_pipeline_model(config, torch.device("cpu"), lambda level, m: logs.append((level, m)))
     assert weights.startswith("checkpoint") and "untrained" not in weights
     assert not any(level == "error" for level, _ in logs)
-    assert model.config.window_frames == PipelineConfig().window_frames
+    # the default parameters run it: its window and input size are theirs, nothing refused
+    resolved = config.for_model(model.config)
+    assert (resolved.window_frames, resolved.keyframe_stride, resolved.image_width, resolved.image_height) == \
+        (model.config.window_frames, model.config.keyframe_stride, model.config.image_size, model.config.image_size)
     # The default method is classical (README, Results): the shipped checkpoint fixes its window layout.
     model, weights = load_pipeline_model(PipelineConfig(), torch.device("cpu"), lambda level, m: logs.append((level, m)))
     assert isinstance(model, ClassicalReconstructor) and weights.startswith("classical")

@@ -171,7 +171,9 @@ def test_live_node_declares_the_table_with_yaml_defaults_and_remaps(dds, tiny_ch
         assert declared["value"] == pytest.approx(expected), (spec.name, declared["value"], expected)
         if spec.minimum is not None:
             ranges = declared["int_range"] if spec.type is int else declared["float_range"]
-            assert ranges == [[spec.minimum, spec.maximum]]
+            # a sentinel (-1: the checkpoint's) widens the declared range; the table refuses the values between
+            low = spec.minimum if spec.sentinel is None else min(spec.minimum, spec.sentinel)
+            assert ranges == [[low, spec.maximum]]
     # relative topic names: the remapped input moved, the others stay where the contract puts them
     subscribers = json.loads(next(x for x in probe.stdout.splitlines() if x.startswith("SUBSCRIBERS "))[12:])
     assert subscribers == {"/cam/image_raw": 1, "/image": 0, "/camera_info": 1}
@@ -191,6 +193,22 @@ def _live_parameters(dds, extra: list[str]) -> tuple[dict, object]:  # noqa: ANN
     line = next((x for x in probe.stdout.splitlines() if x.startswith("PARAMS ")), None)
     assert line, probe.stdout + probe.stderr + node.output
     return json.loads(line[len("PARAMS "):]), node
+
+
+@pytest.mark.ros
+def test_live_node_takes_window_and_input_size_from_the_checkpoint(dds, tiny_checkpoint: Path) -> None:  # noqa: ANN001
+    """Default window_frames, window_stride, keyframe_stride, image size (-1): the tiny checkpoint's 8 frames
+    at 32 px, as the node declares them and reports them once ready."""
+    given = {k: v for k, v in dds.tiny_params.items()
+             if k not in ("window_frames", "window_stride", "keyframe_stride", "image_width", "image_height")}
+    params = {"checkpoint": str(tiny_checkpoint), **given}
+    live, node = _live_parameters(dds, [a for key, value in params.items() for a in ("-p", f"{key}:={value}")])
+    assert all(live[name]["value"] == -1 for name in ("window_frames", "window_stride", "keyframe_stride",
+                                                      "image_width", "image_height"))
+    node.wait_for(lambda: "ready:" in node.output, 30, "node ready")
+    assert "ready: window 8 frames every 4, 32x32 px" in node.output, node.output
+    rc, _ = node.interrupt(signal.SIGINT, timeout=15)
+    assert rc == 0 and "Traceback" not in node.output, node.output
 
 
 @pytest.mark.ros

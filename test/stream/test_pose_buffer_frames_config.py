@@ -123,10 +123,32 @@ def test_distorted_camera_is_undistorted():
     ("image_width", "128", "image_width"),
 ])
 def test_config_refuses_bad_values_by_name(field, value, match):
+    # concrete window and input size (the defaults are the checkpoint's): the cross-field checks need them
+    resolved = dict(window_frames=24, window_stride=12, keyframe_stride=4, image_width=64, image_height=64)
     with pytest.raises(ConfigError, match=match):
-        PipelineConfig(**{field: value}).validate()
+        PipelineConfig(**{**resolved, field: value}).validate()
 
 
 def test_default_config_is_valid():
     PipelineConfig().validate()
     assert PipelineConfig().frame_period == pytest.approx(0.1)
+
+
+def test_values_left_to_the_model_pass_the_table_but_zero_does_not():
+    """-1 (the checkpoint's) is taken besides each range; 0 and 1 frames stay refused by name."""
+    from dgslrm_ros.stream.config import FROM_MODEL, PIPELINE_PARAMETERS
+
+    by_name = {spec.name: spec for spec in PIPELINE_PARAMETERS}
+    for name in ("window_frames", "window_stride", "keyframe_stride", "image_width", "image_height"):
+        assert by_name[name].check(FROM_MODEL) == FROM_MODEL
+        with pytest.raises(ConfigError, match=f"'{name}'"):
+            PipelineConfig(**{name: 0}).validate()
+    with pytest.raises(ConfigError, match="'window_frames': 1 is below the minimum 2"):
+        PipelineConfig(window_frames=1).validate()
+    with pytest.raises(ConfigError, match="'image_width': -2 is below the minimum 8"):
+        PipelineConfig(image_width=-2).validate()
+    # a check between fields runs as soon as its values are given, before any model is loaded
+    with pytest.raises(ConfigError, match="'window_frames': 10 is not a multiple of keyframe_stride=4"):
+        PipelineConfig(window_frames=10, keyframe_stride=4).validate()
+    PipelineConfig(window_frames=10).validate()  # keyframe_stride is the checkpoint's: for_model checks it
+

@@ -9,7 +9,8 @@ import torch
 from dgslrm_ros.convert.pointcloud import GAUSSIAN_DTYPE, GAUSSIAN_FIELDS, TRAJECTORY_DTYPE
 from dgslrm_ros.core.cameras import project_points
 from dgslrm_ros.stream import reconstruction as reconstruction_module
-from dgslrm_ros.stream.config import ConfigError
+from dgslrm_ros.stream.config import FROM_MODEL, ConfigError, PipelineConfig
+from dgslrm_ros.stream.pipeline import StreamingReconstructor
 from dgslrm_ros.stream.reconstruction import ReconstructionError, load_pipeline_model
 
 DEPTH_NORM = 1.5  # z-depth the controlled model predicts, in normalised units
@@ -120,15 +121,55 @@ def test_model_loading_checkpoint_mismatch_and_untrained_fallback(tmp_path, tiny
     save_checkpoint(tmp_path / "tiny", tiny_model)
     model, weights = load_pipeline_model(kit.config(checkpoint=str(tmp_path / "tiny"), method="network"), torch.device("cpu"), log)
     assert weights.startswith("checkpoint") and model.config.window_frames == 8
-    with pytest.raises(ConfigError, match="window_frames"):
-        load_pipeline_model(kit.config(checkpoint=str(tmp_path / "tiny"), window_frames=12, window_stride=6, method="network"),
-                            torch.device("cpu"), log)
+    with pytest.raises(ConfigError, match="window_frames"):  # refused once the model is known (for_model)
+        StreamingReconstructor(kit.config(checkpoint=str(tmp_path / "tiny"), window_frames=12, window_stride=6,
+                                          method="network"), log)
     with pytest.raises(ConfigError, match="checkpoint"):
         load_pipeline_model(kit.config(checkpoint=str(tmp_path / "nowhere"), method="network"), torch.device("cpu"), log)
     monkeypatch.setattr(reconstruction_module, "SHIPPED_CHECKPOINT", tmp_path / "not_shipped")
     model, weights = load_pipeline_model(kit.config(method="network"), torch.device("cpu"), log)
     assert weights == "untrained" and model.config.window_frames == 8
     assert any(level == "error" and "weights: untrained" in message for level, message in logs)
+
+
+@pytest.mark.parametrize("method", ["network", "classical"])
+def test_default_parameters_take_the_checkpoints_window_and_input_size(tmp_path, tiny_model, kit, method):
+    """A checkpoint with a window (8 frames, 32 px) other than the shipped one's runs with no parameter edits."""
+    from dgslrm_ros.model.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "tiny", tiny_model)
+    given = PipelineConfig(checkpoint=str(tmp_path / "tiny"), device="cpu", renderer="torch", method=method)
+    assert (given.window_frames, given.window_stride, given.keyframe_stride, given.image_width,
+            given.image_height) == (FROM_MODEL,) * 5
+    pipeline = StreamingReconstructor(given)
+    config = pipeline.config
+    assert (config.window_frames, config.keyframe_stride, config.image_width, config.image_height) == (8, 4, 32, 32)
+    assert config.window_stride == 4  # half the window
+    pipeline.add_camera_info(kit.K_INFO, np.zeros(5), "plumb_bob", kit.W, kit.H)
+    windows = run_windows(pipeline, kit, 12)  # admission cuts 8-frame windows every 4 frames
+    assert [len(w.frames) for w in windows] == [8, 8]
+    result = pipeline.reconstruct(windows[0])
+    assert result.rendered.shape == (32, 32, 3) and result.input_image.shape == (32, 32, 3)
+    assert result.trajectories.shape[1] == 8 and len(result.stamps) == 8
+
+
+def test_explicit_values_against_the_checkpoint(tmp_path, tiny_model):
+    """A window or keyframe stride other than the checkpoint's is refused naming the parameter and both
+    values; an input size may differ from the training size (any multiple of the patch size)."""
+    from dgslrm_ros.model.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "tiny", tiny_model)
+    config = PipelineConfig(checkpoint=str(tmp_path / "tiny"), device="cpu", renderer="torch", method="network")
+    for name, value in (("window_frames", 16), ("keyframe_stride", 2)):
+        with pytest.raises(ConfigError, match=f"parameter '{name}': {value} does not fit .*{name}={getattr(tiny_model.config, name)}"):
+            StreamingReconstructor(dataclasses.replace(config, **{name: value}))
+    with pytest.raises(ConfigError, match="parameter 'image_height': 36 is not a multiple of the model's patch size 8"):
+        StreamingReconstructor(dataclasses.replace(config, image_height=36))
+    taken = StreamingReconstructor(dataclasses.replace(config, window_frames=8, image_width=48)).config
+    assert (taken.window_frames, taken.window_stride, taken.image_width, taken.image_height) == (8, 4, 48, 32)
+    # a check between fields runs once the model's values are in: an explicit window_stride over its window
+    with pytest.raises(ConfigError, match="parameter 'window_stride': 12 exceeds window_frames=8"):
+        StreamingReconstructor(dataclasses.replace(config, window_stride=12))
 
 
 def test_classical_method_needs_no_weights_and_reconstructs_the_window(make_pipeline, kit, tiny_model, tmp_path):
