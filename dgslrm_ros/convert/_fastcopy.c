@@ -71,10 +71,19 @@ DG_EXPORT DG_SHUFFLE_CLONES void dg_pixels_to_rgb(const uint8_t *src, int64_t st
     }
 }
 
-/* The colour of one Gaussian row, all three channels at once. Both read or write a fourth float past the
- * row's three (the next row's red), so callers use them for every row but the last. SSE2 (every x86-64):
- * the packing was half of the `gaussians` row's time, one channel at a time. The SSE rounding (MXCSR
- * default, to nearest even) and maxps's NaN rule (max(NaN, 0) = 0) give exactly channel()'s bytes. */
+/* The colour of one Gaussian row: float r g b in [0, 1] <-> uint32 0x00RRGGBB (the rule of numpy's
+ * pack_rgb / unpack_rgb, which divides). */
+static inline uint32_t packed_color3(const float *c) { return (channel(c[0]) << 16) | (channel(c[1]) << 8) | channel(c[2]); }
+static inline void unpack_color3(uint32_t packed, float *c) {
+    c[0] = (float)((packed >> 16) & 0xFFu) / 255.0f;
+    c[1] = (float)((packed >> 8) & 0xFFu) / 255.0f;
+    c[2] = (float)(packed & 0xFFu) / 255.0f;
+}
+
+/* The same, all three channels at once. Both read or write a fourth float past the row's three (the next
+ * row's red), so callers use them for every row but the last. SSE2 (every x86-64): the packing was half
+ * of the `gaussians` row's time, one channel at a time. The SSE rounding (MXCSR default, to nearest even)
+ * and maxps's NaN rule (max(NaN, 0) = 0) give exactly packed_color3's bytes. */
 #if defined(__SSE2__)
 #include <emmintrin.h>
 static inline uint32_t packed_color4(const float *c) {
@@ -87,15 +96,11 @@ static inline uint32_t packed_color4(const float *c) {
 }
 static inline void unpack_color4(uint32_t packed, float *c) {
     __m128i i = _mm_setr_epi32((int)((packed >> 16) & 0xFFu), (int)((packed >> 8) & 0xFFu), (int)(packed & 0xFFu), 0);
-    _mm_storeu_ps(c, _mm_div_ps(_mm_cvtepi32_ps(i), _mm_set1_ps(255.0f))); /* divide, as numpy does */
+    _mm_storeu_ps(c, _mm_div_ps(_mm_cvtepi32_ps(i), _mm_set1_ps(255.0f)));
 }
 #else
-static inline uint32_t packed_color4(const float *c) { return (channel(c[0]) << 16) | (channel(c[1]) << 8) | channel(c[2]); }
-static inline void unpack_color4(uint32_t packed, float *c) {
-    c[0] = (float)((packed >> 16) & 0xFFu) / 255.0f;
-    c[1] = (float)((packed >> 8) & 0xFFu) / 255.0f;
-    c[2] = (float)(packed & 0xFFu) / 255.0f;
-}
+static inline uint32_t packed_color4(const float *c) { return packed_color3(c); }
+static inline void unpack_color4(uint32_t packed, float *c) { unpack_color3(packed, c); }
 #endif
 
 /* The two clouds of the contract, one row at a time: each output row is written front to back straight
@@ -108,7 +113,7 @@ DG_EXPORT void dg_pack_gaussians(const float *means, const float *colors, const 
     for (int64_t i = 0; i < n; ++i) {
         uint8_t *o = dst + 60 * i;
         const float *c = colors + 3 * i;
-        uint32_t packed = i + 1 < n ? packed_color4(c) : (channel(c[0]) << 16) | (channel(c[1]) << 8) | channel(c[2]);
+        uint32_t packed = i + 1 < n ? packed_color4(c) : packed_color3(c);
         memcpy(o, means + 3 * i, 12);
         memcpy(o + 12, &packed, 4);
         memcpy(o + 16, opacities + i, 4);
@@ -125,13 +130,10 @@ DG_EXPORT void dg_unpack_gaussians(const uint8_t *src, int64_t n, float *means, 
         uint32_t packed;
         memcpy(means + 3 * i, r, 12);
         memcpy(&packed, r + 12, 4);
-        if (i + 1 < n) {
+        if (i + 1 < n)
             unpack_color4(packed, colors + 3 * i);
-        } else {
-            colors[3 * i] = (float)((packed >> 16) & 0xFFu) / 255.0f; /* divide, as numpy does */
-            colors[3 * i + 1] = (float)((packed >> 8) & 0xFFu) / 255.0f;
-            colors[3 * i + 2] = (float)(packed & 0xFFu) / 255.0f;
-        }
+        else
+            unpack_color3(packed, colors + 3 * i);
         memcpy(opacities + i, r + 16, 4);
         memcpy(scales + 3 * i, r + 20, 12);
         memcpy(quats + 4 * i, r + 32, 16);
