@@ -69,6 +69,12 @@ def pixel_length(offset: Tensor) -> Tensor:
     return torch.hypot(offset[..., 0], offset[..., 1])
 
 
+def inside_image(uv: Tensor, height: int, width: int) -> Tensor:
+    """Pixel coordinates [..., 2] (centres at +0.5) -> bool [...]: on the image, edges included (where
+    bilinear sampling with border padding still reads real pixels)."""
+    return (uv[..., 0] >= 0) & (uv[..., 0] <= width) & (uv[..., 1] >= 0) & (uv[..., 1] <= height)
+
+
 def project_points(points: Tensor, K: Tensor, world_T_cam: Tensor) -> tuple[Tensor, Tensor]:
     """World points [..., N, 3] -> image coordinates [..., N, 2] (continuous, centre at +0.5) and
     z-depth [..., N] in the camera; points behind the camera get depth <= 0 and meaningless uv."""

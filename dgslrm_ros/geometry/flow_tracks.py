@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dgslrm_ros.core.cameras import pixel_centers, pixel_length
+from dgslrm_ros.core.cameras import inside_image, pixel_centers, pixel_length
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def chain_tracks(frames: Tensor, keyframe_index: Tensor | list[int], config: Flo
         move = _sample(fields[there], uv[active])  # [B, HW, 2]
         landed = uv[active] + move
         disagreement = pixel_length(move + _sample(fields[back], landed))
-        inside = (landed[..., 0] >= 0) & (landed[..., 0] <= width) & (landed[..., 1] >= 0) & (landed[..., 1] <= height)
+        inside = inside_image(landed, height, width)
         consistent = disagreement <= config.fb_tolerance_px + config.fb_relative * pixel_length(move)
         alive[active] = alive[active] & inside & consistent
         err[active] = err[active] + disagreement

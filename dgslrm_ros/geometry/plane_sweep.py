@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dgslrm_ros.core.cameras import pixel_centers, pixel_length
+from dgslrm_ros.core.cameras import inside_image, pixel_centers, pixel_length
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
             # SAD over a box window per source (aggregating after the robust selection instead was 12x
             # cheaper but lost a third of the accuracy on held-out windows).
             sad = _box_mean(sad, config.box, count).reshape(d, -1)
-            inside = (z > 1e-6) & (uv[..., 0] >= 0) & (uv[..., 0] <= width) & (uv[..., 1] >= 0) & (uv[..., 1] <= height)
+            inside = (z > 1e-6) & inside_image(uv, height, width)
             cost[j] = torch.where(inside, sad, torch.full_like(sad, float("inf")))
         # Robust aggregation: mean of the best `best_fraction` of the sources that see the point.
         keep = max(1, math.ceil(len(sources) * config.best_fraction))
