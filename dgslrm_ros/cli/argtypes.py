@@ -40,6 +40,6 @@ def add_config_options(parser: argparse.ArgumentParser, config_class: type,
 
 
 def config_from_options(config_class: type, args: argparse.Namespace, **values: Any) -> Any:
-    """The config the options of `add_config_options` describe; `values` set the other fields."""
-    return config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)
-                           if "description" in f.metadata}, **values)
+    """The config the options of `add_config_options` describe; `values` set other fields or override options."""
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class) if "description" in f.metadata}
+    return config_class(**{**options, **values})

@@ -10,8 +10,12 @@ optimizer.safetensors + trainer_state.json (for --resume), train_log.jsonl and e
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from dgslrm_ros.cli.argtypes import add_config_options, config_from_options
+
+if TYPE_CHECKING:
+    from dgslrm_ros.training.config import TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,12 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no rendering: depth + scene-flow (+ gate) losses only, 3-4x cheaper per step (a first phase)")
 
 
-def run(args: argparse.Namespace) -> int:
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's TrainConfig from the parsed options (--geometry-only switches the photometric terms off)."""
     from dgslrm_ros.training.config import LossConfig, TrainConfig
-    from dgslrm_ros.training.loop import train
 
     geometry_only = {"perceptual": "none", "mse_weight": 0.0} if args.geometry_only else {}
-    config = config_from_options(TrainConfig, args, loss=config_from_options(LossConfig, args, **geometry_only))
+    return config_from_options(TrainConfig, args, loss=config_from_options(LossConfig, args, **geometry_only))
+
+
+def run(args: argparse.Namespace) -> int:
+    from dgslrm_ros.training.loop import train
+
+    config = train_config(args)
     result = train(config)  # --resume from a missing or damaged run directory: a DgslrmError, exit 2
     if result.history:
         last = result.history[-1]

@@ -39,6 +39,9 @@ class LossConfig:
     flow_balance: bool = parameter(False, "average the flow error over moving and still pixels separately, then "
                                    "take the mean of the two: with the plain mean the ~17 % moving pixels lose to "
                                    "the still ones and the offsets collapse to zero (docs/training.md)")
+    depth_balance: bool = parameter(False, "average the depth error over moving and still keyframe pixels "
+                                    "separately, then take the mean of the two: the sweep cannot see a moving "
+                                    "object's depth, so those pixels need their own weight (docs/training.md)")
     gate_weight: float = parameter(0.0, "weight of the binary cross-entropy of a geometry-primed model's gate "
                                    "against ground-truth moving pixels")
     moving_threshold: float = 0.05  # a pixel moves when its GT track travels further (normalised units)

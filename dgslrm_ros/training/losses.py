@@ -107,7 +107,6 @@ def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -
     # Geometry: keyframe depth and keyframe scene flow against ground truth (normalised units).
     gt_depth = batch["depth"][:, keyframe_index].float()  # [B, Kf, 1, H, W]
     depth_valid = torch.isfinite(gt_depth) & (gt_depth > 0) & (gt_depth <= config.max_depth)
-    depth = _masked_error(prediction.depth.float(), gt_depth, depth_valid)
 
     # Scene flow: the predicted offsets against the GT displacement of each keyframe pixel's surface
     # point from its own keyframe instant (paper: L1 of offsets vs GT scene flow). Comparing offsets, not
@@ -120,6 +119,14 @@ def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -
     point_valid = torch.isfinite(gt_flow).all(-1) & depth_valid[:, :, None, 0, :, :]  # [B, Kf, T, H, W]
     power = 1 if config.flow_loss == "l1" else 2
     moving = (torch.nan_to_num(gt_flow).norm(dim=-1) * point_valid).amax(dim=2) > config.moving_threshold  # [B, Kf, H, W]
+    pred_depth = prediction.depth.float()  # [B, Kf, 1, H, W]
+    if config.depth_balance:
+        moving_depth = depth_valid & moving[:, :, None]
+        still = _masked_error(pred_depth, gt_depth, depth_valid & ~moving_depth)
+        balanced = 0.5 * (_masked_error(pred_depth, gt_depth, moving_depth) + still)
+        depth = torch.where(moving_depth.any(), balanced, still)  # a window without motion: still pixels only
+    else:
+        depth = _masked_error(pred_depth, gt_depth, depth_valid)
     if config.flow_balance:
         flow_moving = _masked_error(pred_flow, gt_flow, point_valid & moving[:, :, None], power)
         flow_still = _masked_error(pred_flow, gt_flow, point_valid & ~moving[:, :, None], power)

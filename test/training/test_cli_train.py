@@ -60,21 +60,23 @@ def test_train_options_are_the_config_fields():
     import argparse
 
     from dgslrm_ros.cli import train as train_cli
-    from dgslrm_ros.cli.argtypes import config_from_options
     from dgslrm_ros.training.config import LossConfig, TrainConfig
 
     parser = argparse.ArgumentParser()
     train_cli.add_arguments(parser)
 
     def config(*argv: str) -> TrainConfig:
-        args = parser.parse_args(list(argv))
-        return config_from_options(TrainConfig, args, loss=config_from_options(LossConfig, args))
+        return train_cli.train_config(parser.parse_args(list(argv)))
 
     assert config() == TrainConfig()
     changed = config("--warmup", "7", "--no-progress", "--resume", "--flow-balance", "--flow-loss", "l2", "--lr", "0.01")
     assert (changed.warmup_steps, changed.progress, changed.resume, changed.lr) == (7, False, True, 0.01)
     assert changed.loss == LossConfig(flow_balance=True, flow_loss="l2")
     assert config("--warmup-steps", "3").warmup_steps == 3
+    # --geometry-only overrides the photometric options (their defaults included) and keeps the others.
+    geometry = config("--geometry-only", "--depth-balance", "--perceptual", "ssim").loss
+    assert geometry == LossConfig(perceptual="none", mse_weight=0.0, depth_balance=True)
+    assert not geometry.photometric
     with pytest.raises(SystemExit):
         parser.parse_args(["--perceptual", "vgg"])  # the field's choices
 

@@ -171,6 +171,25 @@ def test_balanced_flow_loss_weighs_moving_and_still_pixels_equally():
     assert float(balanced["flow"]) > 2.5 * float(plain["flow"]) > 0
 
 
+def test_depth_balance_gives_the_few_moving_pixels_half_the_depth_loss():
+    pred, batch = _prediction_and_batch()
+    points = batch["keyframe_points"].clone()
+    points[:, :, :, :1] += 0.3 * torch.arange(T, dtype=torch.float32)[None, None, :, None, None, None] / T  # row 0 moves
+    depth = batch["depth"].clone()
+    depth[:, :, :, :1] += 0.5  # the prediction misses the depth of the moving row only
+    batch = {**batch, "keyframe_points": points, "depth": depth}
+    config = dict(perceptual="none", mse_weight=0.0, moving_threshold=0.15)
+    plain = compute_losses(pred, batch, LossConfig(**config))
+    balanced = compute_losses(pred, batch, LossConfig(**config, depth_balance=True))
+    # One row of eight is wrong: the plain mean is 0.5 / 8, the balanced one 0.5 / 2.
+    assert float(plain["depth"]) == pytest.approx(0.5 / H, rel=1e-4)
+    assert float(balanced["depth"]) == pytest.approx(0.25, rel=1e-4)
+    # Without any moving pixel the balanced depth error is the plain one, not half of it.
+    still_batch = {**batch, "keyframe_points": pred.keyframe_points().detach()}
+    assert float(compute_losses(pred, still_batch, LossConfig(**config, depth_balance=True))["depth"]) == \
+        pytest.approx(float(compute_losses(pred, still_batch, LossConfig(**config))["depth"]), rel=1e-6)
+
+
 def test_geometry_only_loss_renders_nothing_and_gate_loss_follows_the_moving_mask(monkeypatch):
     import dgslrm_ros.training.losses as losses_module
 
