@@ -39,9 +39,10 @@ def _load() -> ctypes.CDLL | None:
             lib.dg_pack_gaussians.argtypes = [ptr] * 6 + [i64, ptr]
             lib.dg_unpack_gaussians.argtypes = [ptr, i64] + [ptr] * 6
             lib.dg_pack_trajectories.argtypes = [ptr, ptr, i32, ptr, ptr, i64, i64, ptr]
+            lib.dg_pack_trajectories.restype = i64
             lib.dg_unpack_trajectories.argtypes = [ptr, i64, i64, ptr, ptr, ptr, ptr]
             lib.dg_unpack_trajectories.restype = i64
-            for name in ("dg_pixels_to_rgb", "dg_pack_gaussians", "dg_unpack_gaussians", "dg_pack_trajectories"):
+            for name in ("dg_pixels_to_rgb", "dg_pack_gaussians", "dg_unpack_gaussians"):
                 getattr(lib, name).restype = None
             return lib
     return None
@@ -170,15 +171,15 @@ def unpack_gaussian_rows(table: np.ndarray, means: np.ndarray, colors: np.ndarra
 
 
 def pack_trajectory_rows(tracks: np.ndarray, times: np.ndarray, ids: np.ndarray, visible: np.ndarray,
-                         table: np.ndarray) -> bool:
+                         table: np.ndarray) -> int | None:
     """The `trajectories` layout (24-byte rows): tracks float32 [M, T, 3], times float32 [T] or [M, T], ids
-    uint32 [M], visible float32 [M, T], all C-contiguous; table uint8 [M * T, 24]. False without the library."""
+    uint32 [M], visible float32 [M, T], all C-contiguous; table uint8 [M * T, 24]. Returns how many samples
+    have a non-finite x, y or z (0: a dense cloud), or None without the library."""
     if _LIB is None:
-        return False
+        return None
     m, t = visible.shape
-    _LIB.dg_pack_trajectories(_addr(tracks), _addr(times), int(times.ndim == 2), _addr(ids), _addr(visible), m, t,
-                              _addr(table))
-    return True
+    return int(_LIB.dg_pack_trajectories(_addr(tracks), _addr(times), int(times.ndim == 2), _addr(ids), _addr(visible),
+                                         m, t, _addr(table)))
 
 
 def unpack_trajectory_rows(table: np.ndarray, tracks: np.ndarray, times: np.ndarray, ids: np.ndarray,

@@ -84,8 +84,14 @@ def _field_tuple(field: Any) -> PointFieldSpec:
 
 def pointcloud_dtype(fields: Sequence[Any], point_step: int, is_bigendian: bool = False) -> np.dtype:
     """Structured dtype (itemsize = point_step, padding kept) for PointField objects or tuples."""
+    return _layout_dtype(tuple(map(_field_tuple, fields)), int(point_step), bool(is_bigendian))
+
+
+@functools.lru_cache(maxsize=64)
+def _layout_dtype(fields: tuple[PointFieldSpec, ...], point_step: int, is_bigendian: bool) -> np.dtype:
+    """pointcloud_dtype, built once per layout: a subscriber sees the same few layouts over and over."""
     names, formats, offsets = [], [], []
-    for field in map(_field_tuple, fields):
+    for field in fields:
         if field.datatype not in _DATATYPE_TO_NUMPY:
             raise PointCloudLayoutError(
                 f"field {field.name!r} has unknown PointField datatype {field.datatype}; expected 1..8"
@@ -319,45 +325,51 @@ def trajectories_to_array(
     tracks: np.ndarray, t: np.ndarray, track_ids: np.ndarray, visible: np.ndarray
 ) -> np.ndarray:
     """tracks [M, T, 3], t [T] or [M, T] (<= 0), track_ids [M], visible [M, T] -> structured [M, T]."""
-    tracks = np.asarray(tracks, dtype=np.float32)
+    return _trajectory_rows(tracks, t, track_ids, visible)[0]
+
+
+def _trajectory_rows(tracks: np.ndarray, t: np.ndarray, track_ids: np.ndarray,
+                     visible: np.ndarray) -> tuple[np.ndarray, bool]:
+    """trajectories_to_array's rows, and whether every x y z is finite (the cloud's is_dense), found in the
+    same pass: the checks here are on the small inputs only, so a call costs little beyond the copy."""
+    tracks = np.ascontiguousarray(tracks, dtype=np.float32)
     if tracks.ndim != 3 or tracks.shape[2] != 3:
         raise PointCloudLayoutError(f"tracks: expected shape [M, T, 3], got {tracks.shape}")
     m, n = tracks.shape[:2]
-    t_given = np.asarray(t, dtype=np.float32)  # checked before broadcasting: [T] is M times fewer values
-    t = np.broadcast_to(t_given, (m, n)) if t_given.ndim == 1 else t_given
-    if t.shape != (m, n):
-        raise PointCloudLayoutError(f"t: expected shape [T] or [M, T] = {(m, n)}, got {t.shape}")
-    if np.any(t_given > 0) or not np.all(np.isfinite(t_given)):
+    times = np.ascontiguousarray(t, dtype=np.float32)  # [T] stays [T]: M times fewer values to check and read
+    if times.shape not in ((n,), (m, n)):
+        raise PointCloudLayoutError(f"t: expected shape [T] or [M, T] = {(m, n)}, got {times.shape}")
+    if not (np.isfinite(times).all() and (times <= 0).all()):
         raise PointCloudLayoutError(
-            f"t: times must be finite and <= 0 (seconds before the header stamp), got max {np.nanmax(t) if t.size else 0}; "
+            f"t: times must be finite and <= 0 (seconds before the header stamp), got max {np.nanmax(times) if times.size else 0}; "
             "stamp the cloud with the newest sample's time"
         )
     ids = np.asarray(track_ids)
-    if ids.shape != (m,) or (ids.size and (ids.min() < 0 or ids.max() > 0xFFFFFFFF)):
+    if ids.shape != (m,) or (ids.dtype != np.uint32 and ids.size and (ids.min() < 0 or ids.max() > 0xFFFFFFFF)):
         raise PointCloudLayoutError(f"track_ids: expected [M] = ({m},) values in uint32 range, got {ids.shape}")
-    visible = np.asarray(visible, dtype=np.float32)
+    ids = np.ascontiguousarray(ids, dtype=np.uint32)
+    visible = np.ascontiguousarray(visible, dtype=np.float32)
     if visible.shape != (m, n):
         raise PointCloudLayoutError(f"visible: expected shape [M, T] = {(m, n)}, got {visible.shape}")
     out = np.empty((m, n), dtype=TRAJECTORY_DTYPE)
     table = out.view(np.uint8).reshape(m * n, TRAJECTORY_DTYPE.itemsize)
-    if pack_trajectory_rows(np.ascontiguousarray(tracks), np.ascontiguousarray(t_given),
-                            np.ascontiguousarray(ids, dtype=np.uint32), np.ascontiguousarray(visible), table):
-        return out
+    nonfinite = pack_trajectory_rows(tracks, times, ids, visible, table)
+    if nonfinite is not None:
+        return out, nonfinite == 0
     interleave(table, [
         (0, tracks.reshape(m * n, 3)),
-        (12, t.reshape(m * n)),  # a broadcast t is materialised here (a sixth of the bytes)
-        (16, np.repeat(ids.astype(np.uint32), n)),
+        (12, np.broadcast_to(times, (m, n)).reshape(m * n)),  # a shared t is materialised here (a sixth of the bytes)
+        (16, np.repeat(ids, n)),
         (20, visible.reshape(m * n)),
     ])
-    return out
+    return out, bool(np.isfinite(tracks).all())
 
 
 def pack_trajectories(
     tracks: np.ndarray, t: np.ndarray, track_ids: np.ndarray, visible: np.ndarray
 ) -> PointCloudFields:
     """Tracks -> organised `trajectories` PointCloud2 fields (height M, width T); not dense if NaNs."""
-    points = trajectories_to_array(tracks, t, track_ids, visible)
-    dense = bool(np.isfinite(np.asarray(tracks, dtype=np.float32)).all())  # the contiguous input, not 3 strided fields
+    points, dense = _trajectory_rows(tracks, t, track_ids, visible)
     return array_to_pointcloud_fields(points, is_dense=dense)
 
 

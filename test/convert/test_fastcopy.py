@@ -10,8 +10,10 @@ from dgslrm_ros.convert.pointcloud import (
     array_to_gaussians,
     array_to_trajectories,
     gaussians_to_array,
+    pack_trajectories,
     trajectories_to_array,
 )
+from dgslrm_ros.convert.errors import PointCloudLayoutError
 
 pytestmark = pytest.mark.skipif(not fastcopy.ACCELERATED, reason="the C helper was not built (no C compiler); "
                                 "`python setup.py build_ext --inplace` builds it")
@@ -55,20 +57,35 @@ def test_gaussians_pack_and_unpack_match_numpy(n: int, numpy_path) -> None:  # n
         assert int(fast["rgb"][5].view(np.uint32)) & 0xFF == 255 and (int(fast["rgb"][4].view(np.uint32)) >> 8) & 0xFF == 0
 
 
-def test_trajectories_pack_and_unpack_match_numpy(numpy_path) -> None:  # noqa: ANN001
-    rng = np.random.default_rng(1)
-    tracks = rng.normal(size=(300, 9, 3)).astype(np.float32)
-    tracks[3, 2] = np.nan
-    t = -np.arange(9)[::-1].astype(np.float32) / 10
-    ids, visible = rng.integers(0, 2**32, 300, dtype=np.uint64), rng.random((300, 9)).astype(np.float32)
-    fast = trajectories_to_array(tracks, t, ids, visible)
+@pytest.mark.parametrize("samples", [1, 4, 9])  # the C helper moves four samples at a time, then a tail
+@pytest.mark.parametrize("per_track_times", [False, True])
+@pytest.mark.parametrize("bad", [None, (3, 0, 2, np.nan), (5, -1, 0, np.inf), (7, 1, 1, -np.inf)])
+def test_trajectories_pack_and_unpack_match_numpy(samples: int, per_track_times: bool, bad, numpy_path) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(samples)
+    tracks = rng.normal(size=(300, samples, 3)).astype(np.float32)
+    if bad is not None:  # one non-finite coordinate, in the four-sample part or the tail
+        tracks[bad[0], bad[1] % samples, bad[2]] = bad[3]
+    t = -rng.random((300, samples) if per_track_times else samples).astype(np.float32)
+    ids, visible = rng.integers(0, 2**32, 300, dtype=np.uint64), rng.random((300, samples)).astype(np.float32)
+    fast, fast_cloud = trajectories_to_array(tracks, t, ids, visible), pack_trajectories(tracks, t, ids, visible)
     back = array_to_trajectories(fast)
+    assert fast_cloud.is_dense == (bad is None)
     numpy_path()
     slow = trajectories_to_array(tracks, t, ids, visible)
     assert fast.tobytes() == slow.tobytes()
+    assert pack_trajectories(tracks, t, ids, visible).is_dense == fast_cloud.is_dense
     np.testing.assert_array_equal(back.tracks, tracks)
     np.testing.assert_array_equal(back.track_ids, ids.astype(np.uint32))
-    np.testing.assert_array_equal(back.t, np.broadcast_to(t, (300, 9)))
+    np.testing.assert_array_equal(back.t, np.broadcast_to(t, (300, samples)))
+    np.testing.assert_array_equal(back.visible, visible)
+
+
+@pytest.mark.parametrize("sample", [0, 2, 7, 8])  # first, inside a four-sample step, its last, the tail
+def test_trajectories_unpack_refuses_a_row_with_two_track_ids(sample: int) -> None:
+    cloud = trajectories_to_array(np.zeros((3, 9, 3)), np.zeros(9), [4, 5, 6], np.ones((3, 9)))
+    cloud["track_id"][1, sample] = 9
+    with pytest.raises(PointCloudLayoutError, match="constant along each row"):
+        array_to_trajectories(cloud)
 
 
 @pytest.mark.parametrize("encoding", ["bgr8", "bgra8", "rgba8", "mono8"])
