@@ -59,3 +59,18 @@ def test_a_cache_of_other_cue_settings_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_module, "CueConfig", lambda: CueConfig(sweep=SweepConfig(max_sources=SweepConfig().max_sources + 1)))
     with pytest.raises(ValueError, match="cue settings"):
         CuedWindowDataset(base, tmp_path)
+
+
+def test_training_feeds_the_cached_cues_to_the_model(tmp_path, monkeypatch):
+    """The loop collates the cached cues into the batch and the model uses them instead of computing its own."""
+    import dgslrm_ros.model.dgslrm as dgslrm_module
+    from dgslrm_ros.training.config import LossConfig
+    from dgslrm_ros.training.loop import TrainConfig, train
+
+    config = TrainConfig(preset="tiny", image_size=16, steps=2, out=str(tmp_path / "run"), batch_size=2, warmup_steps=1,
+                         eval_every=0, checkpoint_every=0, workers=0, device="cpu", progress=False, train_scenes=4,
+                         scene_preset="simple", cue_cache=str(tmp_path / "cues"), loss=LossConfig(perceptual="none"))
+    monkeypatch.setattr(dgslrm_module, "window_cues", lambda *a: pytest.fail("the model computed cues the cache has"))
+    history = train(config).history
+    assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["total"])) for h in history)
+    assert len(list((tmp_path / "cues").glob("window_*.safetensors"))) == 4  # 2 steps x 2 windows, each cached
