@@ -71,22 +71,6 @@ class WindowDatasetConfig:
         return cls(scene=scene_config, **values)
 
 
-DATASET_PRESETS: dict[str, WindowDatasetConfig] = {
-    # Tests and smoke runs: a few seconds per hundred samples.
-    "tiny": WindowDatasetConfig(height=32, width=32, window_frames=8, scene=SceneConfig(num_objects=(2, 4))),
-    "train64": WindowDatasetConfig(),
-    "train128": WindowDatasetConfig(height=128, width=128),
-    # The paper's training resolution (a GPU-sized job).
-    "paper": WindowDatasetConfig(height=256, width=256, num_supervision=8, num_reference_frames=4),
-}
-
-
-def dataset_preset(name: str) -> WindowDatasetConfig:
-    if name not in DATASET_PRESETS:
-        raise KeyError(f"unknown dataset preset {name!r}; choose one of {sorted(DATASET_PRESETS)}")
-    return DATASET_PRESETS[name]
-
-
 def dataset_config(model_config, scene_preset: str = "default") -> WindowDatasetConfig:
     """The data windows that fit a model: its image size, window length and keyframe stride.
 

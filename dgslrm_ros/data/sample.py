@@ -1,11 +1,6 @@
-"""`WindowSample`: one training / evaluation window with its ground truth (docs/architecture.md, Data sample).
-
-Not `stream.Window` (the node's buffered camera frames, no ground truth). One class, two forms: as made by
-`data.dataset` a sample has the shapes written beside its fields; `collate` / `add_batch_dim` give every
-tensor a leading batch dim B (`scene_id` [] -> [B]). `normalized` takes every metric field of a batch
-through the window's `SceneNormalization`, so losses compare like with like and the model never sees
-metres. On disk (`cache_split`, the cue cache) a sample is `to_tensors()`: one key per field, `scene_id`
-[1] long, the keys the caches had before this class, so they load unchanged.
+"""`WindowSample`: a training / evaluation window with its ground truth, or a batch of them (not `stream.Window`,
+the node's buffered camera frames). docs/architecture.md (Data sample) has the one-class-two-forms rule and the
+on-disk keys: those of the caches written before this class, which load unchanged.
 """
 from __future__ import annotations
 
@@ -21,7 +16,8 @@ from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
 
 @dataclass
 class WindowSample:
-    """One window of the input camera, its ground truth and supervision views (unbatched shapes)."""
+    """One window of the input camera, its ground truth and supervision views. Shapes are a sample's;
+    `collate` / `add_batch_dim` make a batch: the same class, every tensor with a leading B (`scene_id` [B])."""
 
     frames: Tensor  # [T, 3, H, W] input camera's video, in [0, 1]
     K: Tensor  # [T, 3, 3]

@@ -256,8 +256,7 @@ def _preview(path: Path, batch: WindowSample, renders: dict, title: str) -> None
 @torch.no_grad()
 def predict(model: torch.nn.Module, batch: WindowSample, cues: GeometryCues | None = None) -> DeformableGaussians:
     """Feed-forward Gaussians of a normalised batch of one (float32, detached); `cues` when already computed."""
-    extra = {"cues": cues} if cues is not None else {}
-    prediction = model(**batch.model_inputs(), **extra)
+    prediction = model(**batch.model_inputs(), cues=cues)
     return prediction.gaussians(0).detach()
 
 

@@ -21,8 +21,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from dgslrm_ros.data.dataset import one_thread_worker
+from dgslrm_ros.data.dataset import (EVAL_SEED_START, TRAIN_SEED_START, SyntheticWindowDataset, dataset_config,
+                                     one_thread_worker)
 from dgslrm_ros.data.sample import WindowSample
+from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model
 from dgslrm_ros.model import DGSLRM, ModelConfig
 from dgslrm_ros.model.checkpoint import load_model, save_checkpoint
 from dgslrm_ros.training.config import TrainConfig, TrainConfigError
@@ -65,8 +67,6 @@ class StepBatchSampler(Sampler[list[int]]):
 
 def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Dataset, Dataset]:
     """Training windows (index -> training seed) and the fixed held-out windows (evaluation seeds)."""
-    from dgslrm_ros.data.dataset import EVAL_SEED_START, TRAIN_SEED_START, SyntheticWindowDataset, dataset_config
-
     data_config = dataset_config(model_config, config.scene_preset)
     train_set = SyntheticWindowDataset(data_config, num_samples=config.train_scenes or EVAL_SEED_START - TRAIN_SEED_START,
                                        split="train")
@@ -217,8 +217,6 @@ def train(config: TrainConfig, dataset: Dataset | None = None,
 def _evaluate(model: torch.nn.Module, samples: Dataset | Sequence[WindowSample], config: TrainConfig, out: Path,
               device: torch.device, step: int) -> None:
     """Held-out metrics of the current weights (no baselines: they cost minutes) + preview PNGs."""
-    from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model
-
     eval_config = EvalConfig(num_scenes=config.eval_scenes, baselines=False, classical=False, oracles=False, previews=1,
                              progress=False, scene_scale=config.scene_scale)
     result = evaluate_model(model, samples, eval_config, out_dir=out, device=device)

@@ -8,8 +8,10 @@ import torch
 
 from dgslrm_ros.data.camera_paths import CameraPathConfig
 from dgslrm_ros.data.dataset import (EVAL_SEED_START, CachedWindowDataset, SyntheticWindowDataset, WindowDatasetConfig,
-                                     cache_split, dataset_preset, make_loader, make_window_sample, plan_window)
+                                     cache_split, make_loader, make_window_sample, plan_window)
 from dgslrm_ros.data.scenes import SceneConfig
+
+TINY = WindowDatasetConfig(height=32, width=32, window_frames=8, scene=SceneConfig(num_objects=(2, 4)))
 
 
 def test_sample_matches_the_architecture_table(dynamic_samples, dynamic_config):
@@ -68,8 +70,8 @@ def test_motion_blur_averages_subframes_but_keeps_depth():
 
 
 def test_seed_split_keeps_evaluation_apart():
-    train = SyntheticWindowDataset(dataset_preset("tiny"), num_samples=10, split="train")
-    evaluation = SyntheticWindowDataset(dataset_preset("tiny"), num_samples=10, split="eval")
+    train = SyntheticWindowDataset(TINY, num_samples=10, split="train")
+    evaluation = SyntheticWindowDataset(TINY, num_samples=10, split="eval")
     assert train.seed(0) == 0 and evaluation.seed(0) == EVAL_SEED_START
     with pytest.raises(ValueError, match="seeds must lie"):
         SyntheticWindowDataset(num_samples=10, split="train", seed_offset=EVAL_SEED_START - 5)
@@ -115,7 +117,7 @@ def test_cached_split_round_trip_is_exact(tmp_path):
 
 
 def test_loader_with_workers_matches_direct_indexing():
-    dataset = SyntheticWindowDataset(dataset_preset("tiny"), num_samples=2, split="train", seed_offset=40)
+    dataset = SyntheticWindowDataset(TINY, num_samples=2, split="train", seed_offset=40)
     batch = next(iter(make_loader(dataset, batch_size=2, num_workers=2)))
     assert batch.frames.shape == (2, 8, 3, 32, 32) and batch.scene_id.tolist() == [40, 41]
     direct = dataset[1]
