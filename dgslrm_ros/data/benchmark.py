@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 from dgslrm_ros.data.dataset import SyntheticWindowDataset, WindowDatasetConfig, make_loader
 
 

@@ -1,4 +1,4 @@
-"""Training / evaluation windows: the data-sample dict of docs/architecture.md, from a seed.
+"""Training / evaluation windows (`data.sample.WindowSample`) from a seed.
 
 Seed split: training uses seeds TRAIN_SEED_START + i, evaluation EVAL_SEED_START + i; the training
 range stops below EVAL_SEED_START (checked), so no evaluation scene is ever trained on. A sample is
@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from dgslrm_ros.data.camera_paths import CameraPathConfig
+from dgslrm_ros.data.sample import WindowSample
 from dgslrm_ros.data.scenes import SceneConfig, scene_preset as get_scene_preset
 from dgslrm_ros.data.sequence import SceneSetup, make_setup, single_threaded, render_camera, surface_flow, visibility_over_time
 
@@ -68,22 +69,6 @@ class WindowDatasetConfig:
         scene_config = SceneConfig(camera=camera, **{k: tuple(v) if isinstance(v, list) else v
                                                       for k, v in scene.items()})
         return cls(scene=scene_config, **values)
-
-
-DATASET_PRESETS: dict[str, WindowDatasetConfig] = {
-    # Tests and smoke runs: a few seconds per hundred samples.
-    "tiny": WindowDatasetConfig(height=32, width=32, window_frames=8, scene=SceneConfig(num_objects=(2, 4))),
-    "train64": WindowDatasetConfig(),
-    "train128": WindowDatasetConfig(height=128, width=128),
-    # The paper's training resolution (a GPU-sized job).
-    "paper": WindowDatasetConfig(height=256, width=256, num_supervision=8, num_reference_frames=4),
-}
-
-
-def dataset_preset(name: str) -> WindowDatasetConfig:
-    if name not in DATASET_PRESETS:
-        raise KeyError(f"unknown dataset preset {name!r}; choose one of {sorted(DATASET_PRESETS)}")
-    return DATASET_PRESETS[name]
 
 
 def dataset_config(model_config, scene_preset: str = "default") -> WindowDatasetConfig:
@@ -140,13 +125,13 @@ def plan_window(seed: int, config: WindowDatasetConfig | None = None) -> WindowP
     return WindowPlan(setup=setup, input_view=input_view, sup_view=sup_view, sup_index=sup_index, ref_times=ref_times)
 
 
-def make_window_sample(seed: int, config: WindowDatasetConfig | None = None) -> dict[str, Tensor | int]:
-    """One training window as the architecture's data-sample dict (see module docstring for the seed split)."""
+def make_window_sample(seed: int, config: WindowDatasetConfig | None = None) -> WindowSample:
+    """One training window with its ground truth (see module docstring for the seed split)."""
     with single_threaded():
         return _make_window_sample(seed, config or WindowDatasetConfig())
 
 
-def _make_window_sample(seed: int, config: WindowDatasetConfig) -> dict[str, Tensor | int]:
+def _make_window_sample(seed: int, config: WindowDatasetConfig) -> WindowSample:
     T = config.window_frames
     plan = plan_window(seed, config)
     setup, input_view, sup_view, sup_index, ref_times = (plan.setup, plan.input_view, plan.sup_view,
@@ -169,28 +154,15 @@ def _make_window_sample(seed: int, config: WindowDatasetConfig) -> dict[str, Ten
         owner=keyframes.object_id).permute(0, 3, 1, 2)  # [Kf, T, H, W]
 
     K_input = setup.rig.K[input_view]
-    sample: dict[str, Tensor | int] = {
-        "frames": rendered.rgb[:T],
-        "K": K_input.expand(T, 3, 3).clone(),
-        "world_T_cam": poses[:T],
-        "timestamps": timestamps,
-        "depth": rendered.depth[:T],
-        "keyframe_index": keyframe_index,
-        "keyframe_points": keyframe_points,
-        "keyframe_visible": keyframe_visible,
-        "sup_frames": rendered.rgb[T:T + S],
-        "sup_K": setup.rig.K[sup_view],
-        "sup_world_T_cam": poses[T:T + S],
-        "sup_frame_index": sup_index,
-        "sup_depth": rendered.depth[T:T + S],
-        "scene_id": int(seed),
-    }
-    if config.num_reference_frames:
-        sample["ref_frames"] = rendered.rgb[T + S:]
-        sample["ref_K"] = K_input.expand(len(ref_times), 3, 3).clone()
-        sample["ref_world_T_cam"] = poses[T + S:]
-        sample["ref_timestamps"] = ref_times
-    return sample
+    R = config.num_reference_frames
+    return WindowSample(
+        frames=rendered.rgb[:T], K=K_input.expand(T, 3, 3).clone(), world_T_cam=poses[:T], timestamps=timestamps,
+        depth=rendered.depth[:T], keyframe_index=keyframe_index, keyframe_points=keyframe_points,
+        keyframe_visible=keyframe_visible, sup_frames=rendered.rgb[T:T + S], sup_K=setup.rig.K[sup_view],
+        sup_world_T_cam=poses[T:T + S], sup_frame_index=sup_index, sup_depth=rendered.depth[T:T + S],
+        scene_id=torch.tensor(int(seed)),
+        ref_frames=rendered.rgb[T + S:] if R else None, ref_K=K_input.expand(R, 3, 3).clone() if R else None,
+        ref_world_T_cam=poses[T + S:] if R else None, ref_timestamps=ref_times if R else None)
 
 
 def _check_seed_range(split: str, seed_start: int, num_samples: int) -> None:
@@ -221,20 +193,22 @@ class SyntheticWindowDataset(Dataset):
             raise IndexError(f"index {index} out of range for {self.num_samples} samples")
         return self.seed_start + index
 
-    def __getitem__(self, index: int) -> dict[str, Tensor | int]:
+    def __getitem__(self, index: int) -> WindowSample:
         return make_window_sample(self.seed(index), self.config)
 
 
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # workers run in parallel; one thread each avoids oversubscription
+def one_thread_worker(_: int) -> None:
+    """worker_init_fn: workers run side by side (and beside the trainer); one thread each avoids oversubscription."""
+    torch.set_num_threads(1)
 
 
 def make_loader(dataset: Dataset, batch_size: int = 1, num_workers: int = 2, shuffle: bool = False,
                 seed: int = 0, drop_last: bool = False) -> DataLoader:
-    """DataLoader with worker processes (the default collate stacks every key; scene_id becomes [B] long)."""
+    """DataLoader with worker processes, collating samples into a batched WindowSample."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      worker_init_fn=_worker_init if num_workers else None, generator=generator,
+                      collate_fn=WindowSample.collate,
+                      worker_init_fn=one_thread_worker if num_workers else None, generator=generator,
                       persistent_workers=num_workers > 0, drop_last=drop_last,
                       prefetch_factor=2 if num_workers else None)
 
@@ -256,17 +230,14 @@ def cache_split(directory: str | Path, config: WindowDatasetConfig | None = None
          "dataset": dataset.config.to_dict()}, indent=2))
     paths = []
     for index in range(num_samples):
-        sample = dataset[index]
-        tensors = {k: v.contiguous() for k, v in sample.items() if isinstance(v, Tensor)}
-        tensors["scene_id"] = torch.tensor([sample["scene_id"]], dtype=torch.long)
         path = _sample_path(directory, dataset.seed(index))
-        save_file(tensors, str(path), metadata={"split": split})
+        save_file(dataset[index].to_tensors(), str(path), metadata={"split": split})
         paths.append(path)
     return paths
 
 
 class CachedWindowDataset(Dataset):
-    """Samples written by `cache_split`, read back exactly (same keys, dtypes and values)."""
+    """Samples written by `cache_split`, read back exactly (same fields, dtypes and values)."""
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
@@ -288,7 +259,5 @@ class CachedWindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> dict[str, Tensor | int]:
-        sample: dict[str, Tensor | int] = dict(load_file(str(self.paths[index])))
-        sample["scene_id"] = int(sample["scene_id"][0])
-        return sample
+    def __getitem__(self, index: int) -> WindowSample:
+        return WindowSample.from_tensors(load_file(str(self.paths[index])))

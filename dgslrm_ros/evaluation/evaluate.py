@@ -50,7 +50,7 @@ from tqdm import tqdm
 from dgslrm_ros.core.cameras import project_points, unproject_depth
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.strict_json import strict_json
-from dgslrm_ros.data.batch import add_batch_dim, normalize_batch, reference_inputs, scene_flow_targets, to_device
+from dgslrm_ros.data.sample import WindowSample, scene_flow_targets
 from dgslrm_ros.evaluation.baselines import depth_initialization, gaussian_tracks, static_baseline
 from dgslrm_ros.evaluation.previews import save_preview, track_grid
 from dgslrm_ros.evaluation.refine import RefineConfig, optimize_gaussians, save_curve
@@ -197,24 +197,24 @@ def _render_positions(gaussians: DeformableGaussians, positions: Tensor, world_T
                       for i, p in enumerate(positions.tolist())])
 
 
-def score_window(gaussians: DeformableGaussians, batch: dict[str, Any], metres_per_unit: float,
+def score_window(gaussians: DeformableGaussians, batch: WindowSample, metres_per_unit: float,
                  thresholds_m: dict[str, float], max_depth: float, background: float = 0.0,
                  heldout: dict[str, Tensor] | None = None) -> tuple[dict[str, float], dict]:
     """Metrics of one method on one normalised window (batch of one) -> (metrics, renders for previews).
 
     `heldout` holds the held-out-instant views with poses already in the window's normalised frame.
     """
-    frames, K, poses = batch["frames"][0], batch["K"][0], batch["world_T_cam"][0]  # [T, 3, H, W], ...
+    frames, K, poses = batch.frames[0], batch.K[0], batch.world_T_cam[0]  # [T, 3, H, W], ...
     t, _, height, width = frames.shape
     with torch.no_grad():
         inp, _ = render_at_instants(gaussians, torch.arange(t, device=frames.device), poses, K, height, width, background)
-        nov, _ = render_at_instants(gaussians, batch["sup_frame_index"][0].long(), batch["sup_world_T_cam"][0],
-                                    batch["sup_K"][0], height, width, background)
+        nov, _ = render_at_instants(gaussians, batch.sup_frame_index[0].long(), batch.sup_world_T_cam[0],
+                                    batch.sup_K[0], height, width, background)
         mid = None if heldout is None else _render_positions(
             gaussians, heldout["frame_position"], heldout["world_T_cam"], heldout["K"], height, width, background
         ).clamp(0, 1)
     inp, nov = inp.clamp(0, 1), nov.clamp(0, 1)
-    sup = batch["sup_frames"][0]
+    sup = batch.sup_frames[0]
     nan = float("nan")
     out = {
         "input_psnr": mean_finite(psnr(inp, frames).tolist()), "input_ssim": float(ssim(inp, frames).mean()),
@@ -222,10 +222,10 @@ def score_window(gaussians: DeformableGaussians, batch: dict[str, Any], metres_p
         "heldout_psnr": nan if mid is None else mean_finite(psnr(mid, heldout["frames"]).tolist()),
         "heldout_ssim": nan if mid is None else float(ssim(mid, heldout["frames"]).mean()),
     }
-    keyframe_index = batch["keyframe_index"][0].long()
-    gt_points = batch["keyframe_points"][0]  # [Kf, T, H, W, 3] normalised
+    keyframe_index = batch.keyframe_index[0].long()
+    gt_points = batch.keyframe_points[0]  # [Kf, T, H, W, 3] normalised
     pred_points = gaussian_tracks(gaussians, keyframe_index.numel(), height, width)
-    gt_depth = batch["depth"][0][keyframe_index]  # [Kf, 1, H, W]
+    gt_depth = batch.depth[0][keyframe_index]  # [Kf, 1, H, W]
     valid = (torch.isfinite(gt_depth) & (gt_depth > 0) & (gt_depth <= max_depth))[:, None, 0]  # [Kf, 1, H, W]
     not_own = torch.arange(t, device=frames.device)[None, :] != keyframe_index[:, None]  # [Kf, T]
     valid = valid & not_own[:, :, None, None]
@@ -240,29 +240,27 @@ def score_window(gaussians: DeformableGaussians, batch: dict[str, Any], metres_p
     return out, {"input": inp, "novel": nov, "tracks": pred_points}
 
 
-def _preview(path: Path, batch: dict, renders: dict, title: str) -> None:
-    frames, sup = batch["frames"][0], batch["sup_frames"][0]
-    index = batch["sup_frame_index"][0].long()
+def _preview(path: Path, batch: WindowSample, renders: dict, title: str) -> None:
+    frames, sup = batch.frames[0], batch.sup_frames[0]
+    index = batch.sup_frame_index[0].long()
     rows = torch.arange(min(2, sup.shape[0]))
     rr, cc = track_grid(frames.shape[-2], frames.shape[-1])
-    kf0 = int(batch["keyframe_index"][0][0])
+    kf0 = int(batch.keyframe_index[0][0])
     save_preview(
         path, frames[index[rows]], renders["novel"][rows], sup[rows], frames[kf0],
-        renders["tracks"][0][:, rr, cc].permute(1, 0, 2), batch["keyframe_points"][0][0][:, rr, cc].permute(1, 0, 2),
-        batch["K"][0][kf0], batch["world_T_cam"][0][kf0], title,
+        renders["tracks"][0][:, rr, cc].permute(1, 0, 2), batch.keyframe_points[0][0][:, rr, cc].permute(1, 0, 2),
+        batch.K[0][kf0], batch.world_T_cam[0][kf0], title,
     )
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, batch: dict[str, Any], cues: GeometryCues | None = None) -> DeformableGaussians:
+def predict(model: torch.nn.Module, batch: WindowSample, cues: GeometryCues | None = None) -> DeformableGaussians:
     """Feed-forward Gaussians of a normalised batch of one (float32, detached); `cues` when already computed."""
-    extra = {"cues": cues} if cues is not None else {}
-    prediction = model(batch["frames"], batch["K"], batch["world_T_cam"], batch["timestamps"], **reference_inputs(batch),
-                       **extra)
+    prediction = model(**batch.model_inputs(), cues=cues)
     return prediction.gaussians(0).detach()
 
 
-def evaluate_model(model: torch.nn.Module, samples: Iterable[dict[str, Any]], config: EvalConfig = EvalConfig(),
+def evaluate_model(model: torch.nn.Module, samples: Iterable[WindowSample], config: EvalConfig = EvalConfig(),
                    out_dir: str | Path | None = None, device: torch.device | str = "cpu",
                    data_config=None) -> dict[str, Any]:
     """Score the model (and baselines) on data samples -> {"methods": {name: mean metrics}, "scenes": [...]}.
@@ -283,14 +281,14 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[dict[str, Any]], co
     for i, sample in enumerate(tqdm(samples, total=total, desc="eval", unit="window", disable=not config.progress)):
         if i >= config.num_scenes:
             break
-        batch, norms = normalize_batch(to_device(add_batch_dim(sample), device), config.scene_scale)
+        batch, norms = sample.add_batch_dim().to(device).normalized(config.scene_scale)
         scale = norms[0].scale
-        thresholds = threshold_values(batch["depth"][0][batch["keyframe_index"][0].long()] * scale, config,
+        thresholds = threshold_values(batch.depth[0][batch.keyframe_index[0].long()] * scale, config,
                                       max_depth * scale)  # metric depth -> metric thresholds
-        frames, K, poses = batch["frames"][0], batch["K"][0], batch["world_T_cam"][0]
+        frames, K, poses = batch.frames[0], batch.K[0], batch.world_T_cam[0]
         heldout = None
         if data_config is not None and config.heldout_instants > 0:
-            views = held_out_instant_views(_scene_id(sample, i), data_config, config.heldout_instants)
+            views = held_out_instant_views(int(sample.scene_id), data_config, config.heldout_instants)
             heldout = {k: v.to(device) for k, v in views.items()}
             heldout["world_T_cam"] = norms[0].poses_to_norm(heldout["world_T_cam"])
 
@@ -315,18 +313,18 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[dict[str, Any]], co
             methods["static"] = (static_baseline(feed_forward), ff_seconds)
             if config.optimize_iters > 0:
                 start = time.perf_counter()
-                init = depth_initialization(frames, batch["depth"][0], K, poses, batch["keyframe_index"][0],
-                                            batch["timestamps"][0], max_depth)
+                init = depth_initialization(frames, batch.depth[0], K, poses, batch.keyframe_index[0],
+                                            batch.timestamps[0], max_depth)
                 optimised, _ = optimize_gaussians(init, frames, K, poses, config.optimize_iters, config.refine)
                 methods["optimised"] = (optimised, time.perf_counter() - start)
         if config.oracles:
-            kf = batch["keyframe_index"][0].long()
-            with_depth = oracle_depth(feed_forward, batch["depth"][0][kf], K[kf], poses[kf], max_depth)
+            kf = batch.keyframe_index[0].long()
+            with_depth = oracle_depth(feed_forward, batch.depth[0][kf], K[kf], poses[kf], max_depth)
             methods["oracle depth"] = (with_depth, ff_seconds)
-            methods["oracle depth+motion"] = (oracle_motion(with_depth, batch["keyframe_points"][0], kf), ff_seconds)
+            methods["oracle depth+motion"] = (oracle_motion(with_depth, batch.keyframe_points[0], kf), ff_seconds)
 
         travel = camera_travel_m(poses, scale)
-        scene = {"scene_id": _scene_id(sample, i), "metres_per_unit": scale, "thresholds_m": thresholds,
+        scene = {"scene_id": int(sample.scene_id), "metres_per_unit": scale, "thresholds_m": thresholds,
                  "camera_travel_m": travel, "camera_motion": "translating" if travel >= TRANSLATING_M else "pan/still",
                  "methods": {}}
         for name, (gaussians, seconds) in methods.items():
@@ -415,7 +413,3 @@ def format_table(result: dict[str, Any]) -> str:
                  "thresholds scaled to scene size, see evaluation/evaluate.py)")
     return "\n".join(lines)
 
-
-def _scene_id(sample: dict[str, Any], fallback: int) -> int:
-    value = sample.get("scene_id", fallback)
-    return int(value.item() if isinstance(value, Tensor) else value)

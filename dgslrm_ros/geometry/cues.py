@@ -48,9 +48,6 @@ class GeometryCues:
     gate: Tensor  # [Kf, 1, H, W] in [0, 1], 1 = moves on its own
     lifted: Tensor  # [Kf, T, 3, H, W] gated-free lifted displacement from the keyframe instant
 
-    def to(self, device: torch.device | str) -> GeometryCues:
-        return GeometryCues(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
-
     def offsets(self) -> Tensor:
         """[..., Kf, T, 3, H, W] the classical deformation: lifted motion where the gate opens."""
         return self.gate.unsqueeze(-4) * self.lifted

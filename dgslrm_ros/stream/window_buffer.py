@@ -23,7 +23,7 @@ JUMP_PERIODS = 5.0
 
 @dataclass(frozen=True)
 class Window:
-    """One window handed to the worker: frames oldest first."""
+    """One live window handed to the worker: camera frames oldest first, no ground truth (not data.WindowSample)."""
 
     frames: tuple[Frame, ...]
     sequence: int  # increments when the stream restarts (gap, backwards stamps); tracks do not cross it

@@ -21,11 +21,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from dgslrm_ros.data.batch import normalize_batch, reference_inputs, to_device
+from dgslrm_ros.data.dataset import (EVAL_SEED_START, TRAIN_SEED_START, SyntheticWindowDataset, dataset_config,
+                                     one_thread_worker)
+from dgslrm_ros.data.sample import WindowSample
+from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model
 from dgslrm_ros.model import DGSLRM, ModelConfig
 from dgslrm_ros.model.checkpoint import load_model, save_checkpoint
 from dgslrm_ros.training.config import TrainConfig, TrainConfigError
-from dgslrm_ros.training.cue_cache import CuedWindowDataset, batch_cues
+from dgslrm_ros.training.cue_cache import CuedWindowDataset
 from dgslrm_ros.training.distributed import (DistInfo, all_reduce_mean, barrier, cleanup_distributed, device_for,
                                              dist_info_from_env, setup_distributed)
 from dgslrm_ros.training.losses import compute_losses
@@ -64,8 +67,6 @@ class StepBatchSampler(Sampler[list[int]]):
 
 def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Dataset, Dataset]:
     """Training windows (index -> training seed) and the fixed held-out windows (evaluation seeds)."""
-    from dgslrm_ros.data.dataset import EVAL_SEED_START, TRAIN_SEED_START, SyntheticWindowDataset, dataset_config
-
     data_config = dataset_config(model_config, config.scene_preset)
     train_set = SyntheticWindowDataset(data_config, num_samples=config.train_scenes or EVAL_SEED_START - TRAIN_SEED_START,
                                        split="train")
@@ -106,7 +107,8 @@ def save_training(out: Path, model: torch.nn.Module, optimizer: torch.optim.Opti
     save_trainer_state(out, optimizer, state, _rng_state())
 
 
-def train(config: TrainConfig, dataset: Dataset | None = None, eval_samples: Dataset | Sequence[dict] | None = None) -> TrainResult:
+def train(config: TrainConfig, dataset: Dataset | None = None,
+          eval_samples: Dataset | Sequence[WindowSample] | None = None) -> TrainResult:
     """Run (or continue, with config.resume) a training run; returns the model and this call's loss history.
 
     `dataset` / `eval_samples` replace the synthetic ones (tests overfit a single window this way).
@@ -165,7 +167,7 @@ def train(config: TrainConfig, dataset: Dataset | None = None, eval_samples: Dat
     end_step = min(config.steps, start_step + config.stop_after) if config.stop_after else config.steps
     sampler = StepBatchSampler(start_step, end_step, config.batch_size, info.rank, info.world_size, pool)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers, pin_memory=device.type == "cuda",
-                        worker_init_fn=_one_thread if config.workers else None)
+                        collate_fn=WindowSample.collate, worker_init_fn=one_thread_worker if config.workers else None)
 
     # ---- the loop
     history: list[dict[str, float]] = []
@@ -179,10 +181,9 @@ def train(config: TrainConfig, dataset: Dataset | None = None, eval_samples: Dat
         for group in optimizer.param_groups:
             group["lr"] = lr
 
-        batch, _ = normalize_batch(to_device(batch, device), config.scene_scale)
+        batch, _ = batch.to(device).normalized(config.scene_scale)
         with autocast:
-            prediction = ddp_model(batch["frames"], batch["K"], batch["world_T_cam"], batch["timestamps"],
-                                   **reference_inputs(batch), cues=batch_cues(batch))
+            prediction = ddp_model(**batch.model_inputs(), cues=batch.cues)
         losses = compute_losses(prediction, batch, loss_config)
         record = {k: float(all_reduce_mean(v.detach(), info)) for k, v in losses.items()}  # same on every rank
         if not all(math.isfinite(value) for value in record.values()):
@@ -213,15 +214,9 @@ def train(config: TrainConfig, dataset: Dataset | None = None, eval_samples: Dat
     return TrainResult(model=model, history=history, step=step)
 
 
-def _one_thread(_: int) -> None:
-    torch.set_num_threads(1)  # data workers run side by side with the trainer: no oversubscription
-
-
-def _evaluate(model: torch.nn.Module, samples: Dataset | Sequence[dict], config: TrainConfig, out: Path,
+def _evaluate(model: torch.nn.Module, samples: Dataset | Sequence[WindowSample], config: TrainConfig, out: Path,
               device: torch.device, step: int) -> None:
     """Held-out metrics of the current weights (no baselines: they cost minutes) + preview PNGs."""
-    from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model
-
     eval_config = EvalConfig(num_scenes=config.eval_scenes, baselines=False, classical=False, oracles=False, previews=1,
                              progress=False, scene_scale=config.scene_scale)
     result = evaluate_model(model, samples, eval_config, out_dir=out, device=device)

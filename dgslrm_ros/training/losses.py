@@ -17,7 +17,7 @@ import functools
 import torch
 from torch import Tensor
 
-from dgslrm_ros.data.batch import scene_flow_targets
+from dgslrm_ros.data.sample import WindowSample, scene_flow_targets
 from dgslrm_ros.metrics import ssim
 from dgslrm_ros.render import render_at_instants
 from dgslrm_ros.training.config import LossConfig
@@ -68,20 +68,20 @@ def _masked_error(pred: Tensor, target: Tensor, valid: Tensor, power: int = 1) -
     return (diff * valid).sum() / count
 
 
-def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -> dict[str, Tensor]:
+def compute_losses(prediction, batch: WindowSample, config: LossConfig = LossConfig()) -> dict[str, Tensor]:
     """Every loss term of one batch, separately for logging, plus `total` (the one to backpropagate).
 
     `prediction` is the model's GaussianPrediction for `batch`, a collated batch already in the
-    normalised frame (data.batch.normalize_batch). Returns scalar tensors: mse, perceptual (LPIPS or
+    normalised frame (WindowSample.normalized). Returns scalar tensors: mse, perceptual (LPIPS or
     1 - SSIM), photo (weighted photometric sum), depth, flow (L1 of offsets vs GT scene flow), total, psnr (detached).
     """
-    frames, sup_frames = batch["frames"], batch["sup_frames"]  # [B, T, 3, H, W], [B, S, 3, H, W]
+    frames, sup_frames = batch.frames, batch.sup_frames  # [B, T, 3, H, W], [B, S, 3, H, W]
     bsz, num_frames, _, height, width = frames.shape
     keyframe_index = prediction.keyframe_index.to(frames.device)  # [Kf]
-    if not torch.equal(keyframe_index.cpu(), batch["keyframe_index"][0].cpu()):
+    if not torch.equal(keyframe_index.cpu(), batch.keyframe_index[0].cpu()):
         raise ValueError(
             f"compute_losses: model keyframes {keyframe_index.tolist()} differ from the data's "
-            f"{batch['keyframe_index'][0].tolist()}; use the same keyframe_stride for model and data"
+            f"{batch.keyframe_index[0].tolist()}; use the same keyframe_stride for model and data"
         )
 
     # Photometric: supervision views at their instants + a few input-camera frames.
@@ -91,9 +91,9 @@ def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -
         renders, targets = [], []
         for b in range(bsz):
             gaussians = prediction.gaussians(b)  # float32: the head decodes outside autocast
-            frame_index = torch.cat([batch["sup_frame_index"][b].long(), input_idx])
-            poses = torch.cat([batch["sup_world_T_cam"][b], batch["world_T_cam"][b][input_idx]]).float()
-            Ks = torch.cat([batch["sup_K"][b], batch["K"][b][input_idx]]).float()
+            frame_index = torch.cat([batch.sup_frame_index[b].long(), input_idx])
+            poses = torch.cat([batch.sup_world_T_cam[b], batch.world_T_cam[b][input_idx]]).float()
+            Ks = torch.cat([batch.sup_K[b], batch.K[b][input_idx]]).float()
             rgb, _ = render_at_instants(gaussians, frame_index, poses, Ks, height, width, config.background)
             renders.append(rgb)
             targets.append(torch.cat([sup_frames[b], frames[b][input_idx]]).float())
@@ -105,7 +105,7 @@ def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -
     photo = config.mse_weight * mse + config.perceptual_weight * perceptual
 
     # Geometry: keyframe depth and keyframe scene flow against ground truth (normalised units).
-    gt_depth = batch["depth"][:, keyframe_index].float()  # [B, Kf, 1, H, W]
+    gt_depth = batch.depth[:, keyframe_index].float()  # [B, Kf, 1, H, W]
     depth_valid = torch.isfinite(gt_depth) & (gt_depth > 0) & (gt_depth <= config.max_depth)
 
     # Scene flow: the predicted offsets against the GT displacement of each keyframe pixel's surface
@@ -113,7 +113,7 @@ def compute_losses(prediction, batch: dict, config: LossConfig = LossConfig()) -
     # positions, keeps the depth error out of the motion gradient: with positions, the sign of the L1
     # gradient on an offset is set by the (larger) depth error and the motion never gets a clean signal.
     pred_flow = prediction.offsets.permute(0, 1, 2, 4, 5, 3).float()  # [B, Kf, T, H, W, 3], 0 at own keyframe
-    gt_flow = scene_flow_targets(batch["keyframe_points"].float(), keyframe_index)  # [B, Kf, T, H, W, 3]
+    gt_flow = scene_flow_targets(batch.keyframe_points.float(), keyframe_index)  # [B, Kf, T, H, W, 3]
     # A keyframe pixel's GT track is usable when its surface point is within the model's depth range
     # (sky pixels are not); occluded instants stay supervised: the 3D flow of a hidden point is known.
     point_valid = torch.isfinite(gt_flow).all(-1) & depth_valid[:, :, None, 0, :, :]  # [B, Kf, T, H, W]

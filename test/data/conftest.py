@@ -8,6 +8,7 @@ import torch
 
 from dgslrm_ros.data.camera_paths import CameraPathConfig
 from dgslrm_ros.data.dataset import WindowDatasetConfig, make_window_sample
+from dgslrm_ros.data.sample import WindowSample
 from dgslrm_ros.data.scenes import scene_preset
 
 
@@ -36,5 +37,5 @@ def static_config() -> WindowDatasetConfig:
 
 
 @pytest.fixture(scope="session")
-def dynamic_samples(dynamic_config) -> list[dict]:
+def dynamic_samples(dynamic_config) -> list[WindowSample]:
     return [make_window_sample(seed, dynamic_config) for seed in (3, 11)]

@@ -36,11 +36,11 @@ def test_tracks_equal_keyframe_points_of_the_first_keyframe():
     config = WindowDatasetConfig(height=32, width=32, window_frames=8, random_input_view=False, scene=NO_BLUR)
     sample = make_window_sample(8, config)
     grid = torch.arange(4, 32, 8)
-    kf = sample["keyframe_points"][0][:, grid][:, :, grid]  # [T, 4, 4, 3]
+    kf = sample.keyframe_points[0][:, grid][:, :, grid]  # [T, 4, 4, 3]
     assert torch.allclose(seq.track_points, kf.permute(1, 2, 0, 3).reshape(16, 8, 3), atol=1e-6)
-    vis = sample["keyframe_visible"][0][:, grid][:, :, grid]
+    vis = sample.keyframe_visible[0][:, grid][:, :, grid]
     assert torch.equal(seq.track_visible, vis.permute(1, 2, 0).reshape(16, 8))
-    assert torch.allclose(seq.frames[0], sample["frames"]) and torch.allclose(seq.depth[0], sample["depth"])
+    assert torch.allclose(seq.frames[0], sample.frames) and torch.allclose(seq.depth[0], sample.depth)
 
 
 def test_held_out_views_see_the_same_points():

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dgslrm_ros.data.dataset import WindowDatasetConfig, make_window_sample
+from dgslrm_ros.data.sample import WindowSample
 from dgslrm_ros.data.scenes import scene_preset
 from dgslrm_ros.model import DGSLRM, ModelConfig
 
@@ -30,5 +31,5 @@ def data_config() -> WindowDatasetConfig:
 
 
 @pytest.fixture(scope="session")
-def window() -> dict:
+def window() -> WindowSample:
     return make_window_sample(1_000_003, window_config())

@@ -4,7 +4,6 @@ import json
 import pytest
 import torch
 
-from dgslrm_ros.data.batch import add_batch_dim, normalize_batch
 from dgslrm_ros.evaluation.baselines import depth_initialization, gaussian_tracks, static_baseline
 from dgslrm_ros.evaluation.evaluate import (METRIC_KEYS, EvalConfig, evaluate_model, held_out_instant_views,
                                             motion_metrics, threshold_values)
@@ -29,7 +28,7 @@ def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_
 
     saved = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON (no NaN)
     assert saved["num_scenes"] == 1 and set(saved["methods"]) == set(methods)
-    assert saved["scenes"][0]["scene_id"] == window["scene_id"]
+    assert saved["scenes"][0]["scene_id"] == window.scene_id
     curve = json.loads((tmp_path / "refine_curve.json").read_text())
     assert [c["iter"] for c in curve] == [0, 1, 2, 3] and curve[-1]["psnr"] > curve[0]["psnr"]
     assert (tmp_path / "refine_curve.png").is_file()
@@ -44,23 +43,23 @@ def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_
 
 
 def test_static_baseline_tracks_do_not_move(tiny_model, window):
-    batch, _ = normalize_batch(add_batch_dim(window), 1.0)
+    batch, _ = window.add_batch_dim().normalized(1.0)
     with torch.no_grad():
-        gaussians = tiny_model(batch["frames"], batch["K"], batch["world_T_cam"], batch["timestamps"]).gaussians(0)
+        gaussians = tiny_model(**batch.model_inputs()).gaussians(0)
     tracks = gaussian_tracks(static_baseline(gaussians), 2, 16, 16)  # [Kf, T, H, W, 3]
     assert torch.equal(tracks, tracks[:, :1].expand_as(tracks))
     assert not torch.equal(gaussians.offsets, torch.zeros_like(gaussians.offsets))
 
 
 def test_depth_initialization_reprojects_to_its_pixels(window):
-    batch, _ = normalize_batch(add_batch_dim(window), 1.0)
-    init = depth_initialization(batch["frames"][0], batch["depth"][0], batch["K"][0], batch["world_T_cam"][0],
-                                batch["keyframe_index"][0], batch["timestamps"][0], max_depth=10.0)
+    batch, _ = window.add_batch_dim().normalized(1.0)
+    init = depth_initialization(batch.frames[0], batch.depth[0], batch.K[0], batch.world_T_cam[0],
+                                batch.keyframe_index[0], batch.timestamps[0], max_depth=10.0)
     assert len(init) == 2 * 16 * 16
     tracks = gaussian_tracks(init, 2, 16, 16)
-    gt = batch["keyframe_points"][0]
-    own = torch.arange(2), batch["keyframe_index"][0]
-    depth = batch["depth"][0][batch["keyframe_index"][0]]
+    gt = batch.keyframe_points[0]
+    own = torch.arange(2), batch.keyframe_index[0]
+    depth = batch.depth[0][batch.keyframe_index[0]]
     valid = (depth[:, 0] <= 10.0)
     # At its own keyframe the GT-depth initialisation sits exactly on the true surface point.
     assert torch.allclose(tracks[own][valid], gt[own][valid], atol=1e-3)
@@ -73,14 +72,14 @@ def test_thresholds_scale_with_scene_size():
 
 
 def test_held_out_instants_are_the_windows_cameras_between_frames(window, data_config):
-    views = held_out_instant_views(window["scene_id"], data_config, count=2)
+    views = held_out_instant_views(int(window.scene_id), data_config, count=2)
     assert views["frames"].shape == (4, 3, 16, 16)
     assert views["frame_position"].tolist() == [0.5, 6.5, 0.5, 6.5]
     # The first half is the input camera (its own intrinsics) half-way between its frames n and n + 1.
-    assert torch.allclose(views["K"][:2], window["K"][:2])
+    assert torch.allclose(views["K"][:2], window.K[:2])
     for i, n in enumerate((0, 6)):
         centre = views["world_T_cam"][i, :3, 3]
-        a, b = window["world_T_cam"][n, :3, 3], window["world_T_cam"][n + 1, :3, 3]
+        a, b = window.world_T_cam[n, :3, 3], window.world_T_cam[n + 1, :3, 3]
         assert (centre - (a + b) / 2).norm() < 0.25 * (b - a).norm() + 1e-3
     # The second half is another camera of the rig: somewhere else.
     assert (views["world_T_cam"][2, :3, 3] - views["world_T_cam"][0, :3, 3]).norm() > 0.1

@@ -3,16 +3,15 @@ import json
 
 import torch
 
-from dgslrm_ros.data.batch import add_batch_dim, normalize_batch
 from dgslrm_ros.evaluation.refine import (RefineConfig, optimize_gaussians, refine_gaussians, save_curve,
                                           window_psnr)
 
 
 def test_refinement_improves_feed_forward_gaussians(tiny_model, window, tmp_path):
-    batch, _ = normalize_batch(add_batch_dim(window), 1.0)
+    batch, _ = window.add_batch_dim().normalized(1.0)
     with torch.no_grad():
-        gaussians = tiny_model(batch["frames"], batch["K"], batch["world_T_cam"], batch["timestamps"]).gaussians(0)
-    frames, K, poses = batch["frames"][0], batch["K"][0], batch["world_T_cam"][0]
+        gaussians = tiny_model(**batch.model_inputs()).gaussians(0)
+    frames, K, poses = batch.frames[0], batch.K[0], batch.world_T_cam[0]
     before = window_psnr(gaussians, frames, K, poses)
 
     refined, curve = optimize_gaussians(gaussians, frames, K, poses, iters=12, eval_every=4)
@@ -38,10 +37,10 @@ def test_refinement_improves_feed_forward_gaussians(tiny_model, window, tmp_path
 def test_refinement_rejects_mismatched_window(tiny_model, window):
     import pytest
 
-    batch, _ = normalize_batch(add_batch_dim(window), 1.0)
+    batch, _ = window.add_batch_dim().normalized(1.0)
     with torch.no_grad():
-        gaussians = tiny_model(batch["frames"], batch["K"], batch["world_T_cam"], batch["timestamps"]).gaussians(0)
+        gaussians = tiny_model(**batch.model_inputs()).gaussians(0)
     with pytest.raises(ValueError, match="T=8"):
-        refine_gaussians(gaussians, batch["frames"][0, :4], batch["K"][0], batch["world_T_cam"][0], iters=1)
+        refine_gaussians(gaussians, batch.frames[0, :4], batch.K[0], batch.world_T_cam[0], iters=1)
     with pytest.raises(ValueError, match="views_per_step"):
         RefineConfig(views_per_step=-1)

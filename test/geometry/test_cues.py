@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from dgslrm_ros.core.cameras import project_points
-from dgslrm_ros.data.batch import add_batch_dim, normalize_batch
 from dgslrm_ros.data.dataset import make_window_sample
+from dgslrm_ros.data.sample import WindowSample
 from dgslrm_ros.data.dataset import dataset_config
 from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues, compute_cues
 from dgslrm_ros.geometry.flow_tracks import Tracks2D, chain_tracks
@@ -27,30 +27,30 @@ SIZE, FRAMES = 48, 12
 
 
 @functools.lru_cache(maxsize=4)
-def _window(preset: str, min_travel: float) -> dict:
+def _window(preset: str, min_travel: float) -> WindowSample:
     """The first held-out window of a scene family whose camera travels at least `min_travel` m."""
     config = dataset_config(ModelConfig.preset("tiny", image_size=SIZE, window_frames=FRAMES), preset)
     for seed in range(1_000_000, 1_000_040):
-        batch, _ = normalize_batch(add_batch_dim(make_window_sample(seed, config)), 1.0)
-        positions = batch["world_T_cam"][0, :, :3, 3]
+        batch, _ = make_window_sample(seed, config).add_batch_dim().normalized(1.0)
+        positions = batch.world_T_cam[0, :, :3, 3]
         if float((positions - positions[0]).norm(dim=-1).max()) >= min_travel:
-            return {k: v[0] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            return batch.map(lambda t: t[0])
     raise AssertionError(f"no {preset} window with {min_travel} m of camera travel in 40 seeds")
 
 
-def _gt_tracks(window: dict) -> torch.Tensor:
+def _gt_tracks(window: WindowSample) -> torch.Tensor:
     """[Kf, T, H, W, 2] ground-truth pixel positions of every keyframe pixel's surface point."""
-    points = window["keyframe_points"]  # [Kf, T, H, W, 3]
+    points = window.keyframe_points  # [Kf, T, H, W, 3]
     kf, t = points.shape[:2]
-    return torch.stack([project_points(points[:, n].reshape(1, -1, 3), window["K"][n], window["world_T_cam"][n])[0]
+    return torch.stack([project_points(points[:, n].reshape(1, -1, 3), window.K[n], window.world_T_cam[n])[0]
                         .reshape(kf, SIZE, SIZE, 2) for n in range(t)], dim=1)
 
 
 def test_sweep_recovers_raycast_depth_of_a_translating_static_window() -> None:
     window = _window("static", 0.25)
-    keyframes = window["keyframe_index"]
-    result = plane_sweep(window["frames"], window["K"], window["world_T_cam"], keyframes)
-    gt = window["depth"][keyframes]
+    keyframes = window.keyframe_index
+    result = plane_sweep(window.frames, window.K, window.world_T_cam, keyframes)
+    gt = window.depth[keyframes]
     confident = (result.confidence > 0.3) & torch.isfinite(gt) & (gt < 10)
     absrel = ((result.depth - gt).abs() / gt)[confident]
     assert confident.float().mean() > 0.3  # a textured, translating window is mostly observable
@@ -63,24 +63,24 @@ def test_sweep_recovers_raycast_depth_of_a_translating_static_window() -> None:
 
 def test_sweep_has_no_confidence_without_baseline() -> None:
     window = _window("static", 0.25)
-    still = window["world_T_cam"][:1].expand(FRAMES, 4, 4).clone()  # every frame from the first pose
-    frames = window["frames"][:1].expand(FRAMES, 3, SIZE, SIZE).clone()
-    result = plane_sweep(frames, window["K"], still, window["keyframe_index"])
+    still = window.world_T_cam[:1].expand(FRAMES, 4, 4).clone()  # every frame from the first pose
+    frames = window.frames[:1].expand(FRAMES, 3, SIZE, SIZE).clone()
+    result = plane_sweep(frames, window.K, still, window.keyframe_index)
     assert float(result.confidence.max()) == 0.0
 
 
 def test_chained_flow_follows_ground_truth_2d_motion() -> None:
     window = _window("dynamic", 0.15)
-    tracks = chain_tracks(window["frames"], window["keyframe_index"])
+    tracks = chain_tracks(window.frames, window.keyframe_index)
     gt = _gt_tracks(window)
-    scored = tracks.valid & window["keyframe_visible"]
+    scored = tracks.valid & window.keyframe_visible
     error = (tracks.positions - gt).norm(dim=-1)[scored]
-    kfi = window["keyframe_index"]
+    kfi = window.keyframe_index
     start = torch.stack([gt[i, k] for i, k in enumerate(kfi.tolist())])[:, None]
     still_error = (start - gt).norm(dim=-1)[scored]
     # Measured at 48 px: ~1 px against ~2-3 px for standing still; the bound leaves room for DIS versions.
     assert float(error.mean()) < 0.6 * float(still_error.mean())
-    assert float(scored.float().sum() / window["keyframe_visible"].float().sum()) > 0.7  # most visible points kept
+    assert float(scored.float().sum() / window.keyframe_visible.float().sum()) > 0.7  # most visible points kept
 
 
 def test_lifting_reproduces_rigid_motion_parallel_to_the_image() -> None:
@@ -111,20 +111,20 @@ def test_lifting_reproduces_rigid_motion_parallel_to_the_image() -> None:
 
 def test_camera_motion_alone_flags_no_pixel_as_moving() -> None:
     window = _window("static", 0.25)
-    cues = compute_cues(window["frames"], window["K"], window["world_T_cam"], window["keyframe_index"])
+    cues = compute_cues(window.frames, window.K, window.world_T_cam, window.keyframe_index)
     assert float((cues.gate > 0.5).float().mean()) < 0.02
     dynamic = _window("dynamic", 0.15)
-    moving_cues = compute_cues(dynamic["frames"], dynamic["K"], dynamic["world_T_cam"], dynamic["keyframe_index"])
+    moving_cues = compute_cues(dynamic.frames, dynamic.K, dynamic.world_T_cam, dynamic.keyframe_index)
     assert float((moving_cues.gate > 0.5).float().mean()) > float((cues.gate > 0.5).float().mean())
 
 
 def test_cues_round_trip_through_the_cache_layout() -> None:
     window = _window("static", 0.25)
-    cues = compute_cues(window["frames"], window["K"], window["world_T_cam"], window["keyframe_index"])
+    cues = compute_cues(window.frames, window.K, window.world_T_cam, window.keyframe_index)
     back = GeometryCues.from_tensors(cues.as_tensors())
     assert torch.equal(back.depth, cues.depth) and torch.equal(back.lifted, cues.lifted)
     assert torch.allclose(back.gate, cues.gate, atol=1e-3)
-    assert back.channels().shape == (len(window["keyframe_index"]), CUE_CHANNELS, SIZE, SIZE)
+    assert back.channels().shape == (len(window.keyframe_index), CUE_CHANNELS, SIZE, SIZE)
     with pytest.raises(KeyError, match="rebuild"):
         GeometryCues.from_tensors({})
 

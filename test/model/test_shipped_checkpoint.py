@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from dgslrm_ros.data.batch import add_batch_dim, normalize_batch
 from dgslrm_ros.data.dataset import EVAL_SEED_START, WindowDatasetConfig, make_window_sample
+from dgslrm_ros.data.sample import WindowSample
 from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT, load_model, read_checkpoint_info
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.config import ModelConfig
@@ -48,13 +48,13 @@ def test_pipeline_loads_the_shipped_checkpoint_by_default():
 
 
 @torch.no_grad()
-def _depth_error(model: torch.nn.Module, sample: dict) -> float:
+def _depth_error(model: torch.nn.Module, sample: WindowSample) -> float:
     """Mean L1 of the predicted keyframe z-depth against ground truth, normalised units, non-sky pixels
     (the quantity the depth loss trains)."""
-    batch, _ = normalize_batch(add_batch_dim(sample), scene_scale=1.0)
-    prediction = model(batch["frames"], batch["K"], batch["world_T_cam"], batch["timestamps"])
-    keyframes = batch["keyframe_index"][0]
-    truth = batch["depth"][:, keyframes]  # [1, Kf, 1, H, W]
+    batch, _ = sample.add_batch_dim().normalized(1.0)
+    prediction = model(**batch.model_inputs())
+    keyframes = batch.keyframe_index[0]
+    truth = batch.depth[:, keyframes]  # [1, Kf, 1, H, W]
     valid = truth < model.config.far
     return float((prediction.depth - truth).abs()[valid].mean())
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from dgslrm_ros.data.dataset import WindowDatasetConfig, make_window_sample
+from dgslrm_ros.data.sample import WindowSample
 from dgslrm_ros.data.scenes import scene_preset
 
 IMAGE = 16
@@ -15,7 +16,7 @@ def window_config(image: int = IMAGE) -> WindowDatasetConfig:
 
 
 @pytest.fixture(scope="session")
-def tiny_windows() -> list[dict]:
+def tiny_windows() -> list[WindowSample]:
     """Two training windows (fixed seeds)."""
     torch.set_num_threads(1)  # the test machine is shared: one thread each is fastest overall
     return [make_window_sample(seed, window_config()) for seed in (3, 4)]

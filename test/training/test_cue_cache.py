@@ -1,13 +1,16 @@
 """Training windows with cues: computed once, read back identically, refused for another data config."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from dgslrm_ros.data.dataset import SyntheticWindowDataset, dataset_config
 from dgslrm_ros.geometry.cues import GeometryCues
 from dgslrm_ros.model.config import ModelConfig
-from dgslrm_ros.training.cue_cache import CUE_PREFIX, CuedWindowDataset, batch_cues
+from dgslrm_ros.training.cue_cache import CUE_PREFIX, CuedWindowDataset
 
 
 def test_cues_are_cached_once_and_read_back_identically(tmp_path, monkeypatch):
@@ -20,19 +23,21 @@ def test_cues_are_cached_once_and_read_back_identically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cache_module, "sample_cues", lambda *a: pytest.fail("recomputed a cached window"))
     again = data[1]
-    assert set(again) == set(first)
-    for key, value in first.items():
-        if isinstance(value, torch.Tensor):
-            assert torch.equal(again[key], value), key
-    cues = batch_cues({k: v[None] for k, v in again.items() if isinstance(v, torch.Tensor)})
+    assert set(again.to_tensors()) == set(first.to_tensors())
+    for key, value in first.to_tensors().items():
+        assert torch.equal(again.to_tensors()[key], value), key
+    for field in dataclasses.fields(GeometryCues):
+        assert torch.equal(getattr(again.cues, field.name), getattr(first.cues, field.name)), field.name
+    cues = again.add_batch_dim().cues
     assert isinstance(cues, GeometryCues) and cues.depth.shape == (1, 2, 1, 32, 32)
-    assert batch_cues({"frames": again["frames"]}) is None
-    assert any(k.startswith(CUE_PREFIX) for k in again)
+    assert base[1].cues is None
+    stored = load_file(str(tmp_path / "cache" / f"window_{base.seed(1):08d}.safetensors"))
+    assert any(k.startswith(CUE_PREFIX) for k in stored)
     # A half-written file (a killed worker) is made again rather than crashing the run.
     path = tmp_path / "cache" / f"window_{base.seed(0):08d}.safetensors"
     path.write_bytes(b"not a safetensors file")
     monkeypatch.undo()
-    assert torch.equal(data[0]["frames"], base[0]["frames"])
+    assert torch.equal(data[0].frames, base[0].frames)
 
 
 def test_a_cache_of_other_windows_is_refused(tmp_path):
@@ -54,3 +59,18 @@ def test_a_cache_of_other_cue_settings_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_module, "CueConfig", lambda: CueConfig(sweep=SweepConfig(max_sources=SweepConfig().max_sources + 1)))
     with pytest.raises(ValueError, match="cue settings"):
         CuedWindowDataset(base, tmp_path)
+
+
+def test_training_feeds_the_cached_cues_to_the_model(tmp_path, monkeypatch):
+    """The loop collates the cached cues into the batch and the model uses them instead of computing its own."""
+    import dgslrm_ros.model.dgslrm as dgslrm_module
+    from dgslrm_ros.training.config import LossConfig
+    from dgslrm_ros.training.loop import TrainConfig, train
+
+    config = TrainConfig(preset="tiny", image_size=16, steps=2, out=str(tmp_path / "run"), batch_size=2, warmup_steps=1,
+                         eval_every=0, checkpoint_every=0, workers=0, device="cpu", progress=False, train_scenes=4,
+                         scene_preset="simple", cue_cache=str(tmp_path / "cues"), loss=LossConfig(perceptual="none"))
+    monkeypatch.setattr(dgslrm_module, "window_cues", lambda *a: pytest.fail("the model computed cues the cache has"))
+    history = train(config).history
+    assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["total"])) for h in history)
+    assert len(list((tmp_path / "cues").glob("window_*.safetensors"))) == 4  # 2 steps x 2 windows, each cached

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dgslrm_ros.core.cameras import camera_rays
+from dgslrm_ros.data.sample import WindowSample
 from dgslrm_ros.model.heads import GaussianPrediction
 from dgslrm_ros.render import render_at_instants
 from dgslrm_ros.training.losses import LossConfig, compute_losses, input_view_indices
@@ -52,12 +53,14 @@ def _prediction_and_batch():
         sup_frames, _ = render_at_instants(gaussians, sup_index, sup_poses, sup_K, H, W)
     depth = torch.full((T, 1, H, W), 2.0)
     depth[kf] = pred.depth[0]
-    batch = {
-        "frames": frames[None], "K": K.expand(1, T, 3, 3).clone(), "world_T_cam": poses[None],
-        "timestamps": pred.timestamps, "depth": depth[None], "keyframe_index": kf[None],
-        "keyframe_points": pred.keyframe_points().detach(), "sup_frames": sup_frames[None], "sup_K": sup_K[None],
-        "sup_world_T_cam": sup_poses[None], "sup_frame_index": sup_index[None],
-    }
+    batch = WindowSample(
+        frames=frames[None], K=K.expand(1, T, 3, 3).clone(), world_T_cam=poses[None],
+        timestamps=pred.timestamps, depth=depth[None], keyframe_index=kf[None],
+        keyframe_points=pred.keyframe_points().detach(),
+        keyframe_visible=torch.ones(1, len(kf), T, H, W, dtype=torch.bool), sup_frames=sup_frames[None],
+        sup_K=sup_K[None], sup_world_T_cam=sup_poses[None], sup_frame_index=sup_index[None],
+        sup_depth=torch.full((1, 2, 1, H, W), 2.0), scene_id=torch.zeros(1, dtype=torch.long),
+    )
     return pred, batch
 
 
@@ -101,13 +104,12 @@ def test_each_error_raises_its_own_term():
 
 def test_sky_and_invalid_ground_truth_are_masked():
     pred, batch = _prediction_and_batch()
-    batch = dict(batch)
-    depth = batch["depth"].clone()
+    depth = batch.depth.clone()
     depth[0, 0, 0, :2] = 40.0  # sky rows of keyframe 0, beyond the model's far plane
-    points = batch["keyframe_points"].clone()
+    points = batch.keyframe_points.clone()
     points[0, 0, :, :2] = 1e3  # nonsense GT there must not count
     points[0, 1, :, 0, 0] = float("nan")
-    batch.update(depth=depth, keyframe_points=points)
+    batch = replace(batch, depth=depth, keyframe_points=points)
     losses = compute_losses(pred, batch, LossConfig(max_depth=10.0, perceptual="ssim"))
     assert float(losses["depth"]) == pytest.approx(0.0, abs=1e-7)
     assert float(losses["flow"]) == pytest.approx(0.0, abs=1e-7)
@@ -136,7 +138,7 @@ def test_input_view_indices():
 
 def test_mismatched_keyframes_are_refused():
     pred, batch = _prediction_and_batch()
-    batch = dict(batch, keyframe_index=torch.tensor([[0, 1]]))
+    batch = replace(batch, keyframe_index=torch.tensor([[0, 1]]))
     with pytest.raises(ValueError, match="keyframe"):
         compute_losses(pred, batch)
 
@@ -160,9 +162,9 @@ def test_l2_flow_loss_weighs_large_motion_errors_more():
 
 def test_balanced_flow_loss_weighs_moving_and_still_pixels_equally():
     pred, batch = _prediction_and_batch()
-    points = batch["keyframe_points"].clone()
+    points = batch.keyframe_points.clone()
     points[:, :, :, :1] += 0.3 * torch.arange(T, dtype=torch.float32)[None, None, :, None, None, None] / T  # row 0 moves
-    batch = {**batch, "keyframe_points": points}
+    batch = replace(batch, keyframe_points=points)
     plain = compute_losses(pred, batch, LossConfig(perceptual="none", mse_weight=0.0))
     # The prediction's own offsets travel up to ~0.08: the threshold sits above them.
     balanced = compute_losses(pred, batch, LossConfig(perceptual="none", mse_weight=0.0, flow_balance=True,
@@ -173,11 +175,11 @@ def test_balanced_flow_loss_weighs_moving_and_still_pixels_equally():
 
 def test_depth_balance_gives_the_few_moving_pixels_half_the_depth_loss():
     pred, batch = _prediction_and_batch()
-    points = batch["keyframe_points"].clone()
+    points = batch.keyframe_points.clone()
     points[:, :, :, :1] += 0.3 * torch.arange(T, dtype=torch.float32)[None, None, :, None, None, None] / T  # row 0 moves
-    depth = batch["depth"].clone()
+    depth = batch.depth.clone()
     depth[:, :, :, :1] += 0.5  # the prediction misses the depth of the moving row only
-    batch = {**batch, "keyframe_points": points, "depth": depth}
+    batch = replace(batch, keyframe_points=points, depth=depth)
     config = dict(perceptual="none", mse_weight=0.0, moving_threshold=0.15)
     plain = compute_losses(pred, batch, LossConfig(**config))
     balanced = compute_losses(pred, batch, LossConfig(**config, depth_balance=True))
@@ -185,7 +187,7 @@ def test_depth_balance_gives_the_few_moving_pixels_half_the_depth_loss():
     assert float(plain["depth"]) == pytest.approx(0.5 / H, rel=1e-4)
     assert float(balanced["depth"]) == pytest.approx(0.25, rel=1e-4)
     # Without any moving pixel the balanced depth error is the plain one, not half of it.
-    still_batch = {**batch, "keyframe_points": pred.keyframe_points().detach()}
+    still_batch = replace(batch, keyframe_points=pred.keyframe_points().detach())
     assert float(compute_losses(pred, still_batch, LossConfig(**config, depth_balance=True))["depth"]) == \
         pytest.approx(float(compute_losses(pred, still_batch, LossConfig(**config))["depth"]), rel=1e-6)
 
@@ -194,9 +196,9 @@ def test_geometry_only_loss_renders_nothing_and_gate_loss_follows_the_moving_mas
     import dgslrm_ros.training.losses as losses_module
 
     pred, batch = _prediction_and_batch()
-    points = batch["keyframe_points"].clone()
+    points = batch.keyframe_points.clone()
     points[:, :, :, :4] += 0.3 * torch.arange(T, dtype=torch.float32)[None, None, :, None, None, None] / T
-    batch = {**batch, "keyframe_points": points}
+    batch = replace(batch, keyframe_points=points)
     moving = torch.zeros(1, pred.num_keyframes, 1, H, W)
     moving[:, :, :, :4] = 1.0
     monkeypatch.setattr(losses_module, "render_at_instants", lambda *a, **k: pytest.fail("rendered"))

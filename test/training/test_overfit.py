@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from dgslrm_ros.data.batch import add_batch_dim, normalize_batch, scene_flow_targets
+from dgslrm_ros.data.sample import scene_flow_targets
 from dgslrm_ros.data.dataset import WindowDatasetConfig, make_window_sample
 from dgslrm_ros.data.scenes import scene_preset
 from dgslrm_ros.training.loop import TrainConfig, train
@@ -28,8 +28,8 @@ def test_tiny_model_overfits_one_window(tmp_path):
     config = WindowDatasetConfig(height=16, width=16, window_frames=8, keyframe_stride=4, num_supervision=2,
                                  scene=scene_preset("dynamic"))
     window = make_window_sample(5, config)
-    batch, _ = normalize_batch(add_batch_dim(window), 1.0)
-    gt_flow = scene_flow_targets(batch["keyframe_points"], batch["keyframe_index"][0])
+    batch, _ = window.add_batch_dim().normalized(1.0)
+    gt_flow = scene_flow_targets(batch.keyframe_points, batch.keyframe_index[0])
     still_flow = float(torch.nan_to_num(gt_flow).abs().mean())  # the flow L1 of predicting no motion
     assert still_flow > 0.01, "the window should move"
 
