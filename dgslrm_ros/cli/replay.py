@@ -281,9 +281,11 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
         metrics["holdout"] = held.summary()
         pngs += held.write_pngs(out)
     if last[0] is not None:
+        from dgslrm_ros.convert.image import frames_to_rgb8
+
         result = last[0]
-        positions = result.tracks.positions if result.tracks is not None else np.zeros((0, len(result.stamps), 3))
-        pngs += save_track_figures(out, positions, result.stamps, result.input_image, result.K, result.world_T_cam,
+        pngs += save_track_figures(out, result.tracks.positions, result.stamps,
+                                   frames_to_rgb8(result.input_frame.numpy()), result.K, result.world_T_cam,
                                    _gt_tracks_of(result, ground))
     with open(out / "metrics.json", "w") as f:
         json.dump(strict_json(metrics), f, indent=2)
@@ -295,14 +297,16 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
 def _write_result(writer, result, stamp_ns: int, diagnostics: dict) -> None:
     """One window's outputs, as the node publishes them: every one in the world frame (the contract)."""
     from dgslrm_ros.convert.pointcloud import array_to_pointcloud_fields
+    from dgslrm_ros.convert.window import window_messages
 
-    points = result.trajectories
+    packed = window_messages(result)
+    points = packed.trajectories
     dense = bool(np.isfinite(points["x"]).all()) if points.size else True
-    writer.write_pointcloud("gaussians", stamp_ns, array_to_pointcloud_fields(result.gaussians), result.frame_id)
+    writer.write_pointcloud("gaussians", stamp_ns, array_to_pointcloud_fields(packed.gaussians), result.frame_id)
     writer.write_pointcloud("trajectories", stamp_ns, array_to_pointcloud_fields(points, is_dense=dense),
                             result.frame_id)
-    writer.write_markers("tracks_markers", stamp_ns, result.marker_tracks, result.frame_id)
-    writer.write_image("rendered", stamp_ns, result.rendered, result.frame_id)
+    writer.write_markers("tracks_markers", stamp_ns, packed.strips, result.frame_id)
+    writer.write_image("rendered", stamp_ns, packed.rendered, result.frame_id)
     writer.write_diagnostics("/diagnostics", stamp_ns, [diagnostic_entry(diagnostics)])
 
 
@@ -331,8 +335,8 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
     from dgslrm_ros.metrics import psnr, ssim
     from dgslrm_ros.render import render
 
-    height, width = result.rendered.shape[:2]
-    entry = {"input": result.input_image, "rendered": result.rendered}
+    height, width = result.rendered.shape[-2:]
+    entry = {"input": frames_to_rgb8(result.input_frame.numpy()), "rendered": frames_to_rgb8(result.rendered.numpy())}
     frames = range(len(result.stamps)) if nvs_frames == "all" else [len(result.stamps) - 1]
     gaussians = result.deformable.to(device)  # the published copy lives on the CPU; gsplat needs CUDA
     for n in frames:
@@ -387,7 +391,7 @@ def _score_tracks(result, ground: _Ground, scores: _Scores) -> None:
     gt = np.full((cloud.tracks.shape[0], len(samples), 3), np.nan)
     ok = samples >= 0
     gt[:, ok] = cloud.tracks[:, samples[ok]]
-    height, width = result.rendered.shape[:2]
+    height, width = result.rendered.shape[-2:]
     errors = query_point_errors(gt, cloud.visible[:, samples[0]] > 0.5, unpruned, result.K[0], result.world_T_cam[0],
                                 height, width)
     if errors is not None:

@@ -25,6 +25,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from dgslrm_ros.convert.errors import UnsupportedEncodingError
+from dgslrm_ros.convert.window import window_messages
 from dgslrm_ros.ros import messages, qos
 from dgslrm_ros.ros.diagnostics import NodeHealth, gpu_memory
 from dgslrm_ros.ros.image_sources import CompressedDecoder
@@ -327,25 +328,22 @@ class DgslrmNode(Node):
             exact = self._exact_stamps.get(result.stamp)
         if exact is not None:  # the newest frame's own stamp, to the nanosecond
             header.stamp = Time(sec=exact[0], nanosec=exact[1])
-        self._pub_gaussians.publish(messages.structured_to_cloud(result.gaussians, header))
-        self._pub_trajectories.publish(messages.structured_to_cloud(result.trajectories, header))
-        self._pub_markers.publish(messages.marker_array(result.marker_tracks, header))
-        self._pub_rendered.publish(messages.rgb_to_image(result.rendered, header))
-        if result.world_T_cam is not None:
-            self._pub_path.publish(messages.path_msg(result.world_T_cam, result.stamps, header))
+        packed = window_messages(result)
+        self._pub_gaussians.publish(messages.structured_to_cloud(packed.gaussians, header))
+        self._pub_trajectories.publish(messages.structured_to_cloud(packed.trajectories, header))
+        self._pub_markers.publish(messages.marker_array(packed.strips, header))
+        self._pub_rendered.publish(messages.rgb_to_image(packed.rendered, header))
+        self._pub_path.publish(messages.path_msg(result.world_T_cam, result.stamps, header))
         self._latest = (result.deformable, (int(header.stamp.sec), int(header.stamp.nanosec)))
         now_ros = self.get_clock().now().nanoseconds * 1e-9
         self._health.published(time.monotonic(), now_ros - messages.stamp_seconds(header.stamp))
         self._windows_done += 1
         self._last_result = {
             "stamp": result.stamp, "seconds": float(result.seconds), "psnr": float(result.psnr),
-            "gaussians": int(len(result.gaussians)), "tracks": int(result.trajectories.shape[0]),
-            "published_at": time.time(),
+            "gaussians": len(packed.gaussians), "tracks": len(packed.trajectories), "published_at": time.time(),
         }
-        self.get_logger().info(
-            f"window at {result.stamp:.3f} s: {len(result.gaussians)} Gaussians, "
-            f"{result.trajectories.shape[0]} tracks, {result.seconds:.2f} s, PSNR {result.psnr:.1f} dB"
-        )
+        self.get_logger().info(f"window at {result.stamp:.3f} s: {len(packed.gaussians)} Gaussians, "
+                               f"{len(packed.trajectories)} tracks, {result.seconds:.2f} s, PSNR {result.psnr:.1f} dB")
 
     # ------------------------------------------------------------------ diagnostics
     def status(self) -> dict[str, Any]:

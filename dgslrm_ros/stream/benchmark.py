@@ -15,7 +15,7 @@ import numpy as np
 from dgslrm_ros.stream.config import PipelineConfig
 from dgslrm_ros.stream.pipeline import StreamingReconstructor
 
-STAGES = ("preprocess", "cues", "model", "deform_pack", "render", "tracks", "total")
+STAGES = ("preprocess", "cues", "model", "to_world", "render", "tracks", "total")
 
 
 def _synthetic_frame(i: int, height: int, width: int) -> np.ndarray:
@@ -78,7 +78,7 @@ def run_pipeline_benchmark(device: str = "auto", quick: bool = False, config: Pi
     summary = {
         "stage": "summary", "device": str(pipeline.device), "weights": pipeline.weights,
         "image": f"{config.image_width}x{config.image_height}", "window_frames": config.window_frames,
-        "gaussians": int(len(last.gaussians)), "tracks": int(last.trajectories.shape[0]),
+        "gaussians": len(last.deformable), "tracks": len(last.tracks.track_ids),
         "windows_per_s_budget": config.frame_rate / config.window_stride,
         "realtime": bool(np.mean([r.seconds for r in timed]) <= config.window_stride * period),
     }
