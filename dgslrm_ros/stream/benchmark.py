@@ -2,8 +2,8 @@
 
 Runs the real StreamingReconstructor with the default node configuration (the shipped checkpoint's
 window and input size or, without it, the untrained `small` model's: timing does not depend on the
-weights) on a synthetic posed stream, and reports each stage of `reconstruct` (preprocess,
-model, deform + pack, render, tracks + pack) plus what a ROS callback costs.
+weights) on a synthetic posed stream, and reports each stage of `reconstruct` (STAGES) plus what a
+ROS callback costs; packing into messages is the edges' (`dgslrm bench --ros` measures it).
 """
 from __future__ import annotations
 

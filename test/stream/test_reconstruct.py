@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgslrm_ros.convert.pointcloud import GAUSSIAN_DTYPE, GAUSSIAN_FIELDS, TRAJECTORY_DTYPE
+from dgslrm_ros.convert.pointcloud import GAUSSIAN_DTYPE, GAUSSIAN_FIELDS, TRAJECTORY_DTYPE, pointcloud_to_array
 from dgslrm_ros.convert.window import window_messages
 from dgslrm_ros.core.cameras import project_points
 from dgslrm_ros.stream import reconstruction as reconstruction_module
@@ -56,6 +56,13 @@ def run_windows(pipeline, kit, count: int, start: float = 0.0):
     return windows
 
 
+def published(result):
+    """The window as node and replay publish it (convert/window.py), clouds read back as structured arrays."""
+    packed = window_messages(result)
+    return dataclasses.replace(packed, gaussians=pointcloud_to_array(packed.gaussians).reshape(-1),
+                               trajectories=pointcloud_to_array(packed.trajectories))
+
+
 @pytest.fixture
 def controlled(tiny_model):
     return ControlledModel(tiny_model, DEPTH_NORM)
@@ -65,7 +72,7 @@ def test_outputs_are_metric_with_contract_layouts_and_stable_ids(make_pipeline, 
     pipeline = make_pipeline(model=controlled, scene_scale=SCENE_SCALE, max_pending_windows=8)
     first, second = run_windows(pipeline, kit, 12)
     result_a = pipeline.reconstruct(first)
-    a = window_messages(result_a)
+    a = published(result_a)
     assert result_a.normalization.scale == pytest.approx(SCENE_SCALE)
     # every Gaussian sits at metric z-depth DEPTH_NORM * scale = 3 m in front of its camera (world +x)
     assert a.gaussians.dtype == GAUSSIAN_DTYPE and a.gaussians.dtype.names == GAUSSIAN_FIELDS
@@ -97,7 +104,7 @@ def test_outputs_are_metric_with_contract_layouts_and_stable_ids(make_pipeline, 
     assert result_a.deformable.means.shape[0] == len(a.gaussians)
     # the next window continues the same tracks
     result_b = pipeline.reconstruct(second)
-    b = window_messages(result_b)
+    b = published(result_b)
     ids_a = set(a.trajectories["track_id"][:, 0].tolist())
     ids_b = set(b.trajectories["track_id"][:, 0].tolist())
     assert len(ids_a & ids_b) >= 0.75 * len(ids_a)
@@ -150,12 +157,14 @@ def test_default_parameters_take_the_checkpoints_window_and_input_size(tmp_path,
     config = pipeline.config
     assert (config.window_frames, config.keyframe_stride, config.image_width, config.image_height) == (8, 4, 32, 32)
     assert config.window_stride == 4  # half the window
+    resolved = dict(window_frames=8, window_stride=4, keyframe_stride=4, image_width=32, image_height=32)
+    assert {k: pipeline.diagnostics()[k] for k in resolved} == resolved  # /diagnostics shows them (node, replay)
     pipeline.add_camera_info(kit.K_INFO, np.zeros(5), "plumb_bob", kit.W, kit.H)
     windows = run_windows(pipeline, kit, 12)  # admission cuts 8-frame windows every 4 frames
     assert [len(w.frames) for w in windows] == [8, 8]
     result = pipeline.reconstruct(windows[0])
     assert result.rendered.shape == (3, 32, 32) and result.input_frame.shape == (3, 32, 32)
-    assert window_messages(result).trajectories.shape[1] == 8 and len(result.stamps) == 8
+    assert published(result).trajectories.shape[1] == 8 and len(result.stamps) == 8
 
 
 def test_explicit_values_against_the_checkpoint(tmp_path, tiny_model):
@@ -188,7 +197,7 @@ def test_classical_method_needs_no_weights_and_reconstructs_the_window(make_pipe
     pipeline = make_pipeline(model=model, method="classical")
     window = run_windows(pipeline, kit, 10)[0]
     result = pipeline.reconstruct(window)
-    assert len(window_messages(result).gaussians) > 0 and np.isfinite(result.psnr)
+    assert len(published(result).gaussians) > 0 and np.isfinite(result.psnr)
     assert result.timings["cues"] > 0 and result.timings["model"] >= 0
 
 
@@ -200,7 +209,7 @@ def test_refinement_runs_on_the_window_and_changes_the_gaussians(make_pipeline, 
         (window,) = run_windows(pipeline, kit, 8)
         results.append(pipeline.reconstruct(window))
     assert results[1].timings["model"] > 0 and np.isfinite(results[1].psnr)
-    plain, refined = (window_messages(result).gaussians for result in results)
+    plain, refined = (published(result).gaussians for result in results)
     moved = np.abs(refined["x"] - plain["x"]).max()
     assert moved > 1e-5  # the optimiser did move the feed-forward Gaussians (in metres: mapped back)
     assert np.abs(refined["x"] - 3.0).max() < 0.2  # a step, not a jump off the plane
@@ -210,6 +219,6 @@ def test_everything_pruned_gives_empty_outputs_not_a_failure(make_pipeline, kit,
     pipeline = make_pipeline(model=controlled, min_opacity=1.0)  # the model's opacities are 0.9
     (window,) = run_windows(pipeline, kit, 8)
     result = pipeline.reconstruct(window)
-    packed = window_messages(result)
+    packed = published(result)
     assert packed.gaussians.shape == (0,) and packed.trajectories.shape == (0, 8)
     assert packed.strips == [] and packed.rendered.max() == 0 and np.isfinite(result.psnr)
