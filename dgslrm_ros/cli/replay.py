@@ -219,7 +219,7 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
                 stamp_ns = stamp_ns_of.get(result.stamp, int(round(result.stamp * 1e9)))
                 health.published(clock, clock - result.stamp)
                 values = pipeline.diagnostics()
-                rejected = sum(n for reason, n in reader.skipped.items() if reason.startswith(image_topic.strip("/")))
+                rejected = sum(n for key, n in reader.skipped.items() if key.split(": ")[0] == reader.image_topic)
                 level = health.judge(clock, values, frames=int(values["frames_received"]) + rejected,
                                      rejected_images=rejected, windows_failed=len(failures), windows_done=windows,
                                      last_error=failures[-1] if failures else "")
