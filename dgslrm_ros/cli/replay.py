@@ -169,6 +169,7 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
         TrajectoriesRecord
     from dgslrm_ros.bags.writer import BagWriter
     from dgslrm_ros.evaluation.previews import save_gallery, save_track_figures
+    from dgslrm_ros.stream.health import StreamHealth
     from dgslrm_ros.stream.pipeline import StreamingReconstructor
     from dgslrm_ros.stream.reconstruction import ReconstructionError
 
@@ -202,6 +203,7 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
     error: str | None = None
     windows = 0
     last: list[Any] = [None]  # the newest result, for the track figures
+    health, clock = StreamHealth(("image",)), 0.0  # the node's severity rule, on the bag's log time
 
     with BagWriter(bag_out) as writer:
         def process_windows() -> None:
@@ -215,7 +217,13 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
                     continue
                 windows += 1
                 stamp_ns = stamp_ns_of.get(result.stamp, int(round(result.stamp * 1e9)))
-                _write_result(writer, result, stamp_ns, pipeline.diagnostics())
+                health.published(clock, clock - result.stamp)
+                values = pipeline.diagnostics()
+                rejected = sum(n for key, n in reader.skipped.items() if key.split(": ")[0] == reader.image_topic)
+                level = health.judge(clock, values, frames=int(values["frames_received"]) + rejected,
+                                     rejected_images=rejected, windows_failed=len(failures), windows_done=windows,
+                                     last_error=failures[-1] if failures else "")
+                _write_result(writer, result, stamp_ns, values, level)
                 if save_windows:
                     result.deformable.save(out / WINDOWS_DIR / f"window_{windows - 1:04d}.safetensors")
                 scores.input_psnr.append(result.psnr)
@@ -240,8 +248,9 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
                     evaluate_ready(record.stamp_ns)
                     if isinstance(record, ImageRecord):
                         if record.view == 0:
-                            stamp = record.stamp_ns / 1e9
+                            stamp, clock = record.stamp_ns / 1e9, record.log_time_ns / 1e9
                             stamp_ns_of[stamp] = record.stamp_ns
+                            health.arrived("image", clock)
                             if held is None or held.feed.image(stamp, record.rgb):
                                 pipeline.add_image(stamp, record.rgb)
                                 process_windows()
@@ -281,9 +290,11 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
         metrics["holdout"] = held.summary()
         pngs += held.write_pngs(out)
     if last[0] is not None:
+        from dgslrm_ros.convert.image import frames_to_rgb8
+
         result = last[0]
-        positions = result.tracks.positions if result.tracks is not None else np.zeros((0, len(result.stamps), 3))
-        pngs += save_track_figures(out, positions, result.stamps, result.input_image, result.K, result.world_T_cam,
+        pngs += save_track_figures(out, result.tracks.positions, result.stamps,
+                                   frames_to_rgb8(result.input_frame.numpy()), result.K, result.world_T_cam,
                                    _gt_tracks_of(result, ground))
     with open(out / "metrics.json", "w") as f:
         json.dump(strict_json(metrics), f, indent=2)
@@ -292,32 +303,20 @@ def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def _write_result(writer, result, stamp_ns: int, diagnostics: dict) -> None:
-    """One window's outputs, as the node publishes them: every one in the world frame (the contract)."""
-    from dgslrm_ros.convert.pointcloud import array_to_pointcloud_fields
-
-    points = result.trajectories
-    dense = bool(np.isfinite(points["x"]).all()) if points.size else True
-    writer.write_pointcloud("gaussians", stamp_ns, array_to_pointcloud_fields(result.gaussians), result.frame_id)
-    writer.write_pointcloud("trajectories", stamp_ns, array_to_pointcloud_fields(points, is_dense=dense),
-                            result.frame_id)
-    writer.write_markers("tracks_markers", stamp_ns, result.marker_tracks, result.frame_id)
-    writer.write_image("rendered", stamp_ns, result.rendered, result.frame_id)
-    writer.write_diagnostics("/diagnostics", stamp_ns, [diagnostic_entry(diagnostics)])
-
-
-def diagnostic_entry(values: dict) -> Any:
-    """The pipeline's diagnostics as one DiagnosticStatus (WARN on untrained weights or drops)."""
+def _write_result(writer, result, stamp_ns: int, diagnostics: dict, level: tuple[int, str]) -> None:
+    """One window's outputs, as the node publishes them: every one in the world frame (the contract);
+    `level` (OK|WARN|ERROR, message) judged by stream/health.py's rule."""
     from dgslrm_ros.bags.messages import DiagnosticEntry
+    from dgslrm_ros.convert.window import diagnostic_values, window_messages
 
-    dropped = int(values.get("dropped_frames_total", 0))
-    failed = int(values.get("reconstruction_failures", 0))
-    notes = [text for text, on in (("weights untrained", values.get("weights") == "untrained"),
-                                   (f"{dropped} frames dropped", dropped > 0),
-                                   (f"{failed} windows failed", failed > 0)) if on]
-    return DiagnosticEntry(name="dgslrm: pipeline", message="; ".join(notes) or "ok", level=1 if notes else 0,
-                           hardware_id=str(values.get("device", "")),
-                           values={k: (f"{v:.6g}" if isinstance(v, float) else str(v)) for k, v in values.items()})
+    packed = window_messages(result)
+    writer.write_pointcloud("gaussians", stamp_ns, packed.gaussians, result.frame_id)
+    writer.write_pointcloud("trajectories", stamp_ns, packed.trajectories, result.frame_id)
+    writer.write_markers("tracks_markers", stamp_ns, packed.strips, result.frame_id)
+    writer.write_image("rendered", stamp_ns, packed.rendered, result.frame_id)
+    writer.write_diagnostics("/diagnostics", stamp_ns, [DiagnosticEntry(
+        name="dgslrm: pipeline", level=level[0], message=level[1], hardware_id=str(diagnostics.get("device", "")),
+        values=diagnostic_values(diagnostics))])
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -331,8 +330,8 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
     from dgslrm_ros.metrics import psnr, ssim
     from dgslrm_ros.render import render
 
-    height, width = result.rendered.shape[:2]
-    entry = {"input": result.input_image, "rendered": result.rendered}
+    height, width = result.rendered.shape[-2:]
+    entry = {"input": frames_to_rgb8(result.input_frame.numpy()), "rendered": frames_to_rgb8(result.rendered.numpy())}
     frames = range(len(result.stamps)) if nvs_frames == "all" else [len(result.stamps) - 1]
     gaussians = result.deformable.to(device)  # the published copy lives on the CPU; gsplat needs CUDA
     for n in frames:
@@ -387,7 +386,7 @@ def _score_tracks(result, ground: _Ground, scores: _Scores) -> None:
     gt = np.full((cloud.tracks.shape[0], len(samples), 3), np.nan)
     ok = samples >= 0
     gt[:, ok] = cloud.tracks[:, samples[ok]]
-    height, width = result.rendered.shape[:2]
+    height, width = result.rendered.shape[-2:]
     errors = query_point_errors(gt, cloud.visible[:, samples[0]] > 0.5, unpruned, result.K[0], result.world_T_cam[0],
                                 height, width)
     if errors is not None:

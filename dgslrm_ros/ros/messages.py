@@ -23,14 +23,15 @@ from dgslrm_ros.convert.camera_info import (
 )
 from dgslrm_ros.convert.compressed import rgb_to_compressed_fields
 from dgslrm_ros.convert.image import image_to_rgb, rgb_to_image_fields
-from dgslrm_ros.convert.pointcloud import array_to_pointcloud_fields, pointcloud_to_array
+from dgslrm_ros.convert.pointcloud import PointCloudFields, pointcloud_to_array
 from dgslrm_ros.convert.pose import matrix_to_pose_fields, pose_to_matrix
 from dgslrm_ros.convert.stamps import seconds_to_stamp, stamp_to_seconds
+from dgslrm_ros.convert.window import diagnostic_values
 
 __all__ = [
-    "camera_info_msg", "camera_info_to_intrinsics", "CameraIntrinsics", "cloud_to_array", "compressed_image_msg",
-    "diagnostics", "header", "image_msg", "image_to_rgb", "marker_array", "odometry_msg", "path_msg", "pose_msg",
-    "pose_to_matrix", "rgb_to_image", "stamp_seconds", "structured_to_cloud", "transform_msg",
+    "camera_info_msg", "camera_info_to_intrinsics", "CameraIntrinsics", "cloud_msg", "cloud_to_array",
+    "compressed_image_msg", "diagnostics", "header", "image_msg", "image_to_rgb", "marker_array", "odometry_msg",
+    "path_msg", "pose_msg", "pose_to_matrix", "stamp_seconds", "transform_msg",
 ]
 
 TRACK_LINE_WIDTH_M = 0.01
@@ -54,11 +55,6 @@ def image_msg(rgb: np.ndarray, hdr: Header, encoding: str = "rgb8") -> Image:
                  is_bigendian=f.is_bigendian, step=f.step, data=f.data.tobytes())
 
 
-def rgb_to_image(rgb: np.ndarray, hdr: Header) -> Image:
-    """The `rendered` output: rgb8."""
-    return image_msg(np.ascontiguousarray(rgb, dtype=np.uint8), hdr, "rgb8")
-
-
 def camera_info_msg(K: np.ndarray, width: int, height: int, hdr: Header,
                     D: Iterable[float] | None = None, distortion_model: str = "plumb_bob") -> CameraInfo:
     f = intrinsics_to_camera_info_fields(K, width, height, None if D is None else np.asarray(list(D)),
@@ -76,20 +72,14 @@ def pose_msg(world_T_cam: np.ndarray, hdr: Header) -> PoseStamped:
     return msg
 
 
-def structured_to_cloud(points: np.ndarray, hdr: Header) -> PointCloud2:
-    """Structured [N] (unorganised) or [H, W] (organised) array -> PointCloud2, fields from its dtype."""
-    f = array_to_pointcloud_fields(points, is_dense=_is_dense(points))
+def cloud_msg(f: PointCloudFields, hdr: Header) -> PointCloud2:
+    """convert.pointcloud's fields (pack_gaussians, pack_trajectories, array_to_pointcloud_fields) -> PointCloud2."""
     return PointCloud2(
         header=hdr, height=f.height, width=f.width,
         fields=[PointField(name=s.name, offset=s.offset, datatype=s.datatype, count=s.count) for s in f.fields],
         is_bigendian=f.is_bigendian, point_step=f.point_step, row_step=f.row_step,
         data=f.data.tobytes(), is_dense=f.is_dense,
     )
-
-
-def _is_dense(points: np.ndarray) -> bool:
-    names = points.dtype.names or ()
-    return all(bool(np.isfinite(points[n]).all()) for n in ("x", "y", "z") if n in names)
 
 
 def cloud_to_array(msg: PointCloud2) -> np.ndarray:
@@ -116,18 +106,12 @@ def marker_array(strips: Iterable[Any], hdr: Header) -> MarkerArray:
     return MarkerArray(markers=markers)
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
 def diagnostics(values: Mapping[str, Any], stamp_msg: Time, name: str, hardware_id: str,
                 level: int, message: str) -> DiagnosticArray:
     """One DiagnosticStatus holding every value as a KeyValue; the level and its reason are judged by
-    `ros.diagnostics.NodeHealth` (0 OK, 1 WARN, 2 ERROR)."""
+    `stream.health.StreamHealth` (0 OK, 1 WARN, 2 ERROR)."""
     status = DiagnosticStatus(level=bytes([int(level)]), name=name, message=message, hardware_id=hardware_id,
-                              values=[KeyValue(key=k, value=_format(v)) for k, v in values.items()])
+                              values=[KeyValue(key=k, value=v) for k, v in diagnostic_values(values).items()])
     return DiagnosticArray(header=Header(stamp=stamp_msg), status=[status])
 
 

@@ -25,13 +25,14 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from visualization_msgs.msg import MarkerArray
 
 from dgslrm_ros.convert.errors import UnsupportedEncodingError
+from dgslrm_ros.convert.window import window_messages
 from dgslrm_ros.ros import messages, qos
-from dgslrm_ros.ros.diagnostics import NodeHealth, gpu_memory
 from dgslrm_ros.ros.image_sources import CompressedDecoder
 from dgslrm_ros.ros.params import PARAMETERS, ParameterError, ParamSpec, node_options, pipeline_config
 from dgslrm_ros.ros.pose_sources import PoseSource
 from dgslrm_ros.ros.qos import DIAGNOSTICS_QOS, OUTPUT_QOS
 from dgslrm_ros.ros.services import NodeServices
+from dgslrm_ros.stream.health import StreamHealth, gpu_memory
 from dgslrm_ros.stream.memory import memory_status
 
 NODE_NAME = "dgslrm"
@@ -105,7 +106,7 @@ class DgslrmNode(Node):
         self._exact_stamps: OrderedDict[float, tuple[int, int]] = OrderedDict()
         self._stamps_lock = threading.Lock()
         self._latest: tuple[Any, tuple[int, int]] | None = None  # (deformable, exact stamp) for ~/save_ply
-        self._health = NodeHealth(("image", "camera_info", "camera_pose"), start=time.monotonic())
+        self._health = StreamHealth(("image", "camera_info", "camera_pose"))
 
         self._pose_source = PoseSource(self.options.pose_type, self.options.camera_from_body)
         image_qos, calibration_qos = qos.input_profiles(self.options.input_qos)
@@ -327,25 +328,21 @@ class DgslrmNode(Node):
             exact = self._exact_stamps.get(result.stamp)
         if exact is not None:  # the newest frame's own stamp, to the nanosecond
             header.stamp = Time(sec=exact[0], nanosec=exact[1])
-        self._pub_gaussians.publish(messages.structured_to_cloud(result.gaussians, header))
-        self._pub_trajectories.publish(messages.structured_to_cloud(result.trajectories, header))
-        self._pub_markers.publish(messages.marker_array(result.marker_tracks, header))
-        self._pub_rendered.publish(messages.rgb_to_image(result.rendered, header))
-        if result.world_T_cam is not None:
-            self._pub_path.publish(messages.path_msg(result.world_T_cam, result.stamps, header))
+        packed = window_messages(result)
+        self._pub_gaussians.publish(messages.cloud_msg(packed.gaussians, header))
+        self._pub_trajectories.publish(messages.cloud_msg(packed.trajectories, header))
+        self._pub_markers.publish(messages.marker_array(packed.strips, header))
+        self._pub_rendered.publish(messages.image_msg(packed.rendered, header))
+        self._pub_path.publish(messages.path_msg(result.world_T_cam, result.stamps, header))
         self._latest = (result.deformable, (int(header.stamp.sec), int(header.stamp.nanosec)))
         now_ros = self.get_clock().now().nanoseconds * 1e-9
         self._health.published(time.monotonic(), now_ros - messages.stamp_seconds(header.stamp))
         self._windows_done += 1
-        self._last_result = {
-            "stamp": result.stamp, "seconds": float(result.seconds), "psnr": float(result.psnr),
-            "gaussians": int(len(result.gaussians)), "tracks": int(result.trajectories.shape[0]),
-            "published_at": time.time(),
-        }
-        self.get_logger().info(
-            f"window at {result.stamp:.3f} s: {len(result.gaussians)} Gaussians, "
-            f"{result.trajectories.shape[0]} tracks, {result.seconds:.2f} s, PSNR {result.psnr:.1f} dB"
-        )
+        gaussians, tracks = packed.gaussians.width, packed.trajectories.height
+        self._last_result = {"stamp": result.stamp, "seconds": float(result.seconds), "psnr": float(result.psnr),
+                             "gaussians": gaussians, "tracks": tracks, "published_at": time.time()}
+        self.get_logger().info(f"window at {result.stamp:.3f} s: {gaussians} Gaussians, {tracks} tracks, "
+                               f"{result.seconds:.2f} s, PSNR {result.psnr:.1f} dB")
 
     # ------------------------------------------------------------------ diagnostics
     def status(self) -> dict[str, Any]:
@@ -368,19 +365,14 @@ class DgslrmNode(Node):
 
     def _publish_diagnostics(self) -> None:
         try:
-            now = time.monotonic()
-            pipeline = self._reconstructor.diagnostics()
             with self._reject_lock:
                 image_rejections = sum(count for kind, count in self._rejected.items()
                                        if "image" in kind or kind in ("unsupported_encoding", "decode_overflow"))
-            # frames skipped by the frame_rate gate are skipped on purpose: not a loss
-            lost = int(pipeline["dropped_frames_total"]) - int(pipeline["dropped_rate"]) + image_rejections
-            self._health.sample(now, frames=self._received["image"], dropped=lost,
-                                windows_lost=int(pipeline["dropped_window_overflow"]) + self._windows_failed)
+            level, message = self._health.judge(
+                time.monotonic(), self._reconstructor.diagnostics(), frames=self._received["image"],
+                rejected_images=image_rejections, windows_failed=self._windows_failed,
+                windows_done=self._windows_done, last_error=self._last_error)
             values = self.status()
-            level, message = self._health.level(
-                now, "image", failed_before_any=bool(self._last_error) and self._windows_done == 0,
-                untrained=values.get("weights") == "untrained", last_error=self._last_error)
             msg = messages.diagnostics(
                 values, stamp_msg=self.get_clock().now().to_msg(), name=f"{NODE_NAME}: pipeline",
                 hardware_id=str(values.get("device", "")), level=level, message=message,

@@ -3,5 +3,5 @@
 config.py (PipelineConfig) -> frames.py (camera model, frame preparation) -> pose_buffer.py (pose
 sync) -> window_buffer.py (windows) -> pipeline.py (StreamingReconstructor: admission) ->
 reconstruction.py (WindowReconstructor: one window, stage by stage) -> track_registry.py (tracks with
-stable ids); benchmark.py measures it end to end.
+stable ids); health.py (the /diagnostics level rule of the node and replay); benchmark.py measures it.
 """

@@ -2,8 +2,8 @@
 
 Runs the real StreamingReconstructor with the default node configuration (the shipped checkpoint's
 window and input size or, without it, the untrained `small` model's: timing does not depend on the
-weights) on a synthetic posed stream, and reports each stage of `reconstruct` (preprocess,
-model, deform + pack, render, tracks + pack) plus what a ROS callback costs.
+weights) on a synthetic posed stream, and reports each stage of `reconstruct` (STAGES) plus what a
+ROS callback costs; packing into messages is the edges' (`dgslrm bench --ros` measures it).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 from dgslrm_ros.stream.config import PipelineConfig
 from dgslrm_ros.stream.pipeline import StreamingReconstructor
 
-STAGES = ("preprocess", "cues", "model", "deform_pack", "render", "tracks", "total")
+STAGES = ("preprocess", "cues", "model", "to_world", "render", "tracks", "total")
 
 
 def _synthetic_frame(i: int, height: int, width: int) -> np.ndarray:
@@ -78,7 +78,7 @@ def run_pipeline_benchmark(device: str = "auto", quick: bool = False, config: Pi
     summary = {
         "stage": "summary", "device": str(pipeline.device), "weights": pipeline.weights,
         "image": f"{config.image_width}x{config.image_height}", "window_frames": config.window_frames,
-        "gaussians": int(len(last.gaussians)), "tracks": int(last.trajectories.shape[0]),
+        "gaussians": len(last.deformable), "tracks": len(last.tracks.track_ids),
         "windows_per_s_budget": config.frame_rate / config.window_stride,
         "realtime": bool(np.mean([r.seconds for r in timed]) <= config.window_stride * period),
     }

@@ -118,7 +118,7 @@ class HoldoutEvaluation:
         from dgslrm_ros.evaluation.holdout import score_window
 
         stamps = np.asarray(result.stamps, dtype=np.float64)
-        prepared = self.feed.window(stamps, tuple(result.rendered.shape[:2]))
+        prepared = self.feed.window(stamps, tuple(result.rendered.shape[-2:]))
         scored = None
         if prepared is not None:
             inputs, views = prepared

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from dgslrm_ros.core.device import resolve_device
-from dgslrm_ros.stream.config import PipelineConfig
+from dgslrm_ros.stream.config import FROM_MODEL, PIPELINE_PARAMETERS, PipelineConfig
 from dgslrm_ros.stream.frames import CameraModel, Frame, FrameError, check_image
 from dgslrm_ros.stream.memory import process_rss_bytes, release_after_window
 from dgslrm_ros.stream.pose_buffer import PoseBuffer, PoseLookup, check_pose
@@ -94,7 +94,6 @@ class StreamingReconstructor:
         self._last_image_stamp: float | None = None
         self._next_due: float | None = None  # earliest stamp (minus slack) of the next admitted frame
         # worker-side state (only the worker thread touches these, but diagnostics read them)
-        self._last_seconds = float("nan")
         self._last_psnr = float("nan")
         self._last_timings: dict[str, float] = {}
         self._rss_after_window: int | None = None  # bytes, right after the last window's release
@@ -322,7 +321,6 @@ class StreamingReconstructor:
         with self._lock:
             self._rss_after_window = rss
             self._counts["windows_reconstructed"] += 1
-            self._last_seconds = result.seconds
             self._last_psnr = result.psnr
             self._last_timings = dict(result.timings)
         return result
@@ -344,7 +342,7 @@ class StreamingReconstructor:
             for reason in sorted(self._drops):
                 out[f"dropped_{reason}"] = int(self._drops[reason])
             out["dropped_frames_total"] = int(sum(self._drops[k] for k in FRAME_DROP_REASONS))
-            out["last_reconstruction_s"] = self._last_seconds
+            out["last_reconstruction_s"] = self._last_timings.get("total", float("nan"))
             for stage, seconds in self._last_timings.items():
                 out[f"last_{stage}_s"] = seconds
             out["last_psnr_db"] = self._last_psnr
@@ -353,6 +351,8 @@ class StreamingReconstructor:
         out["device"] = str(self.device)
         out["weights"] = self.weights
         out["renderer"] = self.config.renderer
+        # the parameters left to the checkpoint (window_frames, window_stride, ...), as resolved by for_model
+        out.update({s.name: getattr(self.config, s.name) for s in PIPELINE_PARAMETERS if s.sentinel == FROM_MODEL})
         out["tracks_active"] = self.reconstruction.registry.active
         out["tracks_ended"] = self.reconstruction.registry.ended_total
         return out

@@ -1,9 +1,11 @@
 """Reconstruction of one admitted window, stage by stage (the worker side of stream/pipeline.py).
 
     prepare (undistort, crop, resize, normalise poses) -> cues -> model (+ refinement) -> metric world,
-    pruned, deformed to the newest frame -> render from the newest camera -> tracks with stable ids
+    pruned -> render from the newest camera -> tracks with stable ids
 
 Each stage is a method returning a small typed value and is timed on its own (`WindowResult.timings`).
+The result stays in the model's terms (tensors, numpy): the node and `dgslrm replay` pack it into
+messages with convert/window.py, so nothing here imports `convert`.
 """
 from __future__ import annotations
 
@@ -16,9 +18,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from dgslrm_ros.convert.image import frames_to_rgb8
-from dgslrm_ros.convert.pointcloud import gaussians_to_array, trajectories_to_array
-from dgslrm_ros.convert.tracks import TrackStrip, tracks_to_strips
 from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
@@ -42,29 +41,30 @@ class ReconstructionError(DgslrmError, RuntimeError):
 
 @dataclass
 class WindowResult:
-    """Everything published for one window (all metric, world frame)."""
+    """One reconstructed window in the model's terms (metric world frame); convert/window.py packs it."""
 
     stamp: float  # newest frame of the window (seconds)
     frame_id: str  # world frame
-    gaussians: np.ndarray  # structured [N] `gaussians` cloud, deformed to the newest frame
-    trajectories: np.ndarray  # structured [M, T] `trajectories` cloud (t <= 0, stable track_id)
-    marker_tracks: list[TrackStrip]  # one LINE_STRIP per track, coloured by speed
-    rendered: np.ndarray  # uint8 [H, W, 3] rendered from the newest input camera
-    psnr: float  # of `rendered` vs the (resized) newest input frame, dB
-    seconds: float  # reconstruction time
-    deformable: DeformableGaussians  # metric world frame, pruned, timestamps relative to stamps[0]
-    stamps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [T] float64 absolute seconds
-    input_image: np.ndarray | None = None  # uint8 [H, W, 3] newest frame at the model input size
-    K: np.ndarray | None = None  # [T, 3, 3] intrinsics of the model-size images
-    world_T_cam: np.ndarray | None = None  # [T, 4, 4] input cameras, metric
-    tracks: TrackSet | None = None
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
-    sequence: int = 0
-    index: int = 0
-    normalization: SceneNormalization | None = None
+    stamps: np.ndarray  # [T] float64 absolute seconds
+    deformable: DeformableGaussians  # on the CPU, pruned, timestamps relative to stamps[0]
+    tracks: TrackSet  # [M, T] with ids stable across windows
+    rendered: torch.Tensor  # [3, h, w] in [0, 1], from the newest input camera
+    input_frame: torch.Tensor  # [3, h, w] in [0, 1], the newest frame at the model input size
+    psnr: float  # of `rendered` vs `input_frame`, dB
+    K: np.ndarray  # [T, 3, 3] intrinsics of the model-size images
+    world_T_cam: np.ndarray  # [T, 4, 4] input cameras, metric
+    normalization: SceneNormalization
     # All keyframe-pixel Gaussians before pruning, ordered (keyframe, row, column), metric, on the
     # model's device: for evaluation (a GT query pixel -> its predicted trajectory); not published.
-    unpruned: DeformableGaussians | None = None
+    unpruned: DeformableGaussians
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, the whole window as "total"
+    sequence: int = 0
+    index: int = 0
+
+    @property
+    def seconds(self) -> float:
+        """Reconstruction time of the window."""
+        return self.timings["total"]
 
 
 @dataclass(frozen=True)
@@ -158,18 +158,16 @@ class WindowReconstructor:
         prepared = timed("preprocess", self._prepare, window)
         cues = timed("cues", self._cues, prepared)  # the classical cues: the CPU's big share, timed apart
         predicted = timed("model", self._predict, prepared, cues)
-        world, kept, cloud = timed("deform_pack", self._to_world, predicted, prepared)
+        world, kept = timed("to_world", self._to_world, predicted, prepared)
         rendered, score = timed("render", self._render_newest, kept, prepared)
-        track_set, trajectories, strips = timed("tracks", self._track, world, prepared, window.sequence)
-        seconds = time.perf_counter() - start
-        timings["total"] = seconds
-        stamps = prepared.stamps
+        track_set = timed("tracks", self._track, world, prepared, window.sequence)
+        timings["total"] = time.perf_counter() - start
         return WindowResult(
-            stamp=float(stamps[-1]), frame_id=cfg.world_frame, gaussians=cloud, trajectories=trajectories,
-            marker_tracks=strips, rendered=rendered, psnr=score, seconds=seconds, deformable=kept.detach().to("cpu"),
-            stamps=stamps, input_image=frames_to_rgb8(prepared.images[-1].numpy()), K=prepared.K.numpy(),
-            world_T_cam=prepared.world_T_cam.numpy(), tracks=track_set, timings=timings, sequence=window.sequence,
-            index=window.index, normalization=prepared.normalization, unpruned=world.detach(),
+            stamp=float(prepared.stamps[-1]), frame_id=cfg.world_frame, stamps=prepared.stamps,
+            deformable=kept.detach().to("cpu"), tracks=track_set, rendered=rendered,
+            input_frame=prepared.images[-1].clone(), psnr=score, K=prepared.K.numpy(),
+            world_T_cam=prepared.world_T_cam.numpy(), normalization=prepared.normalization, unpruned=world.detach(),
+            timings=timings, sequence=window.sequence, index=window.index,
         )
 
     def _prepare(self, window: Window) -> PreparedWindow:
@@ -211,22 +209,16 @@ class WindowReconstructor:
         return predicted
 
     def _to_world(self, predicted: DeformableGaussians,
-                  prepared: PreparedWindow) -> tuple[DeformableGaussians, DeformableGaussians, np.ndarray]:
-        """(every Gaussian in the metric world, the kept ones, the kept ones packed at the newest frame)."""
+                  prepared: PreparedWindow) -> tuple[DeformableGaussians, DeformableGaussians]:
+        """(every Gaussian in the metric world, the ones kept by min_opacity)."""
         with torch.no_grad():
             world = prepared.normalization.gaussians_to_world(predicted)
             if not bool(torch.isfinite(world.means).all()) or not bool(torch.isfinite(world.offsets).all()):
                 raise ReconstructionError("the model predicted non-finite Gaussian positions")
-            kept = world.prune(self.config.min_opacity)
-            last = kept.num_frames - 1
-            cloud = gaussians_to_array(
-                kept.positions(last).cpu().numpy(), kept.colors.cpu().numpy(), kept.opacities.cpu().numpy(),
-                kept.scales.cpu().numpy(), kept.quats.cpu().numpy(), kept.velocities(last).cpu().numpy(),
-            )
-        return world, kept, cloud
+        return world, world.prune(self.config.min_opacity)
 
-    def _render_newest(self, kept: DeformableGaussians, prepared: PreparedWindow) -> tuple[np.ndarray, float]:
-        """(uint8 [h, w, 3] render from the newest input camera, its PSNR against that frame in dB)."""
+    def _render_newest(self, kept: DeformableGaussians, prepared: PreparedWindow) -> tuple[torch.Tensor, float]:
+        """(render [3, h, w] in [0, 1] from the newest input camera, its PSNR against that frame in dB)."""
         from dgslrm_ros.metrics import psnr
         from dgslrm_ros.render import render
 
@@ -240,11 +232,10 @@ class WindowReconstructor:
             else:
                 image = torch.zeros_like(target)
             score = float(psnr(image, target))
-        return frames_to_rgb8(image.numpy()), score
+        return image, score
 
-    def _track(self, world: DeformableGaussians, prepared: PreparedWindow,
-               sequence: int) -> tuple[TrackSet, np.ndarray, list[TrackStrip]]:
-        """Tracks with stable ids (a new sequence restarts the registry), packed as cloud and strips."""
+    def _track(self, world: DeformableGaussians, prepared: PreparedWindow, sequence: int) -> TrackSet:
+        """Tracks with stable ids (a new sequence restarts the registry)."""
         cfg, stamps = self.config, prepared.stamps
         keyframes = list(range(0, cfg.window_frames, cfg.keyframe_stride))
         candidates = seed_tracks(world, (cfg.image_height, cfg.image_width), keyframes, prepared.K,
@@ -253,9 +244,5 @@ class WindowReconstructor:
             if self._registry_sequence != sequence:
                 self.registry.reset()
                 self._registry_sequence = sequence
-            track_set = self.registry.update(stamps, candidates.positions, candidates.visible,
-                                             candidates.seed_frame, candidates.radius)
-        relative_t = (stamps - stamps[-1]).astype(np.float32)  # [T] <= 0
-        trajectories = trajectories_to_array(track_set.positions, relative_t, track_set.track_ids, track_set.visible)
-        strips = tracks_to_strips(track_set.positions, stamps - stamps[0], track_set.track_ids, track_set.visible)
-        return track_set, trajectories, strips
+            return self.registry.update(stamps, candidates.positions, candidates.visible, candidates.seed_frame,
+                                        candidates.radius)

@@ -74,6 +74,11 @@ def test_replay_writes_bag_pngs_and_ground_truth_metrics(dgslrm, bag_and_checkpo
             assert msg.width == 8 and (trajectories.t <= 0).all() and trajectories.t[0, -1] == 0
         if topic == "rendered":  # like the node: every output in the world frame
             assert msg.encoding == "rgb8" and msg.header.frame_id == "world"
+        if topic == "diagnostics":  # the node's level rule (stream/health.py) and the window it ran
+            values = {kv.key: kv.value for kv in msg.status[0].values}
+            assert (msg.status[0].level, msg.status[0].message) == (0, "ok")
+            assert [values[k] for k in ("window_frames", "window_stride", "keyframe_stride", "image_width")] == \
+                ["8", "4", "4", "32"]
     assert counts == {t: windows for t in ("gaussians", "trajectories", "tracks_markers", "rendered", "diagnostics")}
     assert len(stamps) == windows  # stamped at each window's newest frame
     # --save-windows: one file per window for `dgslrm export`, the same Gaussians as the published cloud

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dgslrm_ros.convert.pointcloud import TRAJECTORY_DTYPE, gaussians_to_array
+from dgslrm_ros.convert.pointcloud import gaussians_to_array, pack_gaussians, pack_trajectories
 from dgslrm_ros.convert.tracks import tracks_to_strips
 from dgslrm_ros.ros import messages
 
@@ -13,16 +13,18 @@ def test_clouds_round_trip_with_contract_fields() -> None:
     rng = np.random.default_rng(0)
     n = 5
     quats = rng.normal(size=(n, 4))
-    points = gaussians_to_array(rng.normal(size=(n, 3)), rng.random((n, 3)), rng.random(n), rng.random((n, 3)) + 0.1,
-                                quats / np.linalg.norm(quats, axis=1, keepdims=True), rng.normal(size=(n, 3)))
-    msg = messages.structured_to_cloud(points, messages.header(12.5, "world"))
+    values = (rng.normal(size=(n, 3)), rng.random((n, 3)), rng.random(n), rng.random((n, 3)) + 0.1,
+              quats / np.linalg.norm(quats, axis=1, keepdims=True), rng.normal(size=(n, 3)))
+    points = gaussians_to_array(*values)
+    msg = messages.cloud_msg(pack_gaussians(*values), messages.header(12.5, "world"))
     assert (msg.height, msg.width, msg.point_step) == (1, n, 60) and msg.is_dense
     assert msg.header.stamp.sec == 12 and msg.header.stamp.nanosec == 500_000_000
     np.testing.assert_array_equal(messages.cloud_to_array(msg)[0], points)
 
-    tracks = np.zeros((3, 4), dtype=TRAJECTORY_DTYPE)
-    tracks["x"][1, 2] = np.nan
-    organised = messages.structured_to_cloud(tracks, messages.header(1.0, "world"))
+    tracks = np.zeros((3, 4, 3))
+    tracks[1, 2, 0] = np.nan
+    organised = messages.cloud_msg(pack_trajectories(tracks, np.zeros(4), np.arange(3), np.ones((3, 4))),
+                                   messages.header(1.0, "world"))
     assert (organised.height, organised.width, organised.row_step) == (3, 4, 96) and not organised.is_dense
 
 
@@ -37,7 +39,7 @@ def test_marker_array_deletes_first_and_keeps_track_ids() -> None:
 
 def test_image_round_trip_and_rgb8() -> None:
     rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    msg = messages.rgb_to_image(rgb, messages.header(0.0, "world"))
+    msg = messages.image_msg(rgb, messages.header(0.0, "world"))  # `rendered`: rgb8
     assert (msg.encoding, msg.step) == ("rgb8", 9)
     np.testing.assert_array_equal(messages.image_to_rgb(msg), rgb)
     bgr = messages.image_msg(rgb, messages.header(0.0, "cam"), "bgr8")

@@ -45,7 +45,8 @@ def run(dds_module: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory, t
     node_rc, node_stop_s = node.interrupt(signal.SIGINT, timeout=15)
     recorder_rc, _ = recorder.interrupt(signal.SIGINT, timeout=15)
     return SimpleNamespace(messages=dds.read_bag(bag), node=node, node_alive=node_alive, node_rc=node_rc,
-                           node_stop_s=node_stop_s, recorder_rc=recorder_rc, stamp_ns=dds.stamp_ns)
+                           node_stop_s=node_stop_s, recorder_rc=recorder_rc, stamp_ns=dds.stamp_ns, bag=bag,
+                           read_bag=dds.read_bag, params={"checkpoint": str(tiny_checkpoint), **dds.tiny_params})
 
 
 def _frames_stamps(run: SimpleNamespace) -> np.ndarray:
@@ -142,6 +143,24 @@ def test_diagnostics_report_drops_by_reason(run: SimpleNamespace) -> None:
         assert key in values, key
     assert float(values["last_reconstruction_s"]) > 0 and np.isfinite(float(values["last_psnr_db"]))
     assert status.level == 1  # WARN: inputs were dropped
+    # the window the node runs, as resolved against the checkpoint (parameters left at -1 would show it too)
+    assert [values[k] for k in ("window_frames", "window_stride", "keyframe_stride", "image_width", "image_height")] \
+        == ["8", "4", "4", "32", "32"]
+
+
+def test_replay_of_the_same_inputs_gives_the_same_level(run: SimpleNamespace, tmp_path: Path) -> None:
+    """`dgslrm replay` of the inputs the node received (recorded beside its outputs) judges the stream by
+    the node's rule (stream/health.py): the same drops, the same level."""
+    from dgslrm_ros.cli.replay import replay_bag
+    from dgslrm_ros.stream.config import PipelineConfig
+
+    node_status = run.messages["/diagnostics"][-1][1].status[0]
+    replay_bag(run.bag, tmp_path / "replay", PipelineConfig(**run.params), progress=False)
+    replayed = [m.status[0] for _, m in run.read_bag(tmp_path / "replay" / "output_bag")["/diagnostics"]]
+    assert len(replayed) == 2 and all(s.name == node_status.name for s in replayed)
+    assert replayed[-1].level == node_status.level == 1, (replayed[-1].message, node_status.message)
+    # e.g. both "8 of 20 frames dropped in the last 10 s" (the count of images overtaking camera_info may differ)
+    assert all("frames dropped in the last 10 s" in s.message for s in (replayed[-1], node_status))
 
 
 def test_sigint_stops_the_node_cleanly_within_seconds(run: SimpleNamespace) -> None:

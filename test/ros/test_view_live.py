@@ -12,7 +12,7 @@ pytestmark = pytest.mark.ros
 
 PUBLISHER = r'''
 import time, numpy as np, rclpy
-from dgslrm_ros.convert.pointcloud import gaussians_to_array, trajectories_to_array
+from dgslrm_ros.convert.pointcloud import array_to_pointcloud_fields, gaussians_to_array, trajectories_to_array
 from dgslrm_ros.ros import messages
 from dgslrm_ros.ros.qos import INPUT_PUBLISHER_QOS, OUTPUT_QOS
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -40,8 +40,8 @@ while rclpy.ok():
         pubs["cam/image_raw"].publish(messages.image_msg(np.full((24, 32, 3), 90, np.uint8), hdr))
     time.sleep(0.2)
     hdr = messages.header(stamps[-1], "world")
-    pubs["gaussians"].publish(messages.structured_to_cloud(gaussians, hdr))
-    pubs["trajectories"].publish(messages.structured_to_cloud(tracks, hdr))
+    pubs["gaussians"].publish(messages.cloud_msg(array_to_pointcloud_fields(gaussians), hdr))
+    pubs["trajectories"].publish(messages.cloud_msg(array_to_pointcloud_fields(tracks), hdr))
     rclpy.spin_once(node, timeout_sec=0.5)
 '''
 

@@ -11,6 +11,7 @@ import gc
 import os
 import tracemalloc
 
+from dgslrm_ros.convert.window import window_messages
 from dgslrm_ros.stream.pipeline import DROP_REASONS, MAX_WAITING_IMAGES
 from dgslrm_ros.stream.pose_buffer import PoseBuffer
 
@@ -76,7 +77,7 @@ def test_several_hundred_windows_keep_every_container_bounded_and_the_heap_flat(
             while (window := pipeline.pop_window()) is not None and done < WINDOWS:
                 result = pipeline.reconstruct(window)
                 prepared_sizes.update(len(frame._prepared) for frame in window.frames)
-                assert len(result.trajectories) <= _bounds(pipeline, config)["active tracks"][1]
+                assert window_messages(result).trajectories.height <= _bounds(pipeline, config)["active tracks"][1]
                 del result, window
                 done += 1
                 if done == WARMUP_WINDOWS:

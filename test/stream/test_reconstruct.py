@@ -1,12 +1,14 @@
-"""The worker side: reconstruct() lands outputs in the metric world frame with the contract's layouts,
-keeps track ids across windows, survives a failing window, and loads (or loudly lacks) weights."""
+"""The worker side: reconstruct() lands outputs in the metric world frame with the contract's layouts
+(packed by convert/window.py, as the node and replay do), keeps track ids across windows, survives a
+failing window, and loads (or loudly lacks) weights."""
 import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from dgslrm_ros.convert.pointcloud import GAUSSIAN_DTYPE, GAUSSIAN_FIELDS, TRAJECTORY_DTYPE
+from dgslrm_ros.convert.pointcloud import GAUSSIAN_DTYPE, GAUSSIAN_FIELDS, TRAJECTORY_DTYPE, pointcloud_to_array
+from dgslrm_ros.convert.window import window_messages
 from dgslrm_ros.core.cameras import project_points
 from dgslrm_ros.stream import reconstruction as reconstruction_module
 from dgslrm_ros.stream.config import FROM_MODEL, ConfigError, PipelineConfig
@@ -54,6 +56,13 @@ def run_windows(pipeline, kit, count: int, start: float = 0.0):
     return windows
 
 
+def published(result):
+    """The window as node and replay publish it (convert/window.py), clouds read back as structured arrays."""
+    packed = window_messages(result)
+    return dataclasses.replace(packed, gaussians=pointcloud_to_array(packed.gaussians).reshape(-1),
+                               trajectories=pointcloud_to_array(packed.trajectories))
+
+
 @pytest.fixture
 def controlled(tiny_model):
     return ControlledModel(tiny_model, DEPTH_NORM)
@@ -62,8 +71,9 @@ def controlled(tiny_model):
 def test_outputs_are_metric_with_contract_layouts_and_stable_ids(make_pipeline, kit, controlled):
     pipeline = make_pipeline(model=controlled, scene_scale=SCENE_SCALE, max_pending_windows=8)
     first, second = run_windows(pipeline, kit, 12)
-    a = pipeline.reconstruct(first)
-    assert a.normalization.scale == pytest.approx(SCENE_SCALE)
+    result_a = pipeline.reconstruct(first)
+    a = published(result_a)
+    assert result_a.normalization.scale == pytest.approx(SCENE_SCALE)
     # every Gaussian sits at metric z-depth DEPTH_NORM * scale = 3 m in front of its camera (world +x)
     assert a.gaussians.dtype == GAUSSIAN_DTYPE and a.gaussians.dtype.names == GAUSSIAN_FIELDS
     assert len(a.gaussians) == 2 * 32 * 32  # 2 keyframes x 32 x 32 pixels, all opaque enough
@@ -71,7 +81,8 @@ def test_outputs_are_metric_with_contract_layouts_and_stable_ids(make_pipeline, 
     # ...and on the rays of their pixels: keyframe 1 (frame 4) Gaussians project to pixel centres
     kf1 = a.gaussians[32 * 32:]
     points = torch.tensor(np.stack([kf1["x"], kf1["y"], kf1["z"]], -1), dtype=torch.float64)
-    uv, depth = project_points(points, torch.tensor(a.K[4], dtype=torch.float64), torch.tensor(a.world_T_cam[4]))
+    uv, depth = project_points(points, torch.tensor(result_a.K[4], dtype=torch.float64),
+                               torch.tensor(result_a.world_T_cam[4]))
     rows, cols = np.divmod(np.arange(32 * 32), 32)
     np.testing.assert_allclose(uv.numpy(), np.stack([cols + 0.5, rows + 0.5], -1), atol=2e-3)
     np.testing.assert_allclose(depth.numpy(), 3.0, atol=1e-4)
@@ -83,21 +94,22 @@ def test_outputs_are_metric_with_contract_layouts_and_stable_ids(make_pipeline, 
     # trajectories: organised [M, T], the contract's fields, t <= 0 ending at 0 on the newest frame
     assert a.trajectories.dtype == TRAJECTORY_DTYPE and a.trajectories.shape[1] == 8
     np.testing.assert_allclose(a.trajectories["t"][0], np.arange(-7, 1) * 0.1, atol=1e-5)
-    assert a.stamp == first.stamp == pytest.approx(0.7) and a.frame_id == "world"
+    assert result_a.stamp == first.stamp == pytest.approx(0.7) and result_a.frame_id == "world"
     assert (a.trajectories["track_id"] == a.trajectories["track_id"][:, :1]).all()
     np.testing.assert_allclose(a.trajectories["x"], 3.0, atol=1e-4)
     # other outputs
-    assert a.rendered.shape == (32, 32, 3) and a.rendered.dtype == np.uint8 and np.isfinite(a.psnr)
+    assert a.rendered.shape == (32, 32, 3) and a.rendered.dtype == np.uint8 and np.isfinite(result_a.psnr)
     assert a.rendered.max() > 0
-    assert len(a.marker_tracks) == len(a.trajectories)
-    assert a.deformable.means.shape[0] == len(a.gaussians)
+    assert len(a.strips) == len(a.trajectories)
+    assert result_a.deformable.means.shape[0] == len(a.gaussians)
     # the next window continues the same tracks
-    b = pipeline.reconstruct(second)
+    result_b = pipeline.reconstruct(second)
+    b = published(result_b)
     ids_a = set(a.trajectories["track_id"][:, 0].tolist())
     ids_b = set(b.trajectories["track_id"][:, 0].tolist())
     assert len(ids_a & ids_b) >= 0.75 * len(ids_a)
     d = pipeline.diagnostics()
-    assert d["windows_reconstructed"] == 2 and d["last_psnr_db"] == pytest.approx(b.psnr)
+    assert d["windows_reconstructed"] == 2 and d["last_psnr_db"] == pytest.approx(result_b.psnr)
     assert d["last_reconstruction_s"] > 0 and d["tracks_active"] == len(ids_b)
 
 
@@ -145,12 +157,14 @@ def test_default_parameters_take_the_checkpoints_window_and_input_size(tmp_path,
     config = pipeline.config
     assert (config.window_frames, config.keyframe_stride, config.image_width, config.image_height) == (8, 4, 32, 32)
     assert config.window_stride == 4  # half the window
+    resolved = dict(window_frames=8, window_stride=4, keyframe_stride=4, image_width=32, image_height=32)
+    assert {k: pipeline.diagnostics()[k] for k in resolved} == resolved  # /diagnostics shows them (node, replay)
     pipeline.add_camera_info(kit.K_INFO, np.zeros(5), "plumb_bob", kit.W, kit.H)
     windows = run_windows(pipeline, kit, 12)  # admission cuts 8-frame windows every 4 frames
     assert [len(w.frames) for w in windows] == [8, 8]
     result = pipeline.reconstruct(windows[0])
-    assert result.rendered.shape == (32, 32, 3) and result.input_image.shape == (32, 32, 3)
-    assert result.trajectories.shape[1] == 8 and len(result.stamps) == 8
+    assert result.rendered.shape == (3, 32, 32) and result.input_frame.shape == (3, 32, 32)
+    assert published(result).trajectories.shape[1] == 8 and len(result.stamps) == 8
 
 
 def test_explicit_values_against_the_checkpoint(tmp_path, tiny_model):
@@ -183,7 +197,7 @@ def test_classical_method_needs_no_weights_and_reconstructs_the_window(make_pipe
     pipeline = make_pipeline(model=model, method="classical")
     window = run_windows(pipeline, kit, 10)[0]
     result = pipeline.reconstruct(window)
-    assert len(result.gaussians) > 0 and np.isfinite(result.psnr)
+    assert len(published(result).gaussians) > 0 and np.isfinite(result.psnr)
     assert result.timings["cues"] > 0 and result.timings["model"] >= 0
 
 
@@ -194,16 +208,17 @@ def test_refinement_runs_on_the_window_and_changes_the_gaussians(make_pipeline, 
                                  image_height=16)
         (window,) = run_windows(pipeline, kit, 8)
         results.append(pipeline.reconstruct(window))
-    plain, refined = results
-    assert refined.timings["model"] > 0 and np.isfinite(refined.psnr)
-    moved = np.abs(refined.gaussians["x"] - plain.gaussians["x"]).max()
+    assert results[1].timings["model"] > 0 and np.isfinite(results[1].psnr)
+    plain, refined = (published(result).gaussians for result in results)
+    moved = np.abs(refined["x"] - plain["x"]).max()
     assert moved > 1e-5  # the optimiser did move the feed-forward Gaussians (in metres: mapped back)
-    assert np.abs(refined.gaussians["x"] - 3.0).max() < 0.2  # a step, not a jump off the plane
+    assert np.abs(refined["x"] - 3.0).max() < 0.2  # a step, not a jump off the plane
 
 
 def test_everything_pruned_gives_empty_outputs_not_a_failure(make_pipeline, kit, controlled):
     pipeline = make_pipeline(model=controlled, min_opacity=1.0)  # the model's opacities are 0.9
     (window,) = run_windows(pipeline, kit, 8)
     result = pipeline.reconstruct(window)
-    assert result.gaussians.shape == (0,) and result.trajectories.shape == (0, 8)
-    assert result.marker_tracks == [] and result.rendered.max() == 0 and np.isfinite(result.psnr)
+    packed = published(result)
+    assert packed.gaussians.shape == (0,) and packed.trajectories.shape == (0, 8)
+    assert packed.strips == [] and packed.rendered.max() == 0 and np.isfinite(result.psnr)

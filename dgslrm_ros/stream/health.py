@@ -1,9 +1,9 @@
 """What /diagnostics tells a user at a glance: input rates, window rate, latency, losses, and a level.
 
-Pure Python (no rclpy) so the level rules are tested without DDS. The node feeds it arrivals and
-published windows as they happen and, once per diagnostics period, the pipeline's cumulative
-counters; levels are judged over recent history, not since start-up, so a node that recovered from a
-bad minute goes back to OK:
+The one severity rule of the node and `dgslrm replay` (no ROS here): both feed it arrivals and published
+windows as they happen (the node on its monotonic clock, replay on the bag's log time) and the pipeline's
+counters (`judge`: node once a period, replay per window); levels are judged over recent history, not
+since the first image, so a node that recovered from a bad minute goes back to OK:
 
 * ERROR: frames keep arriving but no window was reconstructed for `STALL_S` (or none ever, after a
   window failed);
@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 RECENT_S = 10.0  # the "last 10 s" of the WARN rule and of the rates
 STALL_S = 30.0  # no window for this long while frames arrive: ERROR
@@ -59,13 +59,13 @@ class _Sample:
     windows_lost: int  # windows dropped (overflow) or failed
 
 
-class NodeHealth:
-    """Running figures of one node; `now` is monotonic seconds, stamps and publish times are ROS time."""
+class StreamHealth:
+    """Running figures of one stream; `now`: seconds on one steady clock (monotonic, or a bag's log time)."""
 
-    def __init__(self, topics: Iterable[str], start: float) -> None:
+    def __init__(self, topics: Iterable[str]) -> None:
         self.rates = {topic: RateMeter() for topic in topics}
         self.windows = RateMeter()
-        self.start = start
+        self.start: float | None = None  # the first image: counters are zero and the stall clock starts there
         self.last_window_at: float | None = None
         self.latency_last = math.nan
         self.latency_sum = 0.0
@@ -74,6 +74,9 @@ class NodeHealth:
         self._samples: deque[_Sample] = deque()
 
     def arrived(self, topic: str, now: float) -> None:
+        if self.start is None and topic == "image":
+            self.start = now
+            self._samples.append(_Sample(now, 0, 0, 0))
         self.rates[topic].tick(now)
 
     def published(self, now: float, latency_s: float) -> None:
@@ -96,12 +99,10 @@ class NodeHealth:
             self._samples.popleft()
 
     def recent(self) -> tuple[int, int, int]:
-        """(frames, dropped frames, lost windows) over the last RECENT_S (the oldest sample kept)."""
+        """(frames, dropped frames, lost windows) over the last RECENT_S (since the oldest sample kept)."""
         if not self._samples:
             return 0, 0, 0
         first, last = self._samples[0], self._samples[-1]
-        if len(self._samples) == 1:  # only one sample yet: everything so far is recent
-            return last.frames, last.dropped, last.windows_lost
         return last.frames - first.frames, last.dropped - first.dropped, last.windows_lost - first.windows_lost
 
     def values(self, now: float) -> dict[str, Any]:
@@ -116,11 +117,20 @@ class NodeHealth:
         out["recent_windows_lost"] = windows_lost
         return out
 
+    def judge(self, now: float, pipeline: Mapping[str, Any], *, frames: int, rejected_images: int = 0,
+              windows_failed: int = 0, windows_done: int, last_error: str = "") -> tuple[int, str]:
+        """Sample the counters of StreamingReconstructor.diagnostics() at `now`, judge the level. `frames`:
+        images received (rejected ones too); frames the frame_rate gate skips are skipped on purpose."""
+        lost = int(pipeline["dropped_frames_total"]) - int(pipeline["dropped_rate"]) + rejected_images
+        self.sample(now, frames, lost, int(pipeline["dropped_window_overflow"]) + windows_failed)
+        return self.level(now, "image", failed_before_any=bool(last_error) and windows_done == 0,
+                          untrained=pipeline.get("weights") == "untrained", last_error=last_error)
+
     def level(self, now: float, image_topic: str, *, failed_before_any: bool, untrained: bool,
               last_error: str = "") -> tuple[int, str]:
         """(OK|WARN|ERROR, one-line reason) by the rules of the module docstring."""
         frames_arriving = self.rates[image_topic].count(now) > 0
-        since = now - (self.last_window_at if self.last_window_at is not None else self.start)
+        since = now - (self.last_window_at if self.last_window_at is not None else self.start or 0.0)
         if frames_arriving and since >= STALL_S:
             return ERROR, f"no window reconstructed for {since:.0f} s while frames arrive" + (
                 f": {last_error}" if last_error else "")

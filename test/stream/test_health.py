@@ -1,16 +1,17 @@
-"""The /diagnostics level rules (ros/diagnostics.py), driven with explicit clocks: no DDS needed."""
+"""The /diagnostics level rules (stream/health.py, shared by the node and replay), driven with explicit
+clocks: no DDS needed."""
 from __future__ import annotations
 
 import math
 
-from dgslrm_ros.ros.diagnostics import ERROR, OK, RECENT_S, STALL_S, WARN, NodeHealth, RateMeter
+from dgslrm_ros.stream.health import ERROR, OK, RECENT_S, STALL_S, WARN, RateMeter, StreamHealth
 
 
-def _health() -> NodeHealth:
-    return NodeHealth(("image", "camera_pose"), start=0.0)
+def _health() -> StreamHealth:
+    return StreamHealth(("image", "camera_pose"))  # the first image (at 0 s below) starts the clock
 
 
-def _stream(health: NodeHealth, start: float, seconds: float, hz: float = 10.0) -> None:
+def _stream(health: StreamHealth, start: float, seconds: float, hz: float = 10.0) -> None:
     for k in range(int(seconds * hz)):
         health.arrived("image", start + k / hz)
 
@@ -72,3 +73,31 @@ def test_latency_last_mean_max_and_values() -> None:
     assert math.isclose(values["windows_per_s"], 3 / RECENT_S)
     health.reset_latency()
     assert math.isnan(health.values(3.0)["latency_max_s"])
+
+
+def _pipeline(**counts: int) -> dict:
+    """The counters StreamingReconstructor.diagnostics() reports that the rule reads."""
+    return {"dropped_frames_total": 0, "dropped_rate": 0, "dropped_window_overflow": 0, "weights": "checkpoint x",
+            **counts}
+
+
+def test_judge_counts_losses_not_rate_skips_and_zero_starts_at_the_first_image() -> None:
+    """What node and replay both call: frames the frame_rate gate skips are no loss; rejected images are."""
+    health = StreamHealth(("image",))
+    _stream(health, 100.0, 4.0)
+    health.published(103.0, 0.0)
+    skipped = _pipeline(dropped_frames_total=30, dropped_rate=30)  # 30 of 40 skipped by frame_rate: fine
+    assert health.judge(104.0, skipped, frames=40, windows_done=1) == (OK, "ok")
+    level, message = health.judge(104.5, _pipeline(dropped_frames_total=32, dropped_rate=30), frames=42,
+                                  rejected_images=3, windows_done=1)
+    assert level == WARN and "5 of 42 frames dropped" in message  # counted from zero at 100 s, not from 104 s
+    level, message = health.judge(104.5, _pipeline(dropped_window_overflow=1), frames=42, windows_failed=1,
+                                  windows_done=1)
+    assert level == WARN and "2 windows dropped or failed" in message
+    assert health.judge(104.5, _pipeline(weights="untrained"), frames=42, windows_done=1)[1].startswith("weights")
+    failing = StreamHealth(("image", "camera_pose"))
+    failing.arrived("camera_pose", -100.0)  # poses long before the camera: the stall clock starts at the first image
+    _stream(failing, 0.0, 2.0)
+    assert failing.level(2.0, "image", failed_before_any=False, untrained=False) == (OK, "ok")  # 2 s, not 102
+    level, message = failing.judge(2.0, _pipeline(), frames=20, windows_failed=1, windows_done=0, last_error="boom")
+    assert level == ERROR and message == "no window reconstructed yet: boom"
