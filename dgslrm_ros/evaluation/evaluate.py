@@ -54,8 +54,9 @@ from dgslrm_ros.data.batch import add_batch_dim, normalize_batch, reference_inpu
 from dgslrm_ros.evaluation.baselines import depth_initialization, gaussian_tracks, static_baseline
 from dgslrm_ros.evaluation.previews import save_preview, track_grid
 from dgslrm_ros.evaluation.refine import RefineConfig, optimize_gaussians, save_curve
+from dgslrm_ros.evaluation.scoring import mean_scores
 from dgslrm_ros.geometry.cues import GeometryCues
-from dgslrm_ros.metrics import mean_finite, psnr, ssim, track_errors, track_metrics
+from dgslrm_ros.metrics import mean_finite, track_errors, track_metrics
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.dgslrm import window_cues
 from dgslrm_ros.render import render, render_at_instants
@@ -211,17 +212,9 @@ def score_window(gaussians: DeformableGaussians, batch: dict[str, Any], metres_p
         nov, _ = render_at_instants(gaussians, batch["sup_frame_index"][0].long(), batch["sup_world_T_cam"][0],
                                     batch["sup_K"][0], height, width, background)
         mid = None if heldout is None else _render_positions(
-            gaussians, heldout["frame_position"], heldout["world_T_cam"], heldout["K"], height, width, background
-        ).clamp(0, 1)
-    inp, nov = inp.clamp(0, 1), nov.clamp(0, 1)
-    sup = batch["sup_frames"][0]
-    nan = float("nan")
-    out = {
-        "input_psnr": mean_finite(psnr(inp, frames).tolist()), "input_ssim": float(ssim(inp, frames).mean()),
-        "novel_psnr": mean_finite(psnr(nov, sup).tolist()), "novel_ssim": float(ssim(nov, sup).mean()),
-        "heldout_psnr": nan if mid is None else mean_finite(psnr(mid, heldout["frames"]).tolist()),
-        "heldout_ssim": nan if mid is None else float(ssim(mid, heldout["frames"]).mean()),
-    }
+            gaussians, heldout["frame_position"], heldout["world_T_cam"], heldout["K"], height, width, background)
+    out = {**mean_scores(inp, frames, "input_"), **mean_scores(nov, batch["sup_frames"][0], "novel_"),
+           **mean_scores(mid, None if heldout is None else heldout["frames"], "heldout_")}
     keyframe_index = batch["keyframe_index"][0].long()
     gt_points = batch["keyframe_points"][0]  # [Kf, T, H, W, 3] normalised
     pred_points = gaussian_tracks(gaussians, keyframe_index.numel(), height, width)

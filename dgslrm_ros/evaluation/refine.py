@@ -19,7 +19,8 @@ from torch import Tensor
 
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.rotations import quat_normalize
-from dgslrm_ros.metrics import psnr, ssim
+from dgslrm_ros.evaluation.scoring import mean_scores
+from dgslrm_ros.metrics import ssim
 from dgslrm_ros.render import render
 
 
@@ -74,9 +75,9 @@ def render_window(gaussians: DeformableGaussians, K: Tensor, world_T_cam: Tensor
 @torch.no_grad()
 def window_psnr(gaussians: DeformableGaussians, frames: Tensor, K: Tensor, world_T_cam: Tensor,
                 background: float = 0.0) -> float:
-    """Mean PSNR (dB) of the window's own frames re-rendered from their cameras."""
+    """Mean PSNR (dB) of the window's own frames re-rendered from their cameras (scoring.py's rule)."""
     rendered = render_window(gaussians, K, world_T_cam, frames.shape[-2], frames.shape[-1], background=background)
-    return float(psnr(rendered.clamp(0, 1), frames).mean())
+    return mean_scores(rendered, frames)["psnr"]
 
 
 class _Params(torch.nn.Module):
