@@ -24,7 +24,6 @@ import math
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -411,26 +410,11 @@ def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dic
         os.environ[key] = env[key]  # this process's own DDS participant joins the node's private domain
     node = Child.start("dgslrm_node", [sys.executable, "-m", "dgslrm_ros.ros.main", "--ros-args", "--params-file",
                                        str(params)], env, out / "logs" / "node.log")
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    from rclpy.signals import SignalHandlerOptions
+    from dgslrm_ros.ros.soak_driver import SoakDriver
+    from dgslrm_ros.ros.spin import spin_in_background
 
     # Ctrl-C must reach this thread as KeyboardInterrupt (summarise, stop the node), not shut rclpy down.
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    from dgslrm_ros.ros.soak_driver import SoakDriver
-
-    driver = SoakDriver(frames, K, poses, args.rate)
-    executor = SingleThreadedExecutor()
-    executor.add_node(driver)
-
-    def spin() -> None:
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
-
-    spinner = threading.Thread(target=spin, name="soak-executor", daemon=True)
-    spinner.start()
+    driver, stop_driver = spin_in_background(lambda: SoakDriver(frames, K, poses, args.rate), "soak-executor")
     meta = {"mode": "live node over DDS", "minutes": args.soak, "rate_hz": args.rate, "size": list(args.size),
             "sample_every_s": args.sample_every, "warmup_min": args.warmup, "node_params": params.read_text(),
             "node_env": extra_env, "host": _host()}
@@ -501,10 +485,7 @@ def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dic
     finally:
         driver.stop_streaming()
         meta["node_exit"] = node.stop()
-        executor.shutdown(timeout_sec=5.0)
-        driver.destroy_node()
-        rclpy.try_shutdown()
-        spinner.join(5.0)
+        stop_driver()
     title = (f"dgslrm_node soak: {args.size[0]}x{args.size[1]} at {args.rate:g} Hz, {_host()}")
     recorder.finish(title)
     return 130 if interrupted else 0
