@@ -8,6 +8,7 @@ newest by default), optionally pruned by opacity, and written in the frame the f
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         gaussians = DeformableGaussians.load(args.input)
     except GaussiansFileError as error:
-        print(f"dgslrm export: {error}")
+        print(f"dgslrm export: {error}", file=sys.stderr)
         return 1
     num_frames = gaussians.num_frames
     frame = num_frames - 1 if args.frame == "newest" else args.frame
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         frame += num_frames
     if not 0 <= frame < num_frames:
         print(f"dgslrm export: --frame {args.frame} is outside the window of {num_frames} frames "
-              f"(expected 0..{num_frames - 1} or 'newest')")
+              f"(expected 0..{num_frames - 1} or 'newest')", file=sys.stderr)
         return 2
     total = len(gaussians)
     kept = gaussians.prune(args.min_opacity) if args.min_opacity > 0 else gaussians

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from dgslrm_ros.data.batch import add_batch_dim, normalize_batch
