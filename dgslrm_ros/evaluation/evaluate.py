@@ -59,7 +59,7 @@ from dgslrm_ros.geometry.cues import GeometryCues
 from dgslrm_ros.metrics import mean_finite, track_errors, track_metrics
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.dgslrm import window_cues
-from dgslrm_ros.render import render, render_at_instants
+from dgslrm_ros.render import render_at_instants
 
 METRIC_KEYS = ("input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "heldout_psnr", "heldout_ssim", "track_epe_m",
                "within_5cm", "within_10cm", "within_20cm", "motion_m", "flow_epe_m", "moving_flow_epe_m",
@@ -190,14 +190,6 @@ def camera_travel_m(world_T_cam: Tensor, metres_per_unit: float) -> float:
     return float((positions - positions[:1]).norm(dim=-1).max()) * metres_per_unit
 
 
-def _render_positions(gaussians: DeformableGaussians, positions: Tensor, world_T_cam: Tensor, K: Tensor,
-                      height: int, width: int, background: float) -> Tensor:
-    """Render one view per (possibly fractional) window frame position -> rgb [M, 3, H, W]."""
-    bg = torch.full((3,), float(background), dtype=world_T_cam.dtype, device=world_T_cam.device)
-    return torch.cat([render(gaussians.at(float(p)), world_T_cam[i:i + 1], K[i:i + 1], width, height, background=bg).rgb
-                      for i, p in enumerate(positions.tolist())])
-
-
 def score_window(gaussians: DeformableGaussians, batch: dict[str, Any], metres_per_unit: float,
                  thresholds_m: dict[str, float], max_depth: float, background: float = 0.0,
                  heldout: dict[str, Tensor] | None = None) -> tuple[dict[str, float], dict]:
@@ -211,8 +203,8 @@ def score_window(gaussians: DeformableGaussians, batch: dict[str, Any], metres_p
         inp, _ = render_at_instants(gaussians, torch.arange(t, device=frames.device), poses, K, height, width, background)
         nov, _ = render_at_instants(gaussians, batch["sup_frame_index"][0].long(), batch["sup_world_T_cam"][0],
                                     batch["sup_K"][0], height, width, background)
-        mid = None if heldout is None else _render_positions(
-            gaussians, heldout["frame_position"], heldout["world_T_cam"], heldout["K"], height, width, background)
+        mid = None if heldout is None else render_at_instants(
+            gaussians, heldout["frame_position"], heldout["world_T_cam"], heldout["K"], height, width, background)[0]
     out = {**mean_scores(inp, frames, "input_"), **mean_scores(nov, batch["sup_frames"][0], "novel_"),
            **mean_scores(mid, None if heldout is None else heldout["frames"], "heldout_")}
     keyframe_index = batch["keyframe_index"][0].long()

@@ -21,7 +21,7 @@ from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.rotations import quat_normalize
 from dgslrm_ros.evaluation.scoring import mean_scores
 from dgslrm_ros.metrics import ssim
-from dgslrm_ros.render import render
+from dgslrm_ros.render import render_at_instants
 
 
 @dataclass(frozen=True)
@@ -62,21 +62,12 @@ def _check_window(gaussians: DeformableGaussians, frames: Tensor, K: Tensor, wor
         )
 
 
-def render_window(gaussians: DeformableGaussians, K: Tensor, world_T_cam: Tensor, height: int, width: int,
-                  frames_to_render: list[int] | None = None, background: float = 0.0) -> Tensor:
-    """Render window frames, each from its own camera at its own instant -> rgb [F, 3, H, W]."""
-    indices = range(gaussians.num_frames) if frames_to_render is None else frames_to_render
-    bg = torch.full((3,), float(background), dtype=world_T_cam.dtype, device=world_T_cam.device)
-    images = [render(gaussians.at(n), world_T_cam[n:n + 1], K[n:n + 1], width, height, background=bg).rgb[0]
-              for n in indices]
-    return torch.stack(images)
-
-
 @torch.no_grad()
 def window_psnr(gaussians: DeformableGaussians, frames: Tensor, K: Tensor, world_T_cam: Tensor,
                 background: float = 0.0) -> float:
     """Mean PSNR (dB) of the window's own frames re-rendered from their cameras (scoring.py's rule)."""
-    rendered = render_window(gaussians, K, world_T_cam, frames.shape[-2], frames.shape[-1], background=background)
+    frame_index = torch.arange(gaussians.num_frames, device=world_T_cam.device)
+    rendered, _ = render_at_instants(gaussians, frame_index, world_T_cam, K, *frames.shape[-2:], background)
     return mean_scores(rendered, frames)["psnr"]
 
 
@@ -139,10 +130,12 @@ def optimize_gaussians(gaussians: DeformableGaussians, frames: Tensor, K: Tensor
         for it in range(1, iters + 1):
             start = time.perf_counter()
             if 0 < config.views_per_step < num_frames:
-                chosen = torch.randperm(num_frames, generator=generator)[: config.views_per_step].tolist()
+                chosen = torch.randperm(num_frames, generator=generator)[: config.views_per_step]
             else:
-                chosen = list(range(num_frames))
-            rendered = render_window(params.gaussians(), K, world_T_cam, height, width, chosen, config.background)
+                chosen = torch.arange(num_frames)
+            chosen = chosen.to(world_T_cam.device)
+            rendered, _ = render_at_instants(params.gaussians(), chosen, world_T_cam[chosen], K[chosen], height, width,
+                                             config.background)
             target = frames[chosen]
             loss = (rendered - target).square().mean() + config.ssim_weight * (1.0 - ssim(rendered, target).mean())
             optimizer.zero_grad(set_to_none=True)
