@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -52,8 +52,9 @@ from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.strict_json import strict_json
 from dgslrm_ros.data.batch import add_batch_dim, normalize_batch, reference_inputs, scene_flow_targets, to_device
 from dgslrm_ros.evaluation.baselines import depth_initialization, gaussian_tracks, static_baseline
+from dgslrm_ros.evaluation.config import EvalConfig
 from dgslrm_ros.evaluation.previews import save_preview, track_grid
-from dgslrm_ros.evaluation.refine import RefineConfig, optimize_gaussians, save_curve
+from dgslrm_ros.evaluation.refine import optimize_gaussians, save_curve
 from dgslrm_ros.evaluation.scoring import mean_scores
 from dgslrm_ros.geometry.cues import GeometryCues
 from dgslrm_ros.metrics import mean_finite, track_errors, track_metrics
@@ -65,26 +66,6 @@ METRIC_KEYS = ("input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "heldout_
                "within_5cm", "within_10cm", "within_20cm", "motion_m", "flow_epe_m", "moving_flow_epe_m",
                "moving_track_epe_m", "moving_fraction", "depth_absrel_median", "depth_absrel_mean", "seconds")
 TRANSLATING_M = 0.08  # camera travel over a window from which on depth counts as observable from parallax
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """What `dgslrm eval` computes and how much it spends on the baselines."""
-
-    num_scenes: int = 8
-    optimize_iters: int = 200  # budget of the optimised baseline; 0 drops it
-    refine_iters: int = 0  # > 0 adds `network+refine` (feed-forward + test-time refinement)
-    classical: bool = True  # the cues-only method beside the network
-    oracles: bool = True  # `oracle depth` and `oracle depth+motion`
-    baselines: bool = True  # static + optimised
-    scene_scale: float = 1.0  # SceneNormalization prior, metres per unit (as in training)
-    reference_depth_m: float = 2.0  # track thresholds are metric at this median scene depth
-    thresholds_cm: tuple[float, ...] = (5.0, 10.0, 20.0)
-    previews: int = 2  # windows with a preview PNG
-    heldout_instants: int = 2  # mid-frame instants rendered per window (x 2 cameras); 0 = none
-    background: float = 0.0
-    refine: RefineConfig = RefineConfig()
-    progress: bool = True  # a bar per window on stderr
 
 
 def threshold_values(gt_depth: Tensor, config: EvalConfig, max_depth: float) -> dict[str, float]:

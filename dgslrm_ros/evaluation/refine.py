@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -19,31 +18,10 @@ from torch import Tensor
 
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.rotations import quat_normalize
+from dgslrm_ros.evaluation.config import RefineConfig
 from dgslrm_ros.evaluation.scoring import mean_scores
 from dgslrm_ros.metrics import ssim
 from dgslrm_ros.render import render_at_instants
-
-
-@dataclass(frozen=True)
-class RefineConfig:
-    """Adam learning rates per attribute and the photometric loss mix."""
-
-    position_lr: float = 2e-3  # x scene extent, for means and offsets
-    color_lr: float = 2e-2  # on logits
-    opacity_lr: float = 5e-2  # on logits
-    scale_lr: float = 1e-2  # on log scales
-    quat_lr: float = 5e-3
-    ssim_weight: float = 0.2  # photometric loss = MSE + w (1 - SSIM)
-    views_per_step: int = 0  # window frames rendered per step (random subset); 0 = all
-    background: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if name not in ("seed", "views_per_step", "background", "ssim_weight") and not value > 0:
-                raise ValueError(f"RefineConfig.{name}: expected > 0, got {value}")
-        if self.views_per_step < 0:
-            raise ValueError(f"RefineConfig.views_per_step: expected >= 0 (0 = all), got {self.views_per_step}")
 
 
 def _logit(x: Tensor, eps: float = 1e-4) -> Tensor:
@@ -162,7 +140,7 @@ def refine_gaussians(gaussians: DeformableGaussians, frames: Tensor, K: Tensor, 
 
 def save_curve(curve: list[dict], out_dir: str | Path, name: str = "refine_curve") -> tuple[Path, Path]:
     """Write the quality/time curve as JSON and a PNG (PSNR vs iterations and vs seconds)."""
-    from dgslrm_ros.core.plotting import pyplot
+    from dgslrm_ros.core.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -179,7 +157,5 @@ def save_curve(curve: list[dict], out_dir: str | Path, name: str = "refine_curve
         ax.set_ylabel("input-view PSNR [dB]")
         ax.grid(alpha=0.3)
     fig.suptitle("Test-time refinement: quality vs cost")
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, png_path)
     return json_path, png_path
