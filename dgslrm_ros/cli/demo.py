@@ -175,7 +175,8 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     """Read the bag back (rosbags, no rclpy) and write PLY, PNG and metrics.json."""
     import torch
 
-    from dgslrm_ros.bags.messages import default_typestore
+    from dgslrm_ros.bags.reader import read_messages
+    from dgslrm_ros.bags.topics import qualified
     from dgslrm_ros.convert.image import frames_to_rgb8, image_to_rgb
     from dgslrm_ros.convert.pointcloud import unpack_gaussians, unpack_trajectories
     from dgslrm_ros.convert.stamps import header_stamp_ns
@@ -186,14 +187,10 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     from dgslrm_ros.evaluation.scoring import score_images, score_views
     from dgslrm_ros.evaluation.tracking import PUBLISHED_TRACK_PROTOCOL, published_track_errors
     from dgslrm_ros.metrics import mean_finite
-    from rosbags.rosbag2 import Reader
 
-    typestore = default_typestore()
-    received: dict[str, list[tuple[int, Any]]] = {}
-    with Reader(out / "bag") as reader:
-        for connection, log_time, raw in reader.messages():
-            received.setdefault(connection.topic, []).append(
-                (log_time, typestore.deserialize_cdr(raw, connection.msgtype)))
+    received: dict[str, list[tuple[int, Any]]] = {}  # "/topic" -> (log time, message)
+    for topic, log_time, msg in read_messages(out / "bag"):
+        received.setdefault(qualified(topic), []).append((log_time, msg))
     topics = {topic: len(msgs) for topic, msgs in sorted(received.items())}
 
     # frame index of every input stamp (the publisher stamps frame i at origin + i / fps)

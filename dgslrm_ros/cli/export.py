@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def write_preview(path: Path, means, colors, title: str) -> Path:
     """Top (x-y) and side (x-z) scatter of the Gaussian centres in their colours."""
-    from dgslrm_ros.core.plotting import pyplot
+    from dgslrm_ros.core.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -44,10 +44,7 @@ def write_preview(path: Path, means, colors, title: str) -> Path:
         axis.set_aspect("equal", adjustable="datalim")
         axis.set_facecolor("0.85")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from dgslrm_ros.cli.argtypes import positive_float
 from dgslrm_ros.cli.children import Child, child_env
 from dgslrm_ros.core.strict_json import strict_json
 
@@ -49,18 +50,18 @@ QUEUE_KEYS = ("pending_windows", "buffered_frames", "waiting_for_pose")
 def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
     """The soak options of `dgslrm bench` (used only with --soak)."""
     group = parser.add_argument_group("soak (with --soak MINUTES)")
-    group.add_argument("--soak", type=_positive_float, default=None, metavar="MINUTES",
+    group.add_argument("--soak", type=positive_float, default=None, metavar="MINUTES",
                        help="run the soak for this many minutes instead of the benchmarks")
-    group.add_argument("--rate", type=_positive_float, default=10.0, help="published frames per second (default 10)")
+    group.add_argument("--rate", type=positive_float, default=10.0, help="published frames per second (default 10)")
     group.add_argument("--size", type=_size, default=DEFAULT_SIZE, metavar="WxH",
                        help="published image size (default 160x120)")
     group.add_argument("--scene-frames", type=int, default=SCENE_FRAMES, metavar="N",
                        help=f"frames of the synthetic scene, played forwards and backwards (default {SCENE_FRAMES})")
-    group.add_argument("--sample-every", type=_positive_float, default=10.0, metavar="S",
+    group.add_argument("--sample-every", type=positive_float, default=10.0, metavar="S",
                        help="seconds between samples (default 10)")
     group.add_argument("--warmup", type=float, default=2.0, metavar="MINUTES",
                        help="minutes before the RSS reference sample (default 2)")
-    group.add_argument("--compare-minutes", type=_positive_float, default=10.0, metavar="MINUTES",
+    group.add_argument("--compare-minutes", type=positive_float, default=10.0, metavar="MINUTES",
                        help="latency and rate of the first vs the last this-many minutes (default 10; at most "
                             "a third of the soak)")
     group.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -74,13 +75,6 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
                        help="soak `dgslrm replay` of a long looping bag instead of the live node")
     group.add_argument("--out", dest="soak_out", type=Path, default=Path("out/soak"), metavar="DIR",
                        help="output folder for soak.json, soak.png and logs (default out/soak)")
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -216,7 +210,7 @@ def _number(value: Any) -> float | None:
 def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[float, float]], warmup_s: float,
                title: str) -> Path:
     """PNG: memory (RSS, heap used/free, Python) / latency / windows per second over time."""
-    from dgslrm_ros.core.plotting import pyplot
+    from dgslrm_ros.core.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -273,10 +267,7 @@ def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[
     for ax in axes:
         ax.axvline(warmup_s / 60.0, color="grey", linestyle=":", linewidth=1)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -576,7 +567,7 @@ def _soak_replay(args: argparse.Namespace, out: Path, scene: tuple, extra_env: d
 def write_replay_plot(path: Path, samples: list[dict[str, Any]], per_window: list[tuple[int, float]],
                       warmup_s: float, title: str) -> Path:
     """PNG: the replay process's RSS sampled over time / its RSS right after each window."""
-    from dgslrm_ros.core.plotting import pyplot
+    from dgslrm_ros.core.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -596,10 +587,7 @@ def write_replay_plot(path: Path, samples: list[dict[str, Any]], per_window: lis
     ax.set_ylabel("MB")
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def replay_window_memory(bag: Path) -> list[tuple[int, float]]:

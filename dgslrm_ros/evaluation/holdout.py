@@ -149,7 +149,7 @@ def format_table(summary: dict[str, dict[str, float]]) -> str:
 def save_grid(path, window: WindowScores, max_rows: int = 4) -> None:
     """PNG: one row per held-out frame (up to max_rows, spread over the window): the real frame, then
     each method with its PSNR."""
-    from dgslrm_ros.core.plotting import pyplot
+    from dgslrm_ros.core.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -169,6 +169,4 @@ def save_grid(path, window: WindowScores, max_rows: int = 4) -> None:
             else:
                 ax.set_title(f"{name}: {window.values[name]['psnr'][i]:.2f} dB", fontsize=8)
     fig.suptitle(f"window {window.window}: held-out frames vs methods", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

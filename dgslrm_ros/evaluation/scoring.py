@@ -1,13 +1,10 @@
-"""Renders scored against target images, by one rule for every command: `dgslrm eval` (input, novel and
-held-out-instant views), `dgslrm replay` (novel views at a bag's ground-truth cameras, `--holdout`
-frames) and `dgslrm demo` (the node's render and a novel view of the received Gaussians).
+"""Renders scored against target images by one rule, for `dgslrm eval` (input, novel, mid-frame views),
+`dgslrm replay` (novel views at a bag's ground-truth cameras, `--holdout` frames) and `dgslrm demo`.
 
-The rule: an image is scored as float32 [3, H, W] clamped to [0, 1] (a uint8 [H, W, 3] image as
-value / 255); PSNR and SSIM per image (`metrics.psnr` / `ssim`, data range 1), LPIPS where a model is
-given and both sides reach its 31 px minimum (NaN below); a mean over images or windows keeps the
-finite values only (`metrics.mean_finite`: a perfect render's infinite PSNR or a score that could not
-be taken must not poison it). Track errors are `tracking.py`'s.
-"""
+An image is scored as float32 [3, H, W] clamped to [0, 1] (uint8 [H, W, 3] as value / 255); PSNR and
+SSIM per image (data range 1), LPIPS when a model is given and the images reach its 31 px minimum (NaN
+below); a mean over images or windows keeps the finite values (`metrics.mean_finite`: a perfect
+render's infinite PSNR must not poison it). Track errors are `tracking.py`'s."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,8 +16,7 @@ from torch import Tensor
 
 from dgslrm_ros.core.gaussians import Gaussians
 from dgslrm_ros.metrics import mean_finite, psnr, ssim
-
-IMAGE_METRICS = ("psnr", "ssim", "lpips")
+from dgslrm_ros.render import render
 
 
 def scored_images(images: Tensor | np.ndarray) -> Tensor:
@@ -29,8 +25,6 @@ def scored_images(images: Tensor | np.ndarray) -> Tensor:
         from dgslrm_ros.convert.image import rgb8_to_frames
 
         images = torch.from_numpy(rgb8_to_frames(images))
-    if images.dim() < 3 or images.shape[-3] != 3:
-        raise ValueError(f"scoring: expected images [..., 3, H, W] or uint8 [..., H, W, 3], got {tuple(images.shape)}")
     return images.detach().float().clamp(0, 1).reshape(-1, *images.shape[-3:])
 
 
@@ -41,11 +35,9 @@ def score_images(pred: Tensor | np.ndarray, target: Tensor | np.ndarray, lpips=N
     if lpips is not None:
         from dgslrm_ros.metrics.lpips import MIN_SIDE
 
-        if min(pred.shape[-2:]) >= MIN_SIDE:
-            with torch.no_grad():
-                out["lpips"] = lpips(pred, target).tolist()
-        else:
-            out["lpips"] = [float("nan")] * pred.shape[0]
+        with torch.no_grad():
+            big = min(pred.shape[-2:]) >= MIN_SIDE
+            out["lpips"] = lpips(pred, target).tolist() if big else [float("nan")] * pred.shape[0]
     return out
 
 
@@ -66,8 +58,7 @@ class ScoreLog:
             self.values.setdefault(name, []).extend(values)
 
     @property
-    def count(self) -> int:
-        """Scored images (the PSNR values)."""
+    def count(self) -> int:  # scored images
         return len(self.values.get("psnr", ()))
 
     def mean(self) -> dict[str, float]:
@@ -78,8 +69,6 @@ def render_views(gaussians: Gaussians, world_T_cam: Tensor, K: Tensor, height: i
                  renderer: str = "auto") -> Tensor:
     """One instant's Gaussians seen from V cameras (world_T_cam [V, 4, 4], K [V, 3, 3] at height x width)
     -> rgb [V, 3, H, W] float32 on the CPU in [0, 1], as scored and shown."""
-    from dgslrm_ros.render import render
-
     device, dtype = gaussians.means.device, gaussians.means.dtype
     with torch.no_grad():
         rgb = render(gaussians, world_T_cam.to(device, dtype), K.to(device, dtype), width, height,

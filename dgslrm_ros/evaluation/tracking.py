@@ -71,11 +71,9 @@ class QueryPointScores:
     def add_window(self, gt_tracks: np.ndarray, gt_t: np.ndarray, gt_visible: np.ndarray, stamps: np.ndarray,
                    keyframe_pixels: DeformableGaussians, K: np.ndarray, world_T_cam: np.ndarray, height: int,
                    width: int) -> None:
-        """Score one window against GT tracks [M, S, 3] sampled at gt_t [S] (absolute s; visible [M, S]).
-
-        The GT sample of each window stamp [T] is the one within GT_STAMP_TOLERANCE_S (NaN where none);
-        a window the GT does not reach back to the first frame of is not scored. The other arguments are
-        query_point_errors'."""
+        """Score one window against GT tracks [M, S, 3] sampled at gt_t [S] (absolute s; visible [M, S]): each
+        window stamp [T] takes the GT sample within GT_STAMP_TOLERANCE_S (NaN where none); no window is scored
+        whose first frame the GT misses. The other arguments are query_point_errors'."""
         stamps = np.asarray(stamps, dtype=np.float64)
         if gt_t.size == 0 or stamps.size == 0:
             return

@@ -4,12 +4,10 @@ KeyboardInterrupt, or its own handler) and it stops the node in its own order.""
 from __future__ import annotations
 
 import threading
-from typing import Callable, TypeVar
-
-N = TypeVar("N")
+from typing import Any, Callable
 
 
-def spin_in_background(make_node: Callable[[], N], name: str = "rclpy-executor") -> tuple[N, Callable[[], None]]:
+def spin_in_background(make_node: Callable[[], Any], name: str = "rclpy-executor") -> tuple[Any, Callable[[], None]]:
     """rclpy.init, the node `make_node` builds on a SingleThreadedExecutor in a daemon thread -> (node, stop);
     `stop` shuts the executor down, destroys the node, shuts rclpy down and joins the thread."""
     import rclpy

@@ -19,7 +19,7 @@ def test_uint8_and_float_images_are_scored_alike_and_clamped():
     bright = frames + 0.3
     expected = 10 * math.log10(1.0 / float((bright.clamp(0, 1) - frames).square().mean()))
     assert score_images(bright[None], rgb)["psnr"] == [pytest.approx(expected, abs=1e-4)]
-    with pytest.raises(ValueError, match=r"\[\.\.\., 3, H, W\]"):
+    with pytest.raises(ValueError, match="C in"):
         score_images(torch.zeros(2, 4, 4), torch.zeros(2, 4, 4))
 
 
