@@ -175,7 +175,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     """Read the bag back (rosbags, no rclpy) and write PLY, PNG and metrics.json."""
     import torch
 
-    from dgslrm_ros.bags.reader import read_messages
+    from dgslrm_ros.bags.reader import diagnostic_values, read_messages
     from dgslrm_ros.bags.topics import qualified
     from dgslrm_ros.convert.image import frames_to_rgb8, image_to_rgb
     from dgslrm_ros.convert.pointcloud import unpack_gaussians, unpack_trajectories
@@ -232,7 +232,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
         save_track_views(out / "tracks.png", unpack_trajectories(trajectories[last["stamp_ns"]]).tracks, gt_tracks,
                          last["frame"])
 
-    diagnostics = _last_diagnostics(received.get("/diagnostics", []))
+    diagnostics = diagnostic_values(received["/diagnostics"][-1][1]) if "/diagnostics" in received else {}
     metrics: dict[str, Any] = {
         "weights": diagnostics.get("weights", weights),
         "weights_untrained": "untrained" in diagnostics.get("weights", weights),
@@ -255,13 +255,6 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     }
     (out / "metrics.json").write_text(json.dumps(strict_json(metrics), indent=2) + "\n")  # NaN -> null
     return metrics
-
-
-def _last_diagnostics(messages: list[tuple[int, Any]]) -> dict[str, str]:
-    if not messages:
-        return {}
-    status = messages[-1][1].status[0]
-    return {kv.key: kv.value for kv in status.values}
 
 
 def _print_summary(out: Path, metrics: dict[str, Any]) -> None:

@@ -11,11 +11,10 @@ import argparse
 import sys
 
 from dgslrm_ros.cli.argtypes import add_config_options, config_from_options
+from dgslrm_ros.evaluation.config import EvalConfig  # torch-free: --help stays instant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dgslrm_ros.evaluation.config import EvalConfig
-
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory or its model.safetensors")
     parser.add_argument("--out", default="out/eval", help="where metrics.json and previews go")
     add_config_options(parser, EvalConfig)
@@ -30,7 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dgslrm_ros.core.device import resolve_device
-    from dgslrm_ros.evaluation.config import EvalConfig
     from dgslrm_ros.evaluation.evaluate import evaluate_model, format_table, held_out_windows
     from dgslrm_ros.model.checkpoint import load_model, read_checkpoint_info
 

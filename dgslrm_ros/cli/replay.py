@@ -14,10 +14,8 @@ nothing needs to be dropped for lack of time), and writes into --out:
   - novel-view PSNR/SSIM: each window's Gaussians deformed to its newest frame (or, with
     `--nvs-frames all`, to every frame) rendered from each held-out view `gt/views/<k>` at that
     instant, against that view's image, both at the model's resolution (same crop/resize as inputs);
-  - 3D tracking error against `gt/trajectories` by the query-point protocol
-    (evaluation/tracking.query_point_errors: every GT track visible at a window's first frame, through
-    the keyframe-0 Gaussian at its pixel; end-point error in metres, mean = ATE-3D as PointOdyssey
-    reports it, plus the fractions within 0.1 m and 0.2 m).
+  - 3D tracking error against `gt/trajectories` by the query-point protocol (evaluation/tracking.py:
+    end-point error in metres, mean = ATE-3D as PointOdyssey reports it, within 0.1 m and 0.2 m).
 
 With `--holdout N` the pipeline gets every N-th frame only; each skipped frame inside a window is
 rendered from that window's Gaussians at its pose and instant and scored (PSNR, SSIM, LPIPS) against

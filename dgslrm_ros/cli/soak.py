@@ -597,6 +597,7 @@ def replay_window_memory(bag: Path) -> list[tuple[int, float]]:
     """
     from dgslrm_ros.bags.mcap_stream import McapTruncatedError, scan_mcap
     from dgslrm_ros.bags.messages import default_typestore
+    from dgslrm_ros.bags.reader import diagnostic_values
 
     store = default_typestore()
     rows: list[tuple[int, float]] = []
@@ -605,10 +606,9 @@ def replay_window_memory(bag: Path) -> list[tuple[int, float]]:
             for message in scan_mcap(path):
                 if message.topic != "/diagnostics":
                     continue
-                for status in store.deserialize_cdr(message.data, message.msgtype).status:
-                    values = {kv.key: kv.value for kv in status.values}
-                    if "memory_rss_after_window_mb" in values:
-                        rows.append((int(values["windows_reconstructed"]), float(values["memory_rss_after_window_mb"])))
+                values = diagnostic_values(store.deserialize_cdr(message.data, message.msgtype))
+                if "memory_rss_after_window_mb" in values:
+                    rows.append((int(values["windows_reconstructed"]), float(values["memory_rss_after_window_mb"])))
         except McapTruncatedError:
             pass
     return rows
@@ -628,8 +628,5 @@ def _host() -> str:
         mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (ValueError, OSError):
         mem_gb = math.nan
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = math.nan
-    return f"{cores}-core CPU, {mem_gb:.0f} GB, load {load:.1f} at start"
+    load = _load()
+    return f"{cores}-core CPU, {mem_gb:.0f} GB, load {math.nan if load is None else load:.1f} at start"

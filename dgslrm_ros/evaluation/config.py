@@ -38,15 +38,13 @@ class EvalConfig:
     optimize_iters: int = parameter(200, "Adam steps of the optimised baseline; 0 = skip")
     refine_iters: int = parameter(0, "> 0 also scores feed-forward + test-time refinement (network+refine)")
     classical: bool = parameter(True, "score the cues-only classical method beside a geometry-primed network")
-    oracles: bool = parameter(True, "score `oracle depth` and `oracle depth+motion` (the network's Gaussians on "
-                              "ground-truth depth, then also ground-truth motion)")
+    oracles: bool = parameter(True, "score `oracle depth` and `oracle depth+motion` (ground truth in the network's)")
     baselines: bool = parameter(True, "score the static and optimised baselines (off: the network only)")
     scene_scale: float = 1.0  # SceneNormalization prior, metres per unit (as in training)
     reference_depth_m: float = 2.0  # track thresholds are metric at this median scene depth
     thresholds_cm: tuple[float, ...] = (5.0, 10.0, 20.0)
     previews: int = parameter(2, "windows with a preview PNG", minimum=0)
-    heldout_instants: int = parameter(2, "mid-frame instants rendered per window (x 2 cameras); 0 = none",
-                                      minimum=0)
+    heldout_instants: int = parameter(2, "mid-frame instants per window (x 2 cameras); 0 = none", minimum=0)
     background: float = 0.0
     refine: RefineConfig = RefineConfig()
     progress: bool = parameter(True, "a progress bar per window on stderr")

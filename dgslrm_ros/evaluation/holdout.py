@@ -76,19 +76,16 @@ class HeldOutView:
 Method = Callable[[DeformableGaussians, float, HeldOutView, Tensor], Tensor]
 
 
-def render_gaussians(gaussians: DeformableGaussians, position: float, view: HeldOutView, renderer: str = "auto") -> Tensor:
-    """The Gaussians deformed to `position` seen from the view's camera -> [3, H, W] in [0, 1]."""
-    height, width = view.image.shape[-2:]
-    return render_views(gaussians.at(position), view.world_T_cam[None], view.K[None], height, width, renderer)[0]
-
-
 def default_methods(primary: str = "network", renderer: str = "auto") -> dict[str, Method]:
     """The methods scored beside each other; `primary` names the pipeline's own Gaussians.
 
     Another method is one more entry: a function of (gaussians, position, view, inputs)."""
+    def seen(g: DeformableGaussians, p: float, v: HeldOutView) -> Tensor:  # deformed to p, from the view's camera
+        return render_views(g.at(p), v.world_T_cam[None], v.K[None], *v.image.shape[-2:], renderer)[0]
+
     return {
-        primary: lambda g, p, v, inputs: render_gaussians(g, p, v, renderer),
-        "static": lambda g, p, v, inputs: render_gaussians(static_baseline(g), p, v, renderer),
+        primary: lambda g, p, v, inputs: seen(g, p, v),
+        "static": lambda g, p, v, inputs: seen(static_baseline(g), p, v),
         "copy": lambda g, p, v, inputs: copy_frame(p, inputs).float().cpu(),
         "blend": lambda g, p, v, inputs: blend_frames(p, inputs).float().cpu(),
     }
@@ -146,7 +143,7 @@ def format_table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def save_grid(path, window: WindowScores, max_rows: int = 4) -> None:
+def save_grid(path, window: WindowScores, max_rows: int = 4):
     """PNG: one row per held-out frame (up to max_rows, spread over the window): the real frame, then
     each method with its PSNR."""
     from dgslrm_ros.core.plotting import pyplot, save_figure
@@ -169,4 +166,4 @@ def save_grid(path, window: WindowScores, max_rows: int = 4) -> None:
             else:
                 ax.set_title(f"{name}: {window.values[name]['psnr'][i]:.2f} dB", fontsize=8)
     fig.suptitle(f"window {window.window}: held-out frames vs methods", fontsize=9)
-    save_figure(fig, path)
+    return save_figure(fig, path)

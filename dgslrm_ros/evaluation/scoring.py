@@ -78,8 +78,7 @@ def render_views(gaussians: Gaussians, world_T_cam: Tensor, K: Tensor, height: i
 
 def score_views(gaussians: Gaussians, world_T_cam: Tensor, K: Tensor, targets: Tensor | np.ndarray,
                 renderer: str = "auto") -> tuple[Tensor, dict[str, list[float]]]:
-    """Novel views: render_views at the targets' cameras (targets [V, 3, H, W], or one uint8 [H, W, 3])
-    -> (renders [V, 3, H, W], PSNR / SSIM per view)."""
+    """Novel views: render_views at the targets' cameras (targets [V, 3, H, W] or uint8) -> (renders, scores)."""
     targets = scored_images(targets)
     renders = render_views(gaussians, world_T_cam, K, targets.shape[-2], targets.shape[-1], renderer)
     return renders, score_images(renders, targets)

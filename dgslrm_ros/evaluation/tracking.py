@@ -1,10 +1,9 @@
 """Track-error protocols, each named for what it measures (all errors are end-point distances in metres).
 
-- `query_point_errors` (`dgslrm replay`, `tracking` in its metrics.json, gathered over windows by
-  `QueryPointScores`): the query-point protocol of PointOdyssey / TAP-Vid in 3D. Every ground-truth track
-  visible at the window's first frame is a query: its point is projected into that frame's input camera,
-  the keyframe-0 Gaussian at that pixel is the prediction, and its trajectory is compared with the ground
-  truth at every window frame (mean = ATE-3D; within 0.1 m / 0.2 m).
+- `query_point_errors` (`dgslrm replay`'s `tracking`, over windows by `QueryPointScores`): the query-point
+  protocol of PointOdyssey / TAP-Vid in 3D. Every ground-truth track visible at the window's first frame is a
+  query: its point is projected into that frame's input camera, the keyframe-0 Gaussian at that pixel is the
+  prediction, and its trajectory is compared with the ground truth at every window frame (mean = ATE-3D).
 - `published_track_errors` (`dgslrm demo`): what a downstream planner receives on `trajectories`. Each
   published track is matched to the ground-truth track nearest to it at the window's first frame and
   compared at every frame, beside the same track standing still; on ground-truth tracks that travel more
@@ -81,9 +80,7 @@ class QueryPointScores:
         samples = np.where(np.abs(gt_t[nearest] - stamps) <= GT_STAMP_TOLERANCE_S, nearest, -1)
         if samples[0] < 0:
             return
-        gt = np.full((gt_tracks.shape[0], len(samples), 3), np.nan)
-        ok = samples >= 0
-        gt[:, ok] = gt_tracks[:, samples[ok]]
+        gt = np.where((samples >= 0)[None, :, None], gt_tracks[:, samples].astype(np.float64), np.nan)  # [M, T, 3]
         errors = query_point_errors(gt, gt_visible[:, samples[0]] > 0.5, keyframe_pixels, K, world_T_cam, height,
                                     width)
         if errors is not None:

@@ -1,6 +1,5 @@
-"""A node spun on a daemon thread while the calling thread does the command's work (`dgslrm soak`,
-`dgslrm view --live`). rclpy's signal handlers stay off, so Ctrl-C reaches the caller (as
-KeyboardInterrupt, or its own handler) and it stops the node in its own order."""
+"""A node spun on a daemon thread while the caller does the command's work (`dgslrm soak`, `view --live`);
+rclpy's signal handlers stay off, so Ctrl-C reaches the caller, which stops the node in its own order."""
 from __future__ import annotations
 
 import threading

@@ -163,13 +163,7 @@ class HoldoutEvaluation:
 
         if not self.windows:
             return []
-        folder = Path(out_dir) / "holdout"
-        folder.mkdir(parents=True, exist_ok=True)
         chosen = sorted(set(np.linspace(0, len(self.windows) - 1, min(max_windows, len(self.windows)))
                             .round().astype(int).tolist()))
-        paths = []
-        for i in chosen:
-            window = self.windows[i]
-            paths.append(folder / f"window_{window.window:04d}.png")
-            save_grid(paths[-1], window)
-        return paths
+        return [save_grid(Path(out_dir) / "holdout" / f"window_{self.windows[i].window:04d}.png", self.windows[i])
+                for i in chosen]
