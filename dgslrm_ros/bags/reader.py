@@ -298,6 +298,14 @@ def load_sequence(path: str | Path, **options: Any) -> BagSequence:
     )
 
 
+def diagnostic_values(msg: Any) -> dict[str, str]:
+    """The node's status in a DiagnosticArray (name starting 'dgslrm') as key -> value; {} without one."""
+    for status in msg.status:
+        if str(status.name).startswith("dgslrm"):
+            return {kv.key: kv.value for kv in status.values}
+    return {}
+
+
 def read_messages(path: str | Path, names: list[str] | None = None,
                   typestore: Typestore | None = None) -> Iterator[tuple[str, int, Any]]:
     """(relative topic, log time ns, rosbags message) of any topics (all when `names` is None), in

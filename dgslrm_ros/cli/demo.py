@@ -173,10 +173,10 @@ def _wait(predicate: Any, deadline: float, what: str, child: Child) -> None:
 def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: int,
              status: dict[str, Any]) -> dict[str, Any]:
     """Read the bag back (rosbags, no rclpy) and write PLY, PNG and metrics.json."""
-    import numpy as np
     import torch
 
-    from dgslrm_ros.bags.messages import default_typestore
+    from dgslrm_ros.bags.reader import diagnostic_values, read_messages
+    from dgslrm_ros.bags.topics import qualified
     from dgslrm_ros.convert.image import frames_to_rgb8, image_to_rgb
     from dgslrm_ros.convert.pointcloud import unpack_gaussians, unpack_trajectories
     from dgslrm_ros.convert.stamps import header_stamp_ns
@@ -184,23 +184,18 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     from dgslrm_ros.core.ply import write_ply
     from dgslrm_ros.core.strict_json import strict_json
     from dgslrm_ros.evaluation.previews import save_pair, save_track_views
-    from dgslrm_ros.evaluation.tracking import MOVING_TRACK_M, published_track_errors
+    from dgslrm_ros.evaluation.scoring import score_images, score_views
+    from dgslrm_ros.evaluation.tracking import PUBLISHED_TRACK_PROTOCOL, published_track_errors
     from dgslrm_ros.metrics import mean_finite
-    from dgslrm_ros.render import render
-    from rosbags.rosbag2 import Reader
 
-    typestore = default_typestore()
-    received: dict[str, list[tuple[int, Any]]] = {}
-    with Reader(out / "bag") as reader:
-        for connection, log_time, raw in reader.messages():
-            received.setdefault(connection.topic, []).append(
-                (log_time, typestore.deserialize_cdr(raw, connection.msgtype)))
+    received: dict[str, list[tuple[int, Any]]] = {}  # "/topic" -> (log time, message)
+    for topic, log_time, msg in read_messages(out / "bag"):
+        received.setdefault(qualified(topic), []).append((log_time, msg))
     topics = {topic: len(msgs) for topic, msgs in sorted(received.items())}
 
     # frame index of every input stamp (the publisher stamps frame i at origin + i / fps)
     input_stamps = sorted({header_stamp_ns(m) for _, m in received.get("/camera_info", [])})
     index_of = {stamp: i for i, stamp in enumerate(input_stamps)}
-    size = frames.shape[2]
     gt_tracks = seq.track_points.numpy()  # [M, T, 3]
     windows: list[dict[str, Any]] = []
     images = {header_stamp_ns(m): m for _, m in received.get("/rendered", [])}
@@ -219,13 +214,14 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
             # the node's render from the input camera vs the input frame
             if stamp in images:
                 rendered = image_to_rgb(images[stamp])
-                entry["psnr_rendered_vs_input_db"] = _psnr(rendered, frames[0, frame])
+                entry["psnr_rendered_vs_input_db"] = score_images(rendered, frames[0, frame])["psnr"][0]
                 entry["rendered_png"] = save_pair(out / f"rendered_{k:02d}.png", frames[0, frame], rendered,
                                                    ("input", "dgslrm rendered"))
             # novel view: the received Gaussians rendered at the held-out camera of the same instant
-            novel = render(gaussians, seq.world_T_cam[1, frame][None], seq.K[1][None], size, size, backend="torch")
-            novel_rgb = frames_to_rgb8(novel.rgb[0].numpy())
-            entry["psnr_novel_view_db"] = _psnr(novel_rgb, frames[1, frame])
+            novel, scores = score_views(gaussians, seq.world_T_cam[1, frame][None], seq.K[1][None], frames[1, frame],
+                                        "torch")
+            novel_rgb = frames_to_rgb8(novel[0].numpy())
+            entry["psnr_novel_view_db"] = scores["psnr"][0]
             entry["novel_view_png"] = save_pair(out / f"novel_view_{k:02d}.png", frames[1, frame], novel_rgb,
                                                  ("held-out view (ground truth)", "novel view of received Gaussians"))
             if stamp in trajectories:
@@ -236,7 +232,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
         save_track_views(out / "tracks.png", unpack_trajectories(trajectories[last["stamp_ns"]]).tracks, gt_tracks,
                          last["frame"])
 
-    diagnostics = _last_diagnostics(received.get("/diagnostics", []))
+    diagnostics = diagnostic_values(received["/diagnostics"][-1][1]) if "/diagnostics" in received else {}
     metrics: dict[str, Any] = {
         "weights": diagnostics.get("weights", weights),
         "weights_untrained": "untrained" in diagnostics.get("weights", weights),
@@ -252,34 +248,13 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
         "moving_tracks": sum(w.get("moving_tracks", 0) for w in windows),
         "moving_flow_epe_m": mean_finite([w.get("moving_flow_epe_m") for w in windows]),
         "moving_flow_epe_still_m": mean_finite([w.get("moving_flow_epe_still_m") for w in windows]),
-        "track_error_definition": "mean 3D end-point error over the window's frames between each received track "
-                                  "and the ground-truth surface track nearest to it at the window's first frame; "
-                                  "*_still_m: the same for tracks standing at their first point; moving_flow_*: "
-                                  f"error of the motion (track minus its first point) on ground-truth tracks "
-                                  f"travelling more than {MOVING_TRACK_M} m in the window",
+        "track_error_definition": PUBLISHED_TRACK_PROTOCOL,
         "node_diagnostics": diagnostics,
         "processes": status,
         "windows": windows,
     }
     (out / "metrics.json").write_text(json.dumps(strict_json(metrics), indent=2) + "\n")  # NaN -> null
     return metrics
-
-
-def _psnr(a: Any, b: Any) -> float:
-    """PSNR (dB, metrics.psnr) of two uint8 [H, W, 3] images."""
-    import torch
-
-    from dgslrm_ros.convert.image import rgb8_to_frames
-    from dgslrm_ros.metrics import psnr
-
-    return float(psnr(*(torch.from_numpy(rgb8_to_frames(image)).double() for image in (a, b))))
-
-
-def _last_diagnostics(messages: list[tuple[int, Any]]) -> dict[str, str]:
-    if not messages:
-        return {}
-    status = messages[-1][1].status[0]
-    return {kv.key: kv.value for kv in status.values}
 
 
 def _print_summary(out: Path, metrics: dict[str, Any]) -> None:

@@ -2,23 +2,22 @@
 
 Prints a table (novel-view PSNR/SSIM, 3D track error) for the network, the *static* baseline (its
 motion forced to zero) and the *optimised* baseline (test-time optimisation of the same Gaussians
-from depth-unprojected pixels), and writes metrics.json + preview PNGs to --out.
+from depth-unprojected pixels), and writes metrics.json + preview PNGs to --out. What is scored and
+how much it costs are EvalConfig's described fields (evaluation/config.py), one option each.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from dgslrm_ros.cli.argtypes import positive_int
+from dgslrm_ros.cli.argtypes import add_config_options, config_from_options
+from dgslrm_ros.evaluation.config import EvalConfig  # torch-free: --help stays instant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory or its model.safetensors")
-    parser.add_argument("--num-scenes", type=positive_int, default=8, help="held-out windows to score")
     parser.add_argument("--out", default="out/eval", help="where metrics.json and previews go")
-    parser.add_argument("--optimize-iters", type=int, default=200, help="Adam steps of the optimised baseline; 0 = skip")
-    parser.add_argument("--refine-iters", type=int, default=0, help="> 0 also scores feed-forward + refinement")
-    parser.add_argument("--no-baselines", action="store_true", help="score the network only")
+    add_config_options(parser, EvalConfig)
     parser.add_argument("--cache", default=None, help="directory caching the rendered held-out windows")
     parser.add_argument("--scene-scale", type=float, default=None, help="metres per unit; default: the training run's")
     parser.add_argument("--scene-preset", default=None,
@@ -30,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dgslrm_ros.core.device import resolve_device
-    from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model, format_table, held_out_windows
+    from dgslrm_ros.evaluation.evaluate import evaluate_model, format_table, held_out_windows
     from dgslrm_ros.model.checkpoint import load_model, read_checkpoint_info
 
     device = resolve_device(args.device, "--device")
@@ -50,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"dgslrm eval: {args.num_scenes} held-out windows of the {preset!r} scene family at "
           f"{model.config.image_size} px")
-    config = EvalConfig(num_scenes=args.num_scenes, optimize_iters=args.optimize_iters,
-                        refine_iters=args.refine_iters, baselines=not args.no_baselines, scene_scale=scene_scale)
+    config = config_from_options(EvalConfig, args, scene_scale=scene_scale)
     result = evaluate_model(model, samples, config, out_dir=args.out, device=device)
     print(format_table(result))
     print(f"metrics: {args.out}/metrics.json, previews: {args.out}/previews/")

@@ -8,6 +8,7 @@ newest by default), optionally pruned by opacity, and written in the frame the f
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def write_preview(path: Path, means, colors, title: str) -> Path:
     """Top (x-y) and side (x-z) scatter of the Gaussian centres in their colours."""
-    from dgslrm_ros.core.plotting import pyplot
+    from dgslrm_ros.core.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -43,10 +44,7 @@ def write_preview(path: Path, means, colors, title: str) -> Path:
         axis.set_aspect("equal", adjustable="datalim")
         axis.set_facecolor("0.85")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         gaussians = DeformableGaussians.load(args.input)
     except GaussiansFileError as error:
-        print(f"dgslrm export: {error}")
+        print(f"dgslrm export: {error}", file=sys.stderr)
         return 1
     num_frames = gaussians.num_frames
     frame = num_frames - 1 if args.frame == "newest" else args.frame
@@ -64,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         frame += num_frames
     if not 0 <= frame < num_frames:
         print(f"dgslrm export: --frame {args.frame} is outside the window of {num_frames} frames "
-              f"(expected 0..{num_frames - 1} or 'newest')")
+              f"(expected 0..{num_frames - 1} or 'newest')", file=sys.stderr)
         return 2
     total = len(gaussians)
     kept = gaussians.prune(args.min_opacity) if args.min_opacity > 0 else gaussians

@@ -14,10 +14,8 @@ nothing needs to be dropped for lack of time), and writes into --out:
   - novel-view PSNR/SSIM: each window's Gaussians deformed to its newest frame (or, with
     `--nvs-frames all`, to every frame) rendered from each held-out view `gt/views/<k>` at that
     instant, against that view's image, both at the model's resolution (same crop/resize as inputs);
-  - 3D tracking error against `gt/trajectories` by the query-point protocol
-    (evaluation/tracking.query_point_errors: every GT track visible at a window's first frame, through
-    the keyframe-0 Gaussian at its pixel; end-point error in metres, mean = ATE-3D as PointOdyssey
-    reports it, plus the fractions within 0.1 m and 0.2 m).
+  - 3D tracking error against `gt/trajectories` by the query-point protocol (evaluation/tracking.py:
+    end-point error in metres, mean = ATE-3D as PointOdyssey reports it, within 0.1 m and 0.2 m).
 
 With `--holdout N` the pipeline gets every N-th frame only; each skipped frame inside a window is
 rendered from that window's Gaussians at its pose and instant and scored (PSNR, SSIM, LPIPS) against
@@ -34,7 +32,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,13 +40,15 @@ from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.strict_json import strict_json
 from dgslrm_ros.stream.config import PIPELINE_PARAMETERS
 
+if TYPE_CHECKING:  # torch: imported when a replay runs, not for --help
+    from dgslrm_ros.evaluation.scoring import ScoreLog
+    from dgslrm_ros.evaluation.tracking import QueryPointScores
+
 # The node's pipeline parameters as options, one --flag-name each (offline no window waits, so
 # max_pending_windows is not one); values are checked by PipelineConfig.validate, refused by name.
 _PARAMETER_FLAGS = tuple(spec for spec in PIPELINE_PARAMETERS if spec.name != "max_pending_windows")
-TRACK_THRESHOLDS_M = {"0.1m": 0.1, "0.2m": 0.2}
 OUTPUT_BAG = "output_bag"
 WINDOWS_DIR = "windows"
-GT_STAMP_TOLERANCE_S = 1e-3  # GT samples (float32 t relative to the cloud stamp) vs window stamps
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,13 +150,17 @@ class _Ground:
 
 @dataclass
 class _Scores:
-    nvs_psnr: list[float] = field(default_factory=list)
-    nvs_ssim: list[float] = field(default_factory=list)
-    track_errors: list[np.ndarray] = field(default_factory=list)
-    track_queries: int = 0
+    novel: ScoreLog = field(init=False)  # every novel-view render's PSNR / SSIM
+    tracks: QueryPointScores = field(init=False)
     input_psnr: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     gallery: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from dgslrm_ros.evaluation.scoring import ScoreLog
+        from dgslrm_ros.evaluation.tracking import QueryPointScores
+
+        self.novel, self.tracks = ScoreLog(), QueryPointScores()
 
 
 def replay_bag(bag: Path, out: Path, config, image_topic: str = "image", camera_info_topic: str = "camera_info",
@@ -307,7 +311,7 @@ def _write_result(writer, result, stamp_ns: int, diagnostics: dict, level: tuple
     """One window's outputs, as the node publishes them: every one in the world frame (the contract);
     `level` (OK|WARN|ERROR, message) judged by stream/health.py's rule."""
     from dgslrm_ros.bags.messages import DiagnosticEntry
-    from dgslrm_ros.convert.window import diagnostic_values, window_messages
+    from dgslrm_ros.convert.window import diagnostic_strings, window_messages
 
     packed = window_messages(result)
     writer.write_pointcloud("gaussians", stamp_ns, packed.gaussians, result.frame_id)
@@ -316,19 +320,18 @@ def _write_result(writer, result, stamp_ns: int, diagnostics: dict, level: tuple
     writer.write_image("rendered", stamp_ns, packed.rendered, result.frame_id)
     writer.write_diagnostics("/diagnostics", stamp_ns, [DiagnosticEntry(
         name="dgslrm: pipeline", level=level[0], message=level[1], hardware_id=str(diagnostics.get("device", "")),
-        values=diagnostic_values(diagnostics))])
+        values=diagnostic_strings(diagnostics))])
 
 
 # ---------------------------------------------------------------------------------------------- scoring
 def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_frames: str, renderer: str,
               device: str = "cpu") -> None:
-    """Novel-view and tracking scores of one window, where ground truth exists."""
+    """Novel-view and tracking scores of one window (evaluation.scoring, evaluation.tracking), where GT exists."""
     import torch
 
-    from dgslrm_ros.convert.image import frames_to_rgb8
+    from dgslrm_ros.convert.image import frames_to_rgb8, rgb8_to_frames
     from dgslrm_ros.core.cameras import intrinsics_from_opencv, resize_crop_frames
-    from dgslrm_ros.metrics import psnr, ssim
-    from dgslrm_ros.render import render
+    from dgslrm_ros.evaluation.scoring import score_views
 
     height, width = result.rendered.shape[-2:]
     entry = {"input": frames_to_rgb8(result.input_frame.numpy()), "rendered": frames_to_rgb8(result.rendered.numpy())}
@@ -340,62 +343,31 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
                  and ground.intrinsics.get(k, ground.input_intrinsics) is not None]
         if n_ns is None or not views or len(gaussians) == 0:
             continue
-        targets, Ks, poses = [], [], []
-        for k in views:
-            rgb = torch.from_numpy(ground.images[k][n_ns]).permute(2, 0, 1).float() / 255.0
-            K_k = intrinsics_from_opencv(torch.from_numpy(ground.intrinsics.get(k, ground.input_intrinsics).K).float())
-            target, K_small = resize_crop_frames(rgb, K_k, (height, width))
-            targets.append(target.clamp(0, 1))
-            Ks.append(K_small)
-            poses.append(torch.from_numpy(ground.poses[k][n_ns]).float())
-        with torch.no_grad():
-            out = render(gaussians.at(n), torch.stack(poses), torch.stack(Ks), width, height,
-                         backend=renderer).rgb.clamp(0, 1).cpu()
-        target = torch.stack(targets)
-        scores.nvs_psnr.extend(psnr(out, target).tolist())
-        scores.nvs_ssim.extend(ssim(out, target).tolist())
+        targets, Ks = zip(*(resize_crop_frames(
+            torch.from_numpy(rgb8_to_frames(ground.images[k][n_ns])),
+            intrinsics_from_opencv(torch.from_numpy(ground.intrinsics.get(k, ground.input_intrinsics).K).float()),
+            (height, width)) for k in views))  # the GT view at the model's resolution, cropped like the inputs
+        poses = torch.stack([torch.from_numpy(ground.poses[k][n_ns]).float() for k in views])
+        out, values = score_views(gaussians.at(n), poses, torch.stack(Ks), torch.stack(targets), renderer)
+        scores.novel.add(values)
         if n == len(result.stamps) - 1:
-            entry["gt_view"] = frames_to_rgb8(target[0].numpy())
+            entry["gt_view"] = frames_to_rgb8(targets[0].clamp(0, 1).numpy())
             entry["gt_render"] = frames_to_rgb8(out[0].numpy())
-    _score_tracks(result, ground, scores)
+    record = ground.trajectories
+    if record is not None and result.unpruned is not None and record.trajectories.t.size:
+        cloud = record.trajectories
+        scores.tracks.add_window(cloud.tracks, cloud.t[0].astype(np.float64) + record.stamp_ns / 1e9, cloud.visible,
+                                 result.stamps, result.unpruned, result.K[0], result.world_T_cam[0], height, width)
     if not scores.gallery or len(scores.gallery) < 4:
         scores.gallery.append(entry)
     else:
         scores.gallery[-1] = entry  # keep the first three and the latest
 
 
-def _score_tracks(result, ground: _Ground, scores: _Scores) -> None:
-    """The GT tracks at the window's instants, scored by evaluation/tracking.query_point_errors."""
-    from dgslrm_ros.evaluation.tracking import query_point_errors
-
-    record = ground.trajectories
-    unpruned = result.unpruned
-    if record is None or unpruned is None:
-        return
-    cloud = record.trajectories
-    gt_t = cloud.t[0].astype(np.float64) + record.stamp_ns / 1e9 if cloud.t.size else np.zeros(0)  # [S] absolute
-    if gt_t.size == 0:
-        return
-    samples = []
-    for stamp in result.stamps:
-        j = int(np.argmin(np.abs(gt_t - stamp)))
-        samples.append(j if abs(gt_t[j] - stamp) <= GT_STAMP_TOLERANCE_S else -1)
-    samples = np.asarray(samples)
-    if samples[0] < 0:
-        return  # GT does not reach back to this window's first frame
-    gt = np.full((cloud.tracks.shape[0], len(samples), 3), np.nan)
-    ok = samples >= 0
-    gt[:, ok] = cloud.tracks[:, samples[ok]]
-    height, width = result.rendered.shape[-2:]
-    errors = query_point_errors(gt, cloud.visible[:, samples[0]] > 0.5, unpruned, result.K[0], result.world_T_cam[0],
-                                height, width)
-    if errors is not None:
-        scores.track_errors.append(errors[np.isfinite(errors)])
-        scores.track_queries += errors.shape[0]
-
-
 def _gt_tracks_of(result, ground: _Ground) -> np.ndarray | None:
     """GT tracks [M, n, 3] over the window's time span, for the 3D figure."""
+    from dgslrm_ros.evaluation.tracking import GT_STAMP_TOLERANCE_S
+
     record = ground.trajectories
     if record is None or record.trajectories.t.size == 0:
         return None
@@ -408,20 +380,9 @@ def _metrics(bag: Path, config, pipeline, diagnostics: dict, scores: _Scores, wi
              error: str | None, skipped, logs: list) -> dict[str, Any]:
     from dgslrm_ros.metrics import mean_finite
 
-    novel = None
-    if scores.nvs_psnr:
-        novel = {"psnr": mean_finite(scores.nvs_psnr), "ssim": mean_finite(scores.nvs_ssim),
-                 "count": len(scores.nvs_psnr),
-                 "frames": "rendered at the GT instants from the held-out GT poses, model resolution"}
-    tracking = None
-    if scores.track_errors:
-        errors = np.concatenate(scores.track_errors)
-        tracking = {"tracks": scores.track_queries, "samples": int(errors.size)}
-        if errors.size:
-            tracking.update({"epe": float(errors.mean()), "epe_median": float(np.median(errors))})
-            tracking.update({f"within_{k}": float((errors < v).mean()) for k, v in TRACK_THRESHOLDS_M.items()})
-        tracking["protocol"] = ("GT seed visible at the window's first frame -> its input pixel -> the "
-                                "keyframe-0 Gaussian there; end-point error over the window's frames (m)")
+    novel = {**scores.novel.mean(), "count": scores.novel.count,
+             "frames": "rendered at the GT instants from the held-out GT poses, model resolution"} \
+        if scores.novel.count else None
     return {
         "bag": str(bag),
         "config": asdict(config),
@@ -437,7 +398,7 @@ def _metrics(bag: Path, config, pipeline, diagnostics: dict, scores: _Scores, wi
         "input_psnr": mean_finite(scores.input_psnr),
         "seconds_per_window": mean_finite(scores.seconds),
         "novel_view": novel,
-        "tracking": tracking,
+        "tracking": scores.tracks.summary(),
         "error": error,
         "warnings": [m for level, m in logs if level in ("warn", "error")][:50],
         "diagnostics": diagnostics,

@@ -24,13 +24,13 @@ import math
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dgslrm_ros.cli.argtypes import positive_float
 from dgslrm_ros.cli.children import Child, child_env
 from dgslrm_ros.core.strict_json import strict_json
 
@@ -50,18 +50,18 @@ QUEUE_KEYS = ("pending_windows", "buffered_frames", "waiting_for_pose")
 def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
     """The soak options of `dgslrm bench` (used only with --soak)."""
     group = parser.add_argument_group("soak (with --soak MINUTES)")
-    group.add_argument("--soak", type=_positive_float, default=None, metavar="MINUTES",
+    group.add_argument("--soak", type=positive_float, default=None, metavar="MINUTES",
                        help="run the soak for this many minutes instead of the benchmarks")
-    group.add_argument("--rate", type=_positive_float, default=10.0, help="published frames per second (default 10)")
+    group.add_argument("--rate", type=positive_float, default=10.0, help="published frames per second (default 10)")
     group.add_argument("--size", type=_size, default=DEFAULT_SIZE, metavar="WxH",
                        help="published image size (default 160x120)")
     group.add_argument("--scene-frames", type=int, default=SCENE_FRAMES, metavar="N",
                        help=f"frames of the synthetic scene, played forwards and backwards (default {SCENE_FRAMES})")
-    group.add_argument("--sample-every", type=_positive_float, default=10.0, metavar="S",
+    group.add_argument("--sample-every", type=positive_float, default=10.0, metavar="S",
                        help="seconds between samples (default 10)")
     group.add_argument("--warmup", type=float, default=2.0, metavar="MINUTES",
                        help="minutes before the RSS reference sample (default 2)")
-    group.add_argument("--compare-minutes", type=_positive_float, default=10.0, metavar="MINUTES",
+    group.add_argument("--compare-minutes", type=positive_float, default=10.0, metavar="MINUTES",
                        help="latency and rate of the first vs the last this-many minutes (default 10; at most "
                             "a third of the soak)")
     group.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -75,13 +75,6 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
                        help="soak `dgslrm replay` of a long looping bag instead of the live node")
     group.add_argument("--out", dest="soak_out", type=Path, default=Path("out/soak"), metavar="DIR",
                        help="output folder for soak.json, soak.png and logs (default out/soak)")
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -217,7 +210,7 @@ def _number(value: Any) -> float | None:
 def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[float, float]], warmup_s: float,
                title: str) -> Path:
     """PNG: memory (RSS, heap used/free, Python) / latency / windows per second over time."""
-    from dgslrm_ros.core.plotting import pyplot
+    from dgslrm_ros.core.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -274,10 +267,7 @@ def write_plot(path: Path, samples: list[dict[str, Any]], latencies: list[tuple[
     for ax in axes:
         ax.axvline(warmup_s / 60.0, color="grey", linestyle=":", linewidth=1)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -411,26 +401,11 @@ def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dic
         os.environ[key] = env[key]  # this process's own DDS participant joins the node's private domain
     node = Child.start("dgslrm_node", [sys.executable, "-m", "dgslrm_ros.ros.main", "--ros-args", "--params-file",
                                        str(params)], env, out / "logs" / "node.log")
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    from rclpy.signals import SignalHandlerOptions
+    from dgslrm_ros.ros.soak_driver import SoakDriver
+    from dgslrm_ros.ros.spin import spin_in_background
 
     # Ctrl-C must reach this thread as KeyboardInterrupt (summarise, stop the node), not shut rclpy down.
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    from dgslrm_ros.ros.soak_driver import SoakDriver
-
-    driver = SoakDriver(frames, K, poses, args.rate)
-    executor = SingleThreadedExecutor()
-    executor.add_node(driver)
-
-    def spin() -> None:
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
-
-    spinner = threading.Thread(target=spin, name="soak-executor", daemon=True)
-    spinner.start()
+    driver, stop_driver = spin_in_background(lambda: SoakDriver(frames, K, poses, args.rate), "soak-executor")
     meta = {"mode": "live node over DDS", "minutes": args.soak, "rate_hz": args.rate, "size": list(args.size),
             "sample_every_s": args.sample_every, "warmup_min": args.warmup, "node_params": params.read_text(),
             "node_env": extra_env, "host": _host()}
@@ -501,10 +476,7 @@ def _soak_live(args: argparse.Namespace, out: Path, scene: tuple, extra_env: dic
     finally:
         driver.stop_streaming()
         meta["node_exit"] = node.stop()
-        executor.shutdown(timeout_sec=5.0)
-        driver.destroy_node()
-        rclpy.try_shutdown()
-        spinner.join(5.0)
+        stop_driver()
     title = (f"dgslrm_node soak: {args.size[0]}x{args.size[1]} at {args.rate:g} Hz, {_host()}")
     recorder.finish(title)
     return 130 if interrupted else 0
@@ -595,7 +567,7 @@ def _soak_replay(args: argparse.Namespace, out: Path, scene: tuple, extra_env: d
 def write_replay_plot(path: Path, samples: list[dict[str, Any]], per_window: list[tuple[int, float]],
                       warmup_s: float, title: str) -> Path:
     """PNG: the replay process's RSS sampled over time / its RSS right after each window."""
-    from dgslrm_ros.core.plotting import pyplot
+    from dgslrm_ros.core.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -615,10 +587,7 @@ def write_replay_plot(path: Path, samples: list[dict[str, Any]], per_window: lis
     ax.set_ylabel("MB")
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def replay_window_memory(bag: Path) -> list[tuple[int, float]]:
@@ -628,6 +597,7 @@ def replay_window_memory(bag: Path) -> list[tuple[int, float]]:
     """
     from dgslrm_ros.bags.mcap_stream import McapTruncatedError, scan_mcap
     from dgslrm_ros.bags.messages import default_typestore
+    from dgslrm_ros.bags.reader import diagnostic_values
 
     store = default_typestore()
     rows: list[tuple[int, float]] = []
@@ -636,10 +606,9 @@ def replay_window_memory(bag: Path) -> list[tuple[int, float]]:
             for message in scan_mcap(path):
                 if message.topic != "/diagnostics":
                     continue
-                for status in store.deserialize_cdr(message.data, message.msgtype).status:
-                    values = {kv.key: kv.value for kv in status.values}
-                    if "memory_rss_after_window_mb" in values:
-                        rows.append((int(values["windows_reconstructed"]), float(values["memory_rss_after_window_mb"])))
+                values = diagnostic_values(store.deserialize_cdr(message.data, message.msgtype))
+                if "memory_rss_after_window_mb" in values:
+                    rows.append((int(values["windows_reconstructed"]), float(values["memory_rss_after_window_mb"])))
         except McapTruncatedError:
             pass
     return rows
@@ -659,8 +628,5 @@ def _host() -> str:
         mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (ValueError, OSError):
         mem_gb = math.nan
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = math.nan
-    return f"{cores}-core CPU, {mem_gb:.0f} GB, load {load:.1f} at start"
+    load = _load()
+    return f"{cores}-core CPU, {mem_gb:.0f} GB, load {math.nan if load is None else load:.1f} at start"

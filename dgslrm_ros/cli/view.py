@@ -94,10 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _start_live(app, topic_names: dict[str, str]) -> callable:
     """Spin a ViewListener in a thread; returns the function that stops it."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    from rclpy.signals import SignalHandlerOptions
-
+    from dgslrm_ros.ros.spin import spin_in_background
     from dgslrm_ros.ros.view_listener import ViewListener
 
     def on_window(live) -> None:
@@ -108,27 +105,7 @@ def _start_live(app, topic_names: dict[str, str]) -> callable:
               f"({sum(c.image is not None for c in window.cameras)} with images)",
               flush=True)
 
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    listener = ViewListener(on_window, topic_names=topic_names)
-    executor = SingleThreadedExecutor()
-    executor.add_node(listener)
-
-    def spin() -> None:
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
-
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        executor.shutdown()
-        listener.destroy_node()
-        rclpy.try_shutdown()
-        thread.join(timeout=5.0)
-
-    return stop
+    return spin_in_background(lambda: ViewListener(on_window, topic_names=topic_names), "view-listener")[1]
 
 
 def live_window(live):

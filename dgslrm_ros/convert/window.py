@@ -35,6 +35,6 @@ def window_messages(result: Any) -> WindowMessages:
         frames_to_rgb8(np.asarray(result.rendered)))
 
 
-def diagnostic_values(values: Mapping[str, Any]) -> dict[str, str]:
+def diagnostic_strings(values: Mapping[str, Any]) -> dict[str, str]:
     """/diagnostics values as the KeyValue strings both edges write (floats to 6 significant digits)."""
     return {key: f"{v:.6g}" if isinstance(v, float) else str(v) for key, v in values.items()}

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -52,38 +52,20 @@ from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.strict_json import strict_json
 from dgslrm_ros.data.sample import WindowSample, scene_flow_targets
 from dgslrm_ros.evaluation.baselines import depth_initialization, gaussian_tracks, static_baseline
+from dgslrm_ros.evaluation.config import EvalConfig
 from dgslrm_ros.evaluation.previews import save_preview, track_grid
-from dgslrm_ros.evaluation.refine import RefineConfig, optimize_gaussians, save_curve
+from dgslrm_ros.evaluation.refine import optimize_gaussians, save_curve
+from dgslrm_ros.evaluation.scoring import mean_scores
 from dgslrm_ros.geometry.cues import GeometryCues
-from dgslrm_ros.metrics import mean_finite, psnr, ssim, track_errors, track_metrics
+from dgslrm_ros.metrics import mean_finite, track_errors, track_metrics
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.dgslrm import window_cues
-from dgslrm_ros.render import render, render_at_instants
+from dgslrm_ros.render import render_at_instants
 
 METRIC_KEYS = ("input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "heldout_psnr", "heldout_ssim", "track_epe_m",
                "within_5cm", "within_10cm", "within_20cm", "motion_m", "flow_epe_m", "moving_flow_epe_m",
                "moving_track_epe_m", "moving_fraction", "depth_absrel_median", "depth_absrel_mean", "seconds")
 TRANSLATING_M = 0.08  # camera travel over a window from which on depth counts as observable from parallax
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """What `dgslrm eval` computes and how much it spends on the baselines."""
-
-    num_scenes: int = 8
-    optimize_iters: int = 200  # budget of the optimised baseline; 0 drops it
-    refine_iters: int = 0  # > 0 adds `network+refine` (feed-forward + test-time refinement)
-    classical: bool = True  # the cues-only method beside the network
-    oracles: bool = True  # `oracle depth` and `oracle depth+motion`
-    baselines: bool = True  # static + optimised
-    scene_scale: float = 1.0  # SceneNormalization prior, metres per unit (as in training)
-    reference_depth_m: float = 2.0  # track thresholds are metric at this median scene depth
-    thresholds_cm: tuple[float, ...] = (5.0, 10.0, 20.0)
-    previews: int = 2  # windows with a preview PNG
-    heldout_instants: int = 2  # mid-frame instants rendered per window (x 2 cameras); 0 = none
-    background: float = 0.0
-    refine: RefineConfig = RefineConfig()
-    progress: bool = True  # a bar per window on stderr
 
 
 def threshold_values(gt_depth: Tensor, config: EvalConfig, max_depth: float) -> dict[str, float]:
@@ -189,14 +171,6 @@ def camera_travel_m(world_T_cam: Tensor, metres_per_unit: float) -> float:
     return float((positions - positions[:1]).norm(dim=-1).max()) * metres_per_unit
 
 
-def _render_positions(gaussians: DeformableGaussians, positions: Tensor, world_T_cam: Tensor, K: Tensor,
-                      height: int, width: int, background: float) -> Tensor:
-    """Render one view per (possibly fractional) window frame position -> rgb [M, 3, H, W]."""
-    bg = torch.full((3,), float(background), dtype=world_T_cam.dtype, device=world_T_cam.device)
-    return torch.cat([render(gaussians.at(float(p)), world_T_cam[i:i + 1], K[i:i + 1], width, height, background=bg).rgb
-                      for i, p in enumerate(positions.tolist())])
-
-
 def score_window(gaussians: DeformableGaussians, batch: WindowSample, metres_per_unit: float,
                  thresholds_m: dict[str, float], max_depth: float, background: float = 0.0,
                  heldout: dict[str, Tensor] | None = None) -> tuple[dict[str, float], dict]:
@@ -210,18 +184,10 @@ def score_window(gaussians: DeformableGaussians, batch: WindowSample, metres_per
         inp, _ = render_at_instants(gaussians, torch.arange(t, device=frames.device), poses, K, height, width, background)
         nov, _ = render_at_instants(gaussians, batch.sup_frame_index[0].long(), batch.sup_world_T_cam[0],
                                     batch.sup_K[0], height, width, background)
-        mid = None if heldout is None else _render_positions(
-            gaussians, heldout["frame_position"], heldout["world_T_cam"], heldout["K"], height, width, background
-        ).clamp(0, 1)
-    inp, nov = inp.clamp(0, 1), nov.clamp(0, 1)
-    sup = batch.sup_frames[0]
-    nan = float("nan")
-    out = {
-        "input_psnr": mean_finite(psnr(inp, frames).tolist()), "input_ssim": float(ssim(inp, frames).mean()),
-        "novel_psnr": mean_finite(psnr(nov, sup).tolist()), "novel_ssim": float(ssim(nov, sup).mean()),
-        "heldout_psnr": nan if mid is None else mean_finite(psnr(mid, heldout["frames"]).tolist()),
-        "heldout_ssim": nan if mid is None else float(ssim(mid, heldout["frames"]).mean()),
-    }
+        mid = None if heldout is None else render_at_instants(
+            gaussians, heldout["frame_position"], heldout["world_T_cam"], heldout["K"], height, width, background)[0]
+    out = {**mean_scores(inp, frames, "input_"), **mean_scores(nov, batch.sup_frames[0], "novel_"),
+           **mean_scores(mid, None if heldout is None else heldout["frames"], "heldout_")}
     keyframe_index = batch.keyframe_index[0].long()
     gt_points = batch.keyframe_points[0]  # [Kf, T, H, W, 3] normalised
     pred_points = gaussian_tracks(gaussians, keyframe_index.numel(), height, width)

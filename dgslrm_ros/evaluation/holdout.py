@@ -25,9 +25,7 @@ from torch import Tensor
 
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.evaluation.baselines import static_baseline
-from dgslrm_ros.metrics import mean_finite, psnr, ssim
-
-METRICS = ("psnr", "ssim", "lpips")
+from dgslrm_ros.evaluation.scoring import ScoreLog, render_views, score_images
 # Absolute ROS stamps in float64 seconds carry ~2e-7 s of rounding, i.e. ~1e-5 of a frame interval:
 # a held-out frame exactly half-way must not pick its `copy` neighbour by that noise.
 TIE = 1e-3
@@ -78,50 +76,19 @@ class HeldOutView:
 Method = Callable[[DeformableGaussians, float, HeldOutView, Tensor], Tensor]
 
 
-def render_gaussians(gaussians: DeformableGaussians, position: float, view: HeldOutView, renderer: str = "auto") -> Tensor:
-    """The Gaussians deformed to `position` seen from the view's camera -> [3, H, W] in [0, 1]."""
-    from dgslrm_ros.render import render
-
-    height, width = view.image.shape[-2:]
-    pose = view.world_T_cam.to(gaussians.device, gaussians.dtype)[None]
-    K = view.K.to(gaussians.device, gaussians.dtype)[None]
-    with torch.no_grad():
-        out = render(gaussians.at(position), pose, K, width, height, backend=renderer).rgb[0]
-    return out.clamp(0, 1).float().cpu()
-
-
 def default_methods(primary: str = "network", renderer: str = "auto") -> dict[str, Method]:
     """The methods scored beside each other; `primary` names the pipeline's own Gaussians.
 
     Another method is one more entry: a function of (gaussians, position, view, inputs)."""
+    def seen(g: DeformableGaussians, p: float, v: HeldOutView) -> Tensor:  # deformed to p, from the view's camera
+        return render_views(g.at(p), v.world_T_cam[None], v.K[None], *v.image.shape[-2:], renderer)[0]
+
     return {
-        primary: lambda g, p, v, inputs: render_gaussians(g, p, v, renderer),
-        "static": lambda g, p, v, inputs: render_gaussians(static_baseline(g), p, v, renderer),
+        primary: lambda g, p, v, inputs: seen(g, p, v),
+        "static": lambda g, p, v, inputs: seen(static_baseline(g), p, v),
         "copy": lambda g, p, v, inputs: copy_frame(p, inputs).float().cpu(),
         "blend": lambda g, p, v, inputs: blend_frames(p, inputs).float().cpu(),
     }
-
-
-class ImageScores:
-    """PSNR / SSIM / LPIPS of image batches; LPIPS loaded once and skipped (NaN) below its 31 px minimum."""
-
-    def __init__(self, lpips: bool = True) -> None:
-        self._lpips = None
-        if lpips:
-            from dgslrm_ros.metrics.lpips import LPIPS
-            self._lpips = LPIPS()
-
-    def __call__(self, pred: Tensor, target: Tensor) -> dict[str, list[float]]:
-        """pred, target [M, 3, H, W] in [0, 1] -> metric -> M values."""
-        from dgslrm_ros.metrics.lpips import MIN_SIDE
-
-        out = {"psnr": psnr(pred, target).tolist(), "ssim": ssim(pred, target).tolist()}
-        if self._lpips is not None and min(pred.shape[-2:]) >= MIN_SIDE:
-            with torch.no_grad():
-                out["lpips"] = self._lpips(pred.float(), target.float()).tolist()
-        else:
-            out["lpips"] = [float("nan")] * pred.shape[0]
-        return out
 
 
 @dataclass
@@ -136,8 +103,9 @@ class WindowScores:
 
 
 def score_window(window: int, gaussians: DeformableGaussians, window_stamps: np.ndarray, inputs: Tensor,
-                 views: list[HeldOutView], methods: dict[str, Method], scores: ImageScores) -> WindowScores | None:
-    """Score every held-out view inside the window's span with every method.
+                 views: list[HeldOutView], methods: dict[str, Method], lpips=None) -> WindowScores | None:
+    """Score every held-out view inside the window's span with every method (evaluation/scoring.py's rule;
+    LPIPS with `lpips`, a loaded metrics.lpips.LPIPS).
 
     gaussians: the window's (metric world); window_stamps [T] s; inputs [T, 3, H, W] the window's
     input frames prepared like `views`. None when no view falls inside the span."""
@@ -152,24 +120,19 @@ def score_window(window: int, gaussians: DeformableGaussians, window_stamps: np.
                           values={}, images={"target": target})
     for name, method in methods.items():
         pred = torch.stack([method(gaussians, p, v, inputs) for v, p in inside]).clamp(0, 1)
-        result.values[name] = scores(pred, target)
+        values = score_images(pred, target, lpips)
+        result.values[name] = {**values, "lpips": values.get("lpips", [math.nan] * len(inside))}  # NaN: not taken
         result.images[name] = pred
     return result
 
 
 def summarise(windows: list[WindowScores]) -> dict[str, dict[str, float]]:
-    """method -> {psnr, ssim, lpips: mean over every scored frame (NaN-free), frames: count}."""
-    summary: dict[str, dict[str, float]] = {}
+    """method -> {psnr, ssim, lpips: mean over every scored frame (finite values), frames: count}."""
+    logs: dict[str, ScoreLog] = {}
     for w in windows:
         for name, values in w.values.items():
-            row = summary.setdefault(name, {m: [] for m in METRICS})
-            for metric in METRICS:
-                row[metric].extend(values[metric])
-    out = {}
-    for name, row in summary.items():
-        out[name] = {m: mean_finite(row[m]) for m in METRICS}
-        out[name]["frames"] = len(row["psnr"])
-    return out
+            logs.setdefault(name, ScoreLog()).add(values)
+    return {name: {**log.mean(), "frames": log.count} for name, log in logs.items()}
 
 
 def format_table(summary: dict[str, dict[str, float]]) -> str:
@@ -180,10 +143,10 @@ def format_table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def save_grid(path, window: WindowScores, max_rows: int = 4) -> None:
+def save_grid(path, window: WindowScores, max_rows: int = 4):
     """PNG: one row per held-out frame (up to max_rows, spread over the window): the real frame, then
     each method with its PSNR."""
-    from dgslrm_ros.core.plotting import pyplot
+    from dgslrm_ros.core.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -203,6 +166,4 @@ def save_grid(path, window: WindowScores, max_rows: int = 4) -> None:
             else:
                 ax.set_title(f"{name}: {window.values[name]['psnr'][i]:.2f} dB", fontsize=8)
     fig.suptitle(f"window {window.window}: held-out frames vs methods", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return save_figure(fig, path)

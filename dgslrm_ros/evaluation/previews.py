@@ -11,7 +11,7 @@ from torch import Tensor
 
 from dgslrm_ros.convert.tracks import speed_colormap, track_speeds
 from dgslrm_ros.core.cameras import project_points
-from dgslrm_ros.core.plotting import pyplot
+from dgslrm_ros.core.plotting import pyplot, save_figure
 
 
 def _image(t: Tensor):
@@ -54,12 +54,7 @@ def save_preview(path: str | Path, inputs: Tensor, predictions: Tensor, targets:
             a.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def track_grid(height: int, width: int, count: int = 8) -> tuple[Tensor, Tensor]:
@@ -87,10 +82,7 @@ def save_gallery(path: Path, gallery: list[dict[str, np.ndarray]]) -> Path | Non
                 ax.imshow(entry[key])
             if row == 0:
                 ax.set_title(titles[key], fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def save_track_figures(out: Path, positions: np.ndarray, stamps: np.ndarray, image: np.ndarray, K: np.ndarray,
@@ -118,10 +110,7 @@ def save_track_figures(out: Path, positions: np.ndarray, stamps: np.ndarray, ima
     ax.set_ylim(height - 0.5, -0.5)
     ax.set_title(f"{len(positions)} tracks over the newest frame (colour: speed, max {top:.2f} m/s)", fontsize=8)
     ax.axis("off")
-    fig.tight_layout()
-    paths.append(out / "tracks_overlay.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "tracks_overlay.png"))
 
     fig = plt.figure(figsize=(6, 5))
     ax3 = fig.add_subplot(projection="3d")
@@ -139,10 +128,7 @@ def save_track_figures(out: Path, positions: np.ndarray, stamps: np.ndarray, ima
     ax3.set_zlabel("z [m]")
     ax3.set_title("predicted tracks (colour: speed)" + ("; GT grey" if gt_tracks is not None else ""), fontsize=8)
     ax3.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out / "tracks_3d.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save_figure(fig, out / "tracks_3d.png"))
     return paths
 
 
@@ -154,9 +140,7 @@ def save_pair(path: Path, left: Any, right: Any, titles: tuple[str, str]) -> str
         axis.imshow(image, interpolation="nearest")
         axis.set_title(title, fontsize=8)
         axis.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path.name
 
 
@@ -174,6 +158,4 @@ def save_track_views(path: Path, tracks: np.ndarray, gt_tracks: np.ndarray, newe
             axis.plot(track[-1:, i], track[-1:, j], "o", color="tab:red", markersize=2)
         axis.set_title(f"{label} (grey: ground truth, red: dgslrm)", fontsize=9)
         axis.set_aspect("equal", adjustable="datalim")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -19,30 +18,10 @@ from torch import Tensor
 
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.rotations import quat_normalize
-from dgslrm_ros.metrics import psnr, ssim
-from dgslrm_ros.render import render
-
-
-@dataclass(frozen=True)
-class RefineConfig:
-    """Adam learning rates per attribute and the photometric loss mix."""
-
-    position_lr: float = 2e-3  # x scene extent, for means and offsets
-    color_lr: float = 2e-2  # on logits
-    opacity_lr: float = 5e-2  # on logits
-    scale_lr: float = 1e-2  # on log scales
-    quat_lr: float = 5e-3
-    ssim_weight: float = 0.2  # photometric loss = MSE + w (1 - SSIM)
-    views_per_step: int = 0  # window frames rendered per step (random subset); 0 = all
-    background: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if name not in ("seed", "views_per_step", "background", "ssim_weight") and not value > 0:
-                raise ValueError(f"RefineConfig.{name}: expected > 0, got {value}")
-        if self.views_per_step < 0:
-            raise ValueError(f"RefineConfig.views_per_step: expected >= 0 (0 = all), got {self.views_per_step}")
+from dgslrm_ros.evaluation.config import RefineConfig
+from dgslrm_ros.evaluation.scoring import mean_scores
+from dgslrm_ros.metrics import ssim
+from dgslrm_ros.render import render_at_instants
 
 
 def _logit(x: Tensor, eps: float = 1e-4) -> Tensor:
@@ -61,22 +40,13 @@ def _check_window(gaussians: DeformableGaussians, frames: Tensor, K: Tensor, wor
         )
 
 
-def render_window(gaussians: DeformableGaussians, K: Tensor, world_T_cam: Tensor, height: int, width: int,
-                  frames_to_render: list[int] | None = None, background: float = 0.0) -> Tensor:
-    """Render window frames, each from its own camera at its own instant -> rgb [F, 3, H, W]."""
-    indices = range(gaussians.num_frames) if frames_to_render is None else frames_to_render
-    bg = torch.full((3,), float(background), dtype=world_T_cam.dtype, device=world_T_cam.device)
-    images = [render(gaussians.at(n), world_T_cam[n:n + 1], K[n:n + 1], width, height, background=bg).rgb[0]
-              for n in indices]
-    return torch.stack(images)
-
-
 @torch.no_grad()
 def window_psnr(gaussians: DeformableGaussians, frames: Tensor, K: Tensor, world_T_cam: Tensor,
                 background: float = 0.0) -> float:
-    """Mean PSNR (dB) of the window's own frames re-rendered from their cameras."""
-    rendered = render_window(gaussians, K, world_T_cam, frames.shape[-2], frames.shape[-1], background=background)
-    return float(psnr(rendered.clamp(0, 1), frames).mean())
+    """Mean PSNR (dB) of the window's own frames re-rendered from their cameras (scoring.py's rule)."""
+    frame_index = torch.arange(gaussians.num_frames, device=world_T_cam.device)
+    rendered, _ = render_at_instants(gaussians, frame_index, world_T_cam, K, *frames.shape[-2:], background)
+    return mean_scores(rendered, frames)["psnr"]
 
 
 class _Params(torch.nn.Module):
@@ -138,10 +108,12 @@ def optimize_gaussians(gaussians: DeformableGaussians, frames: Tensor, K: Tensor
         for it in range(1, iters + 1):
             start = time.perf_counter()
             if 0 < config.views_per_step < num_frames:
-                chosen = torch.randperm(num_frames, generator=generator)[: config.views_per_step].tolist()
+                chosen = torch.randperm(num_frames, generator=generator)[: config.views_per_step]
             else:
-                chosen = list(range(num_frames))
-            rendered = render_window(params.gaussians(), K, world_T_cam, height, width, chosen, config.background)
+                chosen = torch.arange(num_frames)
+            chosen = chosen.to(world_T_cam.device)
+            rendered, _ = render_at_instants(params.gaussians(), chosen, world_T_cam[chosen], K[chosen], height, width,
+                                             config.background)
             target = frames[chosen]
             loss = (rendered - target).square().mean() + config.ssim_weight * (1.0 - ssim(rendered, target).mean())
             optimizer.zero_grad(set_to_none=True)
@@ -168,7 +140,7 @@ def refine_gaussians(gaussians: DeformableGaussians, frames: Tensor, K: Tensor, 
 
 def save_curve(curve: list[dict], out_dir: str | Path, name: str = "refine_curve") -> tuple[Path, Path]:
     """Write the quality/time curve as JSON and a PNG (PSNR vs iterations and vs seconds)."""
-    from dgslrm_ros.core.plotting import pyplot
+    from dgslrm_ros.core.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -185,7 +157,5 @@ def save_curve(curve: list[dict], out_dir: str | Path, name: str = "refine_curve
         ax.set_ylabel("input-view PSNR [dB]")
         ax.grid(alpha=0.3)
     fig.suptitle("Test-time refinement: quality vs cost")
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, png_path)
     return json_path, png_path

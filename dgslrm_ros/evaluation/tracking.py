@@ -1,8 +1,8 @@
 """Track-error protocols, each named for what it measures (all errors are end-point distances in metres).
 
-- `query_point_errors` (`dgslrm replay`, `tracking` in its metrics.json): the query-point protocol of
-  PointOdyssey / TAP-Vid in 3D. Every ground-truth track visible at the window's first frame is a query:
-  its point is projected into that frame's input camera, the keyframe-0 Gaussian at that pixel is the
+- `query_point_errors` (`dgslrm replay`'s `tracking`, over windows by `QueryPointScores`): the query-point
+  protocol of PointOdyssey / TAP-Vid in 3D. Every ground-truth track visible at the window's first frame is a
+  query: its point is projected into that frame's input camera, the keyframe-0 Gaussian at that pixel is the
   prediction, and its trajectory is compared with the ground truth at every window frame (mean = ATE-3D).
 - `published_track_errors` (`dgslrm demo`): what a downstream planner receives on `trajectories`. Each
   published track is matched to the ground-truth track nearest to it at the window's first frame and
@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,18 @@ import torch
 
 from dgslrm_ros.core.cameras import project_points
 from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.metrics import track_metrics
 
 MOVING_TRACK_M = 0.05  # a ground-truth track travelling further than this within a window is on a moving object
+QUERY_THRESHOLDS_M = {"0.1m": 0.1, "0.2m": 0.2}  # the query-point protocol's `within_*` fractions
+GT_STAMP_TOLERANCE_S = 1e-3  # a GT sample (float32 t relative to its cloud's stamp) vs a window stamp
+QUERY_POINT_PROTOCOL = ("GT seed visible at the window's first frame -> its input pixel -> the keyframe-0 Gaussian "
+                        "there; end-point error over the window's frames (m)")
+PUBLISHED_TRACK_PROTOCOL = (
+    "mean 3D end-point error over the window's frames between each received track and the ground-truth surface "
+    "track nearest to it at the window's first frame; *_still_m: the same for tracks standing at their first "
+    "point; moving_flow_*: error of the motion (track minus its first point) on ground-truth tracks travelling "
+    f"more than {MOVING_TRACK_M} m in the window")
 
 
 def query_point_errors(gt: np.ndarray, visible: np.ndarray, keyframe_pixels: DeformableGaussians, K: np.ndarray,
@@ -47,6 +58,45 @@ def query_point_errors(gt: np.ndarray, visible: np.ndarray, keyframe_pixels: Def
         idx = torch.as_tensor(index, device=keyframe_pixels.means.device)
         predicted = (keyframe_pixels.means[idx][:, None] + keyframe_pixels.offsets[idx]).double().cpu().numpy()
     return np.linalg.norm(predicted - gt[np.flatnonzero(visible)[inside]], axis=-1)  # [Q, T]
+
+
+@dataclass
+class QueryPointScores:
+    """Query-point errors gathered over windows; `summary` is `dgslrm replay`'s `tracking` in metrics.json."""
+
+    errors: list[np.ndarray] = field(default_factory=list)  # each window's finite errors, flattened
+    queries: int = 0
+
+    def add_window(self, gt_tracks: np.ndarray, gt_t: np.ndarray, gt_visible: np.ndarray, stamps: np.ndarray,
+                   keyframe_pixels: DeformableGaussians, K: np.ndarray, world_T_cam: np.ndarray, height: int,
+                   width: int) -> None:
+        """Score one window against GT tracks [M, S, 3] sampled at gt_t [S] (absolute s; visible [M, S]): each
+        window stamp [T] takes the GT sample within GT_STAMP_TOLERANCE_S (NaN where none); no window is scored
+        whose first frame the GT misses. The other arguments are query_point_errors'."""
+        stamps = np.asarray(stamps, dtype=np.float64)
+        if gt_t.size == 0 or stamps.size == 0:
+            return
+        nearest = np.abs(gt_t[None, :] - stamps[:, None]).argmin(axis=1)  # [T]
+        samples = np.where(np.abs(gt_t[nearest] - stamps) <= GT_STAMP_TOLERANCE_S, nearest, -1)
+        if samples[0] < 0:
+            return
+        gt = np.where((samples >= 0)[None, :, None], gt_tracks[:, samples].astype(np.float64), np.nan)  # [M, T, 3]
+        errors = query_point_errors(gt, gt_visible[:, samples[0]] > 0.5, keyframe_pixels, K, world_T_cam, height,
+                                    width)
+        if errors is not None:
+            self.errors.append(errors[np.isfinite(errors)])
+            self.queries += errors.shape[0]
+
+    def summary(self) -> dict[str, Any] | None:
+        """tracks (queries), samples, epe / epe_median (m), within_0.1m / 0.2m, protocol; None when none was scored."""
+        if not self.errors:
+            return None
+        errors = np.concatenate(self.errors)
+        out: dict[str, Any] = {"tracks": self.queries, "samples": int(errors.size)}
+        if errors.size:
+            out.update(track_metrics(torch.from_numpy(errors), QUERY_THRESHOLDS_M))
+        out["protocol"] = QUERY_POINT_PROTOCOL
+        return out
 
 
 def published_track_errors(tracks: np.ndarray, gt_tracks: np.ndarray, newest: int,

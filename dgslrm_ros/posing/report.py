@@ -42,7 +42,7 @@ def plot_camera_path(world_T_cam: np.ndarray, points: np.ndarray, colors: np.nda
 
     world_T_cam [T, 4, 4] metric, points [N, 3], colors [N, 3] uint8. The world is the first camera's
     optical frame (x right, y down, z forward), so the side view flips y to put 'up' up."""
-    from dgslrm_ros.core.plotting import pyplot
+    from dgslrm_ros.core.plotting import pyplot, save_figure
 
     plt = pyplot()
 
@@ -71,8 +71,4 @@ def plot_camera_path(world_T_cam: np.ndarray, points: np.ndarray, colors: np.nda
         axis.grid(alpha=0.3)
     axes[0].legend(loc="best", fontsize=8)
     figure.suptitle(title or "camera path and sparse points")
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110)

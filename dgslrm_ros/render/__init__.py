@@ -100,6 +100,7 @@ def render_at_instants(gaussians: DeformableGaussians, frame_index: Tensor, worl
                        height: int, width: int, background: float = 0.0) -> tuple[Tensor, Tensor]:
     """Render views [S] each at its own window frame -> (rgb [S, 3, H, W], alpha [S, 1, H, W]).
 
+    A fractional frame (float frame_index) interpolates the offsets between its two window frames.
     Views sharing an instant share one deformed Gaussian set and one renderer call.
     """
     if frame_index.dim() != 1 or world_T_cam.shape[0] != frame_index.shape[0] or K.shape[0] != frame_index.shape[0]:

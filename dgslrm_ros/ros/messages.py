@@ -26,7 +26,7 @@ from dgslrm_ros.convert.image import image_to_rgb, rgb_to_image_fields
 from dgslrm_ros.convert.pointcloud import PointCloudFields, pointcloud_to_array
 from dgslrm_ros.convert.pose import matrix_to_pose_fields, pose_to_matrix
 from dgslrm_ros.convert.stamps import seconds_to_stamp, stamp_to_seconds
-from dgslrm_ros.convert.window import diagnostic_values
+from dgslrm_ros.convert.window import diagnostic_strings
 
 __all__ = [
     "camera_info_msg", "camera_info_to_intrinsics", "CameraIntrinsics", "cloud_msg", "cloud_to_array",
@@ -111,7 +111,7 @@ def diagnostics(values: Mapping[str, Any], stamp_msg: Time, name: str, hardware_
     """One DiagnosticStatus holding every value as a KeyValue; the level and its reason are judged by
     `stream.health.StreamHealth` (0 OK, 1 WARN, 2 ERROR)."""
     status = DiagnosticStatus(level=bytes([int(level)]), name=name, message=message, hardware_id=hardware_id,
-                              values=[KeyValue(key=k, value=v) for k, v in diagnostic_values(values).items()])
+                              values=[KeyValue(key=k, value=v) for k, v in diagnostic_strings(values).items()])
     return DiagnosticArray(header=Header(stamp=stamp_msg), status=[status])
 
 

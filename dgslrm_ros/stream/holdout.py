@@ -103,13 +103,14 @@ class HoldoutEvaluation:
 
     def __init__(self, every: int, sync_tolerance: float = 0.005, primary: str = "network", renderer: str = "auto",
                  device: str = "cpu", lpips: bool = True, methods: dict | None = None) -> None:
-        from dgslrm_ros.evaluation.holdout import ImageScores, default_methods
+        from dgslrm_ros.evaluation.holdout import default_methods
+        from dgslrm_ros.metrics.lpips import LPIPS
 
         self.feed = HoldoutFeed(every=every, sync_tolerance=sync_tolerance)
         self.methods = methods if methods is not None else default_methods(primary, renderer)
         self.primary = primary
         self.device = device
-        self.scores = ImageScores(lpips=lpips)
+        self.lpips = LPIPS() if lpips else None  # loaded once for the whole replay
         self.windows: list = []  # evaluation.holdout.WindowScores
         self.windows_without_frames = 0
 
@@ -123,7 +124,7 @@ class HoldoutEvaluation:
         if prepared is not None:
             inputs, views = prepared
             scored = score_window(window, result.deformable.to(self.device), stamps, inputs, views, self.methods,
-                                  self.scores)
+                                  self.lpips)
         if scored is None:
             self.windows_without_frames += 1
         else:
@@ -162,13 +163,7 @@ class HoldoutEvaluation:
 
         if not self.windows:
             return []
-        folder = Path(out_dir) / "holdout"
-        folder.mkdir(parents=True, exist_ok=True)
         chosen = sorted(set(np.linspace(0, len(self.windows) - 1, min(max_windows, len(self.windows)))
                             .round().astype(int).tolist()))
-        paths = []
-        for i in chosen:
-            window = self.windows[i]
-            paths.append(folder / f"window_{window.window:04d}.png")
-            save_grid(paths[-1], window)
-        return paths
+        return [save_grid(Path(out_dir) / "holdout" / f"window_{self.windows[i].window:04d}.png", self.windows[i])
+                for i in chosen]

@@ -122,7 +122,7 @@ def _read_metrics(folder: Path) -> dict[str, Any]:
 def load_bag(path: Path, metrics: dict[str, Any] | None = None) -> list[ViewerWindow]:
     """One window per `gaussians` cloud of the bag (see the module docstring)."""
     from dgslrm_ros.bags import topics
-    from dgslrm_ros.bags.reader import BagReadError, read_messages
+    from dgslrm_ros.bags.reader import BagReadError, diagnostic_values, read_messages
     from dgslrm_ros.convert.errors import ConversionError
     from dgslrm_ros.convert.pointcloud import unpack_gaussians, unpack_trajectories
     from dgslrm_ros.convert.stamps import header_stamp_ns
@@ -138,7 +138,7 @@ def load_bag(path: Path, metrics: dict[str, Any] | None = None) -> list[ViewerWi
             elif topic == topics.TRAJECTORIES:
                 trajectories[stamp] = unpack_trajectories(msg)
             else:
-                diagnostics.append((log_time, _diagnostic_values(msg)))
+                diagnostics.append((log_time, diagnostic_values(msg)))
     except BagReadError as error:
         where = "" if str(error).startswith(str(path)) else f"{path}: "
         raise ViewerError(f"{where}{error}; expected a bag with the node's `gaussians` topic. A bag of camera "
@@ -214,14 +214,6 @@ def _finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def _diagnostic_values(msg: Any) -> dict[str, str]:
-    """The node's DiagnosticStatus (name starting 'dgslrm') as key -> value."""
-    for status in msg.status:
-        if str(status.name).startswith("dgslrm"):
-            return {kv.key: kv.value for kv in status.values}
-    return {}
 
 
 def _diagnostics_after(diagnostics: list[tuple[int, dict[str, str]]], log_time: int) -> dict[str, str]:

@@ -64,11 +64,11 @@ def test_export_frame_and_min_opacity(dgslrm, window_file, tmp_path, capsys):
 def test_export_errors(dgslrm, window_file, tmp_path, capsys):
     _, path = window_file
     assert dgslrm(["export", str(path), "--out", str(tmp_path / "x.ply"), "--frame", "9"]) == 2
-    assert "outside the window of 4 frames" in capsys.readouterr().out
+    assert "outside the window of 4 frames" in capsys.readouterr().err
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"garbage")
     assert dgslrm(["export", str(broken), "--out", str(tmp_path / "y.ply")]) == 1
-    assert "not a readable safetensors file" in capsys.readouterr().out
+    assert "not a readable safetensors file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         dgslrm(["export", str(path), "--out", str(tmp_path / "z.ply"), "--frame", "last"])
 

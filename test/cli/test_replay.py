@@ -264,15 +264,15 @@ def test_scoring_is_exact_where_the_answer_is_known(tiny_model):
                                              log_time_ns=stamp_ns_of[newest], frame_id="world", trajectories=cloud)
     scores = replay._Scores()
     replay._evaluate(result, stamp_ns_of, ground, scores, "newest", "torch")
-    assert scores.nvs_psnr == [pytest.approx(result.psnr, abs=1e-3)]
-    errors = np.concatenate(scores.track_errors)
-    assert scores.track_queries == m and errors.size == m * 8
+    assert scores.novel.values["psnr"] == [pytest.approx(result.psnr, abs=1e-3)]
+    errors = np.concatenate(scores.tracks.errors)
+    assert scores.tracks.queries == m and errors.size == m * 8
     assert errors.max() < 1e-4
     # a GT point 0.3 m further along its pixel ray (same query pixel) shows up as exactly that error
     ray = dirs[4::8, 4::8].reshape(-1, 3)[0].numpy()
     cloud.tracks[0, :, :] += (0.3 * ray / np.linalg.norm(ray)).astype(np.float32)
     scores = replay._Scores()
     replay._evaluate(result, stamp_ns_of, ground, scores, "newest", "torch")
-    errors = np.concatenate(scores.track_errors).reshape(m, 8)
+    errors = np.concatenate(scores.tracks.errors).reshape(m, 8)
     np.testing.assert_allclose(errors[0], 0.3, atol=1e-4)
     assert errors[1:].max() < 1e-4

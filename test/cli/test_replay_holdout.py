@@ -1,6 +1,6 @@
 """`dgslrm replay --holdout N` on a tiny synthetic bag: which frames are scored, `copy` and `blend`
 recomputed here from the bag's own pixels, and the rendered rows checked against `dgslrm eval`'s
-held-out-instant computation (evaluation.evaluate: Gaussians deformed to n + 0.5, rendered, PSNR)
+held-out-instant computation (render_at_instants at n + 0.5, as evaluation.evaluate renders them, PSNR)
 on the same Gaussians and frames."""
 import json
 
@@ -12,11 +12,11 @@ from dgslrm_ros.bags.reader import load_sequence
 from dgslrm_ros.cli import replay
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.evaluation.baselines import static_baseline
-from dgslrm_ros.evaluation.evaluate import _render_positions
 from dgslrm_ros.metrics import psnr
 from dgslrm_ros.model.checkpoint import save_checkpoint
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.dgslrm import DGSLRM
+from dgslrm_ros.render import render_at_instants
 
 from .conftest import TINY_ARGS
 
@@ -87,7 +87,7 @@ def test_rendered_rows_agree_with_evals_held_out_instant_psnr(holdout_run):
         poses = torch.from_numpy(sequence.world_T_cam[0][source]).float()
         K = torch.from_numpy(sequence.K[0]).float().expand(len(source), 3, 3)
         for name, deformable in (("network", gaussians), ("static", static_baseline(gaussians))):
-            rendered = _render_positions(deformable, positions, poses, K, SIZE, SIZE, 0.0).clamp(0, 1)
+            rendered = render_at_instants(deformable, positions, poses, K, SIZE, SIZE, 0.0)[0].clamp(0, 1)
             expected = psnr(rendered, frames[source]).tolist()
             np.testing.assert_allclose(window["values"][name]["psnr"], expected, atol=1e-3)
 

@@ -54,3 +54,29 @@ def test_eval_cli_image_size_option(tiny_model, tmp_path, capsys):
     assert main(args + ["--image-size", "24"]) == 0 and "at 24 px" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["num_scenes"] == 1 and metrics["methods"]["network"]["input_psnr"] > 0
+
+
+def test_eval_options_are_the_config_fields(capsys):
+    """Every option's default is EvalConfig's (written once, on the field), switches and ranges included."""
+    import argparse
+
+    import pytest
+
+    from dgslrm_ros.cli import evaluate as evaluate_cli
+    from dgslrm_ros.cli.argtypes import config_from_options
+    from dgslrm_ros.evaluation.config import EvalConfig
+
+    parser = argparse.ArgumentParser()
+    evaluate_cli.add_arguments(parser)
+
+    def config(*argv: str) -> EvalConfig:  # what `dgslrm eval` builds, the checkpoint's scene scale aside
+        return config_from_options(EvalConfig, parser.parse_args(["--checkpoint", "c", *argv]))
+
+    assert config() == EvalConfig()
+    changed = config("--num-scenes", "3", "--optimize-iters", "0", "--refine-iters", "5", "--no-baselines",
+                     "--no-classical", "--no-oracles", "--previews", "0", "--heldout-instants", "1", "--no-progress")
+    assert changed == EvalConfig(num_scenes=3, optimize_iters=0, refine_iters=5, baselines=False, classical=False,
+                                 oracles=False, previews=0, heldout_instants=1, progress=False)
+    with pytest.raises(SystemExit):
+        config("--num-scenes", "0")
+    assert "num_scenes" in capsys.readouterr().err

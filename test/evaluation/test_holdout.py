@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from dgslrm_ros.core.gaussians import DeformableGaussians, Gaussians
-from dgslrm_ros.evaluation.holdout import (HeldOutView, ImageScores, blend_frames, copy_frame, score_window,
-                                           summarise, window_position)
+from dgslrm_ros.evaluation.holdout import (HeldOutView, blend_frames, copy_frame, score_window, summarise,
+                                           window_position)
 
 
 def test_window_position_interpolates_inside_the_span_only():
@@ -34,9 +34,9 @@ def test_score_window_runs_any_extra_method_and_skips_frames_outside_or_on_input
     views = [HeldOutView(stamp=s, image=torch.rand(3, height, width), world_T_cam=torch.eye(4, dtype=torch.float64), K=K)
              for s in (0.05, 0.1, 0.2)]  # inside, on an input frame, outside
     methods = {"grey": lambda g, p, v, x: torch.full((3, height, width), 0.5)}
-    result = score_window(0, gaussians, np.array([0.0, 0.1]), inputs, views, methods, ImageScores(lpips=False))
+    result = score_window(0, gaussians, np.array([0.0, 0.1]), inputs, views, methods)
     assert result.stamps == [0.05] and result.positions == [pytest.approx(0.5)]
     expected = 10 * np.log10(1.0 / float(((views[0].image - 0.5) ** 2).mean()))
     assert result.values["grey"]["psnr"][0] == pytest.approx(expected, abs=1e-4)
     assert summarise([result])["grey"]["frames"] == 1
-    assert score_window(0, gaussians, np.array([0.0, 0.1]), inputs, views[1:], methods, ImageScores(lpips=False)) is None
+    assert score_window(0, gaussians, np.array([0.0, 0.1]), inputs, views[1:], methods) is None

@@ -47,3 +47,33 @@ def test_query_points_follow_the_keyframe_zero_gaussian_at_their_pixel() -> None
     errors = query_point_errors(gt, np.array([True, False, True]), pixels, K, np.eye(4), 2, 2)
     np.testing.assert_allclose(errors, np.full((1, t), 0.2), atol=1e-9)
     assert query_point_errors(gt, np.zeros(3, bool), pixels, K, np.eye(4), 2, 2) is None
+
+
+def test_query_point_scores_sample_the_ground_truth_at_the_window_stamps() -> None:
+    """GT samples within 1 ms of a window stamp are used, others are missing (NaN, not scored); a window the
+    GT does not reach back to the first frame of adds nothing. The summary is replay's `tracking`."""
+    import torch
+
+    from dgslrm_ros.core.gaussians import DeformableGaussians
+    from dgslrm_ros.evaluation.tracking import QueryPointScores
+
+    t = 3
+    pixel = DeformableGaussians(means=torch.tensor([[0.0, 0.0, 2.0]], dtype=torch.float64),
+                                quats=torch.tensor([[1.0, 0, 0, 0]]).double(), scales=torch.full((1, 3), 0.1).double(),
+                                opacities=torch.full((1,), 0.5).double(), colors=torch.full((1, 3), 0.5).double(),
+                                offsets=torch.zeros(1, t, 3, dtype=torch.float64), timestamps=torch.arange(t).double(),
+                                keyframe_index=torch.zeros(1, dtype=torch.long))
+    K = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])  # a 1x1 image seeing (0, 0, z)
+    stamps = 100.0 + np.array([0.0, 0.1, 0.2])
+    gt_t = 100.0 + np.array([-0.1, 0.0004, 0.1, 0.25])  # no sample within 1 ms of the last stamp
+    gt = np.zeros((1, 4, 3))
+    gt[0, :, 2] = [9.0, 2.0, 2.3, 9.0]  # the point at the first two stamps: 0 m, then 0.3 m off
+    scores = QueryPointScores()
+    scores.add_window(gt, gt_t, np.ones((1, 4)), stamps, pixel, K, np.eye(4), 1, 1)
+    assert scores.queries == 1 and np.allclose(np.concatenate(scores.errors), [0.0, 0.3])
+    scores.add_window(gt, gt_t + 0.05, np.ones((1, 4)), stamps, pixel, K, np.eye(4), 1, 1)  # first stamp: no GT
+    assert scores.queries == 1
+    summary = scores.summary()
+    assert (summary["tracks"], summary["samples"]) == (1, 2)
+    assert summary["epe"] == pytest.approx(0.15) and summary["within_0.1m"] == 0.5 and summary["within_0.2m"] == 0.5
+    assert QueryPointScores().summary() is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from dgslrm_ros.data.dataset import EVAL_SEED_START, WindowDatasetConfig, make_window_sample

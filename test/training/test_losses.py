@@ -4,7 +4,6 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dgslrm_ros.core.cameras import camera_rays
 from dgslrm_ros.data.sample import WindowSample
 from dgslrm_ros.model.heads import GaussianPrediction
 from dgslrm_ros.render import render_at_instants
