@@ -27,9 +27,11 @@ def window_messages(result: Any) -> WindowMessages:
     """deformable (CPU), tracks, stamps [T] and rendered [3, h, w] of a WindowResult -> payloads."""
     g, tracks, stamps = result.deformable, result.tracks, np.asarray(result.stamps, dtype=np.float64)
     last = g.num_frames - 1
+    drawn = g.at(last)  # what `rendered` draws at the newest frame (keyframes around it, opacity as drawn)
+    velocities = g.velocities(last)[g.instant_weights(last) > 0] if g.keyframe_support else g.velocities(last)
     return WindowMessages(
-        pack_gaussians(*(np.asarray(v) for v in (g.positions(last), g.colors, g.opacities, g.scales, g.quats,
-                                                   g.velocities(last)))),
+        pack_gaussians(*(np.asarray(v) for v in (drawn.means, drawn.colors, drawn.opacities, drawn.scales, drawn.quats,
+                                                   velocities))),
         pack_trajectories(tracks.positions, stamps - stamps[-1], tracks.track_ids, tracks.visible),
         tracks_to_strips(tracks.positions, stamps - stamps[0], tracks.track_ids, tracks.visible),
         frames_to_rgb8(np.asarray(result.rendered)))

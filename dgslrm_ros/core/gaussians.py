@@ -7,6 +7,7 @@ Shapes follow docs/architecture.md: quats wxyz, scales are standard deviations, 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -158,9 +159,14 @@ class DeformableGaussians(_OnMeansDevice):
     offsets: Tensor  # [N, T, 3]
     timestamps: Tensor  # [T] seconds, strictly increasing (float64 if absolute ROS times)
     keyframe_index: Tensor  # [N] long
+    # How far in time a keyframe's Gaussians are drawn, in keyframe spacings: 0 = every keyframe at every
+    # instant (DGS-LRM); s > 0 = opacity x max(0, 1 - |instant - own keyframe| / (s x spacing)) (instant_weights).
+    keyframe_support: float = 0.0
 
     def __post_init__(self) -> None:
         owner = "DeformableGaussians"
+        if not (math.isfinite(self.keyframe_support) and self.keyframe_support >= 0):
+            raise ValueError(f"{owner}.keyframe_support: expected a finite number >= 0, got {self.keyframe_support}")
         _check_shape(f"{owner}.means", self.means, (None, 3), "[N, 3]")
         n = self.means.shape[0]
         _check_shape(f"{owner}.quats", self.quats, (n, 4), f"[N={n}, 4]")
@@ -216,8 +222,8 @@ class DeformableGaussians(_OnMeansDevice):
         )
 
     def _map(self, fn: Callable[[str, Tensor], Tensor]) -> DeformableGaussians:
-        """Rebuild with fn(field name, tensor) applied to every field."""
-        return DeformableGaussians(**{f.name: fn(f.name, getattr(self, f.name)) for f in fields(self)})
+        """Rebuild with fn(field name, tensor) applied to every tensor field (keyframe_support is kept)."""
+        return replace(self, **{name: fn(name, getattr(self, name)) for name in _DEFORMABLE_TENSORS})
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> DeformableGaussians:
         """Move to a device; `dtype` converts the Gaussian attributes but never `keyframe_index` or
@@ -269,12 +275,29 @@ class DeformableGaussians(_OnMeansDevice):
         both = self._velocities_at(torch.tensor([lower, upper], device=self.device))  # [N, 2, 3]
         return both[:, 0] * (1.0 - w) + both[:, 1] * w
 
+    def instant_weights(self, frame: FrameLike) -> Tensor:
+        """[N] the share of each Gaussian's opacity drawn at window frame `frame`: all ones without a
+        keyframe_support; else a hat over time, 1 at the Gaussian's own keyframe and 0 at keyframe_support
+        keyframe spacings from it, so an instant is drawn from the keyframes around it, not from every
+        keyframe's imperfect depth and motion at once (instants outside the keyframes count as the nearest)."""
+        value = float(frame.item() if isinstance(frame, Tensor) else frame)
+        if self.keyframe_support == 0 or len(self) == 0:
+            return torch.ones_like(self.opacities)
+        keyframes = torch.unique(self.keyframe_index)  # sorted
+        spacing = float(keyframes[-1] - keyframes[0]) / (len(keyframes) - 1) if len(keyframes) > 1 else 1.0
+        instant = min(max(value, float(keyframes[0])), float(keyframes[-1]))
+        distance = (self.keyframe_index.to(self.opacities.dtype) - instant).abs()
+        return (1.0 - distance / (self.keyframe_support * spacing)).clamp(min=0.0)
+
     def at(self, frame: FrameLike) -> Gaussians:
-        """The static Gaussians at window frame `frame` (what the renderer draws)."""
-        return Gaussians(
+        """The static Gaussians drawn at window frame `frame` (what the renderer draws): centres deformed to
+        it, opacities times instant_weights, those with no weight left out."""
+        weights = self.instant_weights(frame)
+        static = Gaussians(
             means=self.positions(frame), quats=self.quats, scales=self.scales,
-            opacities=self.opacities, colors=self.colors,
+            opacities=self.opacities * weights, colors=self.colors,
         )
+        return static if self.keyframe_support == 0 else static.select(weights > 0)
 
     # ------------------------------------------------------------------ subsets
     def select(self, mask_or_index: Tensor) -> DeformableGaussians:
@@ -302,11 +325,13 @@ class DeformableGaussians(_OnMeansDevice):
                     f"DeformableGaussians.concat: part {i} has timestamps {part.timestamps.tolist()}, "
                     f"expected the window's {stamps.tolist()}; only sets of the same window can be joined"
                 )
+        supports = {part.keyframe_support for part in parts}
+        if len(supports) > 1:
+            raise ValueError(f"DeformableGaussians.concat: parts with different keyframe_support {sorted(supports)}")
         return DeformableGaussians(
-            **{
-                f.name: stamps if f.name == "timestamps" else torch.cat([getattr(p, f.name) for p in parts])
-                for f in fields(DeformableGaussians)
-            }
+            **{name: stamps if name == "timestamps" else torch.cat([getattr(p, name) for p in parts])
+               for name in _DEFORMABLE_TENSORS},
+            keyframe_support=parts[0].keyframe_support,
         )
 
     # ------------------------------------------------------------------ frames
@@ -328,8 +353,9 @@ class DeformableGaussians(_OnMeansDevice):
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {f.name: getattr(self, f.name).detach().cpu().contiguous() for f in fields(self)}
-        save_file(tensors, str(path), metadata={"format": "dgslrm_ros.DeformableGaussians", "version": "1"})
+        tensors = {name: getattr(self, name).detach().cpu().contiguous() for name in _DEFORMABLE_TENSORS}
+        save_file(tensors, str(path), metadata={"format": "dgslrm_ros.DeformableGaussians", "version": "1",
+                                                "keyframe_support": repr(self.keyframe_support)})
         return path
 
     @staticmethod
@@ -347,13 +373,25 @@ class DeformableGaussians(_OnMeansDevice):
             raise GaussiansFileError(
                 f"{path}: not a readable safetensors file ({error}); expected what DeformableGaussians.save writes"
             ) from error
-        expected = [f.name for f in fields(DeformableGaussians)]
+        expected = list(_DEFORMABLE_TENSORS)
         missing = [name for name in expected if name not in tensors]
         if missing:
             raise GaussiansFileError(
                 f"{path}: missing tensors {missing}; expected {expected} as written by DeformableGaussians.save"
             )
         try:
-            return DeformableGaussians(**{name: tensors[name] for name in expected})
+            support = float(_file_metadata(path).get("keyframe_support", "0.0"))  # files from before it: 0
+            return DeformableGaussians(**{name: tensors[name] for name in expected}, keyframe_support=support)
         except ValueError as error:
             raise GaussiansFileError(f"{path}: inconsistent tensors: {error}") from error
+
+
+_DEFORMABLE_TENSORS = tuple(f.name for f in fields(DeformableGaussians) if f.name != "keyframe_support")
+
+
+def _file_metadata(path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file (its header), without reading the tensors again."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return handle.metadata() or {}

@@ -13,7 +13,7 @@ the untrained network is exactly the classical method.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -135,6 +135,7 @@ class GaussianPrediction:
     keyframe_world_T_cam: Tensor  # [B, Kf, 4, 4]
     timestamps: Tensor  # [B, T] seconds
     gate: Tensor | None = None  # [B, Kf, 1, H, W] how much of the lifted motion is used (geometry-primed only)
+    keyframe_support: float = 0.0  # DeformableGaussians.keyframe_support of the Gaussians (geometry.classical)
 
     @property
     def batch_size(self) -> int:
@@ -154,8 +155,8 @@ class GaussianPrediction:
         return self.depth.shape[-2], self.depth.shape[-1]
 
     def detach(self) -> GaussianPrediction:
-        return GaussianPrediction(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).detach()
-                                     for f in fields(self)})
+        return replace(self, **{f.name: getattr(self, f.name).detach() for f in fields(self)
+                                if isinstance(getattr(self, f.name), Tensor)})
 
     def means(self) -> Tensor:
         """[B, Kf, H, W, 3] Gaussian centres at their keyframe: o + depth * d_z1 (float32)."""
@@ -190,4 +191,5 @@ class GaussianPrediction:
             # float64 stays float64: epoch seconds in float32 would round to minutes.
             timestamps=self.timestamps[b] if self.timestamps.dtype.is_floating_point else self.timestamps[b].double(),
             keyframe_index=self.keyframe_index.to(self.depth.device).repeat_interleave(height * width),
+            keyframe_support=self.keyframe_support,
         )

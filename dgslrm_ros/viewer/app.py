@@ -152,11 +152,15 @@ class ViewerApp:
             window = self.window
             if window is None:
                 return
-            time = self.time
-            keep = window.opacities >= float(self.min_opacity.value)
+            time, min_opacity = self.time, float(self.min_opacity.value)
+            opacities = sc.opacities_at(window, time)
+            keep = (opacities >= min_opacity) & (opacities > 0)  # as splat_arrays
             centres = sc.positions_at(window, time)[keep]
-            # while a new window is being drawn the splat node still holds the old one's set
-            if self._splats is not None and len(self._splats.centers) == len(centres):
+            if window.frame_opacities is not None and self._splats is not None and len(centres):
+                # keyframes fade in and out over time: the drawn set itself changes with the instant
+                self._splats.set_gaussians(**sc.splat_arrays(window, time, min_opacity, float(self.splat_size.value)))
+            elif self._splats is not None and len(self._splats.centers) == len(centres):
+                # while a new window is being drawn the splat node still holds the old one's set
                 self._splats.centers = centres
             self._draw_points(window, centres, keep)
             self._draw_heads(window, time)

@@ -76,11 +76,13 @@ class ViewerWindow:
     tracks: Tracks | None = None
     cameras: tuple[CameraView, ...] = ()
     figures: dict[str, str] = field(default_factory=dict)  # side panel: label -> value
+    # [N, T] float32 opacity as drawn at each frame (DeformableGaussians.instant_weights); None = `opacities`
+    frame_opacities: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, t = self.means.shape[0], self.timestamps.shape[0]
         expected = {"means": (n, 3), "quats": (n, 4), "scales": (n, 3), "opacities": (n,), "colors": (n, 3),
-                    "offsets": (n, t, 3)}
+                    "offsets": (n, t, 3), **({} if self.frame_opacities is None else {"frame_opacities": (n, t)})}
         for name, shape in expected.items():
             if getattr(self, name).shape != shape:
                 raise ViewerError(f"{self.label}: {name} has shape {getattr(self, name).shape}, expected {shape}")
@@ -108,12 +110,14 @@ def _numpy(t: torch.Tensor, dtype=np.float32) -> np.ndarray:
 
 def window_from_deformable(gaussians: DeformableGaussians, label: str, tracks: Tracks | None = None,
                            cameras: tuple[CameraView, ...] = (), figures: dict[str, str] | None = None) -> ViewerWindow:
-    """A window file's Gaussians (exact per-frame offsets)."""
+    """A window file's Gaussians (exact per-frame offsets and, with a keyframe_support, per-frame opacities)."""
+    frame_opacities = None if gaussians.keyframe_support == 0 else _numpy(torch.stack(
+        [gaussians.opacities * gaussians.instant_weights(n) for n in range(gaussians.num_frames)], dim=1))
     return ViewerWindow(
         label=label, means=_numpy(gaussians.means), quats=_numpy(gaussians.quats), scales=_numpy(gaussians.scales),
         opacities=_numpy(gaussians.opacities), colors=_numpy(gaussians.colors), offsets=_numpy(gaussians.offsets),
         timestamps=_numpy(gaussians.timestamps, np.float64), motion=MOTION_OFFSETS, tracks=tracks,
-        cameras=tuple(cameras), figures=dict(figures or {}),
+        cameras=tuple(cameras), figures=dict(figures or {}), frame_opacities=frame_opacities,
     )
 
 
@@ -164,11 +168,22 @@ def frame_at(window: ViewerWindow, time: float) -> float:
 def positions_at(window: ViewerWindow, time: float) -> np.ndarray:
     """[N, 3] centres at an absolute time: offsets interpolated linearly between frames, as
     `DeformableGaussians.positions` does for a fractional frame."""
+    lower, upper, w = _frame_pair(window, time)
+    return window.means + window.offsets[:, lower] * (1 - w) + window.offsets[:, upper] * w
+
+
+def opacities_at(window: ViewerWindow, time: float) -> np.ndarray:
+    """[N] opacity as drawn at an absolute time (interpolated like the centres)."""
+    if window.frame_opacities is None:
+        return window.opacities
+    lower, upper, w = _frame_pair(window, time)
+    return window.frame_opacities[:, lower] * (1 - w) + window.frame_opacities[:, upper] * w
+
+
+def _frame_pair(window: ViewerWindow, time: float) -> tuple[int, int, np.float32]:
     frame = frame_at(window, time)
     lower = min(int(math.floor(frame)), window.num_frames - 1)
-    upper = min(lower + 1, window.num_frames - 1)
-    w = np.float32(frame - lower)
-    return window.means + window.offsets[:, lower] * (1 - w) + window.offsets[:, upper] * w
+    return lower, min(lower + 1, window.num_frames - 1), np.float32(frame - lower)
 
 
 def track_heads(tracks: Tracks, time: float) -> tuple[np.ndarray, np.ndarray]:
@@ -195,12 +210,13 @@ def covariances(quats: np.ndarray, scales: np.ndarray, size: float = 1.0) -> np.
 def splat_arrays(window: ViewerWindow, time: float, min_opacity: float = 0.0, size: float = 1.0) -> dict[str, np.ndarray]:
     """What viser's Gaussian splat node takes, at `time`, for Gaussians with opacity >= `min_opacity`:
     centers [K, 3], covariances [K, 3, 3], rgbs [K, 3], opacities [K, 1]."""
-    keep = window.opacities >= min_opacity
+    opacities = opacities_at(window, time)
+    keep = (opacities >= min_opacity) & (opacities > 0)
     return {
         "centers": positions_at(window, time)[keep],
         "covariances": covariances(window.quats[keep], window.scales[keep], size),
         "rgbs": np.clip(window.colors[keep], 0.0, 1.0),
-        "opacities": window.opacities[keep, None],
+        "opacities": opacities[keep, None],
     }
 
 

@@ -1,5 +1,7 @@
 """Gaussians / DeformableGaussians: validation, motion, subsets, similarity transforms, files."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -164,11 +166,47 @@ def test_to_detach_keep_dtypes():
 
 
 def test_safetensors_round_trip(tmp_path):
+    from safetensors.torch import save_file
+
     g, _ = constant_velocity()
+    g = replace(g, keyframe_support=1.5)
     path = g.save(tmp_path / "sub" / "window.safetensors")
     loaded = DeformableGaussians.load(path)
-    for name in g.__dict__:
+    tensors = [name for name, value in g.__dict__.items() if isinstance(value, torch.Tensor)]
+    assert len(tensors) == 8
+    for name in tensors:
         assert torch.equal(getattr(loaded, name), getattr(g, name)), name
+    assert loaded.keyframe_support == 1.5
+    older = tmp_path / "older.safetensors"  # written before keyframe_support existed: every keyframe drawn
+    save_file({name: getattr(g, name).contiguous() for name in tensors}, str(older))
+    assert DeformableGaussians.load(older).keyframe_support == 0.0
+
+
+def _three_keyframes(support: float) -> DeformableGaussians:
+    """One Gaussian per keyframe at window frames 0, 4, 8 of a 10-frame window."""
+    stamps = torch.arange(10, dtype=torch.float64) / 10
+    g = Gaussians(means=torch.zeros(3, 3), quats=torch.tensor([[1.0, 0, 0, 0]]).repeat(3, 1),
+                  scales=torch.full((3, 3), 0.1), opacities=torch.full((3,), 0.8), colors=torch.full((3, 3), 0.5))
+    return replace(DeformableGaussians.static(g, stamps, torch.tensor([0, 4, 8])), keyframe_support=support)
+
+
+def test_keyframe_support_draws_an_instant_from_the_keyframes_around_it():
+    every = _three_keyframes(0.0)
+    assert torch.equal(every.instant_weights(6), torch.ones(3))
+    assert len(every.at(6)) == 3  # DGS-LRM: every keyframe at every instant
+    g = _three_keyframes(1.5)  # fades over 1.5 spacings = 6 frames
+    assert torch.allclose(g.instant_weights(4), torch.tensor([1 - 4 / 6, 1.0, 1 - 4 / 6]).float())
+    assert torch.allclose(g.instant_weights(6), torch.tensor([0.0, 1 - 2 / 6, 1 - 2 / 6]).float())
+    assert torch.allclose(g.instant_weights(9), g.instant_weights(8))  # after the last keyframe: as at it
+    drawn = g.at(6)
+    assert len(drawn) == 2  # the keyframe 6 frames away is not drawn at all
+    assert torch.allclose(drawn.opacities, 0.8 * torch.tensor([4 / 6, 4 / 6]))
+    with pytest.raises(ValueError, match="keyframe_support"):
+        _three_keyframes(-1.0)
+    with pytest.raises(ValueError, match="different keyframe_support"):
+        DeformableGaussians.concat([g, every])
+    assert DeformableGaussians.concat([g, g]).keyframe_support == 1.5
+    assert g.select(torch.tensor([True, False, True])).to(dtype=torch.float64).keyframe_support == 1.5
 
 
 def test_load_errors_are_clear(tmp_path):

@@ -5,7 +5,7 @@ import torch
 
 from dgslrm_ros.core.cameras import project_points, pixel_centers
 from dgslrm_ros.core.gaussians import DeformableGaussians
-from dgslrm_ros.geometry.classical import COLOR_EPS, FOOTPRINT, OPACITY
+from dgslrm_ros.geometry.classical import COLOR_EPS, FOOTPRINT, KEYFRAME_SUPPORT, OPACITY
 from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues
 from dgslrm_ros.model import DGSLRM, GaussianPrediction, ModelConfig, ModelInputError
 from dgslrm_ros.model.classical import ClassicalReconstructor
@@ -84,6 +84,9 @@ def test_untrained_geometry_primed_model_is_exactly_the_classical_method(tiny_co
         c = ClassicalReconstructor(tiny_config)(**tiny_window, cues=cues)
     for name in [*FIELDS, "offsets", "gate"]:
         assert torch.allclose(getattr(p, name), getattr(c, name), atol=1e-6, rtol=1e-6), name
+    # Both draw an instant from the keyframes around it; so do their Gaussians (and so every render).
+    assert p.keyframe_support == c.keyframe_support == KEYFRAME_SUPPORT > 0
+    assert p.gaussians(0).keyframe_support == p.detach().gaussians(0).keyframe_support == KEYFRAME_SUPPORT
     # ... and the classical fields are a plausible reconstruction: pixel colours, footprint scales, fixed
     # opacity, identity rotations, depth inside the model's range, no motion at the own keyframe.
     assert tiny_config.near <= p.depth.min() and p.depth.max() <= tiny_config.far
@@ -115,6 +118,7 @@ def test_cues_are_refused_by_a_model_without_cue_channels(tiny_config, tiny_wind
         with pytest.raises(ModelInputError, match="without cue channels"):
             model(**tiny_window, cues=cues)  # ... but is not silently fed cues
     assert p.gate is None
+    assert p.gaussians(0).keyframe_support == 0.0  # and draws every keyframe at every instant, as the paper
 
 
 def test_offsets_vanish_at_own_keyframe(tiny_model, tiny_window):

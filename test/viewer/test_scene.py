@@ -41,6 +41,25 @@ def test_time_slider_moves_splats_to_the_deformable_positions_at_that_instant(ap
     assert float(moved[:, 0].max()) > 0.29  # the check above ran on a window that moves
 
 
+def test_keyframes_fade_in_and_out_with_the_time_slider_as_the_renderer_draws_them(app, synthetic_window):
+    """With a keyframe_support the splats at an instant are DeformableGaussians.at(instant): the same set and
+    opacities the renderer and the `gaussians` topic use (the red cluster is keyframe 0, green keyframe 4)."""
+    from dataclasses import replace
+
+    n = len(synthetic_window)
+    g = replace(synthetic_window, keyframe_index=torch.tensor([0] * (n // 2) + [4] * (n // 2)), keyframe_support=1.0)
+    window = sc.window_from_deformable(g, "fading")
+    app.set_windows([window])
+    for seconds, frame in ((0.0, 0), (0.1, 1), (0.25, 2.5), (0.4, 4)):
+        app.time_slider.value = seconds
+        drawn = g.at(frame)
+        assert len(app._splats.centers) == len(drawn), seconds
+        assert np.allclose(app._splats.centers, drawn.means.numpy(), atol=1e-5)
+        np.testing.assert_allclose(sc.opacities_at(window, 100.0 + seconds)[g.instant_weights(frame) > 0],
+                                   drawn.opacities.numpy(), atol=1e-6)
+    assert len(g.at(0)) == n // 2 and len(g.at(2.5)) == n  # a keyframe alone at its instant, both between
+
+
 def test_serves_on_localhost_only_by_default():
     import argparse
     import inspect
