@@ -159,14 +159,17 @@ class DeformableGaussians(_OnMeansDevice):
     offsets: Tensor  # [N, T, 3]
     timestamps: Tensor  # [T] seconds, strictly increasing (float64 if absolute ROS times)
     keyframe_index: Tensor  # [N] long
-    # How far in time a keyframe's Gaussians are drawn, in keyframe spacings: 0 = every keyframe at every
-    # instant (DGS-LRM); s > 0 = opacity x max(0, 1 - |instant - own keyframe| / (s x spacing)) (instant_weights).
+    # How far in time a keyframe's Gaussians are drawn in full, in keyframe spacings: 0 = every keyframe at
+    # every instant (DGS-LRM); s > 0 = opacity x max(floor, 1 - |instant - own keyframe| / (s x spacing)).
     keyframe_support: float = 0.0
+    keyframe_floor: float = 0.0  # the share of its opacity a keyframe keeps at any instant (with a support)
 
     def __post_init__(self) -> None:
         owner = "DeformableGaussians"
         if not (math.isfinite(self.keyframe_support) and self.keyframe_support >= 0):
             raise ValueError(f"{owner}.keyframe_support: expected a finite number >= 0, got {self.keyframe_support}")
+        if not 0 <= self.keyframe_floor <= 1:
+            raise ValueError(f"{owner}.keyframe_floor: expected a number in [0, 1], got {self.keyframe_floor}")
         _check_shape(f"{owner}.means", self.means, (None, 3), "[N, 3]")
         n = self.means.shape[0]
         _check_shape(f"{owner}.quats", self.quats, (n, 4), f"[N={n}, 4]")
@@ -222,7 +225,7 @@ class DeformableGaussians(_OnMeansDevice):
         )
 
     def _map(self, fn: Callable[[str, Tensor], Tensor]) -> DeformableGaussians:
-        """Rebuild with fn(field name, tensor) applied to every tensor field (keyframe_support is kept)."""
+        """Rebuild with fn(field name, tensor) applied to every tensor field (the keyframe fade is kept)."""
         return replace(self, **{name: fn(name, getattr(self, name)) for name in _DEFORMABLE_TENSORS})
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> DeformableGaussians:
@@ -277,9 +280,10 @@ class DeformableGaussians(_OnMeansDevice):
 
     def instant_weights(self, frame: FrameLike) -> Tensor:
         """[N] the share of each Gaussian's opacity drawn at window frame `frame`: all ones without a
-        keyframe_support; else a hat over time, 1 at the Gaussian's own keyframe and 0 at keyframe_support
-        keyframe spacings from it, so an instant is drawn from the keyframes around it, not from every
-        keyframe's imperfect depth and motion at once (instants outside the keyframes count as the nearest)."""
+        keyframe_support; else a hat over time, 1 at the Gaussian's own keyframe and keyframe_floor from
+        keyframe_support keyframe spacings on, so an instant is drawn mostly from the keyframes around it,
+        not from every keyframe's imperfect depth and motion at once, while the others still fill what those
+        do not see (instants outside the keyframes count as the nearest keyframe's)."""
         value = float(frame.item() if isinstance(frame, Tensor) else frame)
         if self.keyframe_support == 0 or len(self) == 0:
             return torch.ones_like(self.opacities)
@@ -287,7 +291,7 @@ class DeformableGaussians(_OnMeansDevice):
         spacing = float(keyframes[-1] - keyframes[0]) / (len(keyframes) - 1) if len(keyframes) > 1 else 1.0
         instant = min(max(value, float(keyframes[0])), float(keyframes[-1]))
         distance = (self.keyframe_index.to(self.opacities.dtype) - instant).abs()
-        return (1.0 - distance / (self.keyframe_support * spacing)).clamp(min=0.0)
+        return (1.0 - distance / (self.keyframe_support * spacing)).clamp(min=self.keyframe_floor)
 
     def at(self, frame: FrameLike) -> Gaussians:
         """The static Gaussians drawn at window frame `frame` (what the renderer draws): centres deformed to
@@ -325,13 +329,13 @@ class DeformableGaussians(_OnMeansDevice):
                     f"DeformableGaussians.concat: part {i} has timestamps {part.timestamps.tolist()}, "
                     f"expected the window's {stamps.tolist()}; only sets of the same window can be joined"
                 )
-        supports = {part.keyframe_support for part in parts}
+        supports = {(part.keyframe_support, part.keyframe_floor) for part in parts}
         if len(supports) > 1:
-            raise ValueError(f"DeformableGaussians.concat: parts with different keyframe_support {sorted(supports)}")
+            raise ValueError(f"DeformableGaussians.concat: parts with different keyframe_support/floor {sorted(supports)}")
         return DeformableGaussians(
             **{name: stamps if name == "timestamps" else torch.cat([getattr(p, name) for p in parts])
                for name in _DEFORMABLE_TENSORS},
-            keyframe_support=parts[0].keyframe_support,
+            keyframe_support=parts[0].keyframe_support, keyframe_floor=parts[0].keyframe_floor,
         )
 
     # ------------------------------------------------------------------ frames
@@ -355,7 +359,8 @@ class DeformableGaussians(_OnMeansDevice):
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {name: getattr(self, name).detach().cpu().contiguous() for name in _DEFORMABLE_TENSORS}
         save_file(tensors, str(path), metadata={"format": "dgslrm_ros.DeformableGaussians", "version": "1",
-                                                "keyframe_support": repr(self.keyframe_support)})
+                                                "keyframe_support": repr(self.keyframe_support),
+                                                "keyframe_floor": repr(self.keyframe_floor)})
         return path
 
     @staticmethod
@@ -380,13 +385,16 @@ class DeformableGaussians(_OnMeansDevice):
                 f"{path}: missing tensors {missing}; expected {expected} as written by DeformableGaussians.save"
             )
         try:
-            support = float(_file_metadata(path).get("keyframe_support", "0.0"))  # files from before it: 0
-            return DeformableGaussians(**{name: tensors[name] for name in expected}, keyframe_support=support)
+            metadata = _file_metadata(path)  # files from before the fade: every keyframe at every instant
+            return DeformableGaussians(**{name: tensors[name] for name in expected},
+                                       keyframe_support=float(metadata.get("keyframe_support", "0.0")),
+                                       keyframe_floor=float(metadata.get("keyframe_floor", "0.0")))
         except ValueError as error:
             raise GaussiansFileError(f"{path}: inconsistent tensors: {error}") from error
 
 
-_DEFORMABLE_TENSORS = tuple(f.name for f in fields(DeformableGaussians) if f.name != "keyframe_support")
+_DEFORMABLE_TENSORS = tuple(f.name for f in fields(DeformableGaussians)
+                            if f.name not in ("keyframe_support", "keyframe_floor"))
 
 
 def _file_metadata(path: Path) -> dict[str, str]:

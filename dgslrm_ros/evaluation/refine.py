@@ -60,14 +60,15 @@ class _Params(torch.nn.Module):
         self.log_scales = torch.nn.Parameter(g.scales.detach().clamp_min(1e-8).log())
         self.opacity_logits = torch.nn.Parameter(_logit(g.opacities.detach()))
         self.color_logits = torch.nn.Parameter(_logit(g.colors.detach()))
-        self.timestamps, self.keyframe_index, self.keyframe_support = g.timestamps, g.keyframe_index, g.keyframe_support
+        self.timestamps, self.keyframe_index = g.timestamps, g.keyframe_index
+        self.fade = {"keyframe_support": g.keyframe_support, "keyframe_floor": g.keyframe_floor}
 
     def gaussians(self) -> DeformableGaussians:
         return DeformableGaussians(
             means=self.means, quats=quat_normalize(self.quats), scales=self.log_scales.exp(),
             opacities=torch.sigmoid(self.opacity_logits), colors=torch.sigmoid(self.color_logits),
             offsets=self.offsets, timestamps=self.timestamps, keyframe_index=self.keyframe_index,
-            keyframe_support=self.keyframe_support,
+            **self.fade,
         )
 
 

@@ -135,7 +135,8 @@ class GaussianPrediction:
     keyframe_world_T_cam: Tensor  # [B, Kf, 4, 4]
     timestamps: Tensor  # [B, T] seconds
     gate: Tensor | None = None  # [B, Kf, 1, H, W] how much of the lifted motion is used (geometry-primed only)
-    keyframe_support: float = 0.0  # DeformableGaussians.keyframe_support of the Gaussians (geometry.classical)
+    keyframe_support: float = 0.0  # DeformableGaussians.keyframe_support / _floor of the Gaussians (geometry.classical)
+    keyframe_floor: float = 0.0
 
     @property
     def batch_size(self) -> int:
@@ -191,5 +192,5 @@ class GaussianPrediction:
             # float64 stays float64: epoch seconds in float32 would round to minutes.
             timestamps=self.timestamps[b] if self.timestamps.dtype.is_floating_point else self.timestamps[b].double(),
             keyframe_index=self.keyframe_index.to(self.depth.device).repeat_interleave(height * width),
-            keyframe_support=self.keyframe_support,
+            keyframe_support=self.keyframe_support, keyframe_floor=self.keyframe_floor,
         )

@@ -169,17 +169,17 @@ def test_safetensors_round_trip(tmp_path):
     from safetensors.torch import save_file
 
     g, _ = constant_velocity()
-    g = replace(g, keyframe_support=1.5)
+    g = replace(g, keyframe_support=1.5, keyframe_floor=0.3)
     path = g.save(tmp_path / "sub" / "window.safetensors")
     loaded = DeformableGaussians.load(path)
     tensors = [name for name, value in g.__dict__.items() if isinstance(value, torch.Tensor)]
     assert len(tensors) == 8
     for name in tensors:
         assert torch.equal(getattr(loaded, name), getattr(g, name)), name
-    assert loaded.keyframe_support == 1.5
+    assert (loaded.keyframe_support, loaded.keyframe_floor) == (1.5, 0.3)
     older = tmp_path / "older.safetensors"  # written before keyframe_support existed: every keyframe drawn
     save_file({name: getattr(g, name).contiguous() for name in tensors}, str(older))
-    assert DeformableGaussians.load(older).keyframe_support == 0.0
+    assert (DeformableGaussians.load(older).keyframe_support, DeformableGaussians.load(older).keyframe_floor) == (0, 0)
 
 
 def _three_keyframes(support: float) -> DeformableGaussians:
@@ -207,6 +207,14 @@ def test_keyframe_support_draws_an_instant_from_the_keyframes_around_it():
         DeformableGaussians.concat([g, every])
     assert DeformableGaussians.concat([g, g]).keyframe_support == 1.5
     assert g.select(torch.tensor([True, False, True])).to(dtype=torch.float64).keyframe_support == 1.5
+    # with a floor every keyframe stays drawn, faintly, to fill what the keyframes around the instant miss
+    floored = replace(g, keyframe_floor=0.25)
+    assert torch.allclose(floored.instant_weights(6), torch.tensor([0.25, 1 - 2 / 6, 1 - 2 / 6]).float())
+    assert torch.allclose(floored.at(6).opacities, 0.8 * torch.tensor([0.25, 4 / 6, 4 / 6]))
+    with pytest.raises(ValueError, match="keyframe_floor"):
+        replace(g, keyframe_floor=1.5)
+    with pytest.raises(ValueError, match="different keyframe_support/floor"):
+        DeformableGaussians.concat([g, floored])
 
 
 def test_load_errors_are_clear(tmp_path):

@@ -5,7 +5,7 @@ import torch
 
 from dgslrm_ros.core.cameras import project_points, pixel_centers
 from dgslrm_ros.core.gaussians import DeformableGaussians
-from dgslrm_ros.geometry.classical import COLOR_EPS, FOOTPRINT, KEYFRAME_SUPPORT, OPACITY
+from dgslrm_ros.geometry.classical import COLOR_EPS, FOOTPRINT, KEYFRAME_FLOOR, KEYFRAME_SUPPORT, OPACITY
 from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues
 from dgslrm_ros.model import DGSLRM, GaussianPrediction, ModelConfig, ModelInputError
 from dgslrm_ros.model.classical import ClassicalReconstructor
@@ -86,6 +86,7 @@ def test_untrained_geometry_primed_model_is_exactly_the_classical_method(tiny_co
         assert torch.allclose(getattr(p, name), getattr(c, name), atol=1e-6, rtol=1e-6), name
     # Both draw an instant from the keyframes around it; so do their Gaussians (and so every render).
     assert p.keyframe_support == c.keyframe_support == KEYFRAME_SUPPORT > 0
+    assert p.keyframe_floor == c.keyframe_floor == p.gaussians(0).keyframe_floor == KEYFRAME_FLOOR
     assert p.gaussians(0).keyframe_support == p.detach().gaussians(0).keyframe_support == KEYFRAME_SUPPORT
     # ... and the classical fields are a plausible reconstruction: pixel colours, footprint scales, fixed
     # opacity, identity rotations, depth inside the model's range, no motion at the own keyframe.
