@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -45,13 +45,6 @@ GAUSSIAN_DTYPE = np.dtype([(name, "<f4") for name in GAUSSIAN_FIELDS])  # point_
 TRAJECTORY_DTYPE = np.dtype(
     [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("t", "<f4"), ("track_id", "<u4"), ("visible", "<f4")]
 )  # point_step 24
-
-
-class PointFieldLike(Protocol):
-    name: str
-    offset: int
-    datatype: int
-    count: int
 
 
 class PointFieldSpec(NamedTuple):

@@ -7,16 +7,11 @@ fractional parts instead of multiplying the whole value by 1e9.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from dgslrm_ros.convert.errors import StampError
 
 NS_PER_S = 1_000_000_000
-
-
-class StampLike(Protocol):
-    sec: int
-    nanosec: int
 
 
 class Stamp(NamedTuple):
