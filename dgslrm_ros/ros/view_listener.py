@@ -20,6 +20,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from dgslrm_ros.bags.reader import diagnostic_values
 from dgslrm_ros.convert.camera_info import camera_info_to_intrinsics
 from dgslrm_ros.convert.errors import ConversionError
 from dgslrm_ros.convert.image import image_to_rgb
@@ -103,9 +104,7 @@ class ViewListener(Node):
         self._emit_ready()
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name.startswith("dgslrm"):
-                self._diagnostics = {kv.key: kv.value for kv in status.values}
+        self._diagnostics = diagnostic_values(msg) or self._diagnostics
 
     def _on_image(self, msg: Image) -> None:
         try:
