@@ -188,12 +188,6 @@ def _point_fields(dtype: np.dtype) -> tuple[list[PointFieldSpec], np.dtype]:
 
 # --- packed colour --------------------------------------------------------------------------------
 
-def pack_rgb(colors: np.ndarray) -> np.ndarray:
-    """float [N, 3] in [0, 1] -> float32 [N] holding uint32 0x00RRGGBB bits (what RViz's RGB8 reads)."""
-    c = np.clip(np.rint(np.asarray(colors, dtype=np.float32) * 255.0), 0, 255).astype(np.uint32)
-    return ((c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]).view(np.float32)
-
-
 def unpack_rgb(rgb: np.ndarray) -> np.ndarray:
     """float32 [N] packed colours -> float32 [N, 3] in [0, 1]."""
     bits = np.ascontiguousarray(rgb, dtype=np.float32).view(np.uint32)
