@@ -25,7 +25,6 @@ from dgslrm_ros.data.geometry import axis_angle_to_matrix
 
 # Object kinds (unit shapes in q space). ROOM and SKY are seen from inside (background).
 SPHERE, BOX, CYLINDER, PLANE, ROOM, SKY = range(6)
-KIND_NAMES = ("sphere", "box", "cylinder", "plane", "room", "sky")
 # Texture kinds, evaluated on canonical coordinates.
 SOLID, CHECKER, STRIPES, GRADIENT, NOISE = range(5)
 
