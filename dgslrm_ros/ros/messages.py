@@ -23,13 +23,13 @@ from dgslrm_ros.convert.camera_info import (
 )
 from dgslrm_ros.convert.compressed import rgb_to_compressed_fields
 from dgslrm_ros.convert.image import image_to_rgb, rgb_to_image_fields
-from dgslrm_ros.convert.pointcloud import PointCloudFields, pointcloud_to_array
+from dgslrm_ros.convert.pointcloud import PointCloudFields
 from dgslrm_ros.convert.pose import matrix_to_pose_fields, pose_to_matrix
 from dgslrm_ros.convert.stamps import seconds_to_stamp, stamp_to_seconds
 from dgslrm_ros.convert.window import diagnostic_strings
 
 __all__ = [
-    "camera_info_msg", "camera_info_to_intrinsics", "CameraIntrinsics", "cloud_msg", "cloud_to_array",
+    "camera_info_msg", "camera_info_to_intrinsics", "CameraIntrinsics", "cloud_msg",
     "compressed_image_msg", "diagnostics", "header", "image_msg", "image_to_rgb", "marker_array", "odometry_msg",
     "path_msg", "pose_msg", "pose_to_matrix", "stamp_seconds", "transform_msg",
 ]
@@ -80,11 +80,6 @@ def cloud_msg(f: PointCloudFields, hdr: Header) -> PointCloud2:
         is_bigendian=f.is_bigendian, point_step=f.point_step, row_step=f.row_step,
         data=f.data.tobytes(), is_dense=f.is_dense,
     )
-
-
-def cloud_to_array(msg: PointCloud2) -> np.ndarray:
-    """PointCloud2 -> structured [height, width]."""
-    return pointcloud_to_array(msg)
 
 
 def marker_array(strips: Iterable[Any], hdr: Header) -> MarkerArray:
