@@ -26,6 +26,7 @@ from dgslrm_ros.convert.image import image_to_rgb, rgb_to_image_fields
 from dgslrm_ros.convert.pointcloud import PointCloudFields
 from dgslrm_ros.convert.pose import matrix_to_pose_fields, pose_to_matrix
 from dgslrm_ros.convert.stamps import seconds_to_stamp, stamp_to_seconds
+from dgslrm_ros.convert.tracks import TRACK_LINE_WIDTH_M, TRACKS_NAMESPACE
 from dgslrm_ros.convert.window import diagnostic_strings
 
 __all__ = [
@@ -33,9 +34,6 @@ __all__ = [
     "compressed_image_msg", "diagnostics", "header", "image_msg", "image_to_rgb", "marker_array", "odometry_msg",
     "path_msg", "pose_msg", "pose_to_matrix", "stamp_seconds", "transform_msg",
 ]
-
-TRACK_LINE_WIDTH_M = 0.01
-TRACKS_NAMESPACE = "tracks"
 
 
 def stamp_seconds(stamp: Time) -> float:
@@ -89,7 +87,7 @@ def marker_array(strips: Iterable[Any], hdr: Header) -> MarkerArray:
     """
     markers = [Marker(header=hdr, ns=TRACKS_NAMESPACE, action=Marker.DELETEALL)]
     for strip in strips:
-        marker = Marker(header=hdr, ns=TRACKS_NAMESPACE, id=int(strip.track_id) & 0x7FFFFFFF,
+        marker = Marker(header=hdr, ns=TRACKS_NAMESPACE, id=strip.marker_id,
                         type=Marker.LINE_STRIP, action=Marker.ADD)
         marker.pose.orientation.w = 1.0
         marker.scale.x = TRACK_LINE_WIDTH_M
