@@ -20,7 +20,7 @@ from dgslrm_ros.convert.image import rgb_to_image_fields
 from dgslrm_ros.convert.pointcloud import PointCloudFields
 from dgslrm_ros.convert.pose import matrix_to_pose_fields
 from dgslrm_ros.convert.stamps import ns_to_stamp
-from dgslrm_ros.convert.tracks import TrackStrip
+from dgslrm_ros.convert.tracks import TRACK_LINE_WIDTH_M, TRACKS_NAMESPACE, TrackStrip
 
 _NUMERIC = {
     "bool": np.bool_, "byte": np.uint8, "char": np.uint8, "int8": np.int8, "uint8": np.uint8,
@@ -115,23 +115,22 @@ def pointcloud_msg(typestore: Typestore, stamp_ns: int, cloud: PointCloudFields,
 
 
 def marker_array_msg(typestore: Typestore, stamp_ns: int, strips: Sequence[TrackStrip],
-                     frame_id: str = topics.WORLD_FRAME, ns: str = "tracks", line_width: float = 0.01) -> Any:
-    """TrackStrips -> MarkerArray: a DELETEALL first (tracks that vanished must disappear), then one
-    LINE_STRIP per track with id = track_id and per-vertex speed colours."""
+                     frame_id: str = topics.WORLD_FRAME) -> Any:
+    """TrackStrips -> MarkerArray (the rule of convert/tracks.py), per-vertex speed colours."""
     t = typestore.types
     hdr = header(typestore, stamp_ns, frame_id)
     identity = t["geometry_msgs/msg/Pose"](
         position=t["geometry_msgs/msg/Point"](0.0, 0.0, 0.0),
         orientation=t["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
     )
-    markers = [default_message(typestore, "visualization_msgs/msg/Marker", header=hdr, ns=ns, action=3,
+    markers = [default_message(typestore, "visualization_msgs/msg/Marker", header=hdr, ns=TRACKS_NAMESPACE, action=3,
                                pose=identity)]
     for strip in strips:
         points = [t["geometry_msgs/msg/Point"](*map(float, p)) for p in strip.points]
         colors = [t["std_msgs/msg/ColorRGBA"](*map(float, c)) for c in strip.colors]
         markers.append(default_message(
-            typestore, "visualization_msgs/msg/Marker", header=hdr, ns=ns, id=int(strip.track_id) & 0x7FFFFFFF,
-            type=4, action=0, pose=identity, scale=t["geometry_msgs/msg/Vector3"](line_width, 0.0, 0.0),
+            typestore, "visualization_msgs/msg/Marker", header=hdr, ns=TRACKS_NAMESPACE, id=strip.marker_id,
+            type=4, action=0, pose=identity, scale=t["geometry_msgs/msg/Vector3"](TRACK_LINE_WIDTH_M, 0.0, 0.0),
             color=t["std_msgs/msg/ColorRGBA"](1.0, 1.0, 1.0, 1.0), points=points, colors=colors,
         ))
     return t[topics.MARKER_ARRAY_TYPE](markers=markers)

@@ -72,7 +72,7 @@ DG_EXPORT DG_SHUFFLE_CLONES void dg_pixels_to_rgb(const uint8_t *src, int64_t st
 }
 
 /* The colour of one Gaussian row: float r g b in [0, 1] <-> uint32 0x00RRGGBB (the rule of numpy's
- * pack_rgb / unpack_rgb, which divides). */
+ * pack_rgb_into / unpack_rgb_from in fastcopy.py, which divide). */
 static inline uint32_t packed_color3(const float *c) { return (channel(c[0]) << 16) | (channel(c[1]) << 8) | channel(c[2]); }
 static inline void unpack_color3(uint32_t packed, float *c) {
     c[0] = (float)((packed >> 16) & 0xFFu) / 255.0f;

@@ -6,7 +6,6 @@ whether convert/fastcopy.py's C helper or its numpy fallback ran (DGSLRM_NO_FAST
 """
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import numpy as np
@@ -20,16 +19,7 @@ from dgslrm_ros.convert.pointcloud import (
     pack_trajectories,
     pointcloud_fields_to_array,
 )
-
-
-def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: page faults and numpy dispatch caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
+from dgslrm_ros.core.timing import median_ms
 
 
 def _cases(quick: bool) -> list[tuple[str, str, int, Callable[[], object]]]:
@@ -83,8 +73,8 @@ def run_ros_benchmark(device: str = "cpu", quick: bool = False) -> list[dict]:
     for message, direction, nbytes, fn in _cases(quick):
         source = np.random.default_rng(1).integers(0, 256, nbytes, dtype=np.uint8)
         target = np.empty_like(source)
-        convert_ms = _median_ms(fn, repeats)
-        copy_ms = _median_ms(lambda: np.copyto(target, source), repeats)
+        convert_ms = median_ms(fn, "cpu", repeats=repeats)
+        copy_ms = median_ms(lambda: np.copyto(target, source), "cpu", repeats=repeats)
         rows.append({
             "message": message, "direction": direction, "device": device, "impl": impl, "MB": nbytes / 1e6,
             "ms": convert_ms, "memcpy_ms": copy_ms, "ratio": convert_ms / max(copy_ms, 1e-6),

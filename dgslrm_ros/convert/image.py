@@ -97,6 +97,12 @@ def image_to_rgb(msg: ImageLike) -> np.ndarray:
     return image_fields_to_rgb(msg.height, msg.width, msg.encoding, msg.step, msg.data)
 
 
+def thumbnail(rgb: np.ndarray, max_width: int = 320) -> np.ndarray:
+    """uint8 [H, W, 3] -> at most `max_width` wide, by striding: the viewer's frusta textures (keeps its page light)."""
+    step = max(1, -(-rgb.shape[1] // max_width))
+    return np.ascontiguousarray(rgb[::step, ::step])
+
+
 def rgb_to_image_fields(rgb: np.ndarray, encoding: str = "rgb8", row_padding: int = 0) -> ImageFields:
     """uint8 [H, W, 3] RGB (or [H, W] / [H, W, 1] grey for mono8) -> Image fields in `encoding`.
 

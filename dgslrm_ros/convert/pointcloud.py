@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -45,13 +45,6 @@ GAUSSIAN_DTYPE = np.dtype([(name, "<f4") for name in GAUSSIAN_FIELDS])  # point_
 TRAJECTORY_DTYPE = np.dtype(
     [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("t", "<f4"), ("track_id", "<u4"), ("visible", "<f4")]
 )  # point_step 24
-
-
-class PointFieldLike(Protocol):
-    name: str
-    offset: int
-    datatype: int
-    count: int
 
 
 class PointFieldSpec(NamedTuple):
@@ -194,12 +187,6 @@ def _point_fields(dtype: np.dtype) -> tuple[list[PointFieldSpec], np.dtype]:
 
 
 # --- packed colour --------------------------------------------------------------------------------
-
-def pack_rgb(colors: np.ndarray) -> np.ndarray:
-    """float [N, 3] in [0, 1] -> float32 [N] holding uint32 0x00RRGGBB bits (what RViz's RGB8 reads)."""
-    c = np.clip(np.rint(np.asarray(colors, dtype=np.float32) * 255.0), 0, 255).astype(np.uint32)
-    return ((c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]).view(np.float32)
-
 
 def unpack_rgb(rgb: np.ndarray) -> np.ndarray:
     """float32 [N] packed colours -> float32 [N, 3] in [0, 1]."""

@@ -1,8 +1,7 @@
 """geometry_msgs/Pose <-> world_T_cam [4, 4].
 
 ROS orders quaternions (x, y, z, w); the library uses (w, x, y, z). The reorder happens here and
-nowhere else. Numpy (not torch) so the conversion costs microseconds per message; the math matches
-`core.rotations` (a test checks it).
+nowhere else. Numpy (`core.rotations_np`, not torch) so the conversion costs microseconds per message.
 """
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from dgslrm_ros.convert.errors import PoseError
+from dgslrm_ros.core.rotations_np import matrix_to_quat_wxyz, quat_wxyz_to_matrix
 
 # A publisher's float32 quaternion is unit to ~1e-7; anything further off is a bug upstream
 # (un-normalised interpolation, a zero-initialised message), which we refuse instead of guessing.
@@ -28,38 +28,6 @@ class PoseFields(NamedTuple):
 
     position: np.ndarray  # [3] float64
     orientation_xyzw: np.ndarray  # [4] float64
-
-
-def quat_wxyz_to_matrix(q: np.ndarray) -> np.ndarray:
-    """[..., 4] unit wxyz -> [..., 3, 3]."""
-    q = np.asarray(q, dtype=np.float64)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    m = np.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        axis=-1,
-    )
-    return m.reshape(q.shape[:-1] + (3, 3))
-
-
-def matrix_to_quat_wxyz(R: np.ndarray) -> np.ndarray:
-    """[3, 3] rotation -> [4] unit wxyz with w >= 0 (Shepperd: divide by the largest component)."""
-    m = np.asarray(R, dtype=np.float64)
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    diag = np.array([1 + trace, 1 + m[0, 0] - m[1, 1] - m[2, 2], 1 - m[0, 0] + m[1, 1] - m[2, 2],
-                     1 - m[0, 0] - m[1, 1] + m[2, 2]])
-    rows = np.array([
-        [1 + trace, m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]],
-        [m[2, 1] - m[1, 2], diag[1], m[0, 1] + m[1, 0], m[0, 2] + m[2, 0]],
-        [m[0, 2] - m[2, 0], m[0, 1] + m[1, 0], diag[2], m[1, 2] + m[2, 1]],
-        [m[1, 0] - m[0, 1], m[0, 2] + m[2, 0], m[1, 2] + m[2, 1], diag[3]],
-    ])
-    q = rows[int(np.argmax(diag))]
-    q = q / np.linalg.norm(q)
-    return -q if q[0] < 0 else q
 
 
 def pose_fields_to_matrix(position: Any, orientation_xyzw: Any, what: str = "pose") -> np.ndarray:

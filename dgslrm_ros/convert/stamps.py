@@ -7,16 +7,14 @@ fractional parts instead of multiplying the whole value by 1e9.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Protocol
+from typing import Mapping, NamedTuple, TypeVar
 
 from dgslrm_ros.convert.errors import StampError
 
 NS_PER_S = 1_000_000_000
-
-
-class StampLike(Protocol):
-    sec: int
-    nanosec: int
+# Outputs carry their inputs' stamps, so a viewer pairs input images / poses with window frames to within this.
+STAMP_MATCH_NS = 1_000_000
+T = TypeVar("T")
 
 
 class Stamp(NamedTuple):
@@ -65,3 +63,11 @@ def header_stamp_ns(msg: object) -> int:
     """Integer ns of `msg.header.stamp` for any message object with a std_msgs/Header."""
     stamp = msg.header.stamp  # type: ignore[attr-defined]
     return stamp_to_ns(stamp.sec, stamp.nanosec)
+
+
+def nearest_stamped(store: Mapping[int, T], stamp_ns: int, tolerance_ns: int = STAMP_MATCH_NS) -> T | None:
+    """The value keyed by the stamp (ns) nearest `stamp_ns` when within `tolerance_ns`, else None."""
+    if not store:
+        return None
+    best = min(store, key=lambda k: abs(k - stamp_ns))
+    return store[best] if abs(best - stamp_ns) <= tolerance_ns else None

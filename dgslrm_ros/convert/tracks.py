@@ -13,6 +13,10 @@ import numpy as np
 from dgslrm_ros.convert.errors import ConversionError
 
 OCCLUDED_ALPHA = 0.35
+# The MarkerArray of strips, as ros/messages.py (live) and bags/messages.py (bags) both build it: a
+# DELETEALL first, so tracks that ended vanish instead of freezing, then one LINE_STRIP per strip.
+TRACKS_NAMESPACE = "tracks"
+TRACK_LINE_WIDTH_M = 0.01
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,11 @@ class TrackStrip:
     points: np.ndarray  # [K, 3] float32, K >= 2
     colors: np.ndarray  # [K, 4] float32 rgba in [0, 1]
     speeds: np.ndarray  # [K] float32 m/s
+
+    @property
+    def marker_id(self) -> int:
+        """Marker.id is int32 and track ids are uint32: the high bit is dropped."""
+        return int(self.track_id) & 0x7FFFFFFF
 
 
 def speed_colormap(normalised: np.ndarray) -> np.ndarray:

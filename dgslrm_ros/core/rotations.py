@@ -91,16 +91,6 @@ def slerp(q0: Tensor, q1: Tensor, alpha: Tensor | float) -> Tensor:
     return quat_normalize(w0 * q0 + w1 * q1)
 
 
-def quat_from_xyzw(quats_xyzw: Tensor) -> Tensor:
-    """[..., 4] (x, y, z, w) as in ROS messages -> [..., 4] wxyz."""
-    return quats_xyzw[..., [3, 0, 1, 2]]
-
-
-def quat_to_xyzw(quats: Tensor) -> Tensor:
-    """[..., 4] wxyz -> [..., 4] (x, y, z, w) as in ROS messages."""
-    return quats[..., [1, 2, 3, 0]]
-
-
 def axis_angle_to_quat(axis_angle: Tensor) -> Tensor:
     """[..., 3] rotation vectors (axis * angle in radians) -> [..., 4] unit wxyz; exact at angle 0."""
     angle = axis_angle.norm(dim=-1, keepdim=True)

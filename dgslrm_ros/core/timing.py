@@ -1,15 +1,21 @@
-"""Stage and benchmark timings that mean something on a GPU: wait for queued CUDA work before reading a clock."""
+"""Stage and benchmark timings that mean something on a GPU: wait for queued CUDA work before reading a clock.
+
+Torch loads only for a CUDA device, so convert/'s numpy benchmark times with these too.
+"""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def synchronize(device: torch.device | str) -> None:
     """Block until `device` has run everything queued (a no-op on the CPU)."""
-    if torch.device(device).type == "cuda":
+    if str(device).startswith("cuda"):
+        import torch
+
         torch.cuda.synchronize(device)
 
 

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dgslrm_ros.core.rotations_np import quat_wxyz_to_matrix
 from dgslrm_ros.data.camera_paths import CameraPathConfig
 from dgslrm_ros.data.geometry import axis_angle_to_matrix
 
 # Object kinds (unit shapes in q space). ROOM and SKY are seen from inside (background).
 SPHERE, BOX, CYLINDER, PLANE, ROOM, SKY = range(6)
-KIND_NAMES = ("sphere", "box", "cylinder", "plane", "room", "sky")
 # Texture kinds, evaluated on canonical coordinates.
 SOLID, CHECKER, STRIPES, GRADIENT, NOISE = range(5)
 
@@ -187,13 +187,7 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float], size=None) -
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     quat = rng.normal(size=4)
-    quat /= np.linalg.norm(quat)
-    w, x, y, z = quat
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    return quat_wxyz_to_matrix(quat / np.linalg.norm(quat))
 
 
 def _unit(rng: np.random.Generator) -> np.ndarray:

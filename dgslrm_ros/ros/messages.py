@@ -23,19 +23,17 @@ from dgslrm_ros.convert.camera_info import (
 )
 from dgslrm_ros.convert.compressed import rgb_to_compressed_fields
 from dgslrm_ros.convert.image import image_to_rgb, rgb_to_image_fields
-from dgslrm_ros.convert.pointcloud import PointCloudFields, pointcloud_to_array
+from dgslrm_ros.convert.pointcloud import PointCloudFields
 from dgslrm_ros.convert.pose import matrix_to_pose_fields, pose_to_matrix
 from dgslrm_ros.convert.stamps import seconds_to_stamp, stamp_to_seconds
+from dgslrm_ros.convert.tracks import TRACK_LINE_WIDTH_M, TRACKS_NAMESPACE
 from dgslrm_ros.convert.window import diagnostic_strings
 
 __all__ = [
-    "camera_info_msg", "camera_info_to_intrinsics", "CameraIntrinsics", "cloud_msg", "cloud_to_array",
+    "camera_info_msg", "camera_info_to_intrinsics", "CameraIntrinsics", "cloud_msg",
     "compressed_image_msg", "diagnostics", "header", "image_msg", "image_to_rgb", "marker_array", "odometry_msg",
     "path_msg", "pose_msg", "pose_to_matrix", "stamp_seconds", "transform_msg",
 ]
-
-TRACK_LINE_WIDTH_M = 0.01
-TRACKS_NAMESPACE = "tracks"
 
 
 def stamp_seconds(stamp: Time) -> float:
@@ -82,11 +80,6 @@ def cloud_msg(f: PointCloudFields, hdr: Header) -> PointCloud2:
     )
 
 
-def cloud_to_array(msg: PointCloud2) -> np.ndarray:
-    """PointCloud2 -> structured [height, width]."""
-    return pointcloud_to_array(msg)
-
-
 def marker_array(strips: Iterable[Any], hdr: Header) -> MarkerArray:
     """convert.tracks.TrackStrip list -> DELETEALL, then one LINE_STRIP per track (id = track_id).
 
@@ -94,7 +87,7 @@ def marker_array(strips: Iterable[Any], hdr: Header) -> MarkerArray:
     """
     markers = [Marker(header=hdr, ns=TRACKS_NAMESPACE, action=Marker.DELETEALL)]
     for strip in strips:
-        marker = Marker(header=hdr, ns=TRACKS_NAMESPACE, id=int(strip.track_id) & 0x7FFFFFFF,
+        marker = Marker(header=hdr, ns=TRACKS_NAMESPACE, id=strip.marker_id,
                         type=Marker.LINE_STRIP, action=Marker.ADD)
         marker.pose.orientation.w = 1.0
         marker.scale.x = TRACK_LINE_WIDTH_M

@@ -21,10 +21,9 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
+from dgslrm_ros.bags.reader import diagnostic_values
 from dgslrm_ros.ros import messages
 from dgslrm_ros.ros.qos import DIAGNOSTICS_QOS, INPUT_PUBLISHER_QOS, RECORDER_QOS
-
-DIAGNOSTICS_NAME = "dgslrm: pipeline"  # the node's DiagnosticStatus (ros/node.py NODE_NAME + ": pipeline")
 
 
 def ping_pong_index(i: int, count: int) -> int:
@@ -102,12 +101,11 @@ class SoakDriver(Node):
             self._arrivals.append(arrival)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name == DIAGNOSTICS_NAME:
-                values = {kv.key: kv.value for kv in status.values}
-                with self._lock:
-                    self._diagnostics = values
-                    self._diagnostics_at = time.time()
+        values = diagnostic_values(msg)
+        if values:
+            with self._lock:
+                self._diagnostics = values
+                self._diagnostics_at = time.time()
 
     def take_arrivals(self) -> list[WindowArrival]:
         """Window arrivals since the last call (the driver keeps none: a soak may run for hours)."""

@@ -20,17 +20,17 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from dgslrm_ros.bags.reader import diagnostic_values
 from dgslrm_ros.convert.camera_info import camera_info_to_intrinsics
 from dgslrm_ros.convert.errors import ConversionError
-from dgslrm_ros.convert.image import image_to_rgb
+from dgslrm_ros.convert.image import image_to_rgb, thumbnail
 from dgslrm_ros.convert.pointcloud import GaussianCloud, TrajectoryCloud, unpack_gaussians, unpack_trajectories
 from dgslrm_ros.convert.pose import pose_to_matrix
-from dgslrm_ros.convert.stamps import header_stamp_ns
+from dgslrm_ros.convert.stamps import header_stamp_ns, nearest_stamped
 from dgslrm_ros.ros.qos import CALIBRATION_QOS, DIAGNOSTICS_QOS, IMAGE_QOS, OUTPUT_QOS
 
 PAIR_TIMEOUT_S = 1.0
 KEEP_INPUT_FRAMES = 64  # input images/poses kept to texture the frusta of the next window
-MAX_IMAGE_WIDTH = 320  # frusta textures are thumbnails
 
 
 @dataclass(frozen=True)
@@ -103,17 +103,14 @@ class ViewListener(Node):
         self._emit_ready()
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name.startswith("dgslrm"):
-                self._diagnostics = {kv.key: kv.value for kv in status.values}
+        self._diagnostics = diagnostic_values(msg) or self._diagnostics
 
     def _on_image(self, msg: Image) -> None:
         try:
             rgb = image_to_rgb(msg)
         except ConversionError as error:
             return self._warn("image", error)
-        step = max(1, -(-rgb.shape[1] // MAX_IMAGE_WIDTH))
-        self._images[header_stamp_ns(msg)] = np.ascontiguousarray(rgb[::step, ::step])
+        self._images[header_stamp_ns(msg)] = thumbnail(rgb)
         _trim(self._images, KEEP_INPUT_FRAMES)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -147,10 +144,10 @@ class ViewListener(Node):
         cameras = []
         if self._intrinsics is not None:
             for frame in frames:
-                pose = _nearest(self._poses, frame)
+                pose = nearest_stamped(self._poses, frame)
                 if pose is not None:
                     cameras.append(LiveCamera(frame, pose, np.asarray(self._intrinsics.K), self._intrinsics.width,
-                                              self._intrinsics.height, _nearest(self._images, frame)))
+                                              self._intrinsics.height, nearest_stamped(self._images, frame)))
         latency = received - stamp_ns / 1e9
         self.windows += 1
         self._on_window(LiveWindow(stamp_ns, cloud, tracks, tuple(cameras), dict(self._diagnostics),
@@ -160,11 +157,3 @@ class ViewListener(Node):
 def _trim(store: OrderedDict, keep: int) -> None:
     while len(store) > keep:
         store.popitem(last=False)
-
-
-def _nearest(store: OrderedDict, stamp_ns: int, tolerance_ns: int = 1_000_000) -> Any:
-    """The stored value whose stamp is within `tolerance_ns` of `stamp_ns`, else None."""
-    if not store:
-        return None
-    best = min(store, key=lambda s: abs(s - stamp_ns))
-    return store[best] if abs(best - stamp_ns) <= tolerance_ns else None

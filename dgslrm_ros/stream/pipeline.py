@@ -247,12 +247,7 @@ class StreamingReconstructor:
 
     def _reset(self, stamp: float) -> None:
         """Stamps went backwards: close the sequence (its tail window still counts), forget the future."""
-        self._resolve_waiting(final=True)
-        ended = self._windows.end_sequence()
-        if ended.window is not None:
-            self._enqueue(ended.window)
-        if ended.lost_frames:
-            self._drop("short_sequence", count=ended.lost_frames)
+        self._close_sequence(None)
         self._counts["sequence_restarts"] += 1
         self._next_due = None
         # Poses from the old timeline's future would otherwise be matched to the new one's images.
@@ -278,13 +273,17 @@ class StreamingReconstructor:
     def flush(self) -> None:
         """End of stream (replay): resolve waiting images and emit the tail window of the sequence."""
         with self._lock:
-            self._resolve_waiting(final=True)
-            ended = self._windows.end_sequence()
-            if ended.window is not None:
-                self._enqueue(ended.window)
-            if ended.lost_frames:
-                self._drop("short_sequence", f"{ended.lost_frames} frames at the end never filled a window",
-                           count=ended.lost_frames)
+            self._close_sequence("frames at the end never filled a window")
+
+    def _close_sequence(self, warning: str | None) -> None:
+        """Resolve waiting images, emit the sequence's tail window, count its frames no window took
+        (logged with `warning` when given)."""
+        self._resolve_waiting(final=True)
+        ended = self._windows.end_sequence()
+        if ended.window is not None:
+            self._enqueue(ended.window)
+        if ended.lost_frames:
+            self._drop("short_sequence", warning and f"{ended.lost_frames} {warning}", count=ended.lost_frames)
 
     # ------------------------------------------------------------------ worker
     def pop_window(self) -> Window | None:

@@ -12,6 +12,8 @@ from enum import Enum
 
 import numpy as np
 
+from dgslrm_ros.core.rotations_np import matrix_to_quat_wxyz, quat_wxyz_to_matrix
+
 
 class PoseLookup(Enum):
     OK = "ok"  # a pose was found (exact, interpolated or nearest within tolerance)
@@ -24,34 +26,6 @@ class PoseResult:
     status: PoseLookup
     world_T_cam: np.ndarray | None = None  # [4, 4] float64 when status is OK
     how: str = ""  # "exact" | "interpolated" | "nearest"
-
-
-def _quat_from_matrix(R: np.ndarray) -> np.ndarray:
-    """[3, 3] rotation -> unit wxyz quaternion with w >= 0 (Shepperd's method, numerically stable)."""
-    trace = R[0, 0] + R[1, 1] + R[2, 2]
-    if trace > 0:
-        s = 2.0 * np.sqrt(trace + 1.0)
-        q = np.array([0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s])
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2])
-        q = np.array([(R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s])
-    elif R[1, 1] > R[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2])
-        q = np.array([(R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s])
-    else:
-        s = 2.0 * np.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1])
-        q = np.array([(R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s])
-    q = q / np.linalg.norm(q)
-    return q if q[0] >= 0 else -q
-
-
-def _matrix_from_quat(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
 
 
 def slerp_np(q0: np.ndarray, q1: np.ndarray, alpha: float) -> np.ndarray:
@@ -70,7 +44,8 @@ def interpolate_pose(p0: np.ndarray, p1: np.ndarray, alpha: float) -> np.ndarray
     """[4, 4] x2 rigid poses, alpha in [0, 1] -> [4, 4] (linear position, slerp rotation)."""
     out = np.eye(4)
     out[:3, 3] = p0[:3, 3] + alpha * (p1[:3, 3] - p0[:3, 3])
-    out[:3, :3] = _matrix_from_quat(slerp_np(_quat_from_matrix(p0[:3, :3]), _quat_from_matrix(p1[:3, :3]), alpha))
+    q = slerp_np(matrix_to_quat_wxyz(p0[:3, :3]), matrix_to_quat_wxyz(p1[:3, :3]), alpha)
+    out[:3, :3] = quat_wxyz_to_matrix(q / np.linalg.norm(q))
     return out
 
 

@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from dgslrm_ros.core.rotations_np import matrix_to_quat_wxyz
 from dgslrm_ros.viewer import scene as sc
 
 FRUSTUM_RGB = (90, 90, 90)
@@ -22,12 +23,6 @@ TRACK_LINE_PX = 2.0
 HEAD_RGB = (20, 20, 20)
 # Live mode keeps the newest windows only: a 24k-Gaussian, 24-frame window holds ~7 MB of offsets.
 MAX_LIVE_WINDOWS = 20
-
-
-def _matrix_to_wxyz(rotation: np.ndarray) -> np.ndarray:
-    from dgslrm_ros.convert.pose import matrix_to_quat_wxyz
-
-    return matrix_to_quat_wxyz(np.asarray(rotation, np.float64))
 
 
 class ViewerApp:
@@ -228,7 +223,7 @@ class ViewerApp:
             self._frusta.append(self.server.scene.add_camera_frustum(
                 f"/cameras/frame_{n:03d}", fov=camera.vertical_fov, aspect=camera.width / camera.height,
                 scale=size, color=FRUSTUM_RGB, image=camera.image, format="jpeg",
-                wxyz=_matrix_to_wxyz(camera.world_T_cam[:3, :3]), position=camera.world_T_cam[:3, 3],
+                wxyz=matrix_to_quat_wxyz(camera.world_T_cam[:3, :3]), position=camera.world_T_cam[:3, 3],
                 thickness=1.5, thickness_units="screen",
             ))
 

@@ -26,10 +26,8 @@ import numpy as np
 from dgslrm_ros.viewer.scene import CameraView, Tracks, ViewerError, ViewerWindow, window_from_cloud, \
     window_from_deformable, window_from_static
 
-STAMP_TOLERANCE_NS = 1_000_000  # images/poses vs window frames: the node stamps outputs with input stamps
-MAX_CAMERA_IMAGE_WIDTH = 320
 # receive time - stamp is a latency only when the stamps are wall-clock (synthetic bags start at fixed times)
-MAX_PLAUSIBLE_LATENCY_S = 600.0  # frusta textures are thumbnails: keeps the page light for long windows
+MAX_PLAUSIBLE_LATENCY_S = 600.0
 EXPECTED = ("a window file (.safetensors from `dgslrm replay --save-windows`), a folder of them, a 3DGS .ply, "
             "a bag holding the `gaussians` topic (folder with metadata.yaml, or .mcap/.db3), or a `dgslrm replay` "
             "/ `dgslrm demo` output folder")
@@ -227,9 +225,9 @@ def _cameras_of_bag(path: Path, window_stamps: list[np.ndarray]) -> list[tuple[C
     from dgslrm_ros.bags import topics
     from dgslrm_ros.bags.reader import BagReadError, read_messages
     from dgslrm_ros.convert.camera_info import camera_info_to_intrinsics, opencv_to_library_K
-    from dgslrm_ros.convert.image import image_to_rgb
+    from dgslrm_ros.convert.image import image_to_rgb, thumbnail
     from dgslrm_ros.convert.pose import pose_to_matrix
-    from dgslrm_ros.convert.stamps import header_stamp_ns
+    from dgslrm_ros.convert.stamps import STAMP_MATCH_NS, header_stamp_ns, nearest_stamped
 
     wanted = np.array(sorted({int(round(s * 1e9)) for stamps in window_stamps for s in stamps}), np.int64)
     if not wanted.size:
@@ -238,7 +236,7 @@ def _cameras_of_bag(path: Path, window_stamps: list[np.ndarray]) -> list[tuple[C
     def wanted_near(stamp_ns: int) -> bool:
         """Keep only messages at some window frame (windows overlap: one message can serve several)."""
         i = int(np.searchsorted(wanted, stamp_ns))
-        return any(abs(int(wanted[j]) - stamp_ns) <= STAMP_TOLERANCE_NS for j in (i - 1, i) if 0 <= j < len(wanted))
+        return any(abs(int(wanted[j]) - stamp_ns) <= STAMP_MATCH_NS for j in (i - 1, i) if 0 <= j < len(wanted))
 
     poses: dict[int, np.ndarray] = {}
     images: dict[int, np.ndarray] = {}
@@ -254,7 +252,7 @@ def _cameras_of_bag(path: Path, window_stamps: list[np.ndarray]) -> list[tuple[C
             if topic == topics.CAMERA_POSE:
                 poses[stamp_ns] = pose_to_matrix(getattr(msg.pose, "pose", msg.pose))  # PoseStamped or Odometry
             else:
-                images[stamp_ns] = _thumbnail(image_to_rgb(msg))
+                images[stamp_ns] = thumbnail(image_to_rgb(msg))
     except BagReadError:
         return [() for _ in window_stamps]  # a bag of outputs only (replay): no cameras to draw
     except ValueError:
@@ -266,23 +264,9 @@ def _cameras_of_bag(path: Path, window_stamps: list[np.ndarray]) -> list[tuple[C
     for stamps in window_stamps:
         cams = []
         for s in stamps:
-            pose = _nearest(poses, int(round(s * 1e9)))
+            pose = nearest_stamped(poses, int(round(s * 1e9)))
             if pose is not None:
                 cams.append(CameraView(world_T_cam=pose, K=K, width=intrinsics.width, height=intrinsics.height,
-                                       stamp=float(s), image=_nearest(images, int(round(s * 1e9)))))
+                                       stamp=float(s), image=nearest_stamped(images, int(round(s * 1e9)))))
         out.append(tuple(cams))
     return out
-
-
-def _nearest(store: dict[int, Any], stamp_ns: int) -> Any:
-    """The value stamped nearest `stamp_ns` within STAMP_TOLERANCE_NS, else None."""
-    if not store:
-        return None
-    best = min(store, key=lambda k: abs(k - stamp_ns))
-    return store[best] if abs(best - stamp_ns) <= STAMP_TOLERANCE_NS else None
-
-
-def _thumbnail(rgb: np.ndarray) -> np.ndarray:
-    """[H, W, 3] uint8 -> at most MAX_CAMERA_IMAGE_WIDTH wide, by striding (a frustum texture)."""
-    step = max(1, int(math.ceil(rgb.shape[1] / MAX_CAMERA_IMAGE_WIDTH)))
-    return np.ascontiguousarray(rgb[::step, ::step])

@@ -11,6 +11,7 @@ from dgslrm_ros.convert.image import (
     image_to_rgb,
     rgb8_to_frames,
     rgb_to_image_fields,
+    thumbnail,
 )
 
 
@@ -93,3 +94,11 @@ def test_frames_conversion_round_trips_uint8_exactly():
     assert frames.shape == (2, 3, 5, 6) and frames.dtype == np.float32
     np.testing.assert_array_equal(frames_to_rgb8(frames), rgb)
     assert frames_to_rgb8(np.full((3, 1, 1), 2.0)).tolist() == [[[255, 255, 255]]]
+
+
+def test_thumbnail_strides_down_to_the_width_limit():
+    rgb = np.arange(4 * 650 * 3, dtype=np.uint8).reshape(4, 650, 3)
+    small = thumbnail(rgb)  # 650 px: a stride of 3 gives 217 <= 320 (2 would give 325)
+    assert small.shape == (2, 217, 3) and small.flags.c_contiguous
+    np.testing.assert_array_equal(small[1, 1], rgb[3, 3])
+    assert thumbnail(rgb[:, :320]).shape == (4, 320, 3)

@@ -9,7 +9,6 @@ from dgslrm_ros.convert.pointcloud import (
     UINT8,
     UINT32,
     pack_gaussians,
-    pack_rgb,
     pack_trajectories,
     pointcloud_fields_to_array,
     pointcloud_to_array,
@@ -58,9 +57,11 @@ def test_gaussians_round_trip_through_cdr(msgs, header, typestore):
 
 
 def test_packed_rgb_is_the_rviz_bit_pattern():
-    packed = pack_rgb(np.array([[1.0, 128 / 255, 0.0]]))
-    assert packed.dtype == np.float32 and packed.view(np.uint32)[0] == 0x00FF8000
-    np.testing.assert_array_equal(unpack_rgb(packed) * 255, [[255, 128, 0]])
+    values = _gaussians(1, np.random.default_rng(0)) | {"colors": np.array([[1.0, 128 / 255, 0.0]], np.float32)}
+    cloud = pack_gaussians(**values)
+    packed = pointcloud_fields_to_array(cloud.fields, cloud.point_step, cloud.data, cloud.height, cloud.width)["rgb"]
+    assert packed.dtype == np.float32 and packed.view(np.uint32).ravel()[0] == 0x00FF8000
+    np.testing.assert_array_equal(unpack_rgb(packed.ravel()) * 255, [[255, 128, 0]])
 
 
 def test_gaussian_shape_mismatch_names_the_field():

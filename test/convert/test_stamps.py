@@ -2,7 +2,9 @@ import pytest
 
 from dgslrm_ros.convert.errors import StampError
 from dgslrm_ros.convert.stamps import (
+    STAMP_MATCH_NS,
     header_stamp_ns,
+    nearest_stamped,
     ns_to_stamp,
     seconds_to_ns,
     seconds_to_stamp,
@@ -32,3 +34,13 @@ def test_header_stamp_of_rosbags_message(header):
 def test_out_of_range_stamps_raise(call):
     with pytest.raises(StampError):
         call()
+
+
+def test_nearest_stamped_takes_the_closest_within_the_tolerance_only():
+    store = {1_000: "a", 5_000_000: "b"}
+    assert nearest_stamped(store, 3_000_000) is None  # b is nearest (2 ms), but further than the tolerance
+    assert nearest_stamped(store, 4_500_000) == "b"
+    assert nearest_stamped(store, 3_000_000, tolerance_ns=2_000_000) == "b"
+    assert nearest_stamped(store, 1_000 + STAMP_MATCH_NS) == "a"
+    assert nearest_stamped(store, 2_000 + STAMP_MATCH_NS) is None
+    assert nearest_stamped({}, 0) is None

@@ -1,12 +1,14 @@
-"""Quaternion helpers: matrix and axis-angle round trips, slerp, ROS ordering."""
+"""Quaternion helpers: matrix and axis-angle round trips, slerp, the numpy twins."""
 import math
 
+import numpy as np
 import torch
 
 from dgslrm_ros.core.rotations import (
-    axis_angle_to_quat, matrix_to_quat, quat_from_xyzw, quat_multiply, quat_normalize, quat_to_axis_angle,
-    quat_to_matrix, quat_to_xyzw, rotation_angle_between, slerp,
+    axis_angle_to_quat, matrix_to_quat, quat_multiply, quat_normalize, quat_to_axis_angle, quat_to_matrix,
+    rotation_angle_between, slerp,
 )
+from dgslrm_ros.core.rotations_np import matrix_to_quat_wxyz, quat_wxyz_to_matrix
 
 DT = torch.float64
 
@@ -58,8 +60,11 @@ def test_slerp_constant_angular_speed():
         assert float(rotation_angle_between(slerp(q0, q1, alpha), expected)) < 1e-9
 
 
-def test_ros_order_round_trip():
-    q = random_quats(4, 5)
-    xyzw = quat_to_xyzw(q)
-    torch.testing.assert_close(xyzw[:, 3], q[:, 0])
-    torch.testing.assert_close(quat_from_xyzw(xyzw), q)
+def test_numpy_twins_agree_with_torch_near_180_degrees():
+    for axis in np.eye(3):
+        angle = np.pi - 1e-6
+        R = quat_to_matrix(torch.tensor(np.r_[np.cos(angle / 2), np.sin(angle / 2) * axis])).numpy()
+        ours = matrix_to_quat_wxyz(R)
+        ref = matrix_to_quat(torch.tensor(R)).numpy()
+        np.testing.assert_allclose(ours, ref, atol=1e-9)
+        np.testing.assert_allclose(quat_wxyz_to_matrix(ours), R, atol=1e-9)

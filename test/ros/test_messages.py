@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dgslrm_ros.convert.pointcloud import gaussians_to_array, pack_gaussians, pack_trajectories
+from dgslrm_ros.convert.pointcloud import gaussians_to_array, pack_gaussians, pack_trajectories, pointcloud_to_array
 from dgslrm_ros.convert.tracks import tracks_to_strips
 from dgslrm_ros.ros import messages
 
@@ -19,7 +19,7 @@ def test_clouds_round_trip_with_contract_fields() -> None:
     msg = messages.cloud_msg(pack_gaussians(*values), messages.header(12.5, "world"))
     assert (msg.height, msg.width, msg.point_step) == (1, n, 60) and msg.is_dense
     assert msg.header.stamp.sec == 12 and msg.header.stamp.nanosec == 500_000_000
-    np.testing.assert_array_equal(messages.cloud_to_array(msg)[0], points)
+    np.testing.assert_array_equal(pointcloud_to_array(msg)[0], points)
 
     tracks = np.zeros((3, 4, 3))
     tracks[1, 2, 0] = np.nan
