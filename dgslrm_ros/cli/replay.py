@@ -348,7 +348,7 @@ def _evaluate(result, stamp_ns_of: dict, ground: _Ground, scores: _Scores, nvs_f
             intrinsics_from_opencv(torch.from_numpy(ground.intrinsics.get(k, ground.input_intrinsics).K).float()),
             (height, width)) for k in views))  # the GT view at the model's resolution, cropped like the inputs
         poses = torch.stack([torch.from_numpy(ground.poses[k][n_ns]).float() for k in views])
-        out, values = score_views(gaussians.at(n), poses, torch.stack(Ks), torch.stack(targets), renderer)
+        out, values = score_views(gaussians, poses, torch.stack(Ks), torch.stack(targets), renderer, frame=n)
         scores.novel.add(values)
         if n == len(result.stamps) - 1:
             entry["gt_view"] = frames_to_rgb8(targets[0].clamp(0, 1).numpy())

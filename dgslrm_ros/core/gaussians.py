@@ -303,6 +303,13 @@ class DeformableGaussians(_OnMeansDevice):
         )
         return static if self.keyframe_support == 0 else static.select(weights > 0)
 
+    def layers_at(self, frame: FrameLike) -> tuple[Gaussians, Gaussians]:
+        """(front, back) for a renderer that composites an instant in two layers (render.render_instant):
+        front = the keyframes around the instant, opacities times the hat without its floor; back = every
+        keyframe at its own opacity, seen only where the front leaves the view uncovered."""
+        front = replace(self, keyframe_floor=0.0).at(frame)
+        return front, replace(self, keyframe_support=0.0).at(frame)
+
     # ------------------------------------------------------------------ subsets
     def select(self, mask_or_index: Tensor) -> DeformableGaussians:
         """Subset by a bool mask [N] or a long index [M]; timestamps are kept."""

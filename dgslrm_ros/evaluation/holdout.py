@@ -81,7 +81,7 @@ def default_methods(primary: str = "network", renderer: str = "auto") -> dict[st
 
     Another method is one more entry: a function of (gaussians, position, view, inputs)."""
     def seen(g: DeformableGaussians, p: float, v: HeldOutView) -> Tensor:  # deformed to p, from the view's camera
-        return render_views(g.at(p), v.world_T_cam[None], v.K[None], *v.image.shape[-2:], renderer)[0]
+        return render_views(g, v.world_T_cam[None], v.K[None], *v.image.shape[-2:], renderer, frame=p)[0]
 
     return {
         primary: lambda g, p, v, inputs: seen(g, p, v),

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dgslrm_ros.core.gaussians import Gaussians
+from dgslrm_ros.core.gaussians import DeformableGaussians, Gaussians
 from dgslrm_ros.metrics import mean_finite, psnr, ssim
-from dgslrm_ros.render import render
+from dgslrm_ros.render import render, render_instant
 
 
 def scored_images(images: Tensor | np.ndarray) -> Tensor:
@@ -65,20 +65,27 @@ class ScoreLog:
         return {name: mean_finite(values) for name, values in self.values.items()}
 
 
-def render_views(gaussians: Gaussians, world_T_cam: Tensor, K: Tensor, height: int, width: int,
-                 renderer: str = "auto") -> Tensor:
-    """One instant's Gaussians seen from V cameras (world_T_cam [V, 4, 4], K [V, 3, 3] at height x width)
-    -> rgb [V, 3, H, W] float32 on the CPU in [0, 1], as scored and shown."""
+def render_views(gaussians: Gaussians | DeformableGaussians, world_T_cam: Tensor, K: Tensor, height: int, width: int,
+                 renderer: str = "auto", frame: float | None = None) -> Tensor:
+    """One instant seen from V cameras (world_T_cam [V, 4, 4], K [V, 3, 3] at height x width) -> rgb [V, 3, H,
+    W] float32 on the CPU in [0, 1], as scored and shown: a static set, or deformable Gaussians at window
+    `frame` drawn as every renderer of the project draws them (render.render_instant)."""
     device, dtype = gaussians.means.device, gaussians.means.dtype
+    poses, intrinsics = world_T_cam.to(device, dtype), K.to(device, dtype)
     with torch.no_grad():
-        rgb = render(gaussians, world_T_cam.to(device, dtype), K.to(device, dtype), width, height,
-                     backend=renderer).rgb
+        if isinstance(gaussians, DeformableGaussians):
+            if frame is None:
+                raise ValueError("render_views: deformable Gaussians need the window frame to draw")
+            rgb = render_instant(gaussians, frame, poses, intrinsics, width, height, backend=renderer).rgb
+        else:
+            rgb = render(gaussians, poses, intrinsics, width, height, backend=renderer).rgb
     return rgb.float().clamp(0, 1).cpu()
 
 
-def score_views(gaussians: Gaussians, world_T_cam: Tensor, K: Tensor, targets: Tensor | np.ndarray,
-                renderer: str = "auto") -> tuple[Tensor, dict[str, list[float]]]:
+def score_views(gaussians: Gaussians | DeformableGaussians, world_T_cam: Tensor, K: Tensor,
+                targets: Tensor | np.ndarray, renderer: str = "auto",
+                frame: float | None = None) -> tuple[Tensor, dict[str, list[float]]]:
     """Novel views: render_views at the targets' cameras (targets [V, 3, H, W] or uint8) -> (renders, scores)."""
     targets = scored_images(targets)
-    renders = render_views(gaussians, world_T_cam, K, targets.shape[-2], targets.shape[-1], renderer)
+    renders = render_views(gaussians, world_T_cam, K, targets.shape[-2], targets.shape[-1], renderer, frame)
     return renders, score_images(renders, targets)

@@ -12,18 +12,18 @@ from torch import Tensor
 from dgslrm_ros.geometry.cues import GeometryCues
 
 COLOR_EPS = 0.02  # colours are clamped away from 0 and 1 so a logit residual stays trainable there
-# An instant is drawn mostly from the keyframes around it (DeformableGaussians.keyframe_support/_floor):
-# a keyframe's opacity fades over 1.5 keyframe spacings to 0.3 of itself, so a frame between two keyframes
-# is drawn from those two, nearly opaque, while the other keyframes, faint, still fill what those two do
-# not see (views off the camera path). DGS-LRM draws every keyframe at every instant; with our imperfect
-# depth and motion that composites six slightly wrong copies. Measured (classical, 64 px; real = the
-# hand-held clip's held-out frames, docs/results/real; synthetic = 16 held-out `dynamic` windows,
-# between-frames / novel-view PSNR; demo = `make demo`'s novel view):
-#   every keyframe, opacity 0.35 (before): real 21.74 dB, synthetic 18.61 / 14.18, demo novel 17.1
-#   fade to 0 (support 1.5, opacity 0.8-0.95): real 23.6-23.8, synthetic 18.79 / 13.01, demo novel 13.6
-#   floor 0.2 (opacity 0.8): real 22.70, demo novel 16.0;  floor 0.4: real 22.03, demo novel 17.3
-#   floor 0.3 (opacity 0.8, this): synthetic 18.87 / 14.08; real and demo in docs/training.md
-# Fading to 0 wins most between frames but loses views off the path; the floor keeps them.
+# An instant is drawn from the keyframes around it (DeformableGaussians.keyframe_support/_floor): a
+# keyframe's opacity fades over 1.5 keyframe spacings. Renders composite two layers (render.render_instant):
+# the keyframes around the instant in front, every keyframe behind where those leave the view uncovered,
+# so between frames the near keyframes decide and off the camera path the others still fill in. DGS-LRM
+# draws every keyframe at every instant: with our imperfect depth and motion, six slightly wrong copies.
+# A single-pass viewer of the `gaussians` cloud gets one set: the others at keyframe_floor of their opacity.
+# Measured (classical, 64 px; real = the hand-held clip's held-out frames, docs/results/real; synthetic =
+# 16 held-out `dynamic` windows, between-frames / novel-view PSNR):
+#   every keyframe, opacity 0.35 (before):     real 21.74 dB, synthetic 18.61 / 14.18
+#   one set, fade to 0 (opacity 0.8-0.95):     real 23.6-23.8,  synthetic 18.79 / 13.01 (off-path views lost)
+#   one set, floor 0.3 (opacity 0.8):          real 22.32,      synthetic 18.87 / 14.08
+#   two layers (this; opacity 0.8):            real 24.73,      synthetic 19.95 / 14.99
 KEYFRAME_SUPPORT = 1.5
 KEYFRAME_FLOOR = 0.3
 OPACITY = 0.8

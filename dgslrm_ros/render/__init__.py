@@ -22,7 +22,8 @@ from dgslrm_ros.render.rasterize_gsplat import GsplatUnavailableError, gsplat_im
 BACKENDS = ("auto", "torch", "gsplat")
 EPS2D = 0.3  # px^2 low-pass added to every projected covariance (gsplat's default)
 
-__all__ = ["BACKENDS", "GsplatUnavailableError", "RenderOutput", "render", "render_at_instants", "resolve_backend"]
+__all__ = ["BACKENDS", "GsplatUnavailableError", "RenderOutput", "render", "render_at_instants", "render_instant",
+           "resolve_backend"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,31 @@ def render(
     return RenderOutput(rgb=image[:, :3], alpha=alpha, depth=depth)
 
 
+def render_instant(
+    gaussians: DeformableGaussians,
+    frame: float,  # window frame, fractional between frames
+    world_T_cam: Tensor,  # [C, 4, 4]
+    K: Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    background: Tensor | None = None,
+    backend: str = "auto",
+) -> RenderOutput:
+    """The deformable Gaussians drawn at a window frame. With a keyframe fade (keyframe_support > 0), in two
+    layers: the keyframes around the instant in front, and every keyframe behind them where those leave the
+    view uncovered (rgb = front + (1 - front alpha) x back): between frames the near keyframes decide, off
+    the camera path the others still fill in (docs/training.md). Without a fade: `render(gaussians.at(frame))`."""
+    if gaussians.keyframe_support == 0:
+        return render(gaussians.at(frame), world_T_cam, K, width, height, background, backend)
+    front_set, back_set = gaussians.layers_at(frame)
+    front = render(front_set, world_T_cam, K, width, height, None, backend)  # premultiplied: black behind it
+    back = render(back_set, world_T_cam, K, width, height, background, backend)
+    uncovered = 1.0 - front.alpha
+    alpha = front.alpha + uncovered * back.alpha
+    depth = (front.depth * front.alpha + uncovered * back.alpha * back.depth) / alpha.clamp_min(1e-10)
+    return RenderOutput(rgb=front.rgb + uncovered * back.rgb, alpha=alpha, depth=depth)
+
+
 def render_at_instants(gaussians: DeformableGaussians, frame_index: Tensor, world_T_cam: Tensor, K: Tensor,
                        height: int, width: int, background: float = 0.0) -> tuple[Tensor, Tensor]:
     """Render views [S] each at its own window frame -> (rgb [S, 3, H, W], alpha [S, 1, H, W]).
@@ -114,7 +140,7 @@ def render_at_instants(gaussians: DeformableGaussians, frame_index: Tensor, worl
     bg = torch.full((3,), float(background), dtype=world_T_cam.dtype, device=world_T_cam.device)
     for frame in torch.unique(frame_index).tolist():
         views = (frame_index == frame).nonzero().squeeze(1)
-        out = render(gaussians.at(frame), world_T_cam[views], K[views], width, height, background=bg)
+        out = render_instant(gaussians, frame, world_T_cam[views], K[views], width, height, background=bg)
         rgb = rgb.index_copy(0, views, out.rgb.to(rgb.dtype))
         alpha = alpha.index_copy(0, views, out.alpha.to(alpha.dtype))
     return rgb, alpha

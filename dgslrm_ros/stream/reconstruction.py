@@ -220,14 +220,14 @@ class WindowReconstructor:
     def _render_newest(self, kept: DeformableGaussians, prepared: PreparedWindow) -> tuple[torch.Tensor, float]:
         """(render [3, h, w] in [0, 1] from the newest input camera, its PSNR against that frame in dB)."""
         from dgslrm_ros.metrics import psnr
-        from dgslrm_ros.render import render
+        from dgslrm_ros.render import render_instant
 
         cfg, device = self.config, self.device
         with torch.no_grad():
             target = prepared.images[-1]  # [3, h, w]
             if len(kept):
-                out = render(kept.at(kept.num_frames - 1), prepared.world_T_cam[-1:].float().to(device),
-                             prepared.K[-1:].to(device), cfg.image_width, cfg.image_height, backend=cfg.renderer)
+                out = render_instant(kept, kept.num_frames - 1, prepared.world_T_cam[-1:].float().to(device),
+                                     prepared.K[-1:].to(device), cfg.image_width, cfg.image_height, backend=cfg.renderer)
                 image = out.rgb[0].clamp(0, 1).cpu()
             else:
                 image = torch.zeros_like(target)
