@@ -48,14 +48,10 @@ def write_preview(path: Path, means, colors, title: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dgslrm_ros.core.gaussians import DeformableGaussians, GaussiansFileError
+    from dgslrm_ros.core.gaussians import DeformableGaussians
     from dgslrm_ros.core.ply import write_ply
 
-    try:
-        gaussians = DeformableGaussians.load(args.input)
-    except GaussiansFileError as error:
-        print(f"dgslrm export: {error}", file=sys.stderr)
-        return 1
+    gaussians = DeformableGaussians.load(args.input)  # a missing or damaged file: a DgslrmError, exit 2
     num_frames = gaussians.num_frames
     frame = num_frames - 1 if args.frame == "newest" else args.frame
     if frame < 0:

@@ -67,7 +67,7 @@ def test_export_errors(dgslrm, window_file, tmp_path, capsys):
     assert "outside the window of 4 frames" in capsys.readouterr().err
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"garbage")
-    assert dgslrm(["export", str(broken), "--out", str(tmp_path / "y.ply")]) == 1
+    assert dgslrm(["export", str(broken), "--out", str(tmp_path / "y.ply")]) == 2  # bad input, like any DgslrmError
     assert "not a readable safetensors file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         dgslrm(["export", str(path), "--out", str(tmp_path / "z.ply"), "--frame", "last"])
