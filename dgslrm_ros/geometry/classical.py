@@ -13,7 +13,7 @@ from dgslrm_ros.geometry.cues import GeometryCues
 
 COLOR_EPS = 0.02  # colours are clamped away from 0 and 1 so a logit residual stays trainable there
 # An instant is drawn from the keyframes around it (DeformableGaussians.keyframe_support/_floor): a
-# keyframe's opacity fades over 1.5 keyframe spacings. Renders composite two layers (render.render_instant):
+# keyframe's opacity fades over one keyframe spacing. Renders composite two layers (render.render_instant):
 # the keyframes around the instant in front, every keyframe behind where those leave the view uncovered,
 # so between frames the near keyframes decide and off the camera path the others still fill in. DGS-LRM
 # draws every keyframe at every instant: with our imperfect depth and motion, six slightly wrong copies.
@@ -23,8 +23,10 @@ COLOR_EPS = 0.02  # colours are clamped away from 0 and 1 so a logit residual st
 #   every keyframe, opacity 0.35 (before):     real 21.74 dB, synthetic 18.61 / 14.18
 #   one set, fade to 0 (opacity 0.8-0.95):     real 23.6-23.8,  synthetic 18.79 / 13.01 (off-path views lost)
 #   one set, floor 0.3 (opacity 0.8):          real 22.32,      synthetic 18.87 / 14.08
-#   two layers (this; opacity 0.8):            real 24.73,      synthetic 19.95 / 14.99
-KEYFRAME_SUPPORT = 1.5
+#   two layers, support 1.5 (opacity 0.8):    real 24.73,      synthetic 19.95 / 14.99
+#   two layers, support 1.0 (opacity 0.8; this): real 25.75,    synthetic 20.28 / 14.94
+#   two layers, support 1.0 / 2.0 / 1.5 at opacity 0.95 / 0.8 / 0.95: real 25.30 / 24.00 / 24.29
+KEYFRAME_SUPPORT = 1.0
 KEYFRAME_FLOOR = 0.3
 OPACITY = 0.8
 FOOTPRINT = 0.6  # scale = this x the width of one pixel at the Gaussian's depth
