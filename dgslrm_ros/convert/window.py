@@ -27,8 +27,8 @@ def window_messages(result: Any) -> WindowMessages:
     """deformable (CPU), tracks, stamps [T] and rendered [3, h, w] of a WindowResult -> payloads."""
     g, tracks, stamps = result.deformable, result.tracks, np.asarray(result.stamps, dtype=np.float64)
     last = g.num_frames - 1
-    drawn = g.at(last)  # one set for a single-pass viewer: keyframes around the newest frame in full, others faint
-    velocities = g.velocities(last)[g.instant_weights(last) > 0] if g.keyframe_support else g.velocities(last)
+    drawn, shown = g.drawn_at(last)  # one set for a single-pass viewer: keyframes around the newest frame in full
+    velocities = g.velocities(last) if shown is None else g.velocities(last)[shown]
     return WindowMessages(
         pack_gaussians(*(np.asarray(v) for v in (drawn.means, drawn.colors, drawn.opacities, drawn.scales, drawn.quats,
                                                    velocities))),

@@ -284,6 +284,10 @@ class DeformableGaussians(_OnMeansDevice):
         keyframe_support keyframe spacings on, so an instant is drawn mostly from the keyframes around it,
         not from every keyframe's imperfect depth and motion at once, while the others still fill what those
         do not see (instants outside the keyframes count as the nearest keyframe's)."""
+        return self._fade(frame, self.keyframe_floor)
+
+    def _fade(self, frame: FrameLike, floor: float) -> Tensor:
+        """instant_weights with the given floor."""
         value = float(frame.item() if isinstance(frame, Tensor) else frame)
         if self.keyframe_support == 0 or len(self) == 0:
             return torch.ones_like(self.opacities)
@@ -291,24 +295,34 @@ class DeformableGaussians(_OnMeansDevice):
         spacing = float(keyframes[-1] - keyframes[0]) / (len(keyframes) - 1) if len(keyframes) > 1 else 1.0
         instant = min(max(value, float(keyframes[0])), float(keyframes[-1]))
         distance = (self.keyframe_index.to(self.opacities.dtype) - instant).abs()
-        return (1.0 - distance / (self.keyframe_support * spacing)).clamp(min=self.keyframe_floor)
+        return (1.0 - distance / (self.keyframe_support * spacing)).clamp(min=floor)
 
     def at(self, frame: FrameLike) -> Gaussians:
         """The static Gaussians drawn at window frame `frame` (what the renderer draws): centres deformed to
         it, opacities times instant_weights, those with no weight left out."""
-        weights = self.instant_weights(frame)
-        static = Gaussians(
-            means=self.positions(frame), quats=self.quats, scales=self.scales,
-            opacities=self.opacities * weights, colors=self.colors,
-        )
-        return static if self.keyframe_support == 0 else static.select(weights > 0)
+        return self.drawn_at(frame)[0]
+
+    def drawn_at(self, frame: FrameLike) -> tuple[Gaussians, Tensor | None]:
+        """(at(frame), which of these Gaussians it holds: a bool mask [N], None for all of them), so that a
+        per-Gaussian value (e.g. velocities) can be taken for the same set."""
+        return self._drawn(self.positions(frame), self.instant_weights(frame))
 
     def layers_at(self, frame: FrameLike) -> tuple[Gaussians, Gaussians]:
         """(front, back) for a renderer that composites an instant in two layers (render.render_instant):
         front = the keyframes around the instant, opacities times the hat without its floor; back = every
         keyframe at its own opacity, seen only where the front leaves the view uncovered."""
-        front = replace(self, keyframe_floor=0.0).at(frame)
-        return front, replace(self, keyframe_support=0.0).at(frame)
+        positions = self.positions(frame)
+        front, _ = self._drawn(positions, self._fade(frame, 0.0))
+        return front, self._drawn(positions, torch.ones_like(self.opacities))[0]
+
+    def _drawn(self, positions: Tensor, weights: Tensor) -> tuple[Gaussians, Tensor | None]:
+        """The static set at `positions` [N, 3] with opacities times `weights` [N], without the weightless."""
+        static = Gaussians(means=positions, quats=self.quats, scales=self.scales,
+                           opacities=self.opacities * weights, colors=self.colors)
+        if bool((weights > 0).all()):
+            return static, None
+        shown = weights > 0
+        return static.select(shown), shown
 
     # ------------------------------------------------------------------ subsets
     def select(self, mask_or_index: Tensor) -> DeformableGaussians:

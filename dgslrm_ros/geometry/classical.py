@@ -28,6 +28,7 @@ COLOR_EPS = 0.02  # colours are clamped away from 0 and 1 so a logit residual st
 #   two layers, support 1.0 / 2.0 / 1.5 at opacity 0.95 / 0.8 / 0.95: real 25.30 / 24.00 / 24.29
 KEYFRAME_SUPPORT = 1.0
 KEYFRAME_FLOOR = 0.3
+KEYFRAME_FADE = {"keyframe_support": KEYFRAME_SUPPORT, "keyframe_floor": KEYFRAME_FLOOR}  # the prediction's fields
 OPACITY = 0.8
 FOOTPRINT = 0.6  # scale = this x the width of one pixel at the Gaussian's depth
 

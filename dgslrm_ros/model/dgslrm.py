@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dgslrm_ros.core.errors import DgslrmError
-from dgslrm_ros.geometry.classical import KEYFRAME_FLOOR, KEYFRAME_SUPPORT
+from dgslrm_ros.geometry.classical import KEYFRAME_FADE
 from dgslrm_ros.geometry.cues import GeometryCues, compute_cues
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.heads import GaussianHead, GaussianPrediction, activate
@@ -104,8 +104,7 @@ class DGSLRM(nn.Module):
             keyframe_K=K[:, keyframe_index].float(),
             keyframe_world_T_cam=world_T_cam[:, keyframe_index].float(),
             timestamps=timestamps,
-            keyframe_support=KEYFRAME_SUPPORT if c.geometry_primed else 0.0,  # the paper's head: every keyframe
-            keyframe_floor=KEYFRAME_FLOOR if c.geometry_primed else 0.0,
+            **(KEYFRAME_FADE if c.geometry_primed else {}),  # the paper's head: every keyframe at every instant
         )
 
     # ------------------------------------------------------------------ input checks

@@ -148,8 +148,7 @@ class ViewerApp:
             if window is None:
                 return
             time, min_opacity = self.time, float(self.min_opacity.value)
-            opacities = sc.opacities_at(window, time)
-            keep = (opacities >= min_opacity) & (opacities > 0)  # as splat_arrays
+            _, keep = sc.drawn_at(window, time, min_opacity)
             centres = sc.positions_at(window, time)[keep]
             if window.frame_opacities is not None and self._splats is not None and len(centres):
                 # keyframes fade in and out over time: the drawn set itself changes with the instant

@@ -180,6 +180,12 @@ def opacities_at(window: ViewerWindow, time: float) -> np.ndarray:
     return window.frame_opacities[:, lower] * (1 - w) + window.frame_opacities[:, upper] * w
 
 
+def drawn_at(window: ViewerWindow, time: float, min_opacity: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(opacities_at [N], which Gaussians are drawn [N] bool: at least `min_opacity` and not faded out)."""
+    opacities = opacities_at(window, time)
+    return opacities, (opacities >= min_opacity) & (opacities > 0)
+
+
 def _frame_pair(window: ViewerWindow, time: float) -> tuple[int, int, np.float32]:
     frame = frame_at(window, time)
     lower = min(int(math.floor(frame)), window.num_frames - 1)
@@ -210,8 +216,7 @@ def covariances(quats: np.ndarray, scales: np.ndarray, size: float = 1.0) -> np.
 def splat_arrays(window: ViewerWindow, time: float, min_opacity: float = 0.0, size: float = 1.0) -> dict[str, np.ndarray]:
     """What viser's Gaussian splat node takes, at `time`, for Gaussians with opacity >= `min_opacity`:
     centers [K, 3], covariances [K, 3, 3], rgbs [K, 3], opacities [K, 1]."""
-    opacities = opacities_at(window, time)
-    keep = (opacities >= min_opacity) & (opacities > 0)
+    opacities, keep = drawn_at(window, time, min_opacity)
     return {
         "centers": positions_at(window, time)[keep],
         "covariances": covariances(window.quats[keep], window.scales[keep], size),
