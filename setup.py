@@ -8,7 +8,7 @@ from glob import glob
 from setuptools import Extension, find_packages, setup
 
 PACKAGE = "dgslrm_ros"
-# Plain C loaded with ctypes (dgslrm_ros/convert/fastcopy.py): PointCloud2 packing at memory speed.
+# A small CPython extension (dgslrm_ros/convert/fastcopy.py uses it): PointCloud2 packing at memory speed.
 # optional: without a C compiler the build goes on and the same conversions run in numpy.
 FASTCOPY = Extension(f"{PACKAGE}.convert._fastcopy", sources=[f"{PACKAGE}/convert/_fastcopy.c"],
                      extra_compile_args=["-O3"], optional=True)
@@ -42,7 +42,7 @@ setup(
     # "pose": `dgslrm pose` (COLMAP through pycolmap), "viewer": `dgslrm view`; the node imports neither
     extras_require={"gsplat": ["gsplat==1.5.3"], "pose": ["pycolmap==4.2.1"], "viewer": ["viser==1.1.1"],
                     "test": ["pytest", "viser==1.1.1"]},
-    zip_safe=False,  # the C helper is loaded from a file path (ctypes)
+    zip_safe=False,
     maintainer="dgslrm_ros developers",
     maintainer_email="dgslrm@example.com",
     description="Feed-forward deformable 3D Gaussian reconstruction (DGS-LRM) for ROS 2.",

@@ -1,21 +1,21 @@
-/* PointCloud2 and Image byte shuffles near memory speed (loaded with ctypes by convert/fastcopy.py).
+/* PointCloud2 and Image byte shuffles near memory speed: the CPython extension behind convert/fastcopy.py.
  *
  * numpy copies a 12-byte column of a 60-byte row with one indexed inner-loop call per row, which costs
  * 10-50x a memcpy of the same bytes; here rows are written from their columns with fixed-size copies
- * the compiler inlines. Plain C (no Python API): the extension only needs a C compiler at build time,
- * and convert/fastcopy.py falls back to numpy (same bytes) when the library is absent.
+ * the compiler inlines. The kernels are plain C; the module functions at the end take numpy arrays (any
+ * C-contiguous buffer), check that each holds the bytes the kernel touches, and release the GIL while it
+ * runs. A CPython extension rather than a ctypes library: ctypes spent ~2 us per pointer argument on this
+ * machine, which at the node's 1000 trajectories was as much as the copy itself. Without a C compiler the
+ * package installs without it and convert/fastcopy.py uses numpy (the same bytes).
  */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
 #include <stdint.h>
 #include <string.h>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
 
-#if defined(_WIN32)
-#define DG_EXPORT __declspec(dllexport)
-#else
-#define DG_EXPORT __attribute__((visibility("default")))
-#endif
 /* x86-64: also compile the byte shuffles for AVX2 and SSSE3 (picked at load time by the CPU's features);
  * baseline SSE2 has no byte shuffle, so the plain loop would stay scalar. ARM's NEON needs nothing. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -49,7 +49,7 @@ __attribute__((target("ssse3"))) static int64_t bgr_row_ssse3(const uint8_t *in,
 
 /* Image rows -> RGB: out[r, x, k] = src[r * step + x * channels + order[k]] for `rows` rows of `width` pixels
  * (bgr8, bgra8, rgba8 and mono8 decode; rows may be padded: `step` >= width * channels). */
-DG_EXPORT DG_SHUFFLE_CLONES void dg_pixels_to_rgb(const uint8_t *src, int64_t step, int64_t rows, int64_t width, int32_t channels,
+DG_SHUFFLE_CLONES static void dg_pixels_to_rgb(const uint8_t *src, int64_t step, int64_t rows, int64_t width, int32_t channels,
                                 int32_t r, int32_t g, int32_t b, uint8_t *out) {
     for (int64_t y = 0; y < rows; ++y) {
         const uint8_t *in = src + y * step;
@@ -74,10 +74,15 @@ DG_EXPORT DG_SHUFFLE_CLONES void dg_pixels_to_rgb(const uint8_t *src, int64_t st
 /* The colour of one Gaussian row: float r g b in [0, 1] <-> uint32 0x00RRGGBB (the rule of numpy's
  * pack_rgb_into / unpack_rgb_from in fastcopy.py, which divide). */
 static inline uint32_t packed_color3(const float *c) { return (channel(c[0]) << 16) | (channel(c[1]) << 8) | channel(c[2]); }
+static float dg_byte_to_unit[256]; /* i / 255.0f, filled when the module loads: a division per channel was
+                                    * a third of the unpacking (multiplying by 1/255 differs in the last bit) */
+static void dg_fill_byte_to_unit(void) {
+    for (int i = 0; i < 256; ++i) dg_byte_to_unit[i] = (float)i / 255.0f;
+}
 static inline void unpack_color3(uint32_t packed, float *c) {
-    c[0] = (float)((packed >> 16) & 0xFFu) / 255.0f;
-    c[1] = (float)((packed >> 8) & 0xFFu) / 255.0f;
-    c[2] = (float)(packed & 0xFFu) / 255.0f;
+    c[0] = dg_byte_to_unit[(packed >> 16) & 0xFFu];
+    c[1] = dg_byte_to_unit[(packed >> 8) & 0xFFu];
+    c[2] = dg_byte_to_unit[packed & 0xFFu];
 }
 
 /* The same, all three channels at once. Both read or write a fourth float past the row's three (the next
@@ -94,26 +99,35 @@ static inline uint32_t packed_color4(const float *c) {
     uint32_t rgbx = (uint32_t)_mm_cvtsi128_si32(i);
     return __builtin_bswap32(rgbx << 8); /* 0x00RRGGBB */
 }
-static inline void unpack_color4(uint32_t packed, float *c) {
-    __m128i i = _mm_setr_epi32((int)((packed >> 16) & 0xFFu), (int)((packed >> 8) & 0xFFu), (int)(packed & 0xFFu), 0);
-    _mm_storeu_ps(c, _mm_div_ps(_mm_cvtepi32_ps(i), _mm_set1_ps(255.0f)));
-}
 #else
 static inline uint32_t packed_color4(const float *c) { return packed_color3(c); }
-static inline void unpack_color4(uint32_t packed, float *c) { unpack_color3(packed, c); }
 #endif
 
 /* The two clouds of the contract, one row at a time: each output row is written front to back straight
  * from its columns, which runs at 1-2x a memcpy. (Assembling the row in a local buffer and storing it
  * whole is 5x slower: the wide load of the buffer waits for the narrow stores into it to retire.)
+ * Every row but the last moves its 12-byte columns as 16 bytes: the extra 4 land where the next store
+ * (of this row, or of the next row) writes anyway, so a row takes 6 stores instead of 9.
  * Layouts: convert/pointcloud.py GAUSSIAN_DTYPE (60-byte rows) and TRAJECTORY_DTYPE (24-byte rows). */
-DG_EXPORT void dg_pack_gaussians(const float *means, const float *colors, const float *opacities,
-                                 const float *scales, const float *quats, const float *velocities, int64_t n,
-                                 uint8_t *dst) {
-    for (int64_t i = 0; i < n; ++i) {
+static inline void move16(void *dst, const void *src) { memcpy(dst, src, 16); }
+
+static void dg_pack_gaussians(const float *means, const float *colors, const float *opacities,
+                              const float *scales, const float *quats, const float *velocities, int64_t n,
+                              uint8_t *dst) {
+    for (int64_t i = 0; i + 1 < n; ++i) { /* in this order: each wide store's spill is overwritten after it */
         uint8_t *o = dst + 60 * i;
-        const float *c = colors + 3 * i;
-        uint32_t packed = i + 1 < n ? packed_color4(c) : packed_color3(c);
+        uint32_t packed = packed_color4(colors + 3 * i);
+        move16(o, means + 3 * i);
+        memcpy(o + 12, &packed, 4);
+        memcpy(o + 16, opacities + i, 4);
+        move16(o + 20, scales + 3 * i);
+        move16(o + 32, quats + 4 * i);
+        move16(o + 48, velocities + 3 * i); /* spills into the next row's x, written next */
+    }
+    if (n > 0) { /* the last row: exact widths, nothing read or written past the arrays */
+        const int64_t i = n - 1;
+        uint8_t *o = dst + 60 * i;
+        uint32_t packed = packed_color3(colors + 3 * i);
         memcpy(o, means + 3 * i, 12);
         memcpy(o + 12, &packed, 4);
         memcpy(o + 16, opacities + i, 4);
@@ -123,16 +137,20 @@ DG_EXPORT void dg_pack_gaussians(const float *means, const float *colors, const 
     }
 }
 
-DG_EXPORT void dg_unpack_gaussians(const uint8_t *src, int64_t n, float *means, float *colors, float *opacities,
-                                   float *scales, float *quats, float *velocities) {
-    for (int64_t i = 0; i < n; ++i) {
+static void dg_unpack_gaussians(const uint8_t *src, int64_t n, float *means, float *colors, float *opacities,
+                                float *scales, float *quats, float *velocities) {
+    for (int64_t i = 0; i < n; ++i) { /* exact widths: 16-byte moves that spill measured slower here */
         const uint8_t *r = src + 60 * i;
         uint32_t packed;
         memcpy(means + 3 * i, r, 12);
         memcpy(&packed, r + 12, 4);
+#if defined(__SSE2__) /* the colour built in registers and stored whole, spilling into the next row's */
         if (i + 1 < n)
-            unpack_color4(packed, colors + 3 * i);
+            _mm_storeu_ps(colors + 3 * i, _mm_setr_ps(dg_byte_to_unit[(packed >> 16) & 0xFFu],
+                                                      dg_byte_to_unit[(packed >> 8) & 0xFFu],
+                                                      dg_byte_to_unit[packed & 0xFFu], 0.0f));
         else
+#endif
             unpack_color3(packed, colors + 3 * i);
         memcpy(opacities + i, r + 16, 4);
         memcpy(scales + 3 * i, r + 20, 12);
@@ -174,7 +192,7 @@ static inline int nonfinite_mask(__m128 v) {
 /* tracks [m, t, 3], times [t] (shared by every track) or [m, t] (times_per_track), ids [m] uint32,
  * visible [m, t] -> rows x y z t track_id visible, track-major. Returns how many samples have a
  * non-finite x, y or z (0: the cloud is dense). */
-DG_EXPORT int64_t dg_pack_trajectories(const float *tracks, const float *times, int32_t times_per_track,
+static int64_t dg_pack_trajectories(const float *tracks, const float *times, int32_t times_per_track,
                                        const uint32_t *ids, const float *visible, int64_t m, int64_t t, uint8_t *dst) {
     int64_t nonfinite = 0;
     for (int64_t i = 0; i < m; ++i) {
@@ -212,7 +230,7 @@ DG_EXPORT int64_t dg_pack_trajectories(const float *tracks, const float *times, 
 
 /* The inverse; ids [m] from each track's first sample. Returns the number of samples whose track_id
  * differs from their row's first (the layout requires 0). */
-DG_EXPORT int64_t dg_unpack_trajectories(const uint8_t *src, int64_t m, int64_t t, float *tracks, float *times,
+static int64_t dg_unpack_trajectories(const uint8_t *src, int64_t m, int64_t t, float *tracks, float *times,
                                          uint32_t *ids, float *visible) {
     int64_t mismatched = 0;
     for (int64_t i = 0; i < m; ++i) {
@@ -223,6 +241,7 @@ DG_EXPORT int64_t dg_unpack_trajectories(const uint8_t *src, int64_t m, int64_t 
         int64_t j = 0;
 #ifdef DG_TRAJECTORY_QUADS
         const __m128i id = _mm_set1_epi32((int)first);
+        __m128i row_bad = _mm_setzero_si128();
         for (; j + 4 <= t; j += 4) {
             const int64_t k = base + j;
             const float *r = (const float *)(src + 24 * k);
@@ -235,8 +254,15 @@ DG_EXPORT int64_t dg_unpack_trajectories(const uint8_t *src, int64_t m, int64_t 
             _mm_storeu_ps(times + k, DG_SHUF(DG_SHUF(r0, r2, 3, 3, 1, 1), DG_SHUF(r3, r5, 3, 3, 1, 1), 0, 2, 0, 2));
             __m128 iv01 = DG_SHUF(r1, r2, 0, 1, 2, 3), iv23 = DG_SHUF(r4, r5, 0, 1, 2, 3);           /* id v id v */
             _mm_storeu_ps(visible + k, DG_SHUF(iv01, iv23, 1, 3, 1, 3));
-            __m128i same = _mm_cmpeq_epi32(_mm_castps_si128(DG_SHUF(iv01, iv23, 0, 2, 0, 2)), id);
-            mismatched += 4 - __builtin_popcount((unsigned)_mm_movemask_ps(_mm_castsi128_ps(same)));
+            /* +1 in a lane whose id differs (cmpeq: -1 where equal), summed once per track below: a popcount
+             * per step cost a third of the loop (no popcnt instruction in the x86-64 baseline) */
+            row_bad = _mm_add_epi32(row_bad, _mm_add_epi32(_mm_cmpeq_epi32(_mm_castps_si128(DG_SHUF(iv01, iv23, 0, 2, 0, 2)), id),
+                                                           _mm_set1_epi32(1)));
+        }
+        if (_mm_movemask_epi8(_mm_cmpeq_epi32(row_bad, _mm_setzero_si128())) != 0xFFFF) {
+            int32_t lanes[4];
+            _mm_storeu_si128((__m128i *)lanes, row_bad);
+            mismatched += (int64_t)lanes[0] + lanes[1] + lanes[2] + lanes[3];
         }
 #endif
         for (; j < t; ++j) {
@@ -252,4 +278,182 @@ DG_EXPORT int64_t dg_unpack_trajectories(const uint8_t *src, int64_t m, int64_t 
         ids[i] = first;
     }
     return mismatched;
+}
+
+/* ---- The Python module: argument checks, then a kernel with the GIL released. ---- */
+
+typedef struct {
+    const char *name; /* for the error message */
+    int writable;
+    Py_ssize_t need; /* bytes the kernel touches */
+} dg_arg;
+
+/* Take the buffers of objs[0..n) (C-contiguous, writable where asked) and check their sizes; on failure
+ * release the ones already taken, set the Python error and return -1. */
+static int dg_acquire(PyObject *const *objs, const dg_arg *spec, int n, Py_buffer *views) {
+    for (int i = 0; i < n; ++i) {
+        if (PyObject_GetBuffer(objs[i], &views[i], PyBUF_C_CONTIGUOUS | (spec[i].writable ? PyBUF_WRITABLE : 0)) < 0) {
+            for (int k = 0; k < i; ++k) PyBuffer_Release(&views[k]);
+            return -1;
+        }
+        if (views[i].len < spec[i].need) {
+            PyErr_Format(PyExc_ValueError, "_fastcopy: %s holds %zd bytes, the call needs %zd", spec[i].name,
+                         views[i].len, spec[i].need);
+            for (int k = 0; k <= i; ++k) PyBuffer_Release(&views[k]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void dg_release(Py_buffer *views, int n) {
+    for (int i = 0; i < n; ++i) PyBuffer_Release(&views[i]);
+}
+
+/* A count argument: 0 <= value < 2^40, so every byte size below fits an int64 comfortably. */
+static int dg_count(PyObject *obj, const char *name, int64_t *out) {
+    long long v = PyLong_AsLongLong(obj);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < 0 || v >= (1LL << 40)) {
+        PyErr_Format(PyExc_ValueError, "_fastcopy: %s must be in [0, 2^40), got %lld", name, v);
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int dg_nargs(Py_ssize_t nargs, Py_ssize_t expected, const char *function) {
+    if (nargs == expected) return 0;
+    PyErr_Format(PyExc_TypeError, "_fastcopy.%s takes %zd arguments, got %zd", function, expected, nargs);
+    return -1;
+}
+
+/* pixels_to_rgb(src, step, rows, width, channels, r, g, b, out): see dg_pixels_to_rgb. */
+static PyObject *py_pixels_to_rgb(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    int64_t step, rows, width, channels, order[3];
+    if (dg_nargs(nargs, 9, "pixels_to_rgb") || dg_count(args[1], "step", &step) || dg_count(args[2], "rows", &rows) ||
+        dg_count(args[3], "width", &width) || dg_count(args[4], "channels", &channels) ||
+        dg_count(args[5], "r", &order[0]) || dg_count(args[6], "g", &order[1]) || dg_count(args[7], "b", &order[2]))
+        return NULL;
+    if (channels < 1 || channels > 4 || order[0] >= channels || order[1] >= channels || order[2] >= channels ||
+        step < width * channels) {
+        PyErr_Format(PyExc_ValueError, "_fastcopy.pixels_to_rgb: bad layout (step %lld, width %lld, channels %lld)",
+                     (long long)step, (long long)width, (long long)channels);
+        return NULL;
+    }
+    PyObject *objs[2] = {args[0], args[8]};
+    const dg_arg spec[2] = {{"src", 0, rows ? (rows - 1) * step + width * channels : 0}, {"out", 1, rows * width * 3}};
+    Py_buffer v[2];
+    if (dg_acquire(objs, spec, 2, v)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    dg_pixels_to_rgb(v[0].buf, step, rows, width, (int32_t)channels, (int32_t)order[0], (int32_t)order[1],
+                     (int32_t)order[2], v[1].buf);
+    Py_END_ALLOW_THREADS
+    dg_release(v, 2);
+    Py_RETURN_NONE;
+}
+
+/* pack_gaussians(means, colors, opacities, scales, quats, velocities, table): n = the table's rows. */
+static PyObject *py_pack_gaussians(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    int64_t n;
+    if (dg_nargs(nargs, 8, "pack_gaussians") || dg_count(args[6], "n", &n)) return NULL;
+    PyObject *objs[7] = {args[0], args[1], args[2], args[3], args[4], args[5], args[7]};
+    const dg_arg spec[7] = {{"means", 0, 12 * n}, {"colors", 0, 12 * n}, {"opacities", 0, 4 * n}, {"scales", 0, 12 * n},
+                            {"quats", 0, 16 * n}, {"velocities", 0, 12 * n}, {"table", 1, 60 * n}};
+    Py_buffer v[7];
+    if (dg_acquire(objs, spec, 7, v)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    dg_pack_gaussians(v[0].buf, v[1].buf, v[2].buf, v[3].buf, v[4].buf, v[5].buf, n, v[6].buf);
+    Py_END_ALLOW_THREADS
+    dg_release(v, 7);
+    Py_RETURN_NONE;
+}
+
+/* unpack_gaussians(table, n, means, colors, opacities, scales, quats, velocities) */
+static PyObject *py_unpack_gaussians(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    int64_t n;
+    if (dg_nargs(nargs, 8, "unpack_gaussians") || dg_count(args[1], "n", &n)) return NULL;
+    PyObject *objs[7] = {args[0], args[2], args[3], args[4], args[5], args[6], args[7]};
+    const dg_arg spec[7] = {{"table", 0, 60 * n}, {"means", 1, 12 * n}, {"colors", 1, 12 * n}, {"opacities", 1, 4 * n},
+                            {"scales", 1, 12 * n}, {"quats", 1, 16 * n}, {"velocities", 1, 12 * n}};
+    Py_buffer v[7];
+    if (dg_acquire(objs, spec, 7, v)) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    dg_unpack_gaussians(v[0].buf, n, v[1].buf, v[2].buf, v[3].buf, v[4].buf, v[5].buf, v[6].buf);
+    Py_END_ALLOW_THREADS
+    dg_release(v, 7);
+    Py_RETURN_NONE;
+}
+
+/* How many of n times are not finite-and-<= 0 (the layout's rule for `t`). */
+static int64_t dg_bad_times(const float *times, int64_t n) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        uint32_t bits;
+        memcpy(&bits, times + i, 4);
+        bad += !(times[i] <= 0.0f) | ((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad;
+}
+
+/* pack_trajectories(tracks, times, times_per_track, ids, visible, m, t, table)
+ *   -> (samples with a non-finite x, y or z, times that are not finite and <= 0) */
+static PyObject *py_pack_trajectories(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    int64_t m, t;
+    if (dg_nargs(nargs, 8, "pack_trajectories") || dg_count(args[5], "m", &m) || dg_count(args[6], "t", &t)) return NULL;
+    int per_track = PyObject_IsTrue(args[2]);
+    if (per_track < 0) return NULL;
+    const int64_t k = m * t, nt = per_track ? k : t;
+    PyObject *objs[5] = {args[0], args[1], args[3], args[4], args[7]};
+    const dg_arg spec[5] = {{"tracks", 0, 12 * k}, {"times", 0, 4 * nt}, {"ids", 0, 4 * m}, {"visible", 0, 4 * k},
+                            {"table", 1, 24 * k}};
+    Py_buffer v[5];
+    if (dg_acquire(objs, spec, 5, v)) return NULL;
+    int64_t nonfinite, bad_times;
+    Py_BEGIN_ALLOW_THREADS
+    bad_times = dg_bad_times(v[1].buf, nt);
+    nonfinite = dg_pack_trajectories(v[0].buf, v[1].buf, per_track, v[2].buf, v[3].buf, m, t, v[4].buf);
+    Py_END_ALLOW_THREADS
+    dg_release(v, 5);
+    return Py_BuildValue("(LL)", (long long)nonfinite, (long long)bad_times);
+}
+
+/* unpack_trajectories(table, m, t, tracks, times, ids, visible) -> samples whose track_id is not their row's */
+static PyObject *py_unpack_trajectories(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    int64_t m, t;
+    if (dg_nargs(nargs, 7, "unpack_trajectories") || dg_count(args[1], "m", &m) || dg_count(args[2], "t", &t)) return NULL;
+    const int64_t k = m * t;
+    PyObject *objs[5] = {args[0], args[3], args[4], args[5], args[6]};
+    const dg_arg spec[5] = {{"table", 0, 24 * k}, {"tracks", 1, 12 * k}, {"times", 1, 4 * k}, {"ids", 1, 4 * m},
+                            {"visible", 1, 4 * k}};
+    Py_buffer v[5];
+    if (dg_acquire(objs, spec, 5, v)) return NULL;
+    int64_t mismatched;
+    Py_BEGIN_ALLOW_THREADS
+    mismatched = dg_unpack_trajectories(v[0].buf, m, t, v[1].buf, v[2].buf, v[3].buf, v[4].buf);
+    Py_END_ALLOW_THREADS
+    dg_release(v, 5);
+    return PyLong_FromLongLong((long long)mismatched);
+}
+
+static PyMethodDef dg_methods[] = {
+    {"pixels_to_rgb", (PyCFunction)(void (*)(void))py_pixels_to_rgb, METH_FASTCALL,
+     "pixels_to_rgb(src, step, rows, width, channels, r, g, b, out): image rows -> RGB uint8"},
+    {"pack_gaussians", (PyCFunction)(void (*)(void))py_pack_gaussians, METH_FASTCALL,
+     "pack_gaussians(means, colors, opacities, scales, quats, velocities, n, table): `gaussians` rows"},
+    {"unpack_gaussians", (PyCFunction)(void (*)(void))py_unpack_gaussians, METH_FASTCALL,
+     "unpack_gaussians(table, n, means, colors, opacities, scales, quats, velocities)"},
+    {"pack_trajectories", (PyCFunction)(void (*)(void))py_pack_trajectories, METH_FASTCALL,
+     "pack_trajectories(tracks, times, times_per_track, ids, visible, m, t, table) -> (nonfinite xyz, bad times)"},
+    {"unpack_trajectories", (PyCFunction)(void (*)(void))py_unpack_trajectories, METH_FASTCALL,
+     "unpack_trajectories(table, m, t, tracks, times, ids, visible) -> samples with another track_id"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef dg_module = {PyModuleDef_HEAD_INIT, "_fastcopy",
+                                       "PointCloud2 / Image byte shuffles (convert/fastcopy.py)", -1, dg_methods};
+
+PyMODINIT_FUNC PyInit__fastcopy(void) {
+    dg_fill_byte_to_unit();
+    return PyModule_Create(&dg_module);
 }

@@ -54,7 +54,7 @@ def _cases(quick: bool) -> list[tuple[str, str, int, Callable[[], object]]]:
         t = 24
         tracks = rng.normal(size=(m, t, 3)).astype(np.float32)
         times = -np.arange(t)[::-1].astype(np.float32) / 10
-        ids = np.arange(m)
+        ids = np.arange(m, dtype=np.uint32)  # as the node's track registry gives them
         vis = np.ones((m, t), np.float32)
         traj = pack_trajectories(tracks, times, ids, vis)
         tdata = traj.data.tobytes()

@@ -2,8 +2,8 @@
 
 The PointCloud2 layouts store each point as one row of several columns (x y z | rgb | opacity | ...).
 numpy moves a 12-byte column of a 60-byte row with one inner-loop call per row (10-50x a memcpy of
-the same bytes); the small C library `_fastcopy` (built with the package, loaded with ctypes: no
-Python C API, no rclpy, no torch) writes each row front to back from its columns (`*_rows` below,
+the same bytes); the small C extension `_fastcopy` (built with the package; no rclpy, no torch; it
+takes the arrays as buffers and checks their sizes) writes each row front to back from its columns (`*_rows` below,
 for the contract's two layouts) and shuffles image channels with SIMD where the CPU has it. Where it
 was not built (no C compiler), the `*_rows` functions return False / None and the callers use the
 numpy functions here (`interleave`, `deinterleave`, `pack_rgb_into`, `unpack_rgb_from`): the same
@@ -11,10 +11,8 @@ bytes, only slower. `ACCELERATED` says which; docs/benchmarks.md has the figures
 """
 from __future__ import annotations
 
-import ctypes
-import importlib.machinery
 import os
-from pathlib import Path
+from types import ModuleType
 from typing import Sequence
 
 import numpy as np
@@ -22,39 +20,18 @@ import numpy as np
 Column = tuple[int, np.ndarray]  # (byte offset inside the row, values [rows, ...] whose rows are contiguous)
 
 
-def _load() -> ctypes.CDLL | None:
+def _load() -> ModuleType | None:
     if os.environ.get("DGSLRM_NO_FASTCOPY"):  # forces the numpy path (tests compare the two)
         return None
-    here = Path(__file__).resolve().parent
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = here / f"_fastcopy{suffix}"
-        if path.is_file():
-            try:
-                lib = ctypes.CDLL(str(path))
-            except OSError:
-                return None
-            i64, ptr = ctypes.c_int64, ctypes.c_void_p
-            i32 = ctypes.c_int32
-            lib.dg_pixels_to_rgb.argtypes = [ptr, i64, i64, i64, i32, i32, i32, i32, ptr]
-            lib.dg_pack_gaussians.argtypes = [ptr] * 6 + [i64, ptr]
-            lib.dg_unpack_gaussians.argtypes = [ptr, i64] + [ptr] * 6
-            lib.dg_pack_trajectories.argtypes = [ptr, ptr, i32, ptr, ptr, i64, i64, ptr]
-            lib.dg_pack_trajectories.restype = i64
-            lib.dg_unpack_trajectories.argtypes = [ptr, i64, i64, ptr, ptr, ptr, ptr]
-            lib.dg_unpack_trajectories.restype = i64
-            for name in ("dg_pixels_to_rgb", "dg_pack_gaussians", "dg_unpack_gaussians"):
-                getattr(lib, name).restype = None
-            return lib
-    return None
+    try:
+        from dgslrm_ros.convert import _fastcopy
+    except ImportError:  # built without a C compiler (setup.py marks the extension optional)
+        return None
+    return _fastcopy
 
 
 _LIB = _load()
 ACCELERATED = _LIB is not None
-
-
-def _addr(array: np.ndarray) -> int:
-    """The data pointer; `array.ctypes.data` costs microseconds per call, which small clouds notice."""
-    return array.__array_interface__["data"][0]
 
 
 def _rows_view(values: np.ndarray, rows: int) -> tuple[np.ndarray, int]:
@@ -145,7 +122,7 @@ def pixels_to_rgb(buffer: np.ndarray, height: int, width: int, step: int, channe
     if _LIB is None or not buffer.flags.c_contiguous:
         return None
     out = np.empty((height, width, 3), np.uint8)
-    _LIB.dg_pixels_to_rgb(_addr(buffer), step, height, width, channels, *order, _addr(out))
+    _LIB.pixels_to_rgb(buffer, step, height, width, channels, *order, out)
     return out
 
 
@@ -155,8 +132,7 @@ def pack_gaussian_rows(means: np.ndarray, colors: np.ndarray, opacities: np.ndar
     Inputs: C-contiguous float32 [N, 3] [N, 3] [N] [N, 3] [N, 4] [N, 3]; table uint8 [N, 60]."""
     if _LIB is None:
         return False
-    _LIB.dg_pack_gaussians(_addr(means), _addr(colors), _addr(opacities), _addr(scales), _addr(quats),
-                           _addr(velocities), table.shape[0], _addr(table))
+    _LIB.pack_gaussians(means, colors, opacities, scales, quats, velocities, table.shape[0], table)
     return True
 
 
@@ -165,29 +141,28 @@ def unpack_gaussian_rows(table: np.ndarray, means: np.ndarray, colors: np.ndarra
     """The inverse of pack_gaussian_rows into the given C-contiguous outputs; False without the library."""
     if _LIB is None:
         return False
-    _LIB.dg_unpack_gaussians(_addr(table), table.shape[0], _addr(means), _addr(colors), _addr(opacities),
-                             _addr(scales), _addr(quats), _addr(velocities))
+    _LIB.unpack_gaussians(table, table.shape[0], means, colors, opacities, scales, quats, velocities)
     return True
 
 
 def pack_trajectory_rows(tracks: np.ndarray, times: np.ndarray, ids: np.ndarray, visible: np.ndarray,
-                         table: np.ndarray) -> int | None:
+                         table: np.ndarray) -> tuple[int, int] | None:
     """The `trajectories` layout (24-byte rows): tracks float32 [M, T, 3], times float32 [T] or [M, T], ids
-    uint32 [M], visible float32 [M, T], all C-contiguous; table uint8 [M * T, 24]. Returns how many samples
-    have a non-finite x, y or z (0: a dense cloud), or None without the library."""
+    uint32 [M], visible float32 [M, T], all C-contiguous; table [M, T] of 24-byte rows (any C-contiguous
+    buffer). Returns (how many samples have a non-finite x, y or z: 0 is a dense cloud, how many times are
+    not finite and <= 0), or None without the library."""
     if _LIB is None:
         return None
     m, t = visible.shape
-    return int(_LIB.dg_pack_trajectories(_addr(tracks), _addr(times), int(times.ndim == 2), _addr(ids), _addr(visible),
-                                         m, t, _addr(table)))
+    return _LIB.pack_trajectories(tracks, times, times.ndim == 2, ids, visible, m, t, table)
 
 
 def unpack_trajectory_rows(table: np.ndarray, tracks: np.ndarray, times: np.ndarray, ids: np.ndarray,
                            visible: np.ndarray) -> int | None:
-    """The inverse into C-contiguous outputs (ids [M] from each row's first sample); returns how many samples
-    carry another track_id than their row's first, or None without the library."""
+    """The inverse, from the rows (any C-contiguous buffer) into C-contiguous outputs (ids [M] from each
+    row's first sample); returns how many samples carry another track_id than their row's first, or None
+    without the library."""
     if _LIB is None:
         return None
     m, t = visible.shape
-    return int(_LIB.dg_unpack_trajectories(_addr(table), m, t, _addr(tracks), _addr(times), _addr(ids),
-                                           _addr(visible)))
+    return _LIB.unpack_trajectories(table, m, t, tracks, times, ids, visible)

@@ -70,6 +70,8 @@ class PointCloudFields(NamedTuple):
 
 
 def _field_tuple(field: Any) -> PointFieldSpec:
+    if type(field) is PointFieldSpec:  # our own fields: as they are (this runs for every field of every cloud)
+        return field
     if isinstance(field, tuple):
         return PointFieldSpec(*field)
     return PointFieldSpec(field.name, int(field.offset), int(field.datatype), int(field.count))
@@ -326,11 +328,6 @@ def _trajectory_rows(tracks: np.ndarray, t: np.ndarray, track_ids: np.ndarray,
     times = np.ascontiguousarray(t, dtype=np.float32)  # [T] stays [T]: M times fewer values to check and read
     if times.shape not in ((n,), (m, n)):
         raise PointCloudLayoutError(f"t: expected shape [T] or [M, T] = {(m, n)}, got {times.shape}")
-    if not (np.isfinite(times).all() and (times <= 0).all()):
-        raise PointCloudLayoutError(
-            f"t: times must be finite and <= 0 (seconds before the header stamp), got max {np.nanmax(times) if times.size else 0}; "
-            "stamp the cloud with the newest sample's time"
-        )
     ids = np.asarray(track_ids)
     if ids.shape != (m,) or (ids.dtype != np.uint32 and ids.size and (ids.min() < 0 or ids.max() > 0xFFFFFFFF)):
         raise PointCloudLayoutError(f"track_ids: expected [M] = ({m},) values in uint32 range, got {ids.shape}")
@@ -339,11 +336,16 @@ def _trajectory_rows(tracks: np.ndarray, t: np.ndarray, track_ids: np.ndarray,
     if visible.shape != (m, n):
         raise PointCloudLayoutError(f"visible: expected shape [M, T] = {(m, n)}, got {visible.shape}")
     out = np.empty((m, n), dtype=TRAJECTORY_DTYPE)
-    table = out.view(np.uint8).reshape(m * n, TRAJECTORY_DTYPE.itemsize)
-    nonfinite = pack_trajectory_rows(tracks, times, ids, visible, table)
-    if nonfinite is not None:
-        return out, nonfinite == 0
-    interleave(table, [
+    counts = pack_trajectory_rows(tracks, times, ids, visible, out)  # C: the rows, and both counts in the same pass
+    bad_times = counts[1] if counts is not None else not (np.isfinite(times).all() and (times <= 0).all())
+    if bad_times:
+        raise PointCloudLayoutError(
+            f"t: times must be finite and <= 0 (seconds before the header stamp), got max {np.nanmax(times) if times.size else 0}; "
+            "stamp the cloud with the newest sample's time"
+        )
+    if counts is not None:
+        return out, counts[0] == 0
+    interleave(out.view(np.uint8).reshape(m * n, TRAJECTORY_DTYPE.itemsize), [
         (0, tracks.reshape(m * n, 3)),
         (12, np.broadcast_to(times, (m, n)).reshape(m * n)),  # a shared t is materialised here (a sixth of the bytes)
         (16, np.repeat(ids, n)),
@@ -367,11 +369,12 @@ def array_to_trajectories(points: np.ndarray) -> TrajectoryCloud:
         raise PointCloudLayoutError(f"trajectories cloud must be organised [tracks, samples], got {points.shape}")
     if points.dtype == TRAJECTORY_DTYPE:  # our own layout: one pass over the rows
         m, n = points.shape
-        table = np.ascontiguousarray(points).view(np.uint8).reshape(m * n, TRAJECTORY_DTYPE.itemsize)
+        points = np.ascontiguousarray(points)
         tracks, t = np.empty((m, n, 3), np.float32), np.empty((m, n), np.float32)
         visible, track_ids = np.empty((m, n), np.float32), np.zeros(m, np.uint32)
-        mismatched = unpack_trajectory_rows(table, tracks, t, track_ids, visible)
+        mismatched = unpack_trajectory_rows(points, tracks, t, track_ids, visible)
         if mismatched is None:  # numpy fallback
+            table = points.view(np.uint8).reshape(m * n, TRAJECTORY_DTYPE.itemsize)
             ids = np.empty((m, n), np.uint32)
             deinterleave(table, [(0, tracks.reshape(m * n, 3)), (12, t.reshape(m * n)), (16, ids.reshape(m * n)),
                                  (20, visible.reshape(m * n))])

@@ -88,6 +88,38 @@ def test_trajectories_unpack_refuses_a_row_with_two_track_ids(sample: int) -> No
         array_to_trajectories(cloud)
 
 
+@pytest.mark.parametrize("bad_time", [0.1, np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("per_track_times", [False, True])
+def test_trajectories_refuse_bad_times_on_both_paths(bad_time: float, per_track_times: bool, numpy_path) -> None:  # noqa: ANN001
+    """The C path checks the times in its packing pass; it must refuse exactly what numpy refuses."""
+    t = -np.ones((4, 9) if per_track_times else 9, np.float32)
+    t[..., 6] = bad_time  # inside the second four-sample step
+    args = (np.zeros((4, 9, 3)), t, np.arange(4, dtype=np.uint32), np.ones((4, 9)))
+    with pytest.raises(PointCloudLayoutError, match="finite and <= 0"):
+        pack_trajectories(*args)
+    numpy_path()
+    with pytest.raises(PointCloudLayoutError, match="finite and <= 0"):
+        pack_trajectories(*args)
+
+
+def test_extension_refuses_buffers_smaller_than_the_call_or_not_contiguous() -> None:
+    """The module checks every buffer against the counts it is given: a wrong call raises, it cannot write
+    past an array."""
+    lib = fastcopy._LIB
+    m, t = 11, 4
+    args = [np.zeros((m, t, 3), np.float32), np.zeros(t, np.float32), False, np.zeros(m, np.uint32),
+            np.zeros((m, t), np.float32), m, t, np.zeros((m - 1, t, 24), np.uint8)]
+    with pytest.raises(ValueError, match="table holds 960 bytes, the call needs 1056"):
+        lib.pack_trajectories(*args)
+    args[7] = np.zeros((m, t, 24), np.uint8)[:, :, ::2]  # right size, not contiguous
+    with pytest.raises((ValueError, BufferError), match="contiguous"):
+        lib.pack_trajectories(*args)
+    with pytest.raises(BufferError, match="not writable"):  # bytes are read-only
+        lib.unpack_gaussians(bytes(60), 1, *(bytes(16) for _ in range(6)))
+    with pytest.raises(ValueError, match="m must be in"):
+        lib.unpack_trajectories(bytes(24), -1, 1, *(np.zeros(3, np.float32) for _ in range(4)))
+
+
 @pytest.mark.parametrize("encoding", ["bgr8", "bgra8", "rgba8", "mono8"])
 @pytest.mark.parametrize("padding", [0, 5])
 def test_image_decode_matches_numpy(encoding: str, padding: int, numpy_path) -> None:  # noqa: ANN001
