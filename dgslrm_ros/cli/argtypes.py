@@ -50,7 +50,7 @@ def add_config_options(parser: argparse.ArgumentParser, config_class: type,
                  *(aliases or {}).get(f.name, ()))
         if isinstance(f.default, bool):
             parser.add_argument(*flags, dest=f.name, action="store_false" if f.default else "store_true",
-                                help=description)
+                                help=f"{description} ({'on by default; this switch turns it off' if f.default else 'off by default'})")
         else:
             parser.add_argument(*flags, dest=f.name, type=_field_type(f), default=f.default,
                                 choices=f.metadata["choices"] or None, help=f"{description} (default: {f.default})")
