@@ -47,6 +47,9 @@ class ModelConfig:
     scale_max: float = 0.3
     opacity_bias: float = 2.0  # opacity = sigmoid(x - opacity_bias)
     color_residual: bool = True  # rgb = sigmoid(logit(input pixel) + x) instead of sigmoid(x)
+    appearance_residuals: bool = True  # geometry-primed: the colour, rotation, scale and opacity residuals are used.
+    # False: only depth and motion are learned; the appearance is the classical one at the predicted depth
+    # (its footprint-sized scale there), see model/heads.activate
 
     def __post_init__(self) -> None:
         for name in ("image_size", "window_frames", "keyframe_stride", "patch_size", "width", "layers", "heads"):
@@ -56,6 +59,10 @@ class ModelConfig:
         if self.cue_channels not in (0, CUE_CHANNELS):
             raise ModelConfigError(f"ModelConfig.cue_channels: expected 0 (no cues) or {CUE_CHANNELS} (the cues this "
                                    f"code computes), got {self.cue_channels}")
+        if not self.appearance_residuals and not self.geometry_primed:
+            raise ModelConfigError("ModelConfig.appearance_residuals=False takes the appearance from the classical "
+                                   "fields, which only a geometry-primed model has; set cue_channels="
+                                   f"{CUE_CHANNELS} or appearance_residuals=True")
         if self.num_reference_frames < 0 or self.head_hidden < 0:
             raise ModelConfigError(
                 f"ModelConfig: num_reference_frames and head_hidden must be >= 0, got "
@@ -124,7 +131,7 @@ class ModelConfig:
 
     def preset_name(self) -> str:
         """The preset whose architecture this is (resolution may differ), or "custom"."""
-        ignored = {"image_size"}
+        ignored = {"image_size", "appearance_residuals"}  # neither changes the weights
         mine = {k: v for k, v in self.to_dict().items() if k not in ignored}
         for name, preset in PRESETS.items():
             if mine == {k: v for k, v in preset.to_dict().items() if k not in ignored}:

@@ -6,7 +6,7 @@ line. `TrainConfig` is saved into trainer_state.json.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from dgslrm_ros.core.errors import DgslrmError
@@ -85,6 +85,10 @@ class TrainConfig:
     resume: bool = parameter(False, "continue from the state saved in --out")
     init_from: str = parameter("", "start a new run from these weights (checkpoint folder; its architecture "
                                "replaces --preset), e.g. the shipped checkpoint")
+    appearance_residuals: str = parameter(
+        "keep", "colour/rotation/scale/opacity residuals of a geometry-primed model: keep (as the --init-from "
+        "checkpoint or the preset has them), on, or off (only depth and motion are learned; the classical "
+        "appearance at the predicted depth)", choices=("keep", "on", "off"))
     stop_after: int = parameter(0, "run at most this many steps in this call, then checkpoint (continue later "
                                 "with --resume); 0 = all")
     seed: int = parameter(0, "model initialisation seed")
@@ -103,6 +107,9 @@ class TrainConfig:
             raise TrainConfigError(f"TrainConfig: lr and grad_clip must be > 0, got {self.lr}, {self.grad_clip}")
         if min(self.workers, self.eval_every, self.checkpoint_every, self.train_scenes, self.stop_after) < 0:
             raise TrainConfigError("TrainConfig: workers, eval_every, checkpoint_every, train_scenes, stop_after must be >= 0")
+        if self.appearance_residuals not in ("keep", "on", "off"):
+            raise TrainConfigError(f"TrainConfig.appearance_residuals: expected keep, on or off, got "
+                                   f"{self.appearance_residuals!r}")
 
     def model_config(self) -> ModelConfig:
         """The ModelConfig of a fresh run: the preset with this run's image size and window length."""
@@ -113,4 +120,10 @@ class TrainConfig:
             overrides["image_size"] = self.image_size
         if self.window_frames:
             overrides["window_frames"] = self.window_frames
-        return ModelConfig.preset(self.preset, **overrides)
+        return self.with_appearance(ModelConfig.preset(self.preset, **overrides))
+
+    def with_appearance(self, model_config: ModelConfig) -> ModelConfig:
+        """model_config with this run's appearance_residuals (unchanged for `keep`)."""
+        if self.appearance_residuals == "keep":
+            return model_config
+        return replace(model_config, appearance_residuals=self.appearance_residuals == "on")

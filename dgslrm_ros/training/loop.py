@@ -138,6 +138,7 @@ def train(config: TrainConfig, dataset: Dataset | None = None,
                              f"{model.config.window_frames} frames of --init-from {config.init_from}; drop it")
         if config.image_size:
             model.config = replace(model.config, image_size=config.image_size)
+        model.config = config.with_appearance(model.config)  # e.g. the shipped weights (off) with appearance on
         config = replace(config, preset=model.config.preset_name())  # recorded in checkpoints and state
     else:
         torch.manual_seed(config.seed)

@@ -43,6 +43,7 @@ def test_preset_overrides_and_unknown_name():
 
 def test_preset_name_ignores_resolution_only():
     assert ModelConfig.preset("small", image_size=64).preset_name() == "small"
+    assert ModelConfig.preset("small", appearance_residuals=False).preset_name() == "small"  # same weights
     assert ModelConfig.preset("paper").preset_name() == "paper"
     assert ModelConfig.preset("small", window_frames=16).preset_name() == "custom"
     assert ModelConfig.preset("tiny", width=128, heads=4).preset_name() == "custom"
@@ -61,6 +62,7 @@ def test_preset_name_ignores_resolution_only():
         (dict(patch_size=2.0), "patch_size: expected a positive integer"),
         (dict(mlp_ratio=0.0), "mlp_ratio"),
         (dict(scale_max=-1.0), "scale_max"),
+        (dict(appearance_residuals=False), "appearance_residuals=False .* only a geometry-primed model"),
     ],
 )
 def test_validation_names_the_problem(changes, message):
@@ -76,6 +78,9 @@ def test_frozen():
 def test_dict_round_trip_and_unknown_fields():
     for config in PRESETS.values():
         assert ModelConfig.from_dict(config.to_dict()) == config
+    # a checkpoint written before appearance_residuals existed loads with the behaviour it was trained with
+    older = {k: v for k, v in PRESETS["small"].to_dict().items() if k != "appearance_residuals"}
+    assert ModelConfig.from_dict(older).appearance_residuals is True
     values = ModelConfig().to_dict() | {"colour_mode": "sh3"}
     with pytest.raises(ModelConfigError, match=r"unknown fields \['colour_mode'\]"):
         ModelConfig.from_dict(values)

@@ -103,6 +103,30 @@ def test_untrained_geometry_primed_model_is_exactly_the_classical_method(tiny_co
     assert torch.allclose(inside.depth, p.depth) and torch.allclose(inside.offsets, p.offsets)
 
 
+def test_without_appearance_residuals_only_depth_and_motion_come_from_the_network(tiny_config, tiny_window):
+    # Same (trained-like) weights, the switch off: colour, rotation and opacity are exactly the classical
+    # ones, the scale is the classical footprint at the network's depth, depth and motion are the network's.
+    torch.manual_seed(0)
+    with_residuals = as_if_trained(DGSLRM(tiny_config)).eval()
+    geometry_only = DGSLRM(dataclasses.replace(tiny_config, appearance_residuals=False)).eval()
+    geometry_only.load_state_dict(with_residuals.state_dict())
+    with torch.no_grad():
+        cues = window_cues(tiny_window["frames"], tiny_window["K"], tiny_window["world_T_cam"],
+                           geometry_only.keyframe_index())
+        p = geometry_only(**tiny_window, cues=cues)
+        r = with_residuals(**tiny_window, cues=cues)
+        c = ClassicalReconstructor(tiny_config)(**tiny_window, cues=cues)
+    assert torch.equal(p.depth, r.depth) and torch.equal(p.offsets, r.offsets) and torch.equal(p.gate, r.gate)
+    assert (p.depth - c.depth).abs().max() > 1e-3  # the network moved the Gaussians ...
+    for name in ("colors", "quats", "opacities"):  # ... but draws them as the classical method does
+        assert torch.equal(getattr(p, name), getattr(c, name)), name
+        assert (getattr(r, name) - getattr(c, name)).abs().max() > 1e-4, name  # the residuals were not zero
+    focal = tiny_window["K"][:, p.keyframe_index, 0, 0][..., None, None, None]
+    footprint = (FOOTPRINT * p.depth / focal).clamp(max=tiny_config.scale_max).expand_as(p.scales)
+    assert torch.allclose(p.scales, footprint, rtol=1e-6)
+    assert not torch.allclose(r.scales, footprint, rtol=1e-2)
+
+
 def test_geometry_primed_output_layer_learns_from_the_first_step(tiny_config, tiny_window):
     torch.manual_seed(0)
     model = DGSLRM(tiny_config).train()

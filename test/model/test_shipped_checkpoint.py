@@ -70,3 +70,21 @@ def test_shipped_weights_refine_the_classical_depth_on_held_out_windows():
         errors["trained"] += _depth_error(trained, sample)
         errors["classical"] += _depth_error(classical, sample)
     assert errors["trained"] < 0.9 * errors["classical"], errors
+
+
+def test_shipped_network_draws_its_gaussians_with_the_classical_appearance():
+    # Trained geometry-only, the shipped weights' appearance residuals are zero; with appearance_residuals
+    # off the scale is the pixel footprint at the network's depth, not at the sweep's (docs/results/hybrid:
+    # between frames 19.15 -> 20.11 dB, real clip 20.43 -> 23.20 dB).
+    trained = load_model(SHIPPED_CHECKPOINT)
+    assert trained.config.appearance_residuals is False
+    config = WindowDatasetConfig(height=trained.config.image_size, width=trained.config.image_size)
+    batch, _ = make_window_sample(EVAL_SEED_START + 7, config).add_batch_dim().normalized(1.0)
+    with torch.no_grad():
+        network = trained(**batch.model_inputs())
+        classical = ClassicalReconstructor(trained.config)(**batch.model_inputs())
+    assert (network.depth - classical.depth).abs().max() > 1e-2
+    assert torch.equal(network.colors, classical.colors) and torch.equal(network.opacities, classical.opacities)
+    ratio = network.scales / classical.scales  # the footprint follows the depth (below the scale cap)
+    uncapped = (classical.scales < trained.config.scale_max) & (network.scales < trained.config.scale_max)
+    assert torch.allclose(ratio[uncapped], (network.depth / classical.depth).expand_as(ratio)[uncapped], rtol=1e-4)

@@ -70,6 +70,14 @@ def test_init_from_starts_a_new_run_from_committed_weights(tiny_windows, tmp_pat
     assert distance(fresh, stored) > 1e-2
     with pytest.raises(ValueError, match="window_frames"):
         run(tmp_path / "bad", init_from=str(tmp_path / "earlier"), window_frames=12)
+    # The shipped weights draw with the classical appearance (appearance_residuals off); a photometric phase
+    # from them can turn the residuals back on, and the checkpoint it writes says which.
+    assert continued.config.appearance_residuals is True  # keep: as the checkpoint has it
+    off = run(tmp_path / "off", init_from=str(tmp_path / "earlier"), appearance_residuals="off")
+    assert off.config.appearance_residuals is False and load_model(tmp_path / "off", "cpu").config.appearance_residuals is False
+    assert distance(off, stored) < 1e-5  # the same weights, only drawn differently
+    with pytest.raises(ValueError, match="appearance_residuals: expected keep, on or off"):
+        run(tmp_path / "typo", appearance_residuals="no")
     # The run records the architecture it really trains (the checkpoint's), not the --preset default.
     config = TrainConfig(preset="paper", image_size=16, steps=1, out=str(tmp_path / "named"), batch_size=1, lr=1e-9,
                          warmup_steps=1, eval_every=0, checkpoint_every=0, workers=0, device="cpu", progress=False,
