@@ -12,8 +12,11 @@ and a robust statistic over it are what this module adds:
     depth   = the median sweep depth of each connected region, given to its seeds and to its pixels where
               the sweep is not confident (a confident static surface inside the grown part keeps its own).
 
-Measured (training windows for the choices, held-out windows in docs/results): see MovingDepthConfig.
-Batched torch over keyframes, same device as its inputs; no learned weights.
+Measured (training windows for the choices, held-out windows in docs/results/moving_depth.md): see
+MovingDepthConfig. On held-out windows it trades the sweep's median AbsRel (0.107 -> 0.123) and
+0.2 dB between frames for the mean AbsRel (0.63 -> 0.48) and the motion of moving points (1.32x -> 1.01x
+standing still). The medians run in torch on the inputs' device, the regions in scipy on the CPU; no
+learned weights.
 """
 from __future__ import annotations
 
