@@ -19,7 +19,7 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
     "model": ("dgslrm_ros.model.benchmark", "run_model_benchmark", "parameters and forward time per window of each preset"),
     "data": ("dgslrm_ros.data.benchmark", "run_data_benchmark", "synthetic training samples per second"),
     "ros": ("dgslrm_ros.convert.benchmark", "run_ros_benchmark", "message packing/unpacking against a memcpy of the same bytes"),
-    "geometry": ("dgslrm_ros.geometry.benchmark", "run_geometry_benchmark", "classical cues per window: plane sweep, DIS flow, chaining, lifting"),
+    "geometry": ("dgslrm_ros.geometry.benchmark", "run_geometry_benchmark", "classical cues per window: plane sweep, DIS flow, chaining, static fit, moving-region depth, lifting"),
     "node": ("dgslrm_ros.stream.benchmark", "run_pipeline_benchmark", "end-to-end windowed pipeline latency per window"),
 }
 

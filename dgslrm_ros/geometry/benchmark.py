@@ -12,6 +12,7 @@ import torch
 from dgslrm_ros.geometry.cues import CueConfig
 from dgslrm_ros.geometry.flow_tracks import chain_tracks, pairwise_flow
 from dgslrm_ros.geometry.lifting import lift_tracks, motion_gate, static_fit
+from dgslrm_ros.geometry.moving_depth import moving_depth
 from dgslrm_ros.geometry.plane_sweep import plane_sweep
 
 
@@ -49,9 +50,13 @@ def run_geometry_benchmark(device: str = "cpu", quick: bool = False) -> list[dic
             tracks = chain_tracks(window["frames"], keyframes, config.flow, flows=flows)
             stages["chain"] = time.perf_counter() - tick
             tick = time.perf_counter()
-            depth = sweep.depth
-            fit = static_fit(tracks, window["K"], window["world_T_cam"], keyframes, depth, config.lift)
-            motion_gate(fit.residual, config.lift)
+            fit = static_fit(tracks, window["K"], window["world_T_cam"], keyframes, sweep.depth, config.lift)
+            gate = motion_gate(fit.residual, config.lift)
+            stages["fit"] = time.perf_counter() - tick
+            tick = time.perf_counter()
+            depth = moving_depth(sweep.depth, sweep.confidence, gate, fit.residual, config.moving)
+            stages["moving"] = time.perf_counter() - tick
+            tick = time.perf_counter()
             lift_tracks(tracks, depth, window["K"], window["world_T_cam"], keyframes)
             stages["lift"] = time.perf_counter() - tick
             stages["total"] = sum(stages.values())
