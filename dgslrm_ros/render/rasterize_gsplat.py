@@ -64,11 +64,12 @@ def rasterize_gsplat(
     render_colors, render_alphas, _ = rasterization(
         *as32[:5], viewmats=as32[5], Ks=as32[6], width=width, height=height,
         near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
-        backgrounds=None if background is None else background.float(),
         render_mode="RGB+ED", rasterize_mode="classic", packed=True, tile_size=16,
     )  # [C, H, W, 4] (rgb + expected depth), [C, H, W, 1]
-    render_colors = render_colors.permute(0, 3, 1, 2)
+    rgb = render_colors[..., :3]
+    if background is not None:  # composited here: gsplat 1.5.3's packed path refuses per-camera backgrounds
+        rgb = rgb + (1.0 - render_alphas) * background.float()[:, None, None, :]  # (its assertion on the H100)
     dtype = means.dtype
-    return (render_colors[:, :3].to(dtype), render_alphas.permute(0, 3, 1, 2).to(dtype),
-            render_colors[:, 3:].to(dtype))
+    return (rgb.permute(0, 3, 1, 2).to(dtype), render_alphas.permute(0, 3, 1, 2).to(dtype),
+            render_colors[..., 3:].permute(0, 3, 1, 2).to(dtype))
 
