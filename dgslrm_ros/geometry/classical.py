@@ -33,6 +33,16 @@ OPACITY = 0.8
 FOOTPRINT = 0.6  # scale = this x the width of one pixel at the Gaussian's depth
 
 
+def footprint_scales(depth: Tensor, keyframe_K: Tensor, scale_max: float) -> Tensor:
+    """The classical scale: isotropic, FOOTPRINT pixels wide at the Gaussian's depth.
+
+    depth [..., Kf, 1, H, W] z-depth, keyframe_K [..., Kf, 3, 3] -> scales [..., Kf, 3, H, W].
+    """
+    focal = keyframe_K[..., 0, 0].float()[..., None, None, None]  # [..., Kf, 1, 1, 1]
+    scales = (FOOTPRINT * depth / focal).clamp(max=scale_max)
+    return scales.expand(*depth.shape[:-3], 3, *depth.shape[-2:]).contiguous()
+
+
 def classical_fields(cues: GeometryCues, keyframe_rgb: Tensor, keyframe_K: Tensor, near: float, far: float,
                      scale_max: float) -> dict[str, Tensor]:
     """Gaussian fields of every keyframe pixel (leading dims [..., Kf] shared by all inputs).
@@ -42,15 +52,13 @@ def classical_fields(cues: GeometryCues, keyframe_rgb: Tensor, keyframe_K: Tenso
     [..., Kf, T, 3, H, W], gate [..., Kf, 1, H, W].
     """
     depth = cues.depth.float().clamp(near, far)
-    focal = keyframe_K[..., 0, 0].float()[..., None, None, None]  # [..., Kf, 1, 1, 1]
-    scales = (FOOTPRINT * depth / focal).clamp(max=scale_max).expand(*depth.shape[:-3], 3, *depth.shape[-2:])
     quats = torch.zeros(*depth.shape[:-3], 4, *depth.shape[-2:], device=depth.device)
     quats[..., 0, :, :] = 1.0
     return dict(
         depth=depth,
         colors=keyframe_rgb.float().clamp(COLOR_EPS, 1.0 - COLOR_EPS),
         quats=quats,
-        scales=scales.contiguous(),
+        scales=footprint_scales(depth, keyframe_K, scale_max),
         opacities=torch.full_like(depth, OPACITY),
         offsets=cues.offsets().float(),
         gate=cues.gate.float(),

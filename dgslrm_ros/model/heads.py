@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from dgslrm_ros.core.cameras import camera_rays
 from dgslrm_ros.core.gaussians import DeformableGaussians
-from dgslrm_ros.geometry.classical import COLOR_EPS, classical_fields
+from dgslrm_ros.geometry.classical import COLOR_EPS, classical_fields, footprint_scales
 from dgslrm_ros.geometry.cues import GeometryCues
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.tokenizer import full_precision
@@ -99,9 +99,8 @@ def activate(raw: Tensor, keyframe_rgb: Tensor, config: ModelConfig, cues: Geome
             # is the wrong footprint once the depth moved (too large nearer, holes farther). Measured with the
             # geometry-only shipped weights, whose appearance residuals are exactly zero: 32 windows between
             # frames 19.15 -> 20.11 dB, real clip held-out 20.43 -> 23.20 dB (docs/results/hybrid).
-            at_depth = classical_fields(replace(cues, depth=depth), keyframe_rgb, keyframe_K, config.near, config.far,
-                                        config.scale_max)
-            colors, quats, scales, opacities = (at_depth[k] for k in ("colors", "quats", "scales", "opacities"))
+            colors, quats, opacities = base["colors"], base["quats"], base["opacities"]
+            scales = footprint_scales(depth.float().clamp(config.near, config.far), keyframe_K, config.scale_max)
         gate = base["gate"] + raw[:, :, -1:]
         lifted = cues.lifted.float()
         residual = raw_offsets - raw_offsets[:, own, index][:, :, None]  # zero at the own keyframe
