@@ -99,15 +99,21 @@ static inline uint32_t packed_color4(const float *c) {
     uint32_t rgbx = (uint32_t)_mm_cvtsi128_si32(i);
     return __builtin_bswap32(rgbx << 8); /* 0x00RRGGBB */
 }
+static inline void unpack_color4(uint32_t packed, float *c) {
+    _mm_storeu_ps(c, _mm_setr_ps(dg_byte_to_unit[(packed >> 16) & 0xFFu], dg_byte_to_unit[(packed >> 8) & 0xFFu],
+                                 dg_byte_to_unit[packed & 0xFFu], 0.0f)); /* built in registers, stored whole */
+}
 #else
 static inline uint32_t packed_color4(const float *c) { return packed_color3(c); }
+static inline void unpack_color4(uint32_t packed, float *c) { unpack_color3(packed, c); }
 #endif
 
 /* The two clouds of the contract, one row at a time: each output row is written front to back straight
  * from its columns, which runs at 1-2x a memcpy. (Assembling the row in a local buffer and storing it
  * whole is 5x slower: the wide load of the buffer waits for the narrow stores into it to retire.)
- * Every row but the last moves its 12-byte columns as 16 bytes: the extra 4 land where the next store
- * (of this row, or of the next row) writes anyway, so a row takes 6 stores instead of 9.
+ * The `gaussians` packing moves the 12-byte columns of every row but the last as 16 bytes: the extra 4
+ * land where the next store (of this row, or of the next row) writes anyway, so a row takes 6 stores
+ * instead of 9 (the same on unpacking measured slower).
  * Layouts: convert/pointcloud.py GAUSSIAN_DTYPE (60-byte rows) and TRAJECTORY_DTYPE (24-byte rows). */
 static inline void move16(void *dst, const void *src) { memcpy(dst, src, 16); }
 
@@ -144,13 +150,9 @@ static void dg_unpack_gaussians(const uint8_t *src, int64_t n, float *means, flo
         uint32_t packed;
         memcpy(means + 3 * i, r, 12);
         memcpy(&packed, r + 12, 4);
-#if defined(__SSE2__) /* the colour built in registers and stored whole, spilling into the next row's */
         if (i + 1 < n)
-            _mm_storeu_ps(colors + 3 * i, _mm_setr_ps(dg_byte_to_unit[(packed >> 16) & 0xFFu],
-                                                      dg_byte_to_unit[(packed >> 8) & 0xFFu],
-                                                      dg_byte_to_unit[packed & 0xFFu], 0.0f));
+            unpack_color4(packed, colors + 3 * i);
         else
-#endif
             unpack_color3(packed, colors + 3 * i);
         memcpy(opacities + i, r + 16, 4);
         memcpy(scales + 3 * i, r + 20, 12);
