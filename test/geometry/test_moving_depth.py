@@ -29,17 +29,25 @@ def _window(preset: str, seed: int) -> WindowSample:
     return batch.map(lambda t: t[0])
 
 
+def _cues_with_and_without_regions(window: WindowSample) -> tuple:
+    """The window's cues with the moving-region depth and with the sweep's depth alone (same 2D tracks)."""
+    keyframes = window.keyframe_index
+    tracks = chain_tracks(window.frames, keyframes)
+    region = compute_cues(window.frames, window.K, window.world_T_cam, keyframes, tracks=tracks)
+    sweep = compute_cues(window.frames, window.K, window.world_T_cam, keyframes, SWEEP_ONLY, tracks=tracks)
+    return region, sweep
+
+
 def test_moving_objects_get_a_depth_near_the_raycast_truth() -> None:
     # Held-out seed 1_000_006 of the `dynamic` family: boxes and blobs moving on the floor, 26 % of the
     # keyframe pixels move (> 5 cm over the window). Measured at 48 px: mean AbsRel on the moving pixels
     # 1.62 with the sweep's depth, 0.72 with the region depth; still pixels 0.20 -> 0.22.
     window = _window("dynamic", 1_000_006)
     keyframes = window.keyframe_index
-    tracks = chain_tracks(window.frames, keyframes)
-    region = compute_cues(window.frames, window.K, window.world_T_cam, keyframes, tracks=tracks)
-    sweep = compute_cues(window.frames, window.K, window.world_T_cam, keyframes, SWEEP_ONLY, tracks=tracks)
+    region, sweep = _cues_with_and_without_regions(window)
     gt = window.depth[keyframes]  # [Kf, 1, H, W]
-    motion = scene_flow_targets(window.keyframe_points[None], keyframes)[0].norm(dim=-1).nan_to_num(0.0)
+    flow = scene_flow_targets(window.keyframe_points[None], keyframes)[0]  # [Kf, T, H, W, 3]
+    motion = flow.norm(dim=-1).nan_to_num(0.0)
     moving = (motion.amax(1) > 0.05)[:, None] & (gt < 10)  # [Kf, 1, H, W]
     still = (gt < 10) & ~moving
     assert float(moving.float().mean()) > 0.1
@@ -47,17 +55,13 @@ def test_moving_objects_get_a_depth_near_the_raycast_truth() -> None:
     assert absrel(region.depth, moving) < 0.6 * absrel(sweep.depth, moving)
     assert absrel(region.depth, still) < 1.25 * absrel(sweep.depth, still)  # still surfaces barely touched
     # The motion is lifted at the new depth: the classical offsets of moving pixels follow the truth better.
-    truth = scene_flow_targets(window.keyframe_points[None], keyframes)[0].permute(0, 1, 4, 2, 3)  # [Kf, T, 3, H, W]
+    truth = flow.permute(0, 1, 4, 2, 3)  # [Kf, T, 3, H, W]
     epe = lambda cues: float((cues.offsets() - truth).norm(dim=2).nan_to_num(0.0).mean(1)[moving[:, 0]].mean())
     assert epe(region) < epe(sweep)
 
 
 def test_camera_motion_alone_keeps_the_sweep_depth() -> None:
-    window = _window("static", 1_000_000)
-    keyframes = window.keyframe_index
-    tracks = chain_tracks(window.frames, keyframes)
-    region = compute_cues(window.frames, window.K, window.world_T_cam, keyframes, tracks=tracks)
-    sweep = compute_cues(window.frames, window.K, window.world_T_cam, keyframes, SWEEP_ONLY, tracks=tracks)
+    region, sweep = _cues_with_and_without_regions(_window("static", 1_000_000))
     changed = region.depth != sweep.depth  # [Kf, 1, H, W]
     assert float(changed.float().mean()) < 0.02  # only where the gate misfires (< 2 % of a static window)
     same = ~changed[:, None].expand_as(region.lifted)  # [Kf, T, 3, H, W]
