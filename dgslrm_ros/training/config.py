@@ -23,6 +23,9 @@ PERCEPTUAL = ("lpips", "ssim", "none")
 FLOW_LOSSES = ("l1", "l2")
 
 
+APPEARANCE_RESIDUALS = ("keep", "on", "off")  # train --appearance-residuals
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """Weights of the loss terms and which views are rendered."""
@@ -88,7 +91,7 @@ class TrainConfig:
     appearance_residuals: str = parameter(
         "keep", "colour/rotation/scale/opacity residuals of a geometry-primed model: keep (as the --init-from "
         "checkpoint or the preset has them), on, or off (only depth and motion are learned; the classical "
-        "appearance at the predicted depth)", choices=("keep", "on", "off"))
+        "appearance at the predicted depth)", choices=APPEARANCE_RESIDUALS)
     stop_after: int = parameter(0, "run at most this many steps in this call, then checkpoint (continue later "
                                 "with --resume); 0 = all")
     seed: int = parameter(0, "model initialisation seed")
@@ -107,7 +110,7 @@ class TrainConfig:
             raise TrainConfigError(f"TrainConfig: lr and grad_clip must be > 0, got {self.lr}, {self.grad_clip}")
         if min(self.workers, self.eval_every, self.checkpoint_every, self.train_scenes, self.stop_after) < 0:
             raise TrainConfigError("TrainConfig: workers, eval_every, checkpoint_every, train_scenes, stop_after must be >= 0")
-        if self.appearance_residuals not in ("keep", "on", "off"):
+        if self.appearance_residuals not in APPEARANCE_RESIDUALS:
             raise TrainConfigError(f"TrainConfig.appearance_residuals: expected keep, on or off, got "
                                    f"{self.appearance_residuals!r}")
 
