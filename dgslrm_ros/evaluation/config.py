@@ -38,7 +38,7 @@ class EvalConfig:
     optimize_iters: int = parameter(200, "Adam steps of the optimised baseline; 0 = skip")
     refine_iters: int = parameter(0, "> 0 also scores feed-forward + test-time refinement (network+refine)")
     classical: bool = parameter(True, "score the cues-only classical method beside a geometry-primed network")
-    oracles: bool = parameter(True, "score `oracle depth` and `oracle depth+motion` (ground truth in the network's)")
+    oracles: bool = parameter(True, "score `oracle depth`, `oracle depth+motion` and `oracle depth, static` (ground truth in the network's)")
     baselines: bool = parameter(True, "score the static and optimised baselines (off: the network only)")
     scene_scale: float = 1.0  # SceneNormalization prior, metres per unit (as in training)
     reference_depth_m: float = 2.0  # track thresholds are metric at this median scene depth

@@ -27,9 +27,10 @@ Per window and method (all in the window's normalised frame, errors reported in 
 Methods: `network` (feed-forward), `classical` (the network's cues alone: plane-sweep depth + lifted
 optical-flow tracks), `static` (the network's deformation forced to zero), `optimised` (test-time
 optimisation from depth-unprojected pixels, see evaluation.baselines), `network+refine` when
-refine_iters > 0, and two oracle rows that bound what better geometry would buy: `oracle depth` (the
-network's Gaussians moved onto the ground-truth keyframe depth) and `oracle depth+motion` (also the
-ground-truth scene flow as the deformation).
+refine_iters > 0, and three oracle rows that bound what better geometry would buy: `oracle depth` (the
+network's Gaussians moved onto the ground-truth keyframe depth), `oracle depth+motion` (also the
+ground-truth scene flow as the deformation) and `oracle depth, static` (ground-truth depth, no motion:
+against `oracle depth+motion` it is the most that motion can add to a render at this renderer).
 
 Windows are also summarised by camera motion: `translating` (the camera moves >= 8 cm over the window:
 depth is observable from parallax) and `pan/still` (less: only learned priors can give depth).
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -288,6 +290,7 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[WindowSample], conf
             with_depth = oracle_depth(feed_forward, batch.depth[0][kf], K[kf], poses[kf], max_depth)
             methods["oracle depth"] = (with_depth, ff_seconds)
             methods["oracle depth+motion"] = (oracle_motion(with_depth, batch.keyframe_points[0], kf), ff_seconds)
+            methods["oracle depth, static"] = (static_baseline(with_depth), ff_seconds)
 
         travel = camera_travel_m(poses, scale)
         scene = {"scene_id": int(sample.scene_id), "metres_per_unit": scale, "thresholds_m": thresholds,
@@ -298,7 +301,7 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[WindowSample], conf
             metrics["seconds"] = seconds
             scene["methods"][name] = metrics
             if out_path is not None and i < config.previews:
-                _preview(out_path / "previews" / f"scene{i:03d}_{name.replace('+', '_').replace(' ', '_')}.png", batch, renders,
+                _preview(out_path / "previews" / f"scene{i:03d}_{re.sub('[^a-z0-9]+', '_', name)}.png", batch, renders,
                          f"{name}: novel PSNR {metrics['novel_psnr']:.2f} dB, track EPE {metrics['track_epe_m']:.3f} m")
         per_scene.append(scene)
     model.train(was_training)

@@ -13,7 +13,8 @@ def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_
     config = EvalConfig(num_scenes=1, optimize_iters=6, refine_iters=3, previews=1)
     result = evaluate_model(tiny_model, [window], config, out_dir=tmp_path, data_config=data_config)
     methods = result["methods"]
-    assert set(methods) == {"network", "network+refine", "classical", "static", "optimised", "oracle depth", "oracle depth+motion"}
+    assert set(methods) == {"network", "network+refine", "classical", "static", "optimised", "oracle depth", "oracle depth+motion",
+                            "oracle depth, static"}
     for name, metrics in methods.items():
         assert set(metrics) == set(METRIC_KEYS), name
         assert 0 < metrics["novel_psnr"] < 60 and -1 <= metrics["novel_ssim"] <= 1
@@ -35,11 +36,15 @@ def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_
     previews = sorted(p.name for p in (tmp_path / "previews").glob("*.png"))
     assert previews == ["scene000_classical.png", "scene000_network.png", "scene000_network_refine.png",
                         "scene000_optimised.png", "scene000_oracle_depth.png", "scene000_oracle_depth_motion.png",
-                        "scene000_static.png"]
+                        "scene000_oracle_depth_static.png", "scene000_static.png"]
     # The oracle rows bound the error: ground-truth depth leaves no depth error, and with the
     # ground-truth motion too, no track error.
     assert methods["oracle depth"]["depth_absrel_median"] < 1e-4
     assert methods["oracle depth+motion"]["track_epe_m"] < 1e-4 < methods["network"]["track_epe_m"]
+    # Without motion the ground-truth depth row keeps its depth and its tracks stand still.
+    assert methods["oracle depth, static"]["depth_absrel_median"] < 1e-4
+    assert methods["oracle depth, static"]["motion_m"] == 0.0
+    assert methods["oracle depth, static"]["track_epe_m"] >= methods["oracle depth+motion"]["track_epe_m"]
 
 
 def test_static_baseline_tracks_do_not_move(tiny_model, window):
