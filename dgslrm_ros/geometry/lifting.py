@@ -129,23 +129,34 @@ def lift_tracks(tracks: Tracks2D, depth: Tensor, K: Tensor, world_T_cam: Tensor,
     depth [Kf, 1, H, W] (keyframe z-depth). At frame n the point is put on the ray through its tracked
     pixel, at the camera-n depth its keyframe position has (minimal motion). Frames where the track is
     lost hold the last tracked displacement. -> offsets [Kf, T, 3, H, W] (zero at the own keyframe).
+    Computed on [3, N] planes with [3, 3] @ [3, N] products, and the holding one frame at a time for all
+    keyframes at once (test/geometry/test_lifting_speed.py holds it to the per-point, per-frame computation).
     """
     kf, t, height, width = tracks.valid.shape
     kfi = keyframe_index.long()
     origins, dirs = camera_rays(K[kfi], world_T_cam[kfi], height, width)
-    anchor = origins + depth[:, 0, ..., None] * dirs  # [Kf, H, W, 3]
-    offsets = torch.zeros(kf, t, height, width, 3, device=depth.device)
+    centres = origins[:, 0, 0].t()[..., None, None]  # [3, Kf, 1, 1]: a keyframe's rays share its centre
+    anchor = centres + depth[:, 0] * dirs.movedim(-1, 0)  # [3, Kf, H, W]
+    flat = anchor.reshape(3, -1)  # [3, N]
+    positions = tracks.positions.movedim(-1, 0).reshape(2, kf, t, -1)  # [2, Kf, T, H*W]
+    ones = torch.ones(1, kf * height * width, device=depth.device)
+    offsets = torch.empty(kf, t, 3, height, width, device=depth.device)
     for n in range(t):
-        _, z = project_points(anchor.reshape(1, -1, 3), K[n], world_T_cam[n])  # camera-n depth of the anchor
-        uv = tracks.positions[:, n].reshape(-1, 2)
-        pixels = torch.cat([uv, torch.ones_like(uv[:, :1])], dim=-1)  # [N, 3]
-        ray = pixels @ torch.linalg.inv(K[n]).t() @ world_T_cam[n, :3, :3].t()  # [N, 3], camera z = 1
-        lifted = world_T_cam[n, :3, 3] + z.reshape(-1, 1) * ray
-        offsets[:, n] = (lifted.reshape(kf, height, width, 3) - anchor).nan_to_num(0.0)
-    # Hold the last tracked displacement outwards from each keyframe (validity only ends along a chain).
-    for i, k in enumerate(kfi.tolist()):
-        offsets[i, k] = 0.0
-        for n in list(range(k + 1, t)) + list(range(k - 1, -1, -1)):
-            previous = n - 1 if n > k else n + 1
-            offsets[i, n] = torch.where(tracks.valid[i, n][..., None], offsets[i, n], offsets[i, previous])
-    return offsets.permute(0, 1, 4, 2, 3).contiguous()
+        rotation, translation = world_T_cam[n, :3, :3], world_T_cam[n, :3, 3]
+        z = (rotation.t() @ (flat - translation[:, None]))[2]  # [N] camera-n depth of the anchor (project_points)
+        pixels = torch.cat([positions[:, :, n].reshape(2, -1), ones])  # [3, N]
+        ray = rotation @ (torch.linalg.inv(K[n]) @ pixels)  # [3, N], camera z = 1
+        lifted = translation[:, None] + z * ray
+        offsets[:, n] = (lifted.reshape(3, kf, height, width) - anchor).nan_to_num(0.0).transpose(0, 1)
+    # Hold the last tracked displacement outwards from each keyframe (validity only ends along a chain):
+    # one pass per direction over the frames, every keyframe at once (frames on the keyframe's other side
+    # are left as they are).
+    own = kfi[:, None, None]  # [Kf, 1, 1]
+    offsets[torch.arange(kf, device=depth.device), kfi] = 0.0
+    for n in range(1, t):  # towards the newest frame
+        keep = (tracks.valid[:, n] | (n <= own))[:, None]  # [Kf, 1, H, W]
+        offsets[:, n] = torch.where(keep, offsets[:, n], offsets[:, n - 1])
+    for n in range(t - 2, -1, -1):  # towards the oldest frame
+        keep = (tracks.valid[:, n] | (n >= own))[:, None]
+        offsets[:, n] = torch.where(keep, offsets[:, n], offsets[:, n + 1])
+    return offsets
