@@ -266,22 +266,31 @@ def seed_tracks(gaussians, image_hw: tuple[int, int], keyframe_frames, K, world_
 
 
 def _unoccluded(gaussians, uv, depth, inside, K, poses, height: int, width: int):
-    """[T, S] bool: each sample is no more than OCCLUSION_MARGIN behind the nearest opaque surface."""
+    """[T, S] bool: each sample is no more than OCCLUSION_MARGIN behind the nearest opaque surface.
+
+    The occluders are projected as core.cameras.project_points does, on [3, N] planes ([3, 3] @ [3, N]
+    products: 6x cheaper on a CPU than [N, 3] @ [3, 3]); points off the image go to a spare z-buffer
+    slot instead of being compacted out (test/stream/test_track_registry.py holds it to the plain
+    computation).
+    """
     import torch
 
-    from dgslrm_ros.core.cameras import project_points
-
     occluders = gaussians.opacities >= OCCLUDER_OPACITY
-    means = gaussians.means[occluders].to(depth.dtype)
-    offsets = gaussians.offsets[occluders].to(depth.dtype)
+    means = gaussians.means[occluders].to(depth.dtype).t()  # [3, N]
+    offsets = gaussians.offsets.permute(1, 2, 0)[:, :, occluders].to(depth.dtype)  # [T, 3, N]
     out = torch.ones_like(inside)
+    spare = height * width  # z-buffer slot of the points that land nowhere
     for n in range(depth.shape[0]):
-        occ_uv, occ_depth = project_points(means + offsets[:, n], K[n], poses[n])  # [N, 2], [N]
-        ok = (occ_depth > 0) & (occ_uv[:, 0] >= 0) & (occ_uv[:, 0] < width) & (occ_uv[:, 1] >= 0) \
-            & (occ_uv[:, 1] < height)
-        pixel = occ_uv[ok, 1].long() * width + occ_uv[ok, 0].long()
-        zbuffer = torch.full((height * width,), float("inf"), dtype=depth.dtype, device=depth.device)
-        zbuffer.scatter_reduce_(0, pixel, occ_depth[ok], reduce="amin")
+        rotation, translation = poses[n, :3, :3], poses[n, :3, 3]
+        cam = rotation.t() @ (means + offsets[n] - translation[:, None])  # [3, N]
+        occ_depth = cam[2]
+        safe = torch.where(occ_depth.abs() < 1e-12, torch.full_like(occ_depth, 1e-12), occ_depth)
+        pix = K[n] @ cam
+        u, v = pix[0] / safe, pix[1] / safe
+        ok = (occ_depth > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+        pixel = torch.where(ok, v.long() * width + u.long(), spare)
+        zbuffer = torch.full((spare + 1,), float("inf"), dtype=depth.dtype, device=depth.device)
+        zbuffer.scatter_reduce_(0, pixel, occ_depth, reduce="amin")
         seen = inside[n]
         sample_pixel = uv[n, seen, 1].long() * width + uv[n, seen, 0].long()
         front = zbuffer[sample_pixel]
