@@ -45,30 +45,44 @@ class Tracks2D:
     error: Tensor  # [Kf, T, H, W] summed forward-backward disagreement along the chain (px)
 
 
-def _gray_uint8(frames: Tensor) -> list[np.ndarray]:
+def gray_uint8(frames: Tensor) -> list[np.ndarray]:
+    """frames [T, 3, H, W] in [0, 1] -> T grey uint8 images [H, W], what DIS is given."""
     gray = (0.299 * frames[:, 0] + 0.587 * frames[:, 1] + 0.114 * frames[:, 2]).clamp(0, 1)
     return list((gray * 255.0 + 0.5).to(torch.uint8).cpu().numpy())
 
 
-def pairwise_flow(frames: Tensor, config: FlowConfig = FlowConfig()) -> tuple[Tensor, Tensor]:
-    """Flow between consecutive frames: frames [T, 3, H, W] -> (forward [T-1, 2, H, W] from n to n+1,
-    backward [T-1, 2, H, W] from n+1 to n), in pixels."""
+def flow_estimator(config: FlowConfig = FlowConfig()):
+    """An OpenCV DIS estimator with the config's settings (it keeps nothing between `flow_pair` calls)."""
     import cv2  # opencv-python-headless; imported here so the rest of the package loads without it
 
     dis = cv2.DISOpticalFlow_create(_PRESETS[config.preset])
     dis.setPatchSize(config.patch_size)
     dis.setPatchStride(config.patch_stride)
-    gray = _gray_uint8(frames)
-    forward, backward = [], []
-    for a, b in zip(gray[:-1], gray[1:]):
-        forward.append(dis.calc(a, b, None))
-        backward.append(dis.calc(b, a, None))
-    height, width = frames.shape[-2:]
-    if not forward:
-        empty = torch.zeros(0, 2, height, width, device=frames.device)
+    return dis
+
+
+def flow_pair(estimator, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grey images a, b [H, W] -> (flow a -> b, flow b -> a), each [H, W, 2] float32 pixels."""
+    return estimator.calc(a, b, None), estimator.calc(b, a, None)
+
+
+def stack_flows(pairs: list[tuple[np.ndarray, np.ndarray]], height: int, width: int,
+                device: torch.device) -> tuple[Tensor, Tensor]:
+    """flow_pair results of consecutive frames -> (forward [T-1, 2, H, W], backward [T-1, 2, H, W])."""
+    if not pairs:
+        empty = torch.zeros(0, 2, height, width, device=device)
         return empty, empty.clone()
-    to_tensor = lambda flows: torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).float().to(frames.device)
-    return to_tensor(forward), to_tensor(backward)
+    to_tensor = lambda flows: torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).float().to(device)
+    return to_tensor([f for f, _ in pairs]), to_tensor([b for _, b in pairs])
+
+
+def pairwise_flow(frames: Tensor, config: FlowConfig = FlowConfig()) -> tuple[Tensor, Tensor]:
+    """Flow between consecutive frames: frames [T, 3, H, W] -> (forward [T-1, 2, H, W] from n to n+1,
+    backward [T-1, 2, H, W] from n+1 to n), in pixels."""
+    estimator = flow_estimator(config)
+    gray = gray_uint8(frames)
+    pairs = [flow_pair(estimator, a, b) for a, b in zip(gray[:-1], gray[1:])]
+    return stack_flows(pairs, *frames.shape[-2:], frames.device)
 
 
 def _sample(field: Tensor, uv: Tensor) -> Tensor:

@@ -22,12 +22,13 @@ from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
 from dgslrm_ros.core.timing import synchronize
-from dgslrm_ros.geometry.cues import GeometryCues
+from dgslrm_ros.geometry.cues import CueConfig, GeometryCues, compute_cues
+from dgslrm_ros.geometry.flow_tracks import chain_tracks
 from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.config import ModelConfig
-from dgslrm_ros.model.dgslrm import window_cues
 from dgslrm_ros.stream.config import FROM_MODEL, ConfigError, PipelineConfig
+from dgslrm_ros.stream.flow_cache import PairFlowCache
 from dgslrm_ros.stream.frames import stack_frames
 from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks
 from dgslrm_ros.stream.window_buffer import Window
@@ -136,6 +137,7 @@ class WindowReconstructor:
     def __init__(self, config: PipelineConfig, model: torch.nn.Module, weights: str, device: torch.device) -> None:
         self.config, self.model, self.weights, self.device = config, model, weights, device
         self.registry = TrackRegistry()
+        self._flows = PairFlowCache(CueConfig().flow)  # worker thread only
         self._registry_sequence: int | None = None
         self._tracks_lock = threading.Lock()  # reset_tracks() (another thread) vs the worker's tracks stage
 
@@ -156,7 +158,7 @@ class WindowReconstructor:
             return value
 
         prepared = timed("preprocess", self._prepare, window)
-        cues = timed("cues", self._cues, prepared)  # the classical cues: the CPU's big share, timed apart
+        cues = timed("cues", self._cues, prepared, window.sequence)  # the classical cues: the CPU's big share, timed apart
         predicted = timed("model", self._predict, prepared, cues)
         world, kept = timed("to_world", self._to_world, predicted, prepared)
         rendered, score = timed("render", self._render_newest, kept, prepared)
@@ -186,13 +188,19 @@ class WindowReconstructor:
         return (prepared.images[None].to(device), prepared.K[None].to(device),
                 prepared.norm_T_cam[None].float().to(device))
 
-    def _cues(self, prepared: PreparedWindow) -> GeometryCues | None:
+    def _cues(self, prepared: PreparedWindow, sequence: int) -> GeometryCues | None:
         """Plane sweep, chained flow and lifting, for the models that take them (None otherwise)."""
         model_config = self.model.config
         if not (isinstance(self.model, ClassicalReconstructor) or getattr(model_config, "geometry_primed", False)):
             return None
-        return window_cues(*self._inputs(prepared),
-                           torch.arange(0, model_config.window_frames, model_config.keyframe_stride, device=self.device))
+        frames, K, norm_T_cam = self._inputs(prepared)
+        keyframes = torch.arange(0, model_config.window_frames, model_config.keyframe_stride, device=self.device)
+        # model.dgslrm.window_cues, with the DIS flow of the pairs the previous window shared reused
+        config = CueConfig()
+        with torch.no_grad(), torch.autocast(frames.device.type, enabled=False):  # as compute_cues
+            flows = self._flows.pairwise(frames[0].float(), prepared.stamps, sequence)
+            tracks = chain_tracks(frames[0].float(), keyframes, config.flow, flows=flows)
+            return GeometryCues.stack([compute_cues(frames[0], K[0], norm_T_cam[0], keyframes, config, tracks=tracks)])
 
     def _predict(self, prepared: PreparedWindow, cues: GeometryCues | None) -> DeformableGaussians:
         """The model (+ optional test-time refinement), in the normalised frame."""
