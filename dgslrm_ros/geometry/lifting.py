@@ -83,7 +83,8 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
     inverse = factors[:, None, None, None] / depth[:, 0].clamp_min(1e-6)[None]  # [D, Kf, H, W]
     hypotheses = 1.0 / inverse
     cap = config.residual_cap_px
-    total, seen = torch.zeros_like(inverse), torch.zeros_like(inverse)  # [D, Kf, H, W] residual sum, frames
+    total = torch.zeros_like(inverse)  # [D, Kf, H, W] residual sum
+    seen = torch.zeros_like(inverse, dtype=torch.int32)  # [D, Kf, H, W] frames counted (exact as float)
     spread = torch.zeros(kf, height, width, device=depth.device)
     x, y, z = (torch.empty_like(inverse) for _ in range(3))  # [D, Kf, H, W] work planes, reused per frame
     valid = torch.empty_like(inverse, dtype=torch.bool)
@@ -105,9 +106,9 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
         valid &= tracked
         valid &= x.div_(z).abs() < float("inf")  # finite, as isfinite(), one pass fewer
         residual = torch.hypot(x.sub_(positions[0, :, n]), y.div_(z).sub_(positions[1, :, n]), out=x)
-        total += residual.nan_to_num_(cap).clamp_(max=cap).masked_fill_(~valid, 0.0)
+        total += residual.nan_to_num_(cap).clamp_(max=cap).mul_(valid)  # finite >= 0: x 0 is 0
         seen += valid
-    cost = total / seen.clamp_min(1)  # [D, Kf, H, W] mean residual of each hypothesis
+    cost = total / seen.to(total.dtype).clamp_min(1)  # [D, Kf, H, W] mean residual of each hypothesis
     best = cost.argmin(0)  # [Kf, H, W]
     c0 = cost.gather(0, best[None])[0]
     fitted = 1.0 / inverse.gather(0, best[None])[0]
