@@ -276,16 +276,22 @@ def _unoccluded(gaussians, uv, depth, inside, K, poses, height: int, width: int)
     import torch
 
     occluders = gaussians.opacities >= OCCLUDER_OPACITY
-    means = gaussians.means[occluders].to(depth.dtype).t()  # [3, N]
-    offsets = gaussians.offsets.permute(1, 2, 0)[:, :, occluders].to(depth.dtype)  # [T, 3, N]
+    everyone = bool(occluders.all())  # the usual case: no copy to select them
+    means, offsets = (gaussians.means, gaussians.offsets) if everyone else \
+        (gaussians.means[occluders], gaussians.offsets[occluders])  # [N, 3], [N, T, 3]
+    means = means.t().to(depth.dtype, memory_format=torch.contiguous_format)  # [3, N]
+    offsets = torch.empty(offsets.shape[1], 3, len(means[0]), dtype=depth.dtype, device=depth.device).copy_(
+        offsets.permute(1, 2, 0))  # [T, 3, N]
     out = torch.ones_like(inside)
     spare = height * width  # z-buffer slot of the points that land nowhere
+    relative, cam, pix = torch.empty_like(means), torch.empty_like(means), torch.empty_like(means)  # [3, N]
     for n in range(depth.shape[0]):
         rotation, translation = poses[n, :3, :3], poses[n, :3, 3]
-        cam = rotation.t() @ (means + offsets[n] - translation[:, None])  # [3, N]
+        torch.add(means, offsets[n], out=relative).sub_(translation[:, None])
+        torch.mm(rotation.t(), relative, out=cam)
         occ_depth = cam[2]
         safe = torch.where(occ_depth.abs() < 1e-12, torch.full_like(occ_depth, 1e-12), occ_depth)
-        pix = K[n] @ cam
+        torch.mm(K[n], cam, out=pix)
         u, v = pix[0] / safe, pix[1] / safe
         ok = (occ_depth > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
         pixel = torch.where(ok, v.long() * width + u.long(), spare)
