@@ -71,7 +71,7 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
     synthetic windows the unbounded fit landed at 0.35 px residual and 70 % depth error). Accumulated
     frame by frame: [D, Kf, H, W] sums instead of a [T, D, Kf, H, W] residual volume (half the time).
     Each frame works on contiguous x / y / z planes, in place, with `_hypotheses_in_frame`'s arithmetic
-    (test/geometry/test_lifting_speed.py holds it to that computation): [N, 3] @ [3, 3] products and
+    (test/geometry/test_lifting_reference.py holds it to that computation): [N, 3] @ [3, 3] products and
     interleaved [..., 2] / [..., 3] tensors cost the node's window 2.5x more on a CPU.
     """
     kf, t, height, width = tracks.valid.shape
@@ -131,7 +131,7 @@ def lift_tracks(tracks: Tracks2D, depth: Tensor, K: Tensor, world_T_cam: Tensor,
     pixel, at the camera-n depth its keyframe position has (minimal motion). Frames where the track is
     lost hold the last tracked displacement. -> offsets [Kf, T, 3, H, W] (zero at the own keyframe).
     Computed on [3, N] planes with [3, 3] @ [3, N] products, and the holding one frame at a time for all
-    keyframes at once (test/geometry/test_lifting_speed.py holds it to the per-point, per-frame computation).
+    keyframes at once (test/geometry/test_lifting_reference.py holds it to the per-point, per-frame computation).
     """
     kf, t, height, width = tracks.valid.shape
     kfi = keyframe_index.long()
