@@ -72,7 +72,7 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
     frame by frame: [D, Kf, H, W] sums instead of a [T, D, Kf, H, W] residual volume (half the time).
     Each frame works on contiguous x / y / z planes, in place, with `_hypotheses_in_frame`'s arithmetic
     (test/geometry/test_lifting_reference.py holds it to that computation): [N, 3] @ [3, 3] products and
-    interleaved [..., 2] / [..., 3] tensors cost the node's window 2.5x more on a CPU.
+    interleaved [..., 2] / [..., 3] tensors made the fit 2.5x slower on a CPU.
     """
     kf, t, height, width = tracks.valid.shape
     kfi = keyframe_index.long()
