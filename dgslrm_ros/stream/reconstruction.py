@@ -158,7 +158,8 @@ class WindowReconstructor:
             return value
 
         prepared = timed("preprocess", self._prepare, window)
-        cues = timed("cues", self._cues, prepared, window.sequence)  # the classical cues: the CPU's big share, timed apart
+        # the classical cues: the CPU's big share, timed apart
+        cues = timed("cues", self._cues, prepared, window.sequence)
         predicted = timed("model", self._predict, prepared, cues)
         world, kept = timed("to_world", self._to_world, predicted, prepared)
         rendered, score = timed("render", self._render_newest, kept, prepared)
@@ -200,7 +201,8 @@ class WindowReconstructor:
         with torch.no_grad(), torch.autocast(frames.device.type, enabled=False):  # as compute_cues
             flows = self._flows.pairwise(frames[0].float(), prepared.stamps, sequence)
             tracks = chain_tracks(frames[0].float(), keyframes, config.flow, flows=flows)
-            return GeometryCues.stack([compute_cues(frames[0], K[0], norm_T_cam[0], keyframes, config, tracks=tracks)])
+            cues = compute_cues(frames[0], K[0], norm_T_cam[0], keyframes, config, tracks=tracks)
+        return GeometryCues.stack([cues])
 
     def _predict(self, prepared: PreparedWindow, cues: GeometryCues | None) -> DeformableGaussians:
         """The model (+ optional test-time refinement), in the normalised frame."""
