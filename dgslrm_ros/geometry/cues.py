@@ -95,11 +95,7 @@ def compute_cues(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index:
         tracks = tracks if tracks is not None else chain_tracks(frames, keyframe_index, config.flow)
         fit = static_fit(tracks, K, world_T_cam, keyframe_index, sweep.depth, config.lift)
         gate = motion_gate(fit.residual, config.lift)
-        # Moving regions take the median of the per-pixel sweep depth: the semi-global aggregation carries
-        # the static surroundings' depth into a moving object (whose own costs have no static minimum),
-        # which moved the regions' medians away (training windows, docs/results/depth_tails.md).
-        region = moving_depth(sweep.pixel_depth, sweep.confidence, gate, fit.residual, config.moving)
-        depth = torch.where(region != sweep.pixel_depth, region, sweep.depth)
+        depth = moving_depth(sweep.depth, sweep.confidence, gate, fit.residual, config.moving)
         lifted = lift_tracks(tracks, depth, K, world_T_cam, keyframe_index)
         return GeometryCues(depth=depth, sweep_confidence=sweep.confidence, sweep_cost=sweep.cost_min,
                             sweep_spread=sweep.spread,
