@@ -5,7 +5,9 @@ For every reference pixel and every depth hypothesis (uniform in inverse depth b
 source frame and the colours are compared (SAD over a small box window). The per-source costs are
 aggregated robustly: the mean of the best `best_fraction` of the sources, so occlusions and objects
 that move between frames (the sweep assumes a static scene) spoil only some sources. The winning
-hypothesis is refined by a parabola through its neighbours in inverse depth.
+hypothesis is refined by a parabola through its neighbours in inverse depth. Pixels won by the farthest
+plane (no parallax seen: mostly near surfaces that move with the camera or repeat their colour there)
+take the median depth of the window's confident pixels (`far_end_prior`).
 
 The issue's probe measured SAD, ZNCC and AlexNet-conv1 costs: SAD on the box-filtered colour did best
 at 64-128 px, so that is the cost here. No learned weights; batched torch, runs on any device.
