@@ -5,13 +5,16 @@ For every reference pixel and every depth hypothesis (uniform in inverse depth b
 source frame and the colours are compared (SAD over a small box window). The per-source costs are
 aggregated robustly: the mean of the best `best_fraction` of the sources, so occlusions and objects
 that move between frames (the sweep assumes a static scene) spoil only some sources. The winning
-hypothesis is refined by a parabola through its neighbours in inverse depth.
+hypothesis is refined by a parabola through its neighbours in inverse depth. Pixels won by the farthest
+plane (no parallax seen: mostly near surfaces that move with the camera or repeat their colour there)
+take the median depth of the window's confident pixels (`far_end_prior`).
 
 The issue's probe measured SAD, ZNCC and AlexNet-conv1 costs: SAD on the box-filtered colour did best
 at 64-128 px, so that is the cost here. No learned weights; batched torch, runs on any device.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -35,11 +38,25 @@ class SweepConfig:
     best_fraction: float = 0.5  # share of the sources (lowest cost) averaged per hypothesis
     box: int = 3  # side of the box window the per-pixel SAD is averaged over (odd)
     min_step_px: float = 0.25  # a hypothesis step at the winner must move the point this far in some source
+    # Winners at the farthest plane take the median depth of the confident pixels (confidence above
+    # far_end_confidence) of all the references, when there are far_end_min_pixels of them (else they stay
+    # at `far`); see _far_end_prior. 32 training windows, 64 px, `dynamic`, classical depth after the
+    # moving regions (per-window median / mean AbsRel / mean L1): off 0.216 / 0.443 / 1.41; only the
+    # unconfident far-end winners (< 0.3) 0.209 / 0.409 / 1.36; each keyframe's own median 0.216 / 0.412 /
+    # 1.36; the 75th / 90th percentile instead of the median 0.216 / 0.424 / 1.37 and 0.216 / 0.434 / 1.39;
+    # also the second-farthest plane 0.216 / 0.412 / 1.39; all far-end winners, the window's median (this)
+    # 0.208 / 0.387 / 1.32.
+    far_end_prior: bool = True
+    far_end_confidence: float = 0.3
+    far_end_min_pixels: int = 100
 
     def __post_init__(self) -> None:
         if self.num_planes < 3 or not 0 < self.near < self.far:
             raise ValueError(f"SweepConfig: need num_planes >= 3 and 0 < near < far, got {self.num_planes}, "
                              f"{self.near}, {self.far}")
+        if not 0 <= self.far_end_confidence < 1 or self.far_end_min_pixels < 1:
+            raise ValueError(f"SweepConfig: need 0 <= far_end_confidence < 1 and far_end_min_pixels >= 1, got "
+                             f"{self.far_end_confidence}, {self.far_end_min_pixels}")
         if self.max_sources < 1 or not 0 < self.best_fraction <= 1 or self.box < 1 or self.box % 2 == 0:
             raise ValueError(f"SweepConfig: need max_sources >= 1, 0 < best_fraction <= 1 and an odd box, got "
                              f"{self.max_sources}, {self.best_fraction}, {self.box}")
@@ -184,7 +201,28 @@ def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
         far, _ = _source_uv(plane_depth[step + 1][None, :, None], directions, offsets[:, None])
         local_step = pixel_length(far - near).nan_to_num(0.0).amax(0).clamp_min(0.0)  # [HW]
         results.append(_pick(agg, winner, inv, local_step.reshape(height, width), config))
-    return SweepResult(*(torch.stack(parts) for parts in zip(*results)))
+    result = SweepResult(*(torch.stack(parts) for parts in zip(*results)))
+    return _far_end_prior(result, config) if config.far_end_prior else result
+
+
+def _far_end_prior(result: SweepResult, config: SweepConfig) -> SweepResult:
+    """Pixels whose winner is the farthest plane get the median depth of the confident pixels of all
+    references (the window's keyframes), when there are `far_end_min_pixels` of them.
+
+    The farthest plane wins wherever nothing in the window resolves parallax: a point beyond what the
+    baseline resolves, but as often a textureless or repeated surface whose far-plane warps land on the
+    same colour, or an object moving along with the camera. On 32 training windows (64 px, `dynamic`) 19 %
+    of the keyframe pixels won there; where the ground truth is within 10 units they were mostly nearer
+    than 5, and pixels over-estimated by more than 2x at the far end gave a quarter of the mean AbsRel.
+    The median of what the sweep did resolve is a far smaller error for them than `far`. The confidence
+    is left as it was (the far-end winners rarely have any), so consumers still see them as guesses.
+    """
+    far_end = result.depth >= config.far * (1.0 - 1e-4)  # the last plane: the refinement never moves off it
+    confident = result.confidence > config.far_end_confidence
+    if int(confident.sum()) < config.far_end_min_pixels or not bool(far_end.any()):
+        return result
+    prior = result.depth[confident].median()
+    return dataclasses.replace(result, depth=torch.where(far_end, prior, result.depth))
 
 
 def _pick(agg: Tensor, best: Tensor, inv: Tensor, local_step: Tensor,
