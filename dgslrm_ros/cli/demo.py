@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dgslrm_ros.cli.children import Child, child_env
+from dgslrm_ros.core.threads import default_worker_threads
 
 if TYPE_CHECKING:
     from dgslrm_ros.model.config import ModelConfig
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     expected_windows = 1 + (args.frames - window) // stride
 
     env = child_env()
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))  # leave the recorder a core
+    default_worker_threads(env)  # as dgslrm_node does on its own: a core left for the recorder and DDS
     python = sys.executable
     logs = out / "logs"
     logs.mkdir(exist_ok=True)

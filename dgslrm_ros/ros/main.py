@@ -14,6 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     # Spinning OpenMP workers steal the callback threads' cores on small robots' CPUs; must be set
     # before torch loads (libgomp reads it once).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from dgslrm_ros.core.threads import default_worker_threads
+
+    default_worker_threads(os.environ)  # all cores but one for torch, unless OMP_NUM_THREADS says otherwise
     from dgslrm_ros.stream.memory import start_tracemalloc_if_asked
 
     start_tracemalloc_if_asked()  # DGSLRM_TRACEMALLOC=1: diagnostics then report the traced Python heap
