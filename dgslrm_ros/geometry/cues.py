@@ -84,15 +84,17 @@ class GeometryCues:
 
 
 def compute_cues(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor,
-                 config: CueConfig = CueConfig(), tracks: Tracks2D | None = None) -> GeometryCues:
+                 config: CueConfig = CueConfig(), tracks: Tracks2D | None = None,
+                 flows: tuple[Tensor, Tensor] | None = None) -> GeometryCues:
     """Every cue of one window: frames [T, 3, H, W] in [0, 1], K [T, 3, 3], world_T_cam [T, 4, 4],
-    keyframe_index [Kf]. No gradients; float32 on the frames' device, also under autocast (bf16 moves the
+    keyframe_index [Kf]; `tracks` or the consecutive-pair `flows` (flow_tracks.pairwise_flow) when
+    already computed. No gradients; float32 on the frames' device, also under autocast (bf16 moves the
     winning plane of a sweep)."""
     with torch.no_grad(), torch.autocast(frames.device.type, enabled=False):
         frames, K, world_T_cam = frames.float(), K.float(), world_T_cam.float()
         keyframe_index = keyframe_index.long().to(frames.device)
         sweep = plane_sweep(frames, K, world_T_cam, keyframe_index, config.sweep)
-        tracks = tracks if tracks is not None else chain_tracks(frames, keyframe_index, config.flow)
+        tracks = tracks if tracks is not None else chain_tracks(frames, keyframe_index, config.flow, flows)
         fit = static_fit(tracks, K, world_T_cam, keyframe_index, sweep.depth, config.lift)
         gate = motion_gate(fit.residual, config.lift)
         depth = moving_depth(sweep.depth, sweep.confidence, gate, fit.residual, config.moving)

@@ -23,7 +23,6 @@ from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
 from dgslrm_ros.core.timing import synchronize
 from dgslrm_ros.geometry.cues import CueConfig, GeometryCues, compute_cues
-from dgslrm_ros.geometry.flow_tracks import chain_tracks
 from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.config import ModelConfig
@@ -137,7 +136,8 @@ class WindowReconstructor:
     def __init__(self, config: PipelineConfig, model: torch.nn.Module, weights: str, device: torch.device) -> None:
         self.config, self.model, self.weights, self.device = config, model, weights, device
         self.registry = TrackRegistry()
-        self._flows = PairFlowCache(CueConfig().flow)  # worker thread only
+        self._cue_config = CueConfig()
+        self._flows = PairFlowCache(self._cue_config.flow)  # worker thread only
         self._registry_sequence: int | None = None
         self._tracks_lock = threading.Lock()  # reset_tracks() (another thread) vs the worker's tracks stage
 
@@ -197,11 +197,8 @@ class WindowReconstructor:
         frames, K, norm_T_cam = self._inputs(prepared)
         keyframes = torch.arange(0, model_config.window_frames, model_config.keyframe_stride, device=self.device)
         # model.dgslrm.window_cues, with the DIS flow of the pairs the previous window shared reused
-        config = CueConfig()
-        with torch.no_grad(), torch.autocast(frames.device.type, enabled=False):  # as compute_cues
-            flows = self._flows.pairwise(frames[0].float(), prepared.stamps, sequence)
-            tracks = chain_tracks(frames[0].float(), keyframes, config.flow, flows=flows)
-            cues = compute_cues(frames[0], K[0], norm_T_cam[0], keyframes, config, tracks=tracks)
+        flows = self._flows.pairwise(frames[0].float(), prepared.stamps, sequence)
+        cues = compute_cues(frames[0], K[0], norm_T_cam[0], keyframes, self._cue_config, flows=flows)
         return GeometryCues.stack([cues])
 
     def _predict(self, prepared: PreparedWindow, cues: GeometryCues | None) -> DeformableGaussians:
