@@ -75,6 +75,12 @@ def inside_image(uv: Tensor, height: int, width: int) -> Tensor:
     return (uv[..., 0] >= 0) & (uv[..., 0] <= width) & (uv[..., 1] >= 0) & (uv[..., 1] <= height)
 
 
+def safe_divisor(values: Tensor) -> Tensor:
+    """`values` with magnitudes below 1e-12 replaced by 1e-12: a divisor that is never zero (a point on
+    the camera plane projects far away instead of to inf/NaN; callers mask points behind the camera)."""
+    return torch.where(values.abs() < 1e-12, torch.full_like(values, 1e-12), values)
+
+
 def project_points(points: Tensor, K: Tensor, world_T_cam: Tensor) -> tuple[Tensor, Tensor]:
     """World points [..., N, 3] -> image coordinates [..., N, 2] (continuous, centre at +0.5) and
     z-depth [..., N] in the camera; points behind the camera get depth <= 0 and meaningless uv."""
@@ -87,7 +93,7 @@ def project_points(points: Tensor, K: Tensor, world_T_cam: Tensor) -> tuple[Tens
     # cam = R^T (p - t)   (rows of R^T applied via p @ R)
     cam = (points - translation[..., None, :]) @ rotation  # [..., N, 3]
     depth = cam[..., 2]
-    safe = torch.where(depth.abs() < 1e-12, torch.full_like(depth, 1e-12), depth)
+    safe = safe_divisor(depth)
     pix = cam @ K.transpose(-1, -2)  # [..., N, 3]
     uv = pix[..., :2] / safe[..., None]
     return uv, depth

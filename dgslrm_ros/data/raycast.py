@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from dgslrm_ros.core.cameras import safe_divisor
 from dgslrm_ros.data.geometry import pixel_centers, rays_through_pixels
 from dgslrm_ros.data.scenes import (BOX, CHECKER, CYLINDER, GRADIENT, NOISE, PLANE, ROOM, SKY, SOLID, SPHERE,
                                     STRIPES, Scene)
@@ -65,11 +66,6 @@ def _to_unit_space(scene: Scene, origins: Tensor, dirs: Tensor, times: Tensor):
     return o_q, d_q, states, scale
 
 
-def _safe(d: Tensor) -> Tensor:
-    """Avoid division by exactly zero direction components (the slab test then still works)."""
-    return torch.where(d.abs() < 1e-12, torch.full_like(d, 1e-12), d)
-
-
 # Intersectors take rays component by component (structure of arrays: each of ox, oy, oz, dx, dy, dz
 # is a contiguous tensor), which keeps every step a plain elementwise pass.
 Vec = tuple[Tensor, Tensor, Tensor]
@@ -89,7 +85,7 @@ def _sphere(o: Vec, d: Vec, inside: bool) -> Tensor:
 def _box(o: Vec, d: Vec, inside: bool) -> Tensor:
     t_enter = t_exit = None
     for o_axis, d_axis in zip(o, d):
-        inv = 1.0 / _safe(d_axis)
+        inv = 1.0 / safe_divisor(d_axis)  # a zero direction component: the slab test still works
         t1, t2 = (-1.0 - o_axis) * inv, (1.0 - o_axis) * inv
         near, far = torch.minimum(t1, t2), torch.maximum(t1, t2)
         t_enter = near if t_enter is None else torch.maximum(t_enter, near)
@@ -108,7 +104,7 @@ def _cylinder(o: Vec, d: Vec) -> Tensor:
     t_side = (-b - torch.sqrt(disc.clamp_min(0.0))) / a
     side_ok = (disc >= 0) & ((oz + t_side * dz).abs() <= 1.0) & (t_side > NEAR)
     t = torch.where(side_ok, t_side, math.inf)
-    inv_dz = 1.0 / _safe(dz)
+    inv_dz = 1.0 / safe_divisor(dz)
     for cap in (-1.0, 1.0):
         t_cap = (cap - oz) * inv_dz
         x, y = ox + t_cap * dx, oy + t_cap * dy
@@ -120,7 +116,7 @@ def _cylinder(o: Vec, d: Vec) -> Tensor:
 def _plane(o: Vec, d: Vec) -> Tensor:
     """Two-sided unit square |x|, |y| <= 1 at z = 0."""
     (ox, oy, oz), (dx, dy, dz) = o, d
-    t = -oz / _safe(dz)
+    t = -oz / safe_divisor(dz)
     ok = ((ox + t * dx).abs() <= 1.0) & ((oy + t * dy).abs() <= 1.0) & (t > NEAR)
     return torch.where(ok, t, math.inf)
 

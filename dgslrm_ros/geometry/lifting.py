@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgslrm_ros.core.cameras import camera_rays, pixel_length, project_points
+from dgslrm_ros.core.cameras import camera_rays, safe_divisor
 from dgslrm_ros.geometry.flow_tracks import Tracks2D
 
 
@@ -39,25 +39,10 @@ class StaticFit:
     parallax: Tensor  # [Kf, 1, H, W] how far the hypotheses spread along the track (px): depth observability
 
 
-def _hypotheses_in_frame(origins: Tensor, dirs: Tensor, depth: Tensor, K: Tensor, world_T_cam: Tensor) -> Tensor:
-    """Keyframe rays at hypothesis depths, seen from one frame.
-
-    origins, dirs [Kf, H, W, 3] (camera_rays), depth [D, Kf, H, W], K [3, 3], world_T_cam [4, 4] -> uv
-    [D, Kf, H, W, 2] (NaN behind the camera). A point o + z d lands at a + z b in the frame's homogeneous
-    pixels: one small matrix product per ray, not per hypothesis (3x cheaper than projecting every point).
-    """
-    pixels_T_world = K @ world_T_cam[:3, :3].t()  # world offsets -> homogeneous pixels of the frame
-    a = (origins - world_T_cam[:3, 3]) @ pixels_T_world.t()  # [Kf, H, W, 3]
-    b = dirs @ pixels_T_world.t()
-    homogeneous = a + depth[..., None] * b  # [D, Kf, H, W, 3]
-    z = homogeneous[..., 2:]
-    projected = homogeneous[..., :2] / torch.where(z.abs() < 1e-12, torch.full_like(z, 1e-12), z)
-    return torch.where(z > 1e-6, projected, torch.full_like(projected, float("nan")))
-
-
 def _band_end_pixels(x: Tensor, y: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-    """Homogeneous pixel planes [..., H, W] -> (u, v) as `_hypotheses_in_frame` gives them (NaN behind)."""
-    safe = torch.where(z.abs() < 1e-12, torch.full_like(z, 1e-12), z)
+    """Homogeneous pixel planes [..., H, W] -> (u, v), NaN where the point is not in front of the camera
+    (z <= 1e-6; a near-zero z is divided as 1e-12, never by zero)."""
+    safe = safe_divisor(z)
     behind = ~(z > 1e-6)
     return (x / safe).masked_fill_(behind, float("nan")), (y / safe).masked_fill_(behind, float("nan"))
 
@@ -70,9 +55,9 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
     full depth range a near enough hypothesis explains almost any motion along the epipolar line (on
     synthetic windows the unbounded fit landed at 0.35 px residual and 70 % depth error). Accumulated
     frame by frame: [D, Kf, H, W] sums instead of a [T, D, Kf, H, W] residual volume (half the time).
-    Each frame works on contiguous x / y / z planes, in place, with `_hypotheses_in_frame`'s arithmetic
-    (test/geometry/test_lifting_reference.py holds it to that computation): [N, 3] @ [3, 3] products and
-    interleaved [..., 2] / [..., 3] tensors made the fit 2.5x slower on a CPU.
+    Each frame works on contiguous x / y / z planes, in place (test/geometry/test_lifting_reference.py
+    holds it to the straightforward per-point projection): [N, 3] @ [3, 3] products and interleaved
+    [..., 2] / [..., 3] tensors made the fit 2.5x slower on a CPU.
     """
     kf, t, height, width = tracks.valid.shape
     kfi = keyframe_index.long()
@@ -90,7 +75,8 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
     valid = torch.empty_like(inverse, dtype=torch.bool)
     positions = tracks.positions.movedim(-1, 0)  # [2, Kf, T, H, W] views
     for n in range(t):
-        # A point o + h d lands at a + h b in the frame's homogeneous pixels (as _hypotheses_in_frame).
+        # A point o + h d lands at a + h b in the frame's homogeneous pixels: one small product per ray,
+        # not per hypothesis.
         pixels_T_world = K[n] @ world_T_cam[n, :3, :3].t()
         a = ((centres - world_T_cam[n, :3, 3]) @ pixels_T_world.t()).t()[..., None, None]  # [3, Kf, 1, 1]
         b = (pixels_T_world @ dirs).reshape(3, kf, height, width)
@@ -101,7 +87,7 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
         (u0, v0), (u1, v1) = _band_end_pixels(x[0], y[0], z[0]), _band_end_pixels(x[-1], y[-1], z[-1])
         spread = torch.maximum(spread, torch.hypot(u0 - u1, v0 - v1).nan_to_num(0.0) * tracked)
         # Residual where the point is in front (z > 1e-6); elsewhere the frame does not count (valid
-        # False), so the clamped denominator and the NaN of _hypotheses_in_frame are never read.
+        # False), so the clamped denominator and NaN of the projection are never read.
         torch.gt(z, 1e-6, out=valid)
         valid &= tracked
         valid &= x.div_(z).abs() < float("inf")  # finite, as isfinite(), one pass fewer

@@ -275,6 +275,8 @@ def _unoccluded(gaussians, uv, depth, inside, K, poses, height: int, width: int)
     """
     import torch
 
+    from dgslrm_ros.core.cameras import safe_divisor
+
     occluders = gaussians.opacities >= OCCLUDER_OPACITY
     everyone = bool(occluders.all())  # the usual case: no copy to select them
     means, offsets = (gaussians.means, gaussians.offsets) if everyone else \
@@ -290,7 +292,7 @@ def _unoccluded(gaussians, uv, depth, inside, K, poses, height: int, width: int)
         torch.add(means, offsets[n], out=relative).sub_(translation[:, None])
         torch.mm(rotation.t(), relative, out=cam)
         occ_depth = cam[2]
-        safe = torch.where(occ_depth.abs() < 1e-12, torch.full_like(occ_depth, 1e-12), occ_depth)
+        safe = safe_divisor(occ_depth)
         torch.mm(K[n], cam, out=pix)
         u, v = pix[0] / safe, pix[1] / safe
         ok = (occ_depth > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)

@@ -12,14 +12,31 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import Tensor
 
 from dgslrm_ros.core.cameras import camera_rays, pixel_length, project_points
 from dgslrm_ros.geometry.benchmark import benchmark_window
 from dgslrm_ros.geometry.flow_tracks import Tracks2D, chain_tracks
-from dgslrm_ros.geometry.lifting import LiftConfig, StaticFit, _hypotheses_in_frame, lift_tracks, static_fit
+from dgslrm_ros.geometry.lifting import LiftConfig, StaticFit, lift_tracks, static_fit
 
 SIZE, FRAMES = 32, 12
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
+
+
+def _hypotheses_in_frame(origins: Tensor, dirs: Tensor, depth: Tensor, K: Tensor, world_T_cam: Tensor) -> Tensor:
+    """Keyframe rays at hypothesis depths, seen from one frame.
+
+    origins, dirs [Kf, H, W, 3] (camera_rays), depth [D, Kf, H, W], K [3, 3], world_T_cam [4, 4] -> uv
+    [D, Kf, H, W, 2] (NaN behind the camera). A point o + z d lands at a + z b in the frame's homogeneous
+    pixels: one small matrix product per ray, not per hypothesis (3x cheaper than projecting every point).
+    """
+    pixels_T_world = K @ world_T_cam[:3, :3].t()  # world offsets -> homogeneous pixels of the frame
+    a = (origins - world_T_cam[:3, 3]) @ pixels_T_world.t()  # [Kf, H, W, 3]
+    b = dirs @ pixels_T_world.t()
+    homogeneous = a + depth[..., None] * b  # [D, Kf, H, W, 3]
+    z = homogeneous[..., 2:]
+    projected = homogeneous[..., :2] / torch.where(z.abs() < 1e-12, torch.full_like(z, 1e-12), z)
+    return torch.where(z > 1e-6, projected, torch.full_like(projected, float("nan")))
 
 
 def reference_static_fit(tracks: Tracks2D, K, world_T_cam, keyframe_index, depth, config=LiftConfig()) -> StaticFit:
