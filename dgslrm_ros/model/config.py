@@ -50,6 +50,8 @@ class ModelConfig:
     appearance_residuals: bool = True  # geometry-primed: the colour, rotation, scale and opacity residuals are used.
     # False: only depth and motion are learned; the appearance is the classical one at the predicted depth
     # (its footprint-sized scale there), see model/heads.activate
+    pixel_refiner: int = 0  # geometry-primed: hidden channels of the per-pixel convolutional refiner of the depth and
+    # gate residuals (model/refiner.py); 0 = none, the residuals are the per-token head's alone
 
     def __post_init__(self) -> None:
         for name in ("image_size", "window_frames", "keyframe_stride", "patch_size", "width", "layers", "heads"):
@@ -63,6 +65,12 @@ class ModelConfig:
             raise ModelConfigError("ModelConfig.appearance_residuals=False takes the appearance from the classical "
                                    "fields, which only a geometry-primed model has; set cue_channels="
                                    f"{CUE_CHANNELS} or appearance_residuals=True")
+        if not isinstance(self.pixel_refiner, int) or isinstance(self.pixel_refiner, bool) or self.pixel_refiner < 0:
+            raise ModelConfigError(f"ModelConfig.pixel_refiner: expected an integer >= 0, got {self.pixel_refiner!r}")
+        if self.pixel_refiner and not self.geometry_primed:
+            raise ModelConfigError("ModelConfig.pixel_refiner refines the depth and gate residuals on the classical "
+                                   f"cues, which only a geometry-primed model has; set cue_channels={CUE_CHANNELS} "
+                                   "or pixel_refiner=0")
         if self.num_reference_frames < 0 or self.head_hidden < 0:
             raise ModelConfigError(
                 f"ModelConfig: num_reference_frames and head_hidden must be >= 0, got "

@@ -14,6 +14,7 @@ from dgslrm_ros.geometry.classical import KEYFRAME_FADE
 from dgslrm_ros.geometry.cues import GeometryCues, compute_cues
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.heads import GaussianHead, GaussianPrediction, activate
+from dgslrm_ros.model.refiner import PixelRefiner
 from dgslrm_ros.model.tokenizer import SpaceTimeTokenizer, normalize_timestamps, pixel_conditioning, unpatchify
 from dgslrm_ros.model.transformer import Transformer
 
@@ -31,6 +32,7 @@ class DGSLRM(nn.Module):
                                             c.cue_channels)
         self.transformer = Transformer(c.width, c.layers, c.heads, c.mlp_ratio, c.activation_checkpointing)
         self.head = GaussianHead(c)
+        self.refiner = PixelRefiner(c.pixel_refiner) if c.pixel_refiner else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -50,6 +52,8 @@ class DGSLRM(nn.Module):
         if self.tokenizer.cue_embed is not None:
             nn.init.zeros_(self.tokenizer.cue_embed.weight)
         self.head.reset_parameters()
+        if self.refiner is not None:
+            self.refiner.reset_parameters()
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -97,6 +101,8 @@ class DGSLRM(nn.Module):
 
         # per-token MLP -> per-pixel raw values of the keyframe of its cube -> activations
         raw = unpatchify(self.head(x).float(), c.num_keyframes, rows, cols, c.patch_size)  # [B, Kf, head_channels, H, W]
+        if self.refiner is not None:  # per-pixel depth and gate corrections from the pixel's own cues
+            raw = self.refiner(raw, cue_pixels, frames[:, keyframe_index])
         fields = activate(raw, frames[:, keyframe_index], c, cues, K[:, keyframe_index])
         return GaussianPrediction(
             **fields,

@@ -92,6 +92,10 @@ class TrainConfig:
         "keep", "colour/rotation/scale/opacity residuals of a geometry-primed model: keep (as the --init-from "
         "checkpoint or the preset has them), on, or off (only depth and motion are learned; the classical "
         "appearance at the predicted depth)", choices=APPEARANCE_RESIDUALS)
+    pixel_refiner: int = parameter(
+        -1, "hidden channels of a geometry-primed model's per-pixel refiner of its depth and gate residuals "
+        "(model/refiner.py): -1 = keep (as the --init-from checkpoint or the preset has it), 0 = none; added to "
+        "--init-from weights it starts at zero, so the run starts from exactly their predictions")
     stop_after: int = parameter(0, "run at most this many steps in this call, then checkpoint (continue later "
                                 "with --resume); 0 = all")
     seed: int = parameter(0, "model initialisation seed")
@@ -110,6 +114,9 @@ class TrainConfig:
             raise TrainConfigError(f"TrainConfig: lr and grad_clip must be > 0, got {self.lr}, {self.grad_clip}")
         if min(self.workers, self.eval_every, self.checkpoint_every, self.train_scenes, self.stop_after) < 0:
             raise TrainConfigError("TrainConfig: workers, eval_every, checkpoint_every, train_scenes, stop_after must be >= 0")
+        if self.pixel_refiner < -1:
+            raise TrainConfigError(f"TrainConfig.pixel_refiner: expected -1 (keep), 0 (none) or hidden channels > 0, "
+                                   f"got {self.pixel_refiner}")
         if self.appearance_residuals not in APPEARANCE_RESIDUALS:
             raise TrainConfigError(f"TrainConfig.appearance_residuals: expected keep, on or off, got "
                                    f"{self.appearance_residuals!r}")
@@ -123,10 +130,12 @@ class TrainConfig:
             overrides["image_size"] = self.image_size
         if self.window_frames:
             overrides["window_frames"] = self.window_frames
-        return self.with_appearance(ModelConfig.preset(self.preset, **overrides))
+        return self.with_model_switches(ModelConfig.preset(self.preset, **overrides))
 
-    def with_appearance(self, model_config: ModelConfig) -> ModelConfig:
-        """model_config with this run's appearance_residuals (unchanged for `keep`)."""
-        if self.appearance_residuals == "keep":
-            return model_config
-        return replace(model_config, appearance_residuals=self.appearance_residuals == "on")
+    def with_model_switches(self, model_config: ModelConfig) -> ModelConfig:
+        """model_config with this run's appearance_residuals and pixel_refiner (each unchanged for `keep`)."""
+        if self.appearance_residuals != "keep":
+            model_config = replace(model_config, appearance_residuals=self.appearance_residuals == "on")
+        if self.pixel_refiner >= 0:
+            model_config = replace(model_config, pixel_refiner=self.pixel_refiner)
+        return model_config

@@ -81,6 +81,20 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _with_config(model: DGSLRM, model_config: ModelConfig) -> DGSLRM:
+    """`model`'s weights under `model_config`, which may add (or drop) the pixel refiner: an added refiner
+    starts at zero (model/refiner.py), so the predictions stay those of the loaded weights."""
+    if model_config.pixel_refiner == model.config.pixel_refiner:
+        model.config = model_config
+        return model
+    device = next(model.parameters()).device
+    rebuilt = DGSLRM(model_config).to(device)
+    kept = {name: tensor for name, tensor in model.state_dict().items() if not name.startswith("refiner.")}
+    missing, unexpected = rebuilt.load_state_dict(kept, strict=False)
+    assert not unexpected and all(name.startswith("refiner.") for name in missing), (missing, unexpected)
+    return rebuilt
+
+
 def _rng_state() -> dict[str, torch.Tensor]:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -138,7 +152,7 @@ def train(config: TrainConfig, dataset: Dataset | None = None,
                              f"{model.config.window_frames} frames of --init-from {config.init_from}; drop it")
         if config.image_size:
             model.config = replace(model.config, image_size=config.image_size)
-        model.config = config.with_appearance(model.config)  # e.g. the shipped weights (off) with appearance on
+        model = _with_config(model, config.with_model_switches(model.config))  # e.g. the shipped weights with a refiner
         config = replace(config, preset=model.config.preset_name())  # recorded in checkpoints and state
     else:
         torch.manual_seed(config.seed)

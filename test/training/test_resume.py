@@ -86,3 +86,38 @@ def test_init_from_starts_a_new_run_from_committed_weights(tiny_windows, tmp_pat
     saved = json.loads((tmp_path / "named" / "config.json").read_text())
     assert saved["extra"]["preset"] == "tiny"
     assert json.loads((tmp_path / "named" / "trainer_state.json").read_text())["config"]["preset"] == "tiny"
+
+
+def test_init_from_with_a_pixel_refiner_starts_from_the_loaded_predictions(tiny_windows, tmp_path):
+    # The shipped weights have no refiner: a run adds one (zero-initialised), so its first predictions are
+    # the loaded model's; the checkpoint it writes has the refiner, and a later run keeps it (-1).
+    from dgslrm_ros.model.checkpoint import save_checkpoint
+    from dgslrm_ros.model.config import ModelConfig
+    from dgslrm_ros.model.dgslrm import DGSLRM
+
+    torch.manual_seed(7)
+    save_checkpoint(tmp_path / "earlier", DGSLRM(ModelConfig.preset("tiny", image_size=16)), dtype=torch.float16)
+    stored = load_model(tmp_path / "earlier", "cpu")
+    assert stored.refiner is None
+
+    def run(out, init_from, **overrides):
+        config = TrainConfig(preset="tiny", image_size=16, steps=1, out=str(out), batch_size=1, lr=1e-9, warmup_steps=1,
+                             eval_every=0, checkpoint_every=0, workers=0, device="cpu", progress=False,
+                             loss=LossConfig(perceptual="ssim", input_views=1), init_from=str(init_from), **overrides)
+        return train(config, dataset=tiny_windows).model
+
+    refined = run(tmp_path / "refined", tmp_path / "earlier", pixel_refiner=8)
+    assert refined.config.pixel_refiner == 8 and refined.refiner is not None
+    reloaded = load_model(tmp_path / "refined", "cpu")
+    assert reloaded.config.pixel_refiner == 8
+    window = tiny_windows[0]
+    inputs = dict(frames=window.frames[None], K=window.K[None], world_T_cam=window.world_T_cam[None],
+                  timestamps=window.timestamps[None])
+    with torch.no_grad():
+        before, after = stored(**inputs), reloaded(**inputs)
+    assert torch.allclose(before.depth, after.depth, rtol=1e-4) and torch.allclose(before.gate, after.gate, atol=1e-4)
+    assert run(tmp_path / "kept", tmp_path / "refined").config.pixel_refiner == 8  # keep
+    dropped = run(tmp_path / "dropped", tmp_path / "refined", pixel_refiner=0)
+    assert dropped.refiner is None and load_model(tmp_path / "dropped", "cpu").refiner is None
+    with pytest.raises(ValueError, match="pixel_refiner: expected -1"):
+        run(tmp_path / "typo", tmp_path / "earlier", pixel_refiner=-2)
