@@ -101,9 +101,10 @@ class DGSLRM(nn.Module):
 
         # per-token MLP -> per-pixel raw values of the keyframe of its cube -> activations
         raw = unpatchify(self.head(x).float(), c.num_keyframes, rows, cols, c.patch_size)  # [B, Kf, head_channels, H, W]
+        keyframe_rgb = frames[:, keyframe_index]  # [B, Kf, 3, H, W]
         if self.refiner is not None:  # per-pixel depth and gate corrections from the pixel's own cues
-            raw = self.refiner(raw, cue_pixels, frames[:, keyframe_index])
-        fields = activate(raw, frames[:, keyframe_index], c, cues, K[:, keyframe_index])
+            raw = self.refiner(raw, cue_pixels, keyframe_rgb)
+        fields = activate(raw, keyframe_rgb, c, cues, K[:, keyframe_index])
         return GaussianPrediction(
             **fields,
             keyframe_index=keyframe_index,

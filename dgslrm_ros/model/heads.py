@@ -35,6 +35,7 @@ QUAT = slice(4, 8)
 SCALE = slice(8, 11)
 OPACITY = slice(11, 12)
 OFFSETS_START = 12
+GATE = slice(-1, None)  # geometry-primed heads: the gate residual is the last channel
 
 
 class GaussianHead(nn.Module):
@@ -101,7 +102,7 @@ def activate(raw: Tensor, keyframe_rgb: Tensor, config: ModelConfig, cues: Geome
             # frames 19.15 -> 20.11 dB, real clip held-out 20.43 -> 23.20 dB (docs/results/hybrid).
             colors, quats, opacities = base["colors"], base["quats"], base["opacities"]
             scales = footprint_scales(depth.float().clamp(config.near, config.far), keyframe_K, config.scale_max)
-        gate = base["gate"] + raw[:, :, -1:]
+        gate = base["gate"] + raw[:, :, GATE]
         lifted = cues.lifted.float()
         residual = raw_offsets - raw_offsets[:, own, index][:, :, None]  # zero at the own keyframe
         offsets = gate[:, :, None] * lifted + residual

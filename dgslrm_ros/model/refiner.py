@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgslrm_ros.geometry.cues import CUE_CHANNELS
-from dgslrm_ros.model.heads import DEPTH
+from dgslrm_ros.model.heads import DEPTH, GATE
 
-# The head's raw channels (model.heads): the depth residual first, the gate residual last.
 REFINED = 2  # depth and gate residuals
 INPUTS = REFINED + CUE_CHANNELS + 3  # the two residuals, the pixel's cue channels and its colour
 
@@ -41,10 +40,10 @@ class PixelRefiner(nn.Module):
         """raw [B, Kf, C, H, W] head values, cue_channels [B, Kf, CUE_CHANNELS, H, W], keyframe_rgb
         [B, Kf, 3, H, W] in [0, 1] -> raw with its depth and gate residuals corrected (same shape)."""
         batch, keyframes, _, height, width = raw.shape
-        residuals = torch.cat([raw[:, :, DEPTH], raw[:, :, -1:]], dim=2)
+        residuals = torch.cat([raw[:, :, DEPTH], raw[:, :, GATE]], dim=2)
         x = torch.cat([residuals, cue_channels.float(), keyframe_rgb.float() * 2.0 - 1.0], dim=2)
         x = x.reshape(batch * keyframes, INPUTS, height, width)
         x = self.out(F.gelu(self.conv2(F.gelu(self.conv1(x)))))
         correction = x.reshape(batch, keyframes, REFINED, height, width)
-        depth, gate = raw[:, :, DEPTH] + correction[:, :, :1], raw[:, :, -1:] + correction[:, :, 1:]
-        return torch.cat([depth, raw[:, :, DEPTH.stop:-1], gate], dim=2)
+        depth, gate = raw[:, :, DEPTH] + correction[:, :, :1], raw[:, :, GATE] + correction[:, :, 1:]
+        return torch.cat([depth, raw[:, :, DEPTH.stop:GATE.start], gate], dim=2)  # depth first, gate last
