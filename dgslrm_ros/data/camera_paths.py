@@ -20,6 +20,9 @@ from dgslrm_ros.data.geometry import axis_angle_to_matrix, intrinsics_from_fov, 
 # Path kinds.
 FORWARD, LATERAL, ORBIT, PAN, STILL = range(5)
 PATH_NAMES = ("forward", "lateral", "orbit", "pan", "still")
+# A forward path ends at least this far (m) from the scene centre. Never binding at `travel` <= 1.2 m: the
+# nearest start is `distance[0]` = 2.2 m out.
+FORWARD_CLEARANCE = 1.0
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,8 @@ def sample_rig(
             direction = rng.normal(size=3)
         direction /= np.linalg.norm(direction)
         travel = rng.uniform(*config.travel)
+        if kind == FORWARD:  # a long walk towards the scene stops short of its centre, not inside the objects
+            travel = min(travel, max(distance - FORWARD_CLEARANCE, 0.0))
         if kind == PAN:
             travel *= 0.3  # a pan mostly turns, with a little drift of the hand
         if kind == ORBIT:

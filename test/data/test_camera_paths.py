@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgslrm_ros.data.camera_paths import CameraPathConfig, PATH_NAMES, sample_rig
+from dgslrm_ros.data.camera_paths import FORWARD_CLEARANCE, CameraPathConfig, PATH_NAMES, sample_rig
 from dgslrm_ros.data.geometry import look_at
 from dgslrm_ros.data.scenes import SceneConfig
 from dgslrm_ros.data.sequence import make_setup
@@ -66,5 +66,25 @@ def test_travel_config_is_respected_and_validated():
     assert torch.allclose((positions[:, 1] - positions[:, 0]).norm(dim=-1), torch.full((3,), 0.3), atol=1e-4)
     with pytest.raises(ValueError, match="travel"):
         CameraPathConfig(travel=(0.5, 0.1))
+
+
+def test_a_long_forward_walk_stops_short_of_the_scene_centre():
+    """A forward path longer than the way to the scene centre ends FORWARD_CLEARANCE before it (not inside the
+    objects); sideways paths of the same length are not shortened."""
+    centre = torch.tensor([0.0, 0.0, 0.5])
+    for kind, weights in (("forward", (1, 0, 0, 0, 0)), ("lateral", (0, 1, 0, 0, 0))):
+        config = CameraPathConfig(travel=(4.0, 4.0), distance=(2.5, 2.5), path_weights=weights,
+                                  jitter_position=(0.0, 0.0))
+        rig = sample_rig(np.random.default_rng(1), config, num_views=3, height=16, width=16, duration=2.0,
+                         scene_centre=centre, scene_extent=torch.tensor([8.0, 8.0, 1.5]))
+        positions = rig.poses(torch.tensor([0.0, 2.0]))[..., :3, 3]
+        walked = (positions[:, 1] - positions[:, 0]).norm(dim=-1)
+        if kind == "forward":
+            assert torch.allclose(walked, torch.full((3,), 2.5 - FORWARD_CLEARANCE), atol=1e-4)
+            start_xy = (positions[:, 0, :2] - centre[:2]).norm(dim=-1)
+            end_xy = (positions[:, 1, :2] - centre[:2]).norm(dim=-1)
+            assert (end_xy < start_xy - 0.5).all() and (end_xy > 0.3).all()
+        else:
+            assert torch.allclose(walked, torch.full((3,), 4.0), atol=1e-4)
     with pytest.raises(ValueError, match="blur_subframes"):
         CameraPathConfig(blur_subframes=2)
