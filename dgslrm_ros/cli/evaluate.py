@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         # the model has no positional embedding: it runs at any multiple of its patch size (else ModelConfigError)
         model.config = dataclasses.replace(model.config, image_size=args.image_size)
     scene_scale = args.scene_scale if args.scene_scale is not None else float(extra.get("scene_scale", 1.0))
-    preset = args.scene_preset or extra.get("scene_preset", "default")
+    # a checkpoint trained on several families (comma-separated) is scored on the first one's windows
+    preset = args.scene_preset or extra.get("scene_preset", "default").split(",")[0].strip()
     try:
         samples = held_out_windows(model.config, args.num_scenes, cache=args.cache, scene_preset=preset)
     except KeyError as error:  # unknown preset name

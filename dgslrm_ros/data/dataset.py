@@ -197,6 +197,27 @@ class SyntheticWindowDataset(Dataset):
         return make_window_sample(self.seed(index), self.config)
 
 
+class InterleavedDataset(Dataset):
+    """Several map-style datasets of equal length, window by window: index i is item i // n of dataset i % n.
+
+    Training on several scene families this way keeps every batch sequence a fixed function of the step
+    (StepBatchSampler), and each family's windows keep their own seeds (and cue cache files).
+    """
+
+    def __init__(self, parts: list[Dataset]):
+        if not parts or len({len(p) for p in parts}) != 1:
+            raise ValueError(f"InterleavedDataset needs datasets of one length, got {[len(p) for p in parts]}")
+        self.parts = list(parts)
+
+    def __len__(self) -> int:
+        return len(self.parts) * len(self.parts[0])
+
+    def __getitem__(self, index: int) -> WindowSample:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} outside [0, {len(self)})")
+        return self.parts[index % len(self.parts)][index // len(self.parts)]
+
+
 def one_thread_worker(_: int) -> None:
     """worker_init_fn: workers run side by side (and beside the trainer); one thread each avoids oversubscription."""
     torch.set_num_threads(1)

@@ -100,10 +100,13 @@ class TrainConfig:
                                 "with --resume); 0 = all")
     seed: int = parameter(0, "model initialisation seed")
     scene_scale: float = parameter(1.0, "metres per normalised unit (SceneNormalization prior)")
-    scene_preset: str = parameter("default", "synthetic scene family (data.scenes presets)")
-    train_scenes: int = parameter(0, "size of the training scene pool; 0 = a new scene for every sample")
+    scene_preset: str = parameter("default", "synthetic scene family (data.scenes presets); several, comma-separated "
+                                  "(dynamic,wide), are interleaved window by window; the first one's held-out "
+                                  "windows are the evaluation set")
+    train_scenes: int = parameter(0, "size of the training scene pool (per family); 0 = a new scene for every sample")
     cue_cache: str = parameter("", "folder caching each training window with its classical cues (geometry-primed "
-                               "models; computed once, fp16); empty = none")
+                               "models; computed once, fp16); with several scene families one subfolder per "
+                               "family (<folder>/<family>); empty = none")
     progress: bool = parameter(True, "the tqdm bar (off: log files only)")
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -120,6 +123,17 @@ class TrainConfig:
         if self.appearance_residuals not in APPEARANCE_RESIDUALS:
             raise TrainConfigError(f"TrainConfig.appearance_residuals: expected keep, on or off, got "
                                    f"{self.appearance_residuals!r}")
+        from dgslrm_ros.data.scenes import SCENE_PRESETS
+
+        unknown = [name for name in self.scene_families if name not in SCENE_PRESETS]
+        if unknown or len(set(self.scene_families)) != len(self.scene_families):
+            raise TrainConfigError(f"TrainConfig.scene_preset: expected distinct families of {sorted(SCENE_PRESETS)}, "
+                                   f"comma-separated, got {self.scene_preset!r}")
+
+    @property
+    def scene_families(self) -> tuple[str, ...]:
+        """The scene families `scene_preset` names, in order (the first one gives the held-out windows)."""
+        return tuple(name.strip() for name in self.scene_preset.split(","))
 
     def model_config(self) -> ModelConfig:
         """The ModelConfig of a fresh run: the preset with this run's image size and window length."""

@@ -21,8 +21,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from dgslrm_ros.data.dataset import (EVAL_SEED_START, TRAIN_SEED_START, SyntheticWindowDataset, dataset_config,
-                                     one_thread_worker)
+from dgslrm_ros.data.dataset import (EVAL_SEED_START, TRAIN_SEED_START, InterleavedDataset, SyntheticWindowDataset,
+                                     dataset_config, one_thread_worker)
 from dgslrm_ros.data.sample import WindowSample
 from dgslrm_ros.evaluation.evaluate import EvalConfig, evaluate_model
 from dgslrm_ros.model import DGSLRM, ModelConfig
@@ -66,11 +66,21 @@ class StepBatchSampler(Sampler[list[int]]):
 
 
 def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Dataset, Dataset]:
-    """Training windows (index -> training seed) and the fixed held-out windows (evaluation seeds)."""
-    data_config = dataset_config(model_config, config.scene_preset)
-    train_set = SyntheticWindowDataset(data_config, num_samples=config.train_scenes or EVAL_SEED_START - TRAIN_SEED_START,
-                                       split="train")
-    eval_set = SyntheticWindowDataset(data_config, num_samples=max(1, config.eval_scenes), split="eval")
+    """Training windows (index -> training seed; several families interleaved, each with its cue cache) and
+    the fixed held-out windows (evaluation seeds) of the first family."""
+    families = config.scene_families
+    num_samples = config.train_scenes or EVAL_SEED_START - TRAIN_SEED_START
+    parts: list[Dataset] = []
+    for family in families:
+        part: Dataset = SyntheticWindowDataset(dataset_config(model_config, family), num_samples=num_samples,
+                                               split="train")
+        if config.cue_cache and model_config.geometry_primed:
+            folder = Path(config.cue_cache) if len(families) == 1 else Path(config.cue_cache) / family
+            part = CuedWindowDataset(part, folder, config.scene_scale)
+        parts.append(part)
+    train_set = parts[0] if len(parts) == 1 else InterleavedDataset(parts)
+    eval_set = SyntheticWindowDataset(dataset_config(model_config, families[0]), num_samples=max(1, config.eval_scenes),
+                                      split="eval")
     return train_set, eval_set
 
 
@@ -175,8 +185,6 @@ def train(config: TrainConfig, dataset: Dataset | None = None,
     if dataset is None:
         dataset, default_eval = make_datasets(config, model_config)
         eval_samples = default_eval if eval_samples is None else eval_samples
-        if config.cue_cache and model_config.geometry_primed:
-            dataset = CuedWindowDataset(dataset, config.cue_cache, config.scene_scale)
     eval_samples = [] if eval_samples is None else eval_samples
     pool = len(dataset)  # a map-style dataset; the training synthetic set spans the whole training seed range
     end_step = min(config.steps, start_step + config.stop_after) if config.stop_after else config.steps

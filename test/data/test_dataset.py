@@ -152,3 +152,14 @@ def test_generation_runs_single_threaded_and_restores_the_caller_setting(monkeyp
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_interleaved_datasets_need_one_length():
+    from dgslrm_ros.data.dataset import InterleavedDataset
+
+    with pytest.raises(ValueError, match="one length"):
+        InterleavedDataset([list(range(3)), list(range(2))])
+    with pytest.raises(ValueError, match="one length"):
+        InterleavedDataset([])
+    mixed = InterleavedDataset([["a0", "a1"], ["b0", "b1"], ["c0", "c1"]])
+    assert [mixed[i] for i in range(len(mixed))] == ["a0", "b0", "c0", "a1", "b1", "c1"]

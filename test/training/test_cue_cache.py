@@ -74,3 +74,38 @@ def test_training_feeds_the_cached_cues_to_the_model(tmp_path, monkeypatch):
     history = train(config).history
     assert len(history) == 2 and all(torch.isfinite(torch.tensor(h["total"])) for h in history)
     assert len(list((tmp_path / "cues").glob("window_*.safetensors"))) == 4  # 2 steps x 2 windows, each cached
+
+
+def test_two_scene_families_are_interleaved_each_with_its_own_cache(tmp_path):
+    """`scene_preset="simple,static"`: even items are the first family's windows, odd ones the second's, in seed
+    order, each cached (and keyed) in its family's subfolder; the held-out windows are the first family's."""
+    from dgslrm_ros.training.config import TrainConfig, TrainConfigError
+    from dgslrm_ros.training.loop import make_datasets
+
+    model_config = ModelConfig.preset("tiny", image_size=16)
+    config = TrainConfig(preset="tiny", image_size=16, train_scenes=2, scene_preset="simple, static",
+                         cue_cache=str(tmp_path / "cues"), out=str(tmp_path / "run"))
+    assert config.scene_families == ("simple", "static")
+    train_set, eval_set = make_datasets(config, model_config)
+    assert len(train_set) == 4
+    direct = {family: SyntheticWindowDataset(dataset_config(model_config, family), num_samples=2, split="train")
+              for family in ("simple", "static")}
+    for index, (family, item) in enumerate([("simple", 0), ("static", 0), ("simple", 1), ("static", 1)]):
+        window = train_set[index]
+        assert torch.equal(window.frames, direct[family][item].frames), (index, family)
+        assert window.cues is not None
+        assert (tmp_path / "cues" / family / f"window_{direct[family].seed(item):08d}.safetensors").is_file()
+    assert not torch.equal(train_set[0].frames, train_set[1].frames)  # same seed, other family
+    assert torch.equal(eval_set[0].frames, SyntheticWindowDataset(dataset_config(model_config, "simple"),
+                                                                   num_samples=1, split="eval")[0].frames)
+    with pytest.raises(IndexError):
+        train_set[4]
+    # each subfolder is keyed by its family: swapping them is refused
+    (tmp_path / "cues" / "simple").rename(tmp_path / "cues" / "tmp")
+    (tmp_path / "cues" / "static").rename(tmp_path / "cues" / "simple")
+    (tmp_path / "cues" / "tmp").rename(tmp_path / "cues" / "static")
+    with pytest.raises(ValueError, match="another data config"):
+        make_datasets(config, model_config)
+    for bad in ("simple,simpel", "simple,simple"):
+        with pytest.raises(TrainConfigError, match="scene_preset"):
+            TrainConfig(scene_preset=bad)
