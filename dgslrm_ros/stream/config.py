@@ -38,14 +38,15 @@ class PipelineConfig:
     renderer: str = parameter("auto", "Gaussian rasterizer backend (auto = gsplat on CUDA when installed, else torch)",
                               choices=("auto", "gsplat", "torch"))
     window_frames: int = parameter(FROM_MODEL, f"frames per reconstruction window (the model's T); {FROM_MODEL} = "
-                                   "the checkpoint's, another value must equal it", minimum=2, maximum=256,
+                                   "the checkpoint's; with method network another value must equal it", minimum=2, maximum=256,
                                    sentinel=FROM_MODEL)
     window_stride: int = parameter(FROM_MODEL, f"frames between the starts of consecutive windows; {FROM_MODEL} = "
                                    "half the window (consecutive windows share half their frames, where tracks "
                                    "chain)", minimum=1, maximum=256, sentinel=FROM_MODEL)
     keyframe_stride: int = parameter(FROM_MODEL, f"window frames per keyframe (the model's l); {FROM_MODEL} = the "
-                                     "checkpoint's, another value must equal it", minimum=1, maximum=64,
-                                     sentinel=FROM_MODEL)
+                                     "checkpoint's; with method network another value must equal it, with "
+                                     "classical any divisor of the window (2: denser Gaussians, twice the cue time)",
+                                     minimum=1, maximum=64, sentinel=FROM_MODEL)
     frame_rate: float = parameter(10.0, "frames per second taken into windows; faster input is skipped and counted",
                                   minimum=0.1, maximum=1000.0)
     image_width: int = parameter(FROM_MODEL, "model input width in pixels (frames are centre-cropped and resized), a "

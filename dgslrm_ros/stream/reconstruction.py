@@ -9,6 +9,7 @@ messages with convert/window.py, so nothing here imports `convert`.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from dgslrm_ros.core.timing import synchronize
 from dgslrm_ros.geometry.cues import CueConfig, GeometryCues, compute_cues
 from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT
 from dgslrm_ros.model.classical import ClassicalReconstructor
-from dgslrm_ros.model.config import ModelConfig
+from dgslrm_ros.model.config import ModelConfig, ModelConfigError
 from dgslrm_ros.stream.config import FROM_MODEL, ConfigError, PipelineConfig
 from dgslrm_ros.stream.flow_cache import PairFlowCache
 from dgslrm_ros.stream.frames import stack_frames
@@ -109,7 +110,8 @@ def load_pipeline_model(config: PipelineConfig, device: torch.device, log: Logge
         model = load_model(path, device)
         if config.method == "network":
             return model.eval(), f"checkpoint {path}"
-        preset = model.config  # the checkpoint only fixes the window layout; no weights are used
+        # no weights are used: the checkpoint gives the default window layout, the config may change it
+        preset = with_given_layout(model.config, config)
     else:
         preset = fallback_model_config(config)
         if config.method == "network":
@@ -125,9 +127,19 @@ def load_pipeline_model(config: PipelineConfig, device: torch.device, log: Logge
 def fallback_model_config(config: PipelineConfig) -> ModelConfig:
     """The `small` preset, with the window and keyframe stride the config gives (when it gives them), for
     when no checkpoint is installed."""
+    return with_given_layout(ModelConfig.preset("small"), config)
+
+
+def with_given_layout(model_config: ModelConfig, config: PipelineConfig) -> ModelConfig:
+    """model_config with the window length and keyframe stride the config gives (the rest unchanged), for the
+    methods no weights tie to a layout. On the real clip's held-out frames `classical` gains 1.6 dB at a
+    keyframe every 2 frames instead of 4, for twice the cue time (docs/results/keyframe_stride.md)."""
     given = {name: getattr(config, name) for name in ("window_frames", "keyframe_stride")
              if getattr(config, name) != FROM_MODEL}
-    return ModelConfig.preset("small", **given)
+    try:
+        return dataclasses.replace(model_config, **given)
+    except ModelConfigError as error:
+        raise ConfigError(f"parameter 'keyframe_stride': {error}") from None
 
 
 class WindowReconstructor:

@@ -206,6 +206,29 @@ def test_classical_method_needs_no_weights_and_reconstructs_the_window(make_pipe
     assert result.timings["cues"] > 0 and result.timings["model"] >= 0
 
 
+def test_classical_takes_the_keyframe_stride_the_config_gives(make_pipeline, kit, tiny_model, tmp_path):
+    """No weights tie `classical` to the checkpoint's layout: keyframe_stride=2 gives a keyframe every 2 frames
+    (the network keeps refusing it, test above); a stride that does not divide the window is refused by name."""
+    from dgslrm_ros.model.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "tiny", tiny_model)
+    assert tiny_model.config.keyframe_stride == 4
+    config = kit.config(checkpoint=str(tmp_path / "tiny"), method="classical", keyframe_stride=2)
+    model, _ = load_pipeline_model(config, torch.device("cpu"), lambda *_: None)
+    assert model.config.keyframe_stride == 2
+    assert model.config.window_frames == tiny_model.config.window_frames
+    pipeline = make_pipeline(model=model, method="classical", keyframe_stride=2)
+    assert pipeline.config.keyframe_stride == 2
+    window = run_windows(pipeline, kit, 10)[0]
+    result = pipeline.reconstruct(window)
+    frames = tiny_model.config.window_frames
+    assert result.deformable.means.shape[0] > 0 and np.isfinite(result.psnr)
+    assert sorted(set(result.unpruned.keyframe_index.tolist())) == list(range(0, frames, 2))
+    with pytest.raises(ConfigError, match="parameter 'keyframe_stride'.*divisible"):
+        load_pipeline_model(kit.config(checkpoint=str(tmp_path / "tiny"), method="classical", keyframe_stride=3),
+                            torch.device("cpu"), lambda *_: None)
+
+
 def test_refinement_runs_on_the_window_and_changes_the_gaussians(make_pipeline, kit, controlled):
     results = []
     for iters in (0, 1):
