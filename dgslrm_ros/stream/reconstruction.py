@@ -136,10 +136,16 @@ def with_given_layout(model_config: ModelConfig, config: PipelineConfig) -> Mode
     keyframe every 2 frames instead of 4, for twice the cue time (docs/results/keyframe_stride.md)."""
     given = {name: getattr(config, name) for name in ("window_frames", "keyframe_stride")
              if getattr(config, name) != FROM_MODEL}
+    window = given.get("window_frames", model_config.window_frames)
+    stride = given.get("keyframe_stride", model_config.keyframe_stride)
+    name = "window_frames" if "window_frames" in given else "keyframe_stride"  # the one the user set
+    if window % stride:
+        raise ConfigError(f"parameter '{name}': window_frames={window} is not a multiple of keyframe_stride={stride} "
+                          "(every space-time token covers keyframe_stride frames)")
     try:
         return dataclasses.replace(model_config, **given)
     except ModelConfigError as error:
-        raise ConfigError(f"parameter 'keyframe_stride': {error}") from None
+        raise ConfigError(f"parameter '{name}': {error}") from None
 
 
 class WindowReconstructor:

@@ -224,7 +224,8 @@ def test_classical_takes_the_keyframe_stride_the_config_gives(make_pipeline, kit
     frames = tiny_model.config.window_frames
     assert result.deformable.means.shape[0] > 0 and np.isfinite(result.psnr)
     assert sorted(set(result.unpruned.keyframe_index.tolist())) == list(range(0, frames, 2))
-    with pytest.raises(ConfigError, match="parameter 'keyframe_stride'.*divisible"):
+    with pytest.raises(ConfigError, match="parameter 'window_frames': window_frames=8 is not a multiple of "
+                                          "keyframe_stride=3"):
         load_pipeline_model(kit.config(checkpoint=str(tmp_path / "tiny"), method="classical", keyframe_stride=3),
                             torch.device("cpu"), lambda *_: None)
 
