@@ -80,8 +80,8 @@ SCENE_PRESETS: dict[str, SceneConfig] = {
     "dynamic": SceneConfig(static_probability=0.0, moving_probability=1.0, nonrigid_probability=0.5,
                            camera=CameraPathConfig(motion_blur_probability=0.0)),
     # `dynamic` with the camera travelling 0.4-1.6 m per 24-frame window (0.17-0.67 m/s at 10 fps): a walking
-    # robot or a hand-held camera. `dynamic`'s 0.05-0.5 m (the paper's cap) leaves a median track parallax of about 1 px at
-    # 64 px; a real hand-held clip has about 10 px (docs/results/parallax.md).
+    # robot or a hand-held camera. `dynamic`'s 0.05-0.5 m (the paper's cap) leaves a median track parallax of
+    # about 1 px at 64 px; a real hand-held clip has about 12 px (docs/results/parallax.md).
     "wide": SceneConfig(static_probability=0.0, moving_probability=1.0, nonrigid_probability=0.5,
                         camera=CameraPathConfig(motion_blur_probability=0.0, travel=(0.4, 1.6))),
     # Every object moves, about twice as far as in `dynamic`, and objects are larger: motion of a few

@@ -38,8 +38,8 @@ class PipelineConfig:
     renderer: str = parameter("auto", "Gaussian rasterizer backend (auto = gsplat on CUDA when installed, else torch)",
                               choices=("auto", "gsplat", "torch"))
     window_frames: int = parameter(FROM_MODEL, f"frames per reconstruction window (the model's T); {FROM_MODEL} = "
-                                   "the checkpoint's; with method network another value must equal it", minimum=2, maximum=256,
-                                   sentinel=FROM_MODEL)
+                                   "the checkpoint's; with method network another value must equal it", minimum=2,
+                                   maximum=256, sentinel=FROM_MODEL)
     window_stride: int = parameter(FROM_MODEL, f"frames between the starts of consecutive windows; {FROM_MODEL} = "
                                    "half the window (consecutive windows share half their frames, where tracks "
                                    "chain)", minimum=1, maximum=256, sentinel=FROM_MODEL)
