@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dgslrm_ros.core.device import resolve_device
+    from dgslrm_ros.data.scenes import scene_families
     from dgslrm_ros.evaluation.evaluate import evaluate_model, format_table, held_out_windows
     from dgslrm_ros.model.checkpoint import load_model, read_checkpoint_info
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         model.config = dataclasses.replace(model.config, image_size=args.image_size)
     scene_scale = args.scene_scale if args.scene_scale is not None else float(extra.get("scene_scale", 1.0))
     # a checkpoint trained on several families (comma-separated) is scored on the first one's windows
-    preset = args.scene_preset or extra.get("scene_preset", "default").split(",")[0].strip()
+    preset = args.scene_preset or scene_families(extra.get("scene_preset", "default"))[0]
     try:
         samples = held_out_windows(model.config, args.num_scenes, cache=args.cache, scene_preset=preset)
     except KeyError as error:  # unknown preset name

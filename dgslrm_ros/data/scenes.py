@@ -95,6 +95,12 @@ SCENE_PRESETS: dict[str, SceneConfig] = {
 }
 
 
+def scene_families(spec: str) -> tuple[str, ...]:
+    """The family names of a comma-separated `scene_preset` ("dynamic,wide"), in order: training interleaves
+    them, and the first one gives the held-out windows."""
+    return tuple(name.strip() for name in spec.split(","))
+
+
 def scene_preset(name: str) -> SceneConfig:
     if name not in SCENE_PRESETS:
         raise KeyError(f"unknown scene preset {name!r}; choose one of {sorted(SCENE_PRESETS)}")

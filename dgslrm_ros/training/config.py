@@ -123,7 +123,7 @@ class TrainConfig:
         if self.appearance_residuals not in APPEARANCE_RESIDUALS:
             raise TrainConfigError(f"TrainConfig.appearance_residuals: expected keep, on or off, got "
                                    f"{self.appearance_residuals!r}")
-        from dgslrm_ros.data.scenes import SCENE_PRESETS
+        from dgslrm_ros.data.scenes import SCENE_PRESETS  # data pulls in torch: not at import of the config
 
         unknown = [name for name in self.scene_families if name not in SCENE_PRESETS]
         if unknown or len(set(self.scene_families)) != len(self.scene_families):
@@ -133,7 +133,9 @@ class TrainConfig:
     @property
     def scene_families(self) -> tuple[str, ...]:
         """The scene families `scene_preset` names, in order (the first one gives the held-out windows)."""
-        return tuple(name.strip() for name in self.scene_preset.split(","))
+        from dgslrm_ros.data.scenes import scene_families
+
+        return scene_families(self.scene_preset)
 
     def model_config(self) -> ModelConfig:
         """The ModelConfig of a fresh run: the preset with this run's image size and window length."""
