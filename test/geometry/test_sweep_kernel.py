@@ -1,0 +1,103 @@
+"""The C cost volume of geometry/plane_sweep.py gives the torch formulation's costs, and so its depths."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dgslrm_ros.core.cameras import pixel_centers
+from dgslrm_ros.geometry import plane_sweep as sweep_module
+from dgslrm_ros.geometry.benchmark import benchmark_window
+from dgslrm_ros.geometry.plane_sweep import SweepConfig, plane_sweep
+
+pytestmark = pytest.mark.skipif(sweep_module._KERNEL is None, reason="the C sweep kernel was not built (no C "
+                                "compiler, or DGSLRM_NO_SWEEP_KERNEL set); the torch path is what runs then")
+
+
+def _reference_inputs(window: dict, reference: int, sources: list[int], config: SweepConfig):
+    """The arguments plane_sweep hands to _aggregated_cost for one reference frame."""
+    frames, K, world_T_cam = window["frames"], window["K"], window["world_T_cam"]
+    height, width = frames.shape[-2:]
+    pixels = torch.cat([pixel_centers(height, width), torch.ones(height, width, 1)], dim=-1).reshape(-1, 3)
+    rays = pixels @ torch.linalg.inv(K[reference]).t()
+    s_T_r = torch.linalg.inv(world_T_cam[sources]) @ world_T_cam[reference]
+    directions = rays @ (K[sources] @ s_T_r[:, :3, :3]).transpose(-1, -2)
+    offsets = (K[sources] @ s_T_r[:, :3, 3:])[..., 0]
+    depths = 1.0 / config.inverse_depths()
+    count = sweep_module._box_mean(torch.ones(1, 1, height, width), config.box, torch.ones(()))
+    return frames[reference], frames[sources], directions, offsets, depths, count
+
+
+def _strong_parallax_window(size: int = 48) -> dict:
+    """The benchmark window with a camera that also moves forward and turns: points leave the source
+    images and the nearest planes fall behind some cameras, so every masking branch is exercised."""
+    window = benchmark_window(size)
+    poses = window["world_T_cam"].clone()
+    t = poses.shape[0]
+    poses[:, 2, 3] = torch.linspace(0.0, 1.5, t)
+    angle = torch.linspace(-0.4, 0.4, t)
+    poses[:, 0, 0], poses[:, 0, 2], poses[:, 2, 0], poses[:, 2, 2] = angle.cos(), angle.sin(), -angle.sin(), angle.cos()
+    window["world_T_cam"] = poses
+    return window
+
+
+@pytest.mark.parametrize("box,best_fraction,num_sources", [(3, 0.5, 6), (1, 1.0, 1), (5, 0.3, 9)])
+def test_kernel_costs_match_the_torch_costs(box: int, best_fraction: float, num_sources: int) -> None:
+    window = _strong_parallax_window()
+    config = SweepConfig(box=box, best_fraction=best_fraction, max_sources=num_sources)
+    sources = sweep_module.select_sources(24, 7, num_sources)
+    inputs = _reference_inputs(window, 7, sources, config)
+    keep = max(1, math.ceil(len(sources) * best_fraction))
+    torch_cost = sweep_module._aggregated_cost_torch(*inputs, keep, box)
+    kernel_cost = sweep_module._aggregated_cost_kernel(*inputs, keep, box)
+    assert kernel_cost.shape == torch_cost.shape == (config.num_planes, 48 * 48)
+    unseen = torch_cost == 1.0  # no source sees the point at that plane
+    assert 0 < int(unseen.sum()) < unseen.numel() or num_sources == 1  # the masking was exercised
+    assert torch.equal(kernel_cost == 1.0, unseen)
+    # The same arithmetic in the same order: at most float rounding apart (equal where the CPU has FMA).
+    assert torch.allclose(kernel_cost, torch_cost, rtol=0.0, atol=1e-6)
+
+
+def test_plane_sweep_depths_match_with_and_without_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    window = _strong_parallax_window(64)
+    keyframes = [0, 6, 12, 18]
+    with_kernel = plane_sweep(window["frames"], window["K"], window["world_T_cam"], keyframes)
+    monkeypatch.setattr(sweep_module, "_KERNEL", None)
+    with_torch = plane_sweep(window["frames"], window["K"], window["world_T_cam"], keyframes)
+    same_depth = (with_kernel.depth == with_torch.depth).float().mean()
+    assert same_depth >= 0.999  # a winner may flip only where two planes tie to the last bit
+    assert torch.allclose(with_kernel.cost_min, with_torch.cost_min, rtol=0.0, atol=1e-6)
+    assert torch.allclose(with_kernel.confidence, with_torch.confidence, rtol=0.0, atol=1e-4)
+
+
+def test_kernel_splits_planes_over_threads_without_changing_them() -> None:
+    window = _strong_parallax_window()
+    config = SweepConfig()
+    sources = sweep_module.select_sources(24, 3, config.max_sources)
+    inputs = [x.contiguous().numpy() for x in _reference_inputs(window, 3, sources, config)]
+    outputs = []
+    for threads in (1, 3, 100):  # 100: more threads than planes, capped
+        out = torch.empty(config.num_planes, 48 * 48)
+        sweep_module._KERNEL.aggregated_cost(*inputs, len(sources), config.num_planes, 48, 48, config.box, 3,
+                                             out.numpy(), threads)
+        outputs.append(out)
+    assert torch.equal(outputs[0], outputs[1]) and torch.equal(outputs[0], outputs[2])
+
+
+def test_kernel_refuses_buffers_of_the_wrong_size() -> None:
+    window = _strong_parallax_window()
+    config = SweepConfig()
+    sources = sweep_module.select_sources(24, 3, config.max_sources)
+    inputs = [x.contiguous().numpy() for x in _reference_inputs(window, 3, sources, config)]
+    too_small = torch.empty(config.num_planes - 1, 48 * 48).numpy()
+    with pytest.raises(ValueError, match="out must hold"):
+        sweep_module._KERNEL.aggregated_cost(*inputs, len(sources), config.num_planes, 48, 48, config.box, 3,
+                                             too_small, 1)
+    with pytest.raises(ValueError, match="bad sizes"):
+        sweep_module._KERNEL.aggregated_cost(*inputs, len(sources), config.num_planes, 48, 48, 2, 3,
+                                             torch.empty(config.num_planes, 48 * 48).numpy(), 1)
+    doubles = [x.astype("float64") for x in inputs]
+    with pytest.raises(ValueError, match="float32"):
+        sweep_module._KERNEL.aggregated_cost(*doubles, len(sources), config.num_planes, 48, 48, config.box, 3,
+                                             torch.empty(config.num_planes, 48 * 48).numpy(), 1)
