@@ -12,10 +12,10 @@ PACKAGE = "dgslrm_ros"
 # optional: without a C compiler the build goes on and the same conversions run in numpy.
 FASTCOPY = Extension(f"{PACKAGE}.convert._fastcopy", sources=[f"{PACKAGE}/convert/_fastcopy.c"],
                      extra_compile_args=["-O3"], optional=True)
-# The plane sweep's cost volume on a CPU (dgslrm_ros/geometry/plane_sweep.py uses it); optional like the
-# one above: without it the sweep runs its torch code (the same costs to float rounding, 4-6x slower).
-SWEEP = Extension(f"{PACKAGE}.geometry._sweep", sources=[f"{PACKAGE}/geometry/_sweep.c"],
-                  extra_compile_args=["-O3", "-ffp-contract=off", "-pthread"], extra_link_args=["-pthread"], optional=True)
+# The geometry layer's CPU kernels (dgslrm_ros/geometry/cpu_kernels.py): the plane sweep's cost volume and
+# the static fit's sums; optional like the one above: without them the same computations run in torch.
+KERNELS = Extension(f"{PACKAGE}.geometry._kernels", sources=[f"{PACKAGE}/geometry/_kernels.c"],
+                  extra_compile_args=["-O3", "-ffp-contract=off", "-fno-math-errno", "-pthread"], extra_link_args=["-pthread"], optional=True)
 
 setup(
     name=PACKAGE,
@@ -29,7 +29,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/checkpoints/small", glob(f"{PACKAGE}/checkpoints/small/*")),
     ],
-    ext_modules=[FASTCOPY, SWEEP],
+    ext_modules=[FASTCOPY, KERNELS],
     python_requires=">=3.10",
     install_requires=[
         "numpy",

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-key=$(cat requirements.txt setup.py tools/bootstrap_venv.sh dgslrm_ros/convert/_fastcopy.c dgslrm_ros/geometry/_sweep.c | sha256sum | cut -c1-16)  # the C helper too: a changed one is rebuilt
+key=$(cat requirements.txt setup.py tools/bootstrap_venv.sh dgslrm_ros/convert/_fastcopy.c dgslrm_ros/geometry/_kernels.c | sha256sum | cut -c1-16)  # the C helper too: a changed one is rebuilt
 stamp="$VENV/.bootstrap-$key"
 if [[ -f "$stamp" ]]; then exit 0; fi
 echo "[bootstrap] installing into $VENV (one-off, about two minutes)"
@@ -24,11 +24,11 @@ fi
 # imported by the node (see setup.py extras "pose").
 "$VENV/bin/python" -m pip install -q "pycolmap==4.2.1" opencv-python-headless
 "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
-# The C helpers of dgslrm_ros/convert/fastcopy.py and geometry/plane_sweep.py next to their sources, where
+# The C helpers of dgslrm_ros/convert/fastcopy.py and geometry/cpu_kernels.py next to their sources, where
 # the editable install imports them from; optional: without a C compiler the conversions fall back to
 # numpy and the sweep to torch (slower, same results).
 "$VENV/bin/python" setup.py -q build_ext --inplace > /dev/null 2>&1 \
-  || echo "[bootstrap] no C compiler: PointCloud2/Image conversions run in numpy, the plane sweep in torch (see dgslrm bench)"
+  || echo "[bootstrap] no C compiler: PointCloud2/Image conversions run in numpy, the geometry cues in torch (see dgslrm bench)"
 rm -f "$VENV"/.bootstrap-*
 touch "$stamp"
 echo "[bootstrap] done"

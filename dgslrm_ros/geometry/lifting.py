@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from dgslrm_ros.core.cameras import camera_rays, safe_divisor
+from dgslrm_ros.geometry import cpu_kernels
 from dgslrm_ros.geometry.flow_tracks import Tracks2D
 
 
@@ -54,10 +55,9 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
     The band (+-`band` in inverse depth) forgives the sweep's depth error but not real motion: over the
     full depth range a near enough hypothesis explains almost any motion along the epipolar line (on
     synthetic windows the unbounded fit landed at 0.35 px residual and 70 % depth error). Accumulated
-    frame by frame: [D, Kf, H, W] sums instead of a [T, D, Kf, H, W] residual volume (half the time).
-    Each frame works on contiguous x / y / z planes, in place (test/geometry/test_lifting_reference.py
-    holds it to the straightforward per-point projection): [N, 3] @ [3, 3] products and interleaved
-    [..., 2] / [..., 3] tensors made the fit 2.5x slower on a CPU.
+    frame by frame: [D, Kf, H, W] sums instead of a [T, D, Kf, H, W] residual volume (half the time), on a
+    CPU by the C kernel (_static_fit_sums_kernel), elsewhere in torch (_static_fit_sums_torch);
+    test/geometry/test_lifting_reference.py holds both to the straightforward per-point projection.
     """
     kf, t, height, width = tracks.valid.shape
     kfi = keyframe_index.long()
@@ -67,20 +67,46 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
     factors = 1.0 + torch.linspace(-config.band, config.band, config.band_hypotheses, device=depth.device)
     inverse = factors[:, None, None, None] / depth[:, 0].clamp_min(1e-6)[None]  # [D, Kf, H, W]
     hypotheses = 1.0 / inverse
-    cap = config.residual_cap_px
-    total = torch.zeros_like(inverse)  # [D, Kf, H, W] residual sum
-    seen = torch.zeros_like(inverse, dtype=torch.int32)  # [D, Kf, H, W] frames counted (exact as float)
-    spread = torch.zeros(kf, height, width, device=depth.device)
-    x, y, z = (torch.empty_like(inverse) for _ in range(3))  # [D, Kf, H, W] work planes, reused per frame
-    valid = torch.empty_like(inverse, dtype=torch.bool)
-    positions = tracks.positions.movedim(-1, 0)  # [2, Kf, T, H, W] views
+    # A point o + h d lands at a + h b in frame n's homogeneous pixels: one small product per ray, not per
+    # hypothesis. a [T, 3, Kf], b [T, 3, Kf*H*W]
+    a_frames, b_frames = [], []
     for n in range(t):
-        # A point o + h d lands at a + h b in the frame's homogeneous pixels: one small product per ray,
-        # not per hypothesis.
         pixels_T_world = K[n] @ world_T_cam[n, :3, :3].t()
-        a = ((centres - world_T_cam[n, :3, 3]) @ pixels_T_world.t()).t()[..., None, None]  # [3, Kf, 1, 1]
-        b = (pixels_T_world @ dirs).reshape(3, kf, height, width)
-        for plane, a_c, b_c in ((x, a[0], b[0]), (y, a[1], b[1]), (z, a[2], b[2])):
+        a_frames.append(((centres - world_T_cam[n, :3, 3]) @ pixels_T_world.t()).t())
+        b_frames.append(pixels_T_world @ dirs)
+    sums = _static_fit_sums_kernel if cpu_kernels.runs_on(depth) else _static_fit_sums_torch
+    total, seen, spread = sums(hypotheses, torch.stack(a_frames), torch.stack(b_frames), tracks,
+                               config.residual_cap_px)
+    cost = total / seen.to(total.dtype).clamp_min(1)  # [D, Kf, H, W] mean residual of each hypothesis
+    best = cost.argmin(0)  # [Kf, H, W]
+    c0 = cost.gather(0, best[None])[0]
+    fitted = 1.0 / inverse.gather(0, best[None])[0]
+    spread = spread.clamp(max=1000.0)  # a band reaching the camera swings without bound (and overflows fp16 caches)
+    enough = tracks.valid.sum(1) >= config.min_track_frames  # [Kf, H, W]
+    zero = torch.zeros_like(c0)
+    return StaticFit(depth=fitted[:, None], residual=torch.where(enough, c0, zero)[:, None],
+                     parallax=torch.where(enough, spread, zero)[:, None])
+
+
+def _static_fit_sums_torch(hypotheses: Tensor, a: Tensor, b: Tensor, tracks: Tracks2D,
+                           cap: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Per hypothesis and keyframe pixel, over the frames: the capped residual sum [D, Kf, H, W], the frames
+    counted [D, Kf, H, W] (int32) and the band ends' largest spread [Kf, H, W] (px).
+
+    hypotheses [D, Kf, H, W] z-depths, a [T, 3, Kf], b [T, 3, Kf*H*W] (see static_fit). Accumulated frame by
+    frame on contiguous x / y / z planes, in place: [N, 3] @ [3, 3] products and interleaved [..., 2] /
+    [..., 3] tensors made the fit 2.5x slower on a CPU.
+    """
+    d, kf, height, width = hypotheses.shape
+    total = torch.zeros_like(hypotheses)  # [D, Kf, H, W] residual sum
+    seen = torch.zeros_like(hypotheses, dtype=torch.int32)  # [D, Kf, H, W] frames counted (exact as float)
+    spread = torch.zeros(kf, height, width, device=hypotheses.device)
+    x, y, z = (torch.empty_like(hypotheses) for _ in range(3))  # [D, Kf, H, W] work planes, reused per frame
+    valid = torch.empty_like(hypotheses, dtype=torch.bool)
+    positions = tracks.positions.movedim(-1, 0)  # [2, Kf, T, H, W] views
+    for n in range(a.shape[0]):
+        a_n, b_n = a[n][..., None, None], b[n].reshape(3, kf, height, width)
+        for plane, a_c, b_c in ((x, a_n[0], b_n[0]), (y, a_n[1], b_n[1]), (z, a_n[2], b_n[2])):
             torch.mul(hypotheses, b_c, out=plane).add_(a_c)
         tracked = tracks.valid[:, n]  # [Kf, H, W]
         # Parallax: how far the band's ends land apart in the track's frames (small: motion is unobservable).
@@ -94,15 +120,22 @@ def static_fit(tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index:
         residual = torch.hypot(x.sub_(positions[0, :, n]), y.div_(z).sub_(positions[1, :, n]), out=x)
         total += residual.nan_to_num_(cap).clamp_(max=cap).mul_(valid)  # finite >= 0: x 0 is 0
         seen += valid
-    cost = total / seen.to(total.dtype).clamp_min(1)  # [D, Kf, H, W] mean residual of each hypothesis
-    best = cost.argmin(0)  # [Kf, H, W]
-    c0 = cost.gather(0, best[None])[0]
-    fitted = 1.0 / inverse.gather(0, best[None])[0]
-    spread = spread.clamp(max=1000.0)  # a band reaching the camera swings without bound (and overflows fp16 caches)
-    enough = tracks.valid.sum(1) >= config.min_track_frames  # [Kf, H, W]
-    zero = torch.zeros_like(c0)
-    return StaticFit(depth=fitted[:, None], residual=torch.where(enough, c0, zero)[:, None],
-                     parallax=torch.where(enough, spread, zero)[:, None])
+    return total, seen, spread
+
+
+def _static_fit_sums_kernel(hypotheses: Tensor, a: Tensor, b: Tensor, tracks: Tracks2D,
+                            cap: float) -> tuple[Tensor, Tensor, Tensor]:
+    """_static_fit_sums_torch in one pass per keyframe pixel (geometry/_kernels.c), over torch's threads."""
+    d, kf, height, width = hypotheses.shape
+    t = a.shape[0]
+    total = torch.empty(d, kf, height, width)
+    seen = torch.empty(d, kf, height, width, dtype=torch.int32)
+    spread = torch.empty(kf, height, width)
+    inputs = [x.detach().contiguous().numpy() for x in (hypotheses.float(), a.float(), b.float(),
+                                                        tracks.positions.float(), tracks.valid.bool())]
+    cpu_kernels.KERNELS.static_fit_sums(*inputs, d, kf, t, height * width, float(cap), total.numpy(), seen.numpy(),
+                                        spread.numpy(), torch.get_num_threads())
+    return total, seen, spread
 
 
 def motion_gate(evidence: Tensor, config: LiftConfig = LiftConfig()) -> Tensor:

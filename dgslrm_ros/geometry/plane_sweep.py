@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import os
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dgslrm_ros.core.cameras import inside_image, pixel_centers, pixel_length
+from dgslrm_ros.geometry import cpu_kernels
 
 
 @dataclass(frozen=True)
@@ -144,30 +144,16 @@ def smallest(values: Tensor, keep: int) -> Tensor:
     return torch.stack(rows[:keep])
 
 
-def _load_kernel():
-    """The C cost volume (_sweep.c), or None where it was not built (no C compiler) or is switched off."""
-    if os.environ.get("DGSLRM_NO_SWEEP_KERNEL"):  # forces the torch path (tests compare the two)
-        return None
-    try:
-        from dgslrm_ros.geometry import _sweep
-    except ImportError:  # setup.py marks the extension optional
-        return None
-    return _sweep
-
-
-_KERNEL = _load_kernel()
-
-
 def _aggregated_cost(reference: Tensor, sources: Tensor, directions: Tensor, offsets: Tensor, depths: Tensor,
                      count: Tensor, keep: int, box: int) -> Tensor:
     """The robustly aggregated cost volume of one reference frame -> [D, HW] (1 where no source sees).
 
     reference [3, H, W], sources [S, 3, H, W], directions [S, HW, 3] and offsets [S, 3] (_source_uv),
-    depths [D], count [1, 1, H, W] (_box_mean's in-image counts). On a CPU with the C extension built
-    the kernel computes it in one pass, 4-6x faster; elsewhere the torch code below, to float rounding
-    the same (test/geometry/test_sweep_kernel.py).
+    depths [D], count [1, 1, H, W] (_box_mean's in-image counts). On a CPU with the C kernels built
+    (geometry/cpu_kernels.py) it is computed in one pass, about 3x faster at 64 px; elsewhere by the torch
+    code below, the same to float rounding (test/geometry/test_cpu_kernels.py).
     """
-    if _KERNEL is not None and reference.device.type == "cpu":
+    if cpu_kernels.runs_on(reference):
         return _aggregated_cost_kernel(reference, sources, directions, offsets, depths, count, keep, box)
     return _aggregated_cost_torch(reference, sources, directions, offsets, depths, count, keep, box)
 
@@ -178,8 +164,8 @@ def _aggregated_cost_kernel(reference: Tensor, sources: Tensor, directions: Tens
     num_sources, num_planes = sources.shape[0], depths.numel()
     out = torch.empty(num_planes, height * width)
     arrays = [x.detach().contiguous().float().numpy() for x in (reference, sources, directions, offsets, depths, count)]
-    _KERNEL.aggregated_cost(*arrays, num_sources, num_planes, height, width, box, keep, out.numpy(),
-                            torch.get_num_threads())  # the planes split over torch's threads
+    cpu_kernels.KERNELS.aggregated_cost(*arrays, num_sources, num_planes, height, width, box, keep, out.numpy(),
+                                        torch.get_num_threads())  # the planes split over torch's threads
     return out
 
 

@@ -1,4 +1,5 @@
-"""The C cost volume of geometry/plane_sweep.py gives the torch formulation's costs, and so its depths."""
+"""The C kernels of the geometry layer (geometry/cpu_kernels.py) give their torch formulations' results:
+the plane sweep's costs and depths, the static fit's sums and fit."""
 from __future__ import annotations
 
 import math
@@ -7,12 +8,14 @@ import pytest
 import torch
 
 from dgslrm_ros.core.cameras import pixel_centers
+from dgslrm_ros.geometry import cpu_kernels, lifting
 from dgslrm_ros.geometry import plane_sweep as sweep_module
 from dgslrm_ros.geometry.benchmark import benchmark_window
+from dgslrm_ros.geometry.flow_tracks import Tracks2D, chain_tracks
 from dgslrm_ros.geometry.plane_sweep import SweepConfig, plane_sweep
 
-pytestmark = pytest.mark.skipif(sweep_module._KERNEL is None, reason="the C sweep kernel was not built (no C "
-                                "compiler, or DGSLRM_NO_SWEEP_KERNEL set); the torch path is what runs then")
+pytestmark = pytest.mark.skipif(cpu_kernels.KERNELS is None, reason="the C kernels were not built (no C compiler, "
+                                "or DGSLRM_NO_GEOMETRY_KERNELS set); the torch paths are what runs then")
 
 
 def _reference_inputs(window: dict, reference: int, sources: list[int], config: SweepConfig):
@@ -63,7 +66,7 @@ def test_plane_sweep_depths_match_with_and_without_the_kernel(monkeypatch: pytes
     window = _strong_parallax_window(64)
     keyframes = [0, 6, 12, 18]
     with_kernel = plane_sweep(window["frames"], window["K"], window["world_T_cam"], keyframes)
-    monkeypatch.setattr(sweep_module, "_KERNEL", None)
+    monkeypatch.setattr(cpu_kernels, "KERNELS", None)
     with_torch = plane_sweep(window["frames"], window["K"], window["world_T_cam"], keyframes)
     same_depth = (with_kernel.depth == with_torch.depth).float().mean()
     assert same_depth >= 0.999  # a winner may flip only where two planes tie to the last bit
@@ -79,7 +82,7 @@ def test_kernel_splits_planes_over_threads_without_changing_them() -> None:
     outputs = []
     for threads in (1, 3, 100):  # 100: more threads than planes, capped
         out = torch.empty(config.num_planes, 48 * 48)
-        sweep_module._KERNEL.aggregated_cost(*inputs, len(sources), config.num_planes, 48, 48, config.box, 3,
+        cpu_kernels.KERNELS.aggregated_cost(*inputs, len(sources), config.num_planes, 48, 48, config.box, 3,
                                              out.numpy(), threads)
         outputs.append(out)
     assert torch.equal(outputs[0], outputs[1]) and torch.equal(outputs[0], outputs[2])
@@ -92,12 +95,63 @@ def test_kernel_refuses_buffers_of_the_wrong_size() -> None:
     inputs = [x.contiguous().numpy() for x in _reference_inputs(window, 3, sources, config)]
     too_small = torch.empty(config.num_planes - 1, 48 * 48).numpy()
     with pytest.raises(ValueError, match="out must hold"):
-        sweep_module._KERNEL.aggregated_cost(*inputs, len(sources), config.num_planes, 48, 48, config.box, 3,
+        cpu_kernels.KERNELS.aggregated_cost(*inputs, len(sources), config.num_planes, 48, 48, config.box, 3,
                                              too_small, 1)
     with pytest.raises(ValueError, match="bad sizes"):
-        sweep_module._KERNEL.aggregated_cost(*inputs, len(sources), config.num_planes, 48, 48, 2, 3,
+        cpu_kernels.KERNELS.aggregated_cost(*inputs, len(sources), config.num_planes, 48, 48, 2, 3,
                                              torch.empty(config.num_planes, 48 * 48).numpy(), 1)
     doubles = [x.astype("float64") for x in inputs]
     with pytest.raises(ValueError, match="float32"):
-        sweep_module._KERNEL.aggregated_cost(*doubles, len(sources), config.num_planes, 48, 48, config.box, 3,
+        cpu_kernels.KERNELS.aggregated_cost(*doubles, len(sources), config.num_planes, 48, 48, config.box, 3,
                                              torch.empty(config.num_planes, 48 * 48).numpy(), 1)
+
+
+def _random_fit_inputs(seed: int = 0):
+    """Static-fit inputs that reach every branch: points behind some cameras, a denominator near zero,
+    lost tracks (NaN positions), residuals above the cap."""
+    generator = torch.Generator().manual_seed(seed)
+    d, kf, t, height, width = 9, 3, 7, 20, 30
+    hypotheses = 0.2 + 3.0 * torch.rand(d, kf, height, width, generator=generator)
+    a = torch.randn(t, 3, kf, generator=generator) * 5.0
+    b = torch.randn(t, 3, kf * height * width, generator=generator) * 20.0
+    b[:, 2] = b[:, 2].abs() * 0.05 + 0.2 * torch.randn(t, kf * height * width, generator=generator)  # some z < 0
+    a[2, 2] = 0.0
+    b[2, 2, :50] = 0.0  # z exactly 0 in frame 2
+    positions = torch.rand(kf, t, height, width, 2, generator=generator) * 40.0
+    valid = torch.rand(kf, t, height, width, generator=generator) > 0.2
+    positions[~valid] = float("nan")
+    tracks = Tracks2D(positions=positions, valid=valid, error=torch.zeros(kf, t, height, width))
+    return hypotheses, a, b, tracks
+
+
+def test_static_fit_sums_kernel_matches_the_torch_sums() -> None:
+    hypotheses, a, b, tracks = _random_fit_inputs()
+    torch_sums = lifting._static_fit_sums_torch(hypotheses, a, b, tracks, 8.0)
+    kernel_sums = lifting._static_fit_sums_kernel(hypotheses, a, b, tracks, 8.0)
+    total, seen, spread = torch_sums
+    assert 0 < int((seen == 0).sum()) and int((total / seen.clamp_min(1) >= 8.0).sum()) > 0  # branches reached
+    assert 0 < int((spread == 0).sum()) < spread.numel()
+    for mine, theirs in zip(kernel_sums, torch_sums):
+        assert mine.dtype == theirs.dtype and mine.shape == theirs.shape
+        assert torch.allclose(mine.double(), theirs.double(), rtol=1e-6, atol=1e-5)
+    threads = torch.get_num_threads()
+    try:  # the pixels split over more threads than there are chunks: the same sums
+        torch.set_num_threads(5)
+        split = lifting._static_fit_sums_kernel(hypotheses, a, b, tracks, 8.0)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(x, y) for x, y in zip(split, kernel_sums))
+
+
+def test_static_fit_is_the_same_with_and_without_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    window = _strong_parallax_window(48)
+    keyframes = torch.tensor([0, 8, 16])
+    depth = plane_sweep(window["frames"], window["K"], window["world_T_cam"], keyframes).depth
+    tracks = chain_tracks(window["frames"], keyframes)
+    with_kernel = lifting.static_fit(tracks, window["K"], window["world_T_cam"], keyframes, depth)
+    monkeypatch.setattr(cpu_kernels, "KERNELS", None)
+    with_torch = lifting.static_fit(tracks, window["K"], window["world_T_cam"], keyframes, depth)
+    assert float(with_torch.residual.max()) > 0  # the tracks disagree with a still scene somewhere
+    assert (with_kernel.depth == with_torch.depth).float().mean() >= 0.999  # a tie may flip a hypothesis
+    assert torch.allclose(with_kernel.residual, with_torch.residual, rtol=1e-5, atol=1e-4)
+    assert torch.allclose(with_kernel.parallax, with_torch.parallax, rtol=1e-5, atol=1e-4)

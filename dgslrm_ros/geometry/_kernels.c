@@ -1,17 +1,17 @@
-/* The plane sweep's cost volume on a CPU in one pass: the C extension behind geometry/plane_sweep.py.
+/* The geometry layer's CPU kernels (geometry/cpu_kernels.py): the plane sweep's cost volume and the
+ * static fit's per-frame sums, each in one pass.
  *
- * The torch formulation (plane_sweep._aggregated_cost_torch, which CUDA and machines without a C
- * compiler run) makes about 25 passes over [D, H, W] tensors per source frame: project, divide, scale
- * to grid_sample's range, sample three channels, subtract, abs, mean, box sums, range tests, mask. On a
- * CPU that is memory traffic, not arithmetic: 60-80 ms per 64 px keyframe. Here each hypothesis plane
- * is swept once per source with everything kept in registers, the box sums run on one row buffer, and
- * the robust aggregation (mean of the `keep` lowest finite costs over the sources) is done per pixel.
- * The arithmetic follows the torch code operation by operation (torch's CPU grid_sample: unnormalise
- * (g + 1) * W / 2 - 0.5, clamp to the border, bilinear weights s*e, s*w, n*e, n*w), with floating-point
- * contraction off, so the two agree to float rounding (test/geometry/test_sweep_kernel.py).
+ * Both replace chains of small elementwise torch ops that are memory traffic, not arithmetic, on a CPU
+ * (the sweep: about 25 passes over [D, H, W] tensors per source frame, 60-80 ms per 64 px keyframe).
+ * Their torch formulations stay (plane_sweep._aggregated_cost_torch, lifting._static_fit_sums_torch):
+ * CUDA and machines without a C compiler run them. The arithmetic here follows them operation by
+ * operation, with floating-point contraction off except where torch's own CPU kernel fuses (grid_sample's
+ * corner sum), so the two agree to float rounding and, on this x86-64 machine, to the bit
+ * (test/geometry/test_cpu_kernels.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <pthread.h>
@@ -183,17 +183,123 @@ static int dg_aggregated_cost_threads(const dg_job *whole, int64_t num_planes, i
     return status;
 }
 
+/* ---- The static fit's sums (lifting.static_fit): per keyframe pixel i and band hypothesis h, over the frames
+ * n, the capped reprojection residual of its track, the frames counted, and the band ends' spread. ---- */
+
+/* hypot as glibc computes a float one: the squares and their sum in double, one rounding at the end */
+DG_INLINE float dg_hypot(float x, float y) { return (float)sqrt((double)x * (double)x + (double)y * (double)y); }
+
+typedef struct {
+    const float *hypotheses; /* [D, N] z-depths, N = Kf * HW */
+    const float *a;          /* [T, 3, Kf] per frame: where the keyframe's camera centre lands (homogeneous px) */
+    const float *b;          /* [T, 3, N] per frame: the pixel ray's direction there */
+    const float *positions;  /* [Kf, T, HW, 2] the track (px) */
+    const uint8_t *valid;    /* [Kf, T, HW] tracked */
+    int64_t num_hypotheses, num_keyframes, num_frames, hw, first, end; /* pixels [first, end) of N */
+    float cap;
+    float *total;  /* [D, N] */
+    int32_t *seen; /* [D, N] */
+    float *spread; /* [N] */
+} dg_fit_job;
+
+enum { DG_MAX_HYPOTHESES = 64 };
+
+enum { DG_FIT_CHUNK = 256 }; /* pixels of one keyframe worked on together: the inner loops run over them */
+
+DG_CLONES static void dg_static_fit_sums(const dg_fit_job *job) {
+    const int64_t d_count = job->num_hypotheses, kf = job->num_keyframes, t = job->num_frames, hw = job->hw;
+    const int64_t n_all = kf * hw;
+    const float cap = job->cap;
+    float total[DG_MAX_HYPOTHESES][DG_FIT_CHUNK], spread[DG_FIT_CHUNK], ends_u[2][DG_FIT_CHUNK], ends_v[2][DG_FIT_CHUNK];
+    int32_t seen[DG_MAX_HYPOTHESES][DG_FIT_CHUNK];
+    uint8_t behind[DG_FIT_CHUNK];
+    float track_u[DG_FIT_CHUNK], track_v[DG_FIT_CHUNK];
+    for (int64_t i0 = job->first; i0 < job->end;) {
+        const int64_t k = i0 / hw, p0 = i0 % hw;
+        int64_t len = job->end - i0;
+        len = len < DG_FIT_CHUNK ? len : DG_FIT_CHUNK;
+        len = len < hw - p0 ? len : hw - p0; /* a chunk stays inside one keyframe */
+        for (int64_t h = 0; h < d_count; ++h)
+            for (int64_t j = 0; j < len; ++j) { total[h][j] = 0.0f; seen[h][j] = 0; }
+        for (int64_t j = 0; j < len; ++j) spread[j] = 0.0f;
+        for (int64_t n = 0; n < t; ++n) {
+            const float *bx = job->b + n * 3 * n_all + i0, *by = bx + n_all, *bz = by + n_all;
+            const float *an = job->a + n * 3 * kf;
+            const float ax = an[k], ay = an[kf + k], az = an[2 * kf + k];
+            const uint8_t *tracked = job->valid + (k * t + n) * hw + p0;
+            const float *pos = job->positions + ((k * t + n) * hw + p0) * 2;
+            for (int64_t j = 0; j < len; ++j) { track_u[j] = pos[2 * j]; track_v[j] = pos[2 * j + 1]; }
+            /* the band's ends: how far apart they land (NaN behind the camera, then 0) */
+            for (int64_t j = 0; j < len; ++j) behind[j] = 0;
+            for (int e = 0; e < 2; ++e) {
+                const float *hyp = job->hypotheses + (e ? d_count - 1 : 0) * n_all + i0;
+                for (int64_t j = 0; j < len; ++j) {
+                    const float x = hyp[j] * bx[j] + ax, y = hyp[j] * by[j] + ay, z = hyp[j] * bz[j] + az;
+                    const float safe = fabsf(z) < 1e-12f ? 1e-12f : z;
+                    ends_u[e][j] = x / safe;
+                    ends_v[e][j] = y / safe;
+                    behind[j] |= (uint8_t)!(z > 1e-6f);
+                }
+            }
+            for (int64_t j = 0; j < len; ++j) {
+                float apart = dg_hypot(ends_u[0][j] - ends_u[1][j], ends_v[0][j] - ends_v[1][j]);
+                apart = behind[j] ? 0.0f : apart; /* NaN -> 0 (nan_to_num) */
+                apart = apart != apart ? 0.0f : (apart > FLT_MAX ? FLT_MAX : apart);
+                apart = apart * (tracked[j] ? 1.0f : 0.0f);
+                spread[j] = spread[j] > apart ? spread[j] : apart;
+            }
+            for (int64_t h = 0; h < d_count; ++h) {
+                const float *hyp = job->hypotheses + h * n_all + i0;
+                float *tot = total[h];
+                int32_t *cnt = seen[h];
+                for (int64_t j = 0; j < len; ++j) {
+                    const float x = hyp[j] * bx[j] + ax, y = hyp[j] * by[j] + ay, z = hyp[j] * bz[j] + az;
+                    const float u = x / z, v = y / z;
+                    const int32_t counted = (z > 1e-6f) & (tracked[j] != 0) & (fabsf(u) < INFINITY);
+                    float r = dg_hypot(u - track_u[j], v - track_v[j]);
+                    r = (r != r) | (r > cap) ? cap : r; /* nan_to_num(cap), clamp(max=cap) */
+                    tot[j] = tot[j] + r * (float)counted;
+                    cnt[j] += counted;
+                }
+            }
+        }
+        for (int64_t h = 0; h < d_count; ++h) {
+            for (int64_t j = 0; j < len; ++j) {
+                job->total[h * n_all + i0 + j] = total[h][j];
+                job->seen[h * n_all + i0 + j] = seen[h][j];
+            }
+        }
+        for (int64_t j = 0; j < len; ++j) job->spread[i0 + j] = spread[j];
+        i0 += len;
+    }
+}
+
+static void *dg_fit_run(void *arg) {
+    dg_static_fit_sums(arg);
+    return NULL;
+}
+
 /* ---- The Python module: argument checks, then the kernel with the GIL released. ---- */
 
-static int dg_take(PyObject *obj, Py_buffer *view, Py_ssize_t floats, int writable, const char *name) {
+/* Take a C-contiguous buffer of `count` items of struct format `format` (f: float32, i: int32, B: one-byte
+ * bool); writable where asked. On failure the Python error is set and -1 returned. */
+static int dg_take_typed(PyObject *obj, Py_buffer *view, Py_ssize_t count, char format, int writable, const char *name) {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
-    if (view->itemsize != 4 || !view->format || view->format[0] != 'f' || view->len != floats * 4) {
-        PyErr_Format(PyExc_ValueError, "_sweep: %s must hold %zd float32 values, got %zd bytes of '%s'", name, floats,
-                     view->len, view->format ? view->format : "?");
+    const char *f = view->format ? view->format : "B";
+    const char got = f[0] == '<' || f[0] == '=' || f[0] == '@' ? f[1] : f[0];
+    const int same = format == 'B' ? (got == '?' || got == 'B' || got == 'b') && view->itemsize == 1
+                                   : got == format && view->itemsize == 4;
+    if (!same || view->len != count * view->itemsize) {
+        PyErr_Format(PyExc_ValueError, "_kernels: %s must hold %zd %s values, got %zd bytes of '%s'", name, count,
+                     format == 'f' ? "float32" : format == 'i' ? "int32" : "bool", view->len, f);
         PyBuffer_Release(view);
         return -1;
     }
     return 0;
+}
+
+static int dg_take(PyObject *obj, Py_buffer *view, Py_ssize_t floats, int writable, const char *name) {
+    return dg_take_typed(obj, view, floats, 'f', writable, name);
 }
 
 /* aggregated_cost(ref, sources, directions, offsets, depths, count, S, D, H, W, box, keep, out, threads):
@@ -208,7 +314,7 @@ static PyObject *py_aggregated_cost(PyObject *self, PyObject *args) {
         return NULL;
     if (num_sources < 1 || num_planes < 1 || height < 1 || width < 1 || box < 1 || box % 2 == 0 || keep < 1 ||
         keep > num_sources || height * width > (1LL << 30)) {
-        PyErr_Format(PyExc_ValueError, "_sweep.aggregated_cost: bad sizes S=%lld D=%lld H=%lld W=%lld box=%lld keep=%lld",
+        PyErr_Format(PyExc_ValueError, "_kernels.aggregated_cost: bad sizes S=%lld D=%lld H=%lld W=%lld box=%lld keep=%lld",
                      num_sources, num_planes, height, width, box, keep);
         return NULL;
     }
@@ -234,14 +340,68 @@ static PyObject *py_aggregated_cost(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* static_fit_sums(hypotheses, a, b, positions, valid, D, Kf, T, HW, cap, total, seen, spread, threads):
+ * hypotheses [D, N], a [T, 3, Kf], b [T, 3, N], positions [Kf, T, HW, 2] float32, valid [Kf, T, HW] bool
+ * (one byte each); out total [D, N] float32, seen [D, N] int32, spread [N] float32; N = Kf * HW. */
+static PyObject *py_static_fit_sums(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *objs[8];
+    long long d_count, kf, t, hw, threads;
+    float cap;
+    if (!PyArg_ParseTuple(args, "OOOOOLLLLfOOOL", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &d_count, &kf, &t,
+                          &hw, &cap, &objs[5], &objs[6], &objs[7], &threads))
+        return NULL;
+    if (d_count < 2 || d_count > DG_MAX_HYPOTHESES || kf < 1 || t < 1 || hw < 1 || kf * hw > (1LL << 30) ||
+        kf * t * hw > (1LL << 34)) {
+        PyErr_Format(PyExc_ValueError, "_kernels.static_fit_sums: bad sizes D=%lld Kf=%lld T=%lld HW=%lld", d_count, kf,
+                     t, hw);
+        return NULL;
+    }
+    const Py_ssize_t n_all = (Py_ssize_t)(kf * hw);
+    const Py_ssize_t counts[8] = {d_count * n_all, t * 3 * kf, t * 3 * n_all, kf * t * hw * 2, kf * t * hw,
+                                  d_count * n_all, d_count * n_all, n_all};
+    const char *formats = "ffffBfif"; /* B: bool bytes (numpy's '?') */
+    const char *names[8] = {"hypotheses", "a", "b", "positions", "valid", "total", "seen", "spread"};
+    Py_buffer v[8];
+    for (int i = 0; i < 8; ++i) {
+        if (dg_take_typed(objs[i], &v[i], counts[i], formats[i], i >= 5, names[i])) {
+            for (int j = 0; j < i; ++j) PyBuffer_Release(&v[j]);
+            return NULL;
+        }
+    }
+    enum { MAX_THREADS = 64 };
+    dg_fit_job jobs[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
+    threads = threads > n_all ? n_all : threads;
+    Py_BEGIN_ALLOW_THREADS
+    for (long long i = 0; i < threads; ++i) {
+        jobs[i] = (dg_fit_job){v[0].buf, v[1].buf, v[2].buf, v[3].buf, v[4].buf, d_count, kf, t, hw,
+                               n_all * i / threads, n_all * (i + 1) / threads, cap, v[5].buf, v[6].buf, v[7].buf};
+    }
+    for (long long i = 1; i < threads; ++i) started[i] = pthread_create(&ids[i], NULL, dg_fit_run, &jobs[i]) == 0;
+    dg_static_fit_sums(&jobs[0]);
+    for (long long i = 1; i < threads; ++i) {
+        if (started[i]) pthread_join(ids[i], NULL);
+        else dg_static_fit_sums(&jobs[i]);
+    }
+    Py_END_ALLOW_THREADS
+    for (int i = 0; i < 8; ++i) PyBuffer_Release(&v[i]);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef dg_methods[] = {
     {"aggregated_cost", py_aggregated_cost, METH_VARARGS,
      "aggregated_cost(ref, sources, directions, offsets, depths, count, S, D, H, W, box, keep, out, threads): the sweep's "
      "aggregated cost volume [D, HW] (geometry/plane_sweep.py)"},
+    {"static_fit_sums", py_static_fit_sums, METH_VARARGS,
+     "static_fit_sums(hypotheses, a, b, positions, valid, D, Kf, T, HW, cap, total, seen, spread, threads): the "
+     "static fit's residual sums, frame counts and band spread (geometry/lifting.py)"},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef dg_module = {PyModuleDef_HEAD_INIT, "_sweep", "The plane sweep's cost volume on a CPU "
-                                       "(geometry/plane_sweep.py)", -1, dg_methods, NULL, NULL, NULL, NULL};
+static struct PyModuleDef dg_module = {PyModuleDef_HEAD_INIT, "_kernels", "The geometry layer's CPU kernels "
+                                       "(geometry/cpu_kernels.py)", -1, dg_methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__sweep(void) { return PyModule_Create(&dg_module); }
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&dg_module); }
