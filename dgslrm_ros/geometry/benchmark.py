@@ -9,6 +9,7 @@ import time
 
 import torch
 
+from dgslrm_ros.geometry import cpu_kernels
 from dgslrm_ros.geometry.cues import CueConfig
 from dgslrm_ros.geometry.flow_tracks import chain_tracks, pairwise_flow
 from dgslrm_ros.geometry.lifting import lift_tracks, motion_gate, static_fit
@@ -31,7 +32,8 @@ def benchmark_window(size: int, frames: int = 24, device: str = "cpu") -> dict[s
 
 
 def run_geometry_benchmark(device: str = "cpu", quick: bool = False) -> list[dict]:
-    """Rows: image size, ms per window for each cue stage and in total."""
+    """Rows: image size, which code ran the sweep and static fit (`C` kernels or `torch`), ms per window
+    for each cue stage and in total."""
     config = CueConfig()
     rows = []
     for size in ((64,) if quick else (64, 128)):
@@ -62,7 +64,7 @@ def run_geometry_benchmark(device: str = "cpu", quick: bool = False) -> list[dic
             stages["total"] = sum(stages.values())
             for name, seconds in stages.items():
                 timings.setdefault(name, []).append(seconds)
-        row = {"size_px": size}
+        row = {"size_px": size, "kernels": "C" if cpu_kernels.runs_on(window["frames"]) else "torch"}
         row.update({f"{name}_ms": 1e3 * min(values) for name, values in timings.items()})
         rows.append(row)
     return rows

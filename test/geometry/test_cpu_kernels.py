@@ -155,3 +155,13 @@ def test_static_fit_is_the_same_with_and_without_the_kernels(monkeypatch: pytest
     assert (with_kernel.depth == with_torch.depth).float().mean() >= 0.999  # a tie may flip a hypothesis
     assert torch.allclose(with_kernel.residual, with_torch.residual, rtol=1e-5, atol=1e-4)
     assert torch.allclose(with_kernel.parallax, with_torch.parallax, rtol=1e-5, atol=1e-4)
+
+
+def test_geometry_benchmark_says_which_code_it_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dgslrm_ros.geometry.benchmark import run_geometry_benchmark
+
+    (row,) = run_geometry_benchmark(quick=True)
+    assert row["kernels"] == "C" and row["sweep_ms"] > 0 and row["total_ms"] >= row["sweep_ms"] + row["fit_ms"]
+    monkeypatch.setattr(cpu_kernels, "KERNELS", None)
+    (row,) = run_geometry_benchmark(quick=True)
+    assert row["kernels"] == "torch"
