@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dgslrm_ros.core.shapes import broadcast_shape
+
 
 def _check_matrix(name: str, tensor: Tensor, size: int) -> None:
     if not isinstance(tensor, Tensor) or tensor.dim() < 2 or tuple(tensor.shape[-2:]) != (size, size):
@@ -41,7 +43,7 @@ def camera_rays(K: Tensor, world_T_cam: Tensor, height: int, width: int) -> tupl
     """
     _check_matrix("K", K, 3)
     _check_matrix("world_T_cam", world_T_cam, 4)
-    batch = torch.broadcast_shapes(K.shape[:-2], world_T_cam.shape[:-2])
+    batch = broadcast_shape(K.shape[:-2], world_T_cam.shape[:-2])
     dtype = torch.promote_types(K.dtype, world_T_cam.dtype)
     K = K.to(dtype).expand(*batch, 3, 3)
     world_T_cam = world_T_cam.to(dtype).expand(*batch, 4, 4)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from dgslrm_ros.core.rotations import matrix_to_quat, quat_to_matrix, slerp
+from dgslrm_ros.core.shapes import broadcast_shape
 
 
 def _check_poses(name: str, poses: Tensor) -> None:
@@ -36,7 +37,7 @@ def pose_from_translation_quat(translation: Tensor, quat: Tensor) -> Tensor:
             f"pose_from_translation_quat: expected translation [..., 3] and quat [..., 4] (wxyz), "
             f"got {tuple(translation.shape)} and {tuple(quat.shape)}"
         )
-    batch = torch.broadcast_shapes(translation.shape[:-1], quat.shape[:-1])
+    batch = broadcast_shape(translation.shape[:-1], quat.shape[:-1])
     dtype = torch.promote_types(translation.dtype, quat.dtype)
     out = torch.zeros(*batch, 4, 4, dtype=dtype, device=translation.device)
     out[..., :3, :3] = quat_to_matrix(quat.to(dtype))
