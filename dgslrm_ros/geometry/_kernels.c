@@ -140,6 +140,27 @@ DG_CLONES static int dg_aggregated_cost(const float *ref, const float *sources, 
     return 0;
 }
 
+/* ---- Threads: each kernel splits its work into `count` jobs (count <= DG_MAX_THREADS) of `size` bytes each,
+ * run(jobs[0]) here and the others on their own threads (inline where no thread can be had). ---- */
+enum { DG_MAX_THREADS = 64 };
+
+static int64_t dg_thread_count(int64_t requested, int64_t work_items) {
+    int64_t n = requested < 1 ? 1 : requested > DG_MAX_THREADS ? DG_MAX_THREADS : requested;
+    return n > work_items ? work_items : n;
+}
+
+static void dg_run_jobs(void *(*run)(void *), void *jobs, size_t size, int64_t count) {
+    pthread_t ids[DG_MAX_THREADS];
+    int started[DG_MAX_THREADS] = {0};
+    char *job = jobs;
+    for (int64_t i = 1; i < count; ++i) started[i] = pthread_create(&ids[i], NULL, run, job + i * size) == 0;
+    run(job);
+    for (int64_t i = 1; i < count; ++i) {
+        if (started[i]) pthread_join(ids[i], NULL);
+        else run(job + i * size);
+    }
+}
+
 /* The planes split over threads (the node's torch runs on all cores; one thread here would leave the
  * others idle during the sweep). */
 typedef struct {
@@ -158,28 +179,16 @@ static void *dg_run(void *arg) {
 }
 
 static int dg_aggregated_cost_threads(const dg_job *whole, int64_t num_planes, int64_t threads) {
-    enum { MAX_THREADS = 64 };
-    dg_job jobs[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
-    threads = threads > num_planes ? num_planes : threads;
+    dg_job jobs[DG_MAX_THREADS];
+    threads = dg_thread_count(threads, num_planes);
     for (int64_t i = 0; i < threads; ++i) {
         jobs[i] = *whole;
         jobs[i].first_plane = num_planes * i / threads;
         jobs[i].end_plane = num_planes * (i + 1) / threads;
     }
-    for (int64_t i = 1; i < threads; ++i) started[i] = pthread_create(&ids[i], NULL, dg_run, &jobs[i]) == 0;
-    dg_run(&jobs[0]);
-    int status = jobs[0].status;
-    for (int64_t i = 1; i < threads; ++i) {
-        if (started[i]) {
-            pthread_join(ids[i], NULL);
-        } else {
-            dg_run(&jobs[i]); /* no thread to be had: do its planes here */
-        }
-        status |= jobs[i].status;
-    }
+    dg_run_jobs(dg_run, jobs, sizeof(dg_job), threads);
+    int status = 0;
+    for (int64_t i = 0; i < threads; ++i) status |= jobs[i].status;
     return status;
 }
 
@@ -369,23 +378,14 @@ static PyObject *py_static_fit_sums(PyObject *self, PyObject *args) {
             return NULL;
         }
     }
-    enum { MAX_THREADS = 64 };
-    dg_fit_job jobs[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
-    threads = threads > n_all ? n_all : threads;
+    dg_fit_job jobs[DG_MAX_THREADS];
+    threads = dg_thread_count(threads, n_all);
     Py_BEGIN_ALLOW_THREADS
     for (long long i = 0; i < threads; ++i) {
         jobs[i] = (dg_fit_job){v[0].buf, v[1].buf, v[2].buf, v[3].buf, v[4].buf, d_count, kf, t, hw,
                                n_all * i / threads, n_all * (i + 1) / threads, cap, v[5].buf, v[6].buf, v[7].buf};
     }
-    for (long long i = 1; i < threads; ++i) started[i] = pthread_create(&ids[i], NULL, dg_fit_run, &jobs[i]) == 0;
-    dg_static_fit_sums(&jobs[0]);
-    for (long long i = 1; i < threads; ++i) {
-        if (started[i]) pthread_join(ids[i], NULL);
-        else dg_static_fit_sums(&jobs[i]);
-    }
+    dg_run_jobs(dg_fit_run, jobs, sizeof(dg_fit_job), threads);
     Py_END_ALLOW_THREADS
     for (int i = 0; i < 8; ++i) PyBuffer_Release(&v[i]);
     Py_RETURN_NONE;
