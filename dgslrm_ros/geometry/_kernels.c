@@ -65,8 +65,7 @@ DG_INLINE void dg_plane_sad(const float *ref, const float *src, const float *dir
             const float v0 = fmaf(kse * s0[d], se, fmaf(ks * s0[c], sw, fmaf(ke * s0[b], ne, s0[a] * nw)));
             const float v1 = fmaf(kse * s1[d], se, fmaf(ks * s1[c], sw, fmaf(ke * s1[b], ne, s1[a] * nw)));
             const float v2 = fmaf(kse * s2[d], se, fmaf(ks * s2[c], sw, fmaf(ke * s2[b], ne, s2[a] * nw)));
-            out[px] = (fabsf(v0 - ref[p]) + fabsf(v1 - ref[p + hw])) + fabsf(v2 - ref[p + 2 * hw]);
-            out[px] = out[px] / 3.0f;
+            out[px] = ((fabsf(v0 - ref[p]) + fabsf(v1 - ref[p + hw])) + fabsf(v2 - ref[p + 2 * hw])) / 3.0f;
         }
     }
 }
