@@ -171,9 +171,13 @@ class DGSLRM(nn.Module):
 
 
 def window_cues(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor) -> GeometryCues:
-    """Classical cues of every window of a batch: frames [B, T, 3, H, W] ... -> GeometryCues [B, Kf, ...]."""
-    return GeometryCues.stack([compute_cues(frames[b], K[b], world_T_cam[b], keyframe_index)
-                               for b in range(frames.shape[0])])
+    """Classical cues of every window of a batch: frames [B, T, 3, H, W] ... -> GeometryCues [B, Kf, ...].
+
+    Always fp32 and without autograd, also inside a caller's autocast (a bf16 training step on CUDA): the
+    cue cache and the node compute them in fp32, and the network must see the same cues it runs on."""
+    with torch.no_grad(), torch.autocast(device_type=frames.device.type, enabled=False):
+        return GeometryCues.stack([compute_cues(frames[b].float(), K[b].float(), world_T_cam[b].float(), keyframe_index)
+                                   for b in range(frames.shape[0])])
 
 
 def _expect(name: str, tensor: Tensor, dims: int, hint: str, shape: tuple[int, ...] | None = None) -> None:

@@ -244,6 +244,22 @@ def test_bf16_autocast_keeps_float32_outputs(tiny_model, tiny_window):
     assert torch.allclose(p.depth, reference.depth, rtol=0.05)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cues_are_computed_in_float32_inside_a_bf16_autocast(tiny_window):
+    """A bf16 training step on CUDA computes missing cues inside its autocast; the cache and the node compute
+    them in fp32, so the network must get the fp32 cues there too. (CPU autocast leaves the cues' ops in
+    fp32 anyway, so only CUDA can tell.)"""
+    window = {name: value.cuda() for name, value in tiny_window.items()}
+    keyframes = torch.arange(0, window["frames"].shape[1], 4, device="cuda")
+    args = (window["frames"], window["K"], window["world_T_cam"], keyframes)
+    plain = window_cues(*args)
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+        inside = window_cues(*args)
+    assert inside.channels().dtype == torch.float32
+    assert torch.allclose(inside.channels(), plain.channels(), atol=1e-5, rtol=0)
+
+
 def test_timestamps_are_an_input(tiny_model, tiny_window):
     # Same frames, different timing inside the window: the time channel must reach the output.
     stamps = tiny_window["timestamps"].clone()
