@@ -104,6 +104,8 @@ class TrainConfig:
                                   "(dynamic,wide), are interleaved window by window; the first one's held-out "
                                   "windows are the evaluation set")
     train_scenes: int = parameter(0, "size of the training scene pool (per family); 0 = a new scene for every sample")
+    first_window: int = parameter(0, "first training seed of each family: the pool starts here, so a run can go on "
+                                  "to windows that earlier runs (pools 0 .. N-1) never saw")
     cue_cache: str = parameter("", "folder caching each training window with its classical cues (geometry-primed "
                                "models; computed once, fp16); with several scene families one subfolder per "
                                "family (<folder>/<family>); empty = none")
@@ -115,8 +117,10 @@ class TrainConfig:
             raise TrainConfigError(f"TrainConfig: steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
         if not self.lr > 0 or self.grad_clip <= 0:
             raise TrainConfigError(f"TrainConfig: lr and grad_clip must be > 0, got {self.lr}, {self.grad_clip}")
-        if min(self.workers, self.eval_every, self.checkpoint_every, self.train_scenes, self.stop_after) < 0:
-            raise TrainConfigError("TrainConfig: workers, eval_every, checkpoint_every, train_scenes, stop_after must be >= 0")
+        if min(self.workers, self.eval_every, self.checkpoint_every, self.train_scenes, self.stop_after,
+               self.first_window) < 0:
+            raise TrainConfigError("TrainConfig: workers, eval_every, checkpoint_every, train_scenes, stop_after, "
+                                   "first_window must be >= 0")
         if self.pixel_refiner < -1:
             raise TrainConfigError(f"TrainConfig.pixel_refiner: expected -1 (keep), 0 (none) or hidden channels > 0, "
                                    f"got {self.pixel_refiner}")

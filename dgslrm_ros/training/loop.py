@@ -69,11 +69,11 @@ def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Datas
     """Training windows (index -> training seed; several families interleaved, each with its cue cache) and
     the fixed held-out windows (evaluation seeds) of the first family."""
     families = config.scene_families
-    num_samples = config.train_scenes or EVAL_SEED_START - TRAIN_SEED_START
+    num_samples = config.train_scenes or EVAL_SEED_START - TRAIN_SEED_START - config.first_window
     parts: list[Dataset] = []
     for family in families:
         part: Dataset = SyntheticWindowDataset(dataset_config(model_config, family), num_samples=num_samples,
-                                               split="train")
+                                               split="train", seed_offset=config.first_window)
         if config.cue_cache and model_config.geometry_primed:
             folder = Path(config.cue_cache) if len(families) == 1 else Path(config.cue_cache) / family
             part = CuedWindowDataset(part, folder, config.scene_scale)

@@ -109,3 +109,22 @@ def test_two_scene_families_are_interleaved_each_with_its_own_cache(tmp_path):
     for bad in ("simple,simpel", "simple,simple"):
         with pytest.raises(TrainConfigError, match="scene_preset"):
             TrainConfig(scene_preset=bad)
+
+
+def test_first_window_moves_the_pool_to_unseen_seeds(tmp_path):
+    """`first_window=N`: the pool of every family starts at seed N (windows an earlier pool 0 .. N-1 never
+    had), and the cache files keep the seeds' names, so an earlier run's cache is not reused for them."""
+    from dgslrm_ros.training.config import TrainConfig, TrainConfigError
+    from dgslrm_ros.training.loop import make_datasets
+
+    model_config = ModelConfig.preset("tiny", image_size=16)
+    config = TrainConfig(preset="tiny", image_size=16, train_scenes=2, first_window=5, scene_preset="simple,static",
+                         cue_cache=str(tmp_path / "cues"), out=str(tmp_path / "run"))
+    train_set, _ = make_datasets(config, model_config)
+    later = SyntheticWindowDataset(dataset_config(model_config, "static"), num_samples=7, split="train")
+    assert torch.equal(train_set[3].frames, later[6].frames)  # item 1 of the second family = seed 5 + 1
+    assert not torch.equal(train_set[3].frames, later[1].frames)
+    assert (tmp_path / "cues" / "static" / "window_00000006.safetensors").is_file()
+    assert not (tmp_path / "cues" / "static" / "window_00000001.safetensors").exists()
+    with pytest.raises(TrainConfigError, match="first_window"):
+        TrainConfig(first_window=-1)
