@@ -108,7 +108,8 @@ class TrainConfig:
                                   "to windows that earlier runs (pools 0 .. N-1) never saw")
     cue_cache: str = parameter("", "folder caching each training window with its classical cues (geometry-primed "
                                "models; computed once, fp16); with several scene families one subfolder per "
-                               "family (<folder>/<family>); empty = none")
+                               "family (<folder>/<family>); empty = computed in the data workers every time, "
+                               "kept nowhere (fresh windows that are read once)")
     progress: bool = parameter(True, "the tqdm bar (off: log files only)")
     loss: LossConfig = field(default_factory=LossConfig)
 

@@ -32,14 +32,21 @@ def sample_cues(sample: WindowSample, scene_scale: float) -> GeometryCues:
 
 
 class CuedWindowDataset(Dataset):
-    """Wraps a dataset of WindowSamples (with `seed(i)`); adds the cues, caching sample + cues per seed."""
+    """Wraps a dataset of WindowSamples (with `seed(i)`); adds the cues, caching sample + cues per seed.
 
-    def __init__(self, base: Dataset, cache_dir: str | Path, scene_scale: float = 1.0):
+    `cache_dir=None` computes them in the data worker every time and keeps nothing: for runs on fresh
+    windows that are never read twice (a GPU run's windows would fill its disk), with the same fp16
+    rounding that a cached read gives."""
+
+    def __init__(self, base: Dataset, cache_dir: str | Path | None, scene_scale: float = 1.0):
         self.base = base
         self.scene_scale = scene_scale
-        self.cache_dir = Path(cache_dir)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         config = getattr(base, "config", None)
+        self.config = config
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        if self.cache_dir is None:
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
         # The cue settings belong to the key: cues cached by another sweep or flow setting would train the
         # network on inputs the node never gives it.
         meta = {"dataset": config.to_dict() if config is not None else None, "scene_scale": scene_scale,
@@ -51,7 +58,6 @@ class CuedWindowDataset(Dataset):
                                  f"cue settings; use an empty folder for this one")
         else:
             meta_path.write_text(json.dumps(meta, indent=2))
-        self.config = config
 
     def __len__(self) -> int:
         return len(self.base)
@@ -60,8 +66,8 @@ class CuedWindowDataset(Dataset):
         return self.base.seed(index) if hasattr(self.base, "seed") else index
 
     def __getitem__(self, index: int) -> WindowSample:
-        path = self.cache_dir / f"window_{self.seed(index):08d}.safetensors"
-        if path.is_file():
+        path = None if self.cache_dir is None else self.cache_dir / f"window_{self.seed(index):08d}.safetensors"
+        if path is not None and path.is_file():
             try:
                 return _cued(load_file(str(path)))
             except (SafetensorError, OSError, KeyError):
@@ -69,9 +75,10 @@ class CuedWindowDataset(Dataset):
         sample = self.base[index]
         with torch.no_grad():
             tensors = sample.to_tensors() | sample_cues(sample, self.scene_scale).as_tensors(CUE_PREFIX)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path)
+        if path is not None:
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            save_file(tensors, str(tmp))
+            os.replace(tmp, path)
         return _cued(tensors)  # what a later read gives (fp16-rounded cues), from the first epoch on
 
 

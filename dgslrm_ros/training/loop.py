@@ -74,8 +74,9 @@ def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Datas
     for family in families:
         part: Dataset = SyntheticWindowDataset(dataset_config(model_config, family), num_samples=num_samples,
                                                split="train", seed_offset=config.first_window)
-        if config.cue_cache and model_config.geometry_primed:
-            folder = Path(config.cue_cache) if len(families) == 1 else Path(config.cue_cache) / family
+        if model_config.geometry_primed:  # the cues in the data workers, cached where a folder is given
+            folder = None if not config.cue_cache else \
+                Path(config.cue_cache) if len(families) == 1 else Path(config.cue_cache) / family
             part = CuedWindowDataset(part, folder, config.scene_scale)
         parts.append(part)
     train_set = parts[0] if len(parts) == 1 else InterleavedDataset(parts)

@@ -76,6 +76,27 @@ def test_training_feeds_the_cached_cues_to_the_model(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cues").glob("window_*.safetensors"))) == 4  # 2 steps x 2 windows, each cached
 
 
+def test_without_a_cache_folder_the_workers_compute_the_cues_and_keep_nothing(tmp_path, monkeypatch):
+    """No --cue-cache: every window's cues are computed where the window is made (the data workers, in
+    parallel), rounded as a cached read would be, and nothing is written (fresh windows read once)."""
+    import dgslrm_ros.model.dgslrm as dgslrm_module
+    from dgslrm_ros.training.config import LossConfig
+    from dgslrm_ros.training.loop import TrainConfig, train
+
+    base = SyntheticWindowDataset(dataset_config(ModelConfig.preset("tiny"), "simple"), num_samples=1, split="train")
+    cached, uncached = CuedWindowDataset(base, tmp_path / "cache")[0], CuedWindowDataset(base, None)[0]
+    for field in dataclasses.fields(GeometryCues):
+        assert torch.equal(getattr(uncached.cues, field.name), getattr(cached.cues, field.name)), field.name
+
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(preset="tiny", image_size=16, steps=2, out=str(tmp_path / "run"), batch_size=2, warmup_steps=1,
+                         eval_every=0, checkpoint_every=0, workers=0, device="cpu", progress=False,
+                         scene_preset="simple", loss=LossConfig(perceptual="none"))
+    monkeypatch.setattr(dgslrm_module, "window_cues", lambda *a: pytest.fail("the model computed the batch's cues"))
+    assert len(train(config).history) == 2
+    assert [path.parent for path in tmp_path.rglob("window_*.safetensors")] == [tmp_path / "cache"]  # the one above
+
+
 def test_two_scene_families_are_interleaved_each_with_its_own_cache(tmp_path):
     """`scene_preset="simple,static"`: even items are the first family's windows, odd ones the second's, in seed
     order, each cached (and keyed) in its family's subfolder; the held-out windows are the first family's."""
