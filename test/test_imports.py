@@ -4,9 +4,6 @@ Run in a fresh interpreter per case so modules imported by other tests can't hid
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 ROS_FREE = [
@@ -18,48 +15,37 @@ ROS_FREE = [
 ]
 
 
-def _loaded_after(code: str) -> set[str]:
-    code += "\nimport sys; print(' '.join(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return set(out.stdout.split())
-
-
-def _loaded_after_import(module: str) -> set[str]:
-    return _loaded_after(f"import importlib; importlib.import_module({module!r})")
+def _importing(*modules: str) -> str:
+    return "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules)
 
 
 @pytest.mark.parametrize("module", ROS_FREE)
-def test_core_layers_load_no_rclpy_and_no_ros_messages(module):
-    loaded = _loaded_after_import(module)
+def test_core_layers_load_no_rclpy_and_no_ros_messages(module, modules_loaded_after):
+    loaded = modules_loaded_after(_importing(module))
     offenders = {m for m in loaded if m.split(".")[0] in {"rclpy", "sensor_msgs", "geometry_msgs", "rosidl_runtime_py"}}
     assert not offenders, f"{module} pulled in {sorted(offenders)}"
 
 
 @pytest.mark.parametrize("module", ["dgslrm_ros.render", "dgslrm_ros.model.dgslrm", "dgslrm_ros.stream.pipeline"])
-def test_renderer_does_not_load_gsplat_until_the_gsplat_backend_runs(module):
-    assert not {m for m in _loaded_after_import(module) if m.split(".")[0] == "gsplat"}
+def test_renderer_does_not_load_gsplat_until_the_gsplat_backend_runs(module, modules_loaded_after):
+    assert not {m for m in modules_loaded_after(_importing(module)) if m.split(".")[0] == "gsplat"}
 
 
-def test_cli_help_is_instant_and_loads_no_torch():
-    loaded = _loaded_after("from dgslrm_ros.cli.main import build_parser; build_parser().parse_args(['bench'])")
+def test_cli_help_is_instant_and_loads_no_torch(modules_loaded_after):
+    loaded = modules_loaded_after("from dgslrm_ros.cli.main import build_parser; build_parser().parse_args(['bench'])")
     assert "torch" not in loaded and "rclpy" not in loaded
 
 
-def _loaded_after_imports(modules: list[str]) -> set[str]:
-    return _loaded_after("import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in modules))
-
-
-def test_viewer_loads_no_rclpy_and_no_viser_until_it_serves():
+def test_viewer_loads_no_rclpy_and_no_viser_until_it_serves(modules_loaded_after):
     """The viewer's scene and sources are testable without ROS or viser (one interpreter for both checks)."""
-    loaded = _loaded_after_imports(["dgslrm_ros.viewer.scene", "dgslrm_ros.viewer.sources", "dgslrm_ros.cli.view"])
+    loaded = modules_loaded_after(_importing("dgslrm_ros.viewer.scene", "dgslrm_ros.viewer.sources", "dgslrm_ros.cli.view"))
     offenders = {m for m in loaded if m.split(".")[0] in {"rclpy", "sensor_msgs", "geometry_msgs", "viser"}}
     assert not offenders, sorted(offenders)
 
 
-def test_node_runs_without_viser():
+def test_node_runs_without_viser(modules_loaded_after):
     """viser is an optional extra: the node's modules never load it."""
-    loaded = _loaded_after_imports(["dgslrm_ros.ros.node", "dgslrm_ros.ros.main"])
+    loaded = modules_loaded_after(_importing("dgslrm_ros.ros.node", "dgslrm_ros.ros.main"))
     assert not {m for m in loaded if m.split(".")[0] == "viser"}
 
 

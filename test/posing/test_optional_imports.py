@@ -1,16 +1,6 @@
 """The posing extras (pycolmap, OpenCV) stay optional: the node, the CLI's help and the posing
 modules themselves load neither until a pose actually runs."""
-import subprocess
-import sys
-
 import pytest
-
-
-def _loaded_after(code: str) -> set[str]:
-    code += "\nimport sys; print(' '.join(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return {m.split(".")[0] for m in out.stdout.split()}
 
 
 @pytest.mark.parametrize("code, extras", [
@@ -19,5 +9,5 @@ def _loaded_after(code: str) -> set[str]:
      {"pycolmap", "cv2"}),
     ("import dgslrm_ros.posing.posed_bag, dgslrm_ros.posing.colmap, dgslrm_ros.posing.frames", {"pycolmap", "cv2"}),
 ])
-def test_posing_extras_load_only_when_posing_runs(code, extras):
-    assert not _loaded_after(code) & extras
+def test_posing_extras_load_only_when_posing_runs(code, extras, modules_loaded_after):
+    assert not {m.split(".")[0] for m in modules_loaded_after(code)} & extras
