@@ -97,7 +97,7 @@ def _static_fit_sums_torch(hypotheses: Tensor, a: Tensor, b: Tensor, tracks: Tra
     frame on contiguous x / y / z planes, in place: [N, 3] @ [3, 3] products and interleaved [..., 2] /
     [..., 3] tensors made the fit 2.5x slower on a CPU.
     """
-    d, kf, height, width = hypotheses.shape
+    _, kf, height, width = hypotheses.shape
     total = torch.zeros_like(hypotheses)  # [D, Kf, H, W] residual sum
     seen = torch.zeros_like(hypotheses, dtype=torch.int32)  # [D, Kf, H, W] frames counted (exact as float)
     spread = torch.zeros(kf, height, width, device=hypotheses.device)
