@@ -171,12 +171,13 @@ def _aggregated_cost_kernel(reference: Tensor, sources: Tensor, directions: Tens
 
 def _aggregated_cost_torch(reference: Tensor, sources: Tensor, directions: Tensor, offsets: Tensor,
                            depths: Tensor, count: Tensor, keep: int, box: int) -> Tensor:
+    """The torch path of _aggregated_cost; depths [D] (planes) or [D, HW] (a depth per pixel) -> [D, HW]."""
     height, width = reference.shape[-2:]
-    d = depths.numel()
+    d = depths.shape[0]
     to_grid = torch.tensor([2.0 / width, 2.0 / height], device=reference.device)  # pixels -> grid_sample's [-1, 1]
     cost = torch.empty(sources.shape[0], d, height * width, device=reference.device)  # inf where the point leaves
     for j in range(sources.shape[0]):
-        uv, z = _source_uv(depths[:, None, None], directions[j], offsets[j])  # [D, HW, 2], [D, HW]
+        uv, z = _source_uv(depths.reshape(d, -1, 1), directions[j], offsets[j])  # [D, HW, 2], [D, HW]
         warped = F.grid_sample(sources[j:j + 1].expand(d, -1, -1, -1), (uv * to_grid - 1.0).reshape(d, height, width, 2),
                                mode="bilinear", padding_mode="border", align_corners=False)  # [D, 3, H, W]
         sad = (warped - reference[None]).abs().mean(dim=1, keepdim=True)  # [D, 1, H, W]
@@ -220,10 +221,7 @@ def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
         if not sources:  # a single-frame window: nothing to compare with
             results.append(_unobservable(height, width, device))
             continue
-        rays = pixels @ torch.linalg.inv(K[r]).t()  # [HW, 3] camera-r rays with z = 1
-        s_T_r = cam_T_world[sources] @ world_T_cam[r]  # [S, 4, 4]
-        directions = rays @ (K[sources] @ s_T_r[:, :3, :3]).transpose(-1, -2)  # [S, HW, 3]
-        offsets = (K[sources] @ s_T_r[:, :3, 3:])[..., 0]  # [S, 3]
+        directions, offsets = _source_homographies(pixels, K, world_T_cam, cam_T_world, r, sources)
         keep = max(1, math.ceil(len(sources) * config.best_fraction))
         agg = _aggregated_cost(frames[r], frames[sources], directions, offsets, depths.view(-1), count, keep,
                                config.box).reshape(d, height, width)  # [D, H, W]
@@ -237,6 +235,50 @@ def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
         results.append(_pick(agg, winner, inv, local_step.reshape(height, width), config))
     result = SweepResult(*(torch.stack(parts) for parts in zip(*results)))
     return _far_end_prior(result, config) if config.far_end_prior else result
+
+
+def _source_homographies(pixels: Tensor, K: Tensor, world_T_cam: Tensor, cam_T_world: Tensor, reference: int,
+                         sources: list[int]) -> tuple[Tensor, Tensor]:
+    """_source_uv's per-pixel vectors of one reference frame: pixels [HW, 3] (homogeneous centres), K [T, 3, 3],
+    world_T_cam and its inverse [T, 4, 4] -> directions [S, HW, 3], offsets [S, 3]."""
+    rays = pixels @ torch.linalg.inv(K[reference]).t()  # [HW, 3] reference-camera rays with z = 1
+    s_T_r = cam_T_world[sources] @ world_T_cam[reference]  # [S, 4, 4]
+    directions = rays @ (K[sources] @ s_T_r[:, :3, :3]).transpose(-1, -2)  # [S, HW, 3]
+    offsets = (K[sources] @ s_T_r[:, :3, 3:])[..., 0]  # [S, 3]
+    return directions, offsets
+
+
+def photometric_cost(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index: Tensor | list[int],
+                     depth: Tensor, config: SweepConfig = SweepConfig()) -> Tensor:
+    """The sweep's matching cost of a given depth map: how well the window's frames agree with it.
+
+    The same sources, box SAD and best-part aggregation as plane_sweep, at one depth per pixel instead of
+    the planes, so a depth from elsewhere (the network's) is scored on the sweep's own scale. frames
+    [T, 3, H, W], K [T, 3, 3], world_T_cam [T, 4, 4], reference_index [R], depth [R, 1, H, W] z-depth ->
+    [R, 1, H, W] (1, the worst, where no source sees the point or the window has one frame).
+    """
+    t, _, height, width = frames.shape
+    refs = [int(r) for r in (reference_index.tolist() if isinstance(reference_index, Tensor) else reference_index)]
+    if depth.shape != (len(refs), 1, height, width):
+        raise ValueError(f"photometric_cost: expected depth [R={len(refs)}, 1, {height}, {width}], got "
+                         f"{tuple(depth.shape)}")
+    frames, K, world_T_cam, device = frames.float(), K.float(), world_T_cam.float(), frames.device
+    pixels = torch.cat([pixel_centers(height, width, device=device), torch.ones(height, width, 1, device=device)],
+                       dim=-1).reshape(-1, 3)  # [HW, 3]
+    count = _box_mean(torch.ones(1, 1, height, width, device=device), config.box, torch.ones((), device=device))
+    cam_T_world = torch.linalg.inv(world_T_cam)
+    costs = []
+    for i, r in enumerate(refs):
+        sources = select_sources(t, r, config.max_sources) if t > 1 else []
+        if not sources:
+            costs.append(torch.ones(1, height, width, device=device))
+            continue
+        directions, offsets = _source_homographies(pixels, K, world_T_cam, cam_T_world, r, sources)
+        keep = max(1, math.ceil(len(sources) * config.best_fraction))
+        cost = _aggregated_cost_torch(frames[r], frames[sources], directions, offsets, depth[i].float().reshape(1, -1),
+                                      count, keep, config.box)  # [1, HW]
+        costs.append(cost.reshape(1, height, width))
+    return torch.stack(costs)
 
 
 def _far_end_prior(result: SweepResult, config: SweepConfig) -> SweepResult:

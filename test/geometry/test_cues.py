@@ -7,35 +7,19 @@
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import pytest
 import torch
 
 from dgslrm_ros.core.cameras import project_points
-from dgslrm_ros.data.dataset import make_window_sample
 from dgslrm_ros.data.sample import WindowSample
-from dgslrm_ros.data.dataset import dataset_config
 from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues, compute_cues
 from dgslrm_ros.geometry.flow_tracks import Tracks2D, chain_tracks
 from dgslrm_ros.geometry.lifting import lift_tracks
 from dgslrm_ros.geometry.plane_sweep import SweepConfig, plane_sweep
-from dgslrm_ros.model.config import ModelConfig
 
 SIZE, FRAMES = 48, 12
-
-
-@functools.lru_cache(maxsize=4)
-def _window(preset: str, min_travel: float) -> WindowSample:
-    """The first held-out window of a scene family whose camera travels at least `min_travel` m."""
-    config = dataset_config(ModelConfig.preset("tiny", image_size=SIZE, window_frames=FRAMES), preset)
-    for seed in range(1_000_000, 1_000_040):
-        batch, _ = make_window_sample(seed, config).add_batch_dim().normalized(1.0)
-        positions = batch.world_T_cam[0, :, :3, 3]
-        if float((positions - positions[0]).norm(dim=-1).max()) >= min_travel:
-            return batch.map(lambda t: t[0])
-    raise AssertionError(f"no {preset} window with {min_travel} m of camera travel in 40 seeds")
 
 
 def _gt_tracks(window: WindowSample) -> torch.Tensor:
@@ -46,8 +30,8 @@ def _gt_tracks(window: WindowSample) -> torch.Tensor:
                         .reshape(kf, SIZE, SIZE, 2) for n in range(t)], dim=1)
 
 
-def test_sweep_recovers_raycast_depth_of_a_translating_static_window() -> None:
-    window = _window("static", 0.25)
+def test_sweep_recovers_raycast_depth_of_a_translating_static_window(scene_window) -> None:
+    window = scene_window("static", 0.25)
     keyframes = window.keyframe_index
     result = plane_sweep(window.frames, window.K, window.world_T_cam, keyframes)
     gt = window.depth[keyframes]
@@ -61,16 +45,16 @@ def test_sweep_recovers_raycast_depth_of_a_translating_static_window() -> None:
         assert float(((result.depth - gt).abs() / gt)[unconfident].median()) > float(absrel.median())
 
 
-def test_sweep_has_no_confidence_without_baseline() -> None:
-    window = _window("static", 0.25)
+def test_sweep_has_no_confidence_without_baseline(scene_window) -> None:
+    window = scene_window("static", 0.25)
     still = window.world_T_cam[:1].expand(FRAMES, 4, 4).clone()  # every frame from the first pose
     frames = window.frames[:1].expand(FRAMES, 3, SIZE, SIZE).clone()
     result = plane_sweep(frames, window.K, still, window.keyframe_index)
     assert float(result.confidence.max()) == 0.0
 
 
-def test_chained_flow_follows_ground_truth_2d_motion() -> None:
-    window = _window("dynamic", 0.15)
+def test_chained_flow_follows_ground_truth_2d_motion(scene_window) -> None:
+    window = scene_window("dynamic", 0.15)
     tracks = chain_tracks(window.frames, window.keyframe_index)
     gt = _gt_tracks(window)
     scored = tracks.valid & window.keyframe_visible
@@ -109,17 +93,17 @@ def test_lifting_reproduces_rigid_motion_parallel_to_the_image() -> None:
     assert float(offsets.abs().max()) > 0.05  # it really moved
 
 
-def test_camera_motion_alone_flags_no_pixel_as_moving() -> None:
-    window = _window("static", 0.25)
+def test_camera_motion_alone_flags_no_pixel_as_moving(scene_window) -> None:
+    window = scene_window("static", 0.25)
     cues = compute_cues(window.frames, window.K, window.world_T_cam, window.keyframe_index)
     assert float((cues.gate > 0.5).float().mean()) < 0.02
-    dynamic = _window("dynamic", 0.15)
+    dynamic = scene_window("dynamic", 0.15)
     moving_cues = compute_cues(dynamic.frames, dynamic.K, dynamic.world_T_cam, dynamic.keyframe_index)
     assert float((moving_cues.gate > 0.5).float().mean()) > float((cues.gate > 0.5).float().mean())
 
 
-def test_cues_round_trip_through_the_cache_layout() -> None:
-    window = _window("static", 0.25)
+def test_cues_round_trip_through_the_cache_layout(scene_window) -> None:
+    window = scene_window("static", 0.25)
     cues = compute_cues(window.frames, window.K, window.world_T_cam, window.keyframe_index)
     back = GeometryCues.from_tensors(cues.as_tensors())
     assert torch.equal(back.depth, cues.depth) and torch.equal(back.lifted, cues.lifted)
