@@ -43,6 +43,11 @@ def footprint_scales(depth: Tensor, keyframe_K: Tensor, scale_max: float) -> Ten
     return scales.expand(*depth.shape[:-3], 3, *depth.shape[-2:]).contiguous()
 
 
+def classical_depth(cues: GeometryCues, near: float, far: float) -> Tensor:
+    """[..., Kf, 1, H, W] the cues' depth inside the model's [near, far]: what `classical` draws with."""
+    return cues.depth.float().clamp(near, far)
+
+
 def classical_fields(cues: GeometryCues, keyframe_rgb: Tensor, keyframe_K: Tensor, near: float, far: float,
                      scale_max: float) -> dict[str, Tensor]:
     """Gaussian fields of every keyframe pixel (leading dims [..., Kf] shared by all inputs).
@@ -51,7 +56,7 @@ def classical_fields(cues: GeometryCues, keyframe_rgb: Tensor, keyframe_K: Tenso
     same leading dims. -> depth, colors, quats, scales, opacities [..., Kf, C, H, W], offsets
     [..., Kf, T, 3, H, W], gate [..., Kf, 1, H, W].
     """
-    depth = cues.depth.float().clamp(near, far)
+    depth = classical_depth(cues, near, far)
     quats = torch.zeros(*depth.shape[:-3], 4, *depth.shape[-2:], device=depth.device)
     quats[..., 0, :, :] = 1.0
     return dict(

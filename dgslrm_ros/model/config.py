@@ -52,6 +52,9 @@ class ModelConfig:
     # (its footprint-sized scale there), see model/heads.activate
     pixel_refiner: int = 0  # geometry-primed: hidden channels of the per-pixel convolutional refiner of the depth and
     # gate residuals (model/refiner.py); 0 = none, the residuals are the per-token head's alone
+    depth_check: bool = True  # geometry-primed, at inference (eval mode) only: the depth residual is dropped where it
+    # makes the window's frames disagree much more than the sweep's depth (geometry/depth_check.py); training sees
+    # the residual everywhere
 
     def __post_init__(self) -> None:
         for name in ("image_size", "window_frames", "keyframe_stride", "patch_size", "width", "layers", "heads"):
@@ -67,6 +70,8 @@ class ModelConfig:
                                    f"{CUE_CHANNELS} or appearance_residuals=True")
         if not isinstance(self.pixel_refiner, int) or isinstance(self.pixel_refiner, bool) or self.pixel_refiner < 0:
             raise ModelConfigError(f"ModelConfig.pixel_refiner: expected an integer >= 0, got {self.pixel_refiner!r}")
+        if not isinstance(self.depth_check, bool):
+            raise ModelConfigError(f"ModelConfig.depth_check: expected true or false, got {self.depth_check!r}")
         if self.pixel_refiner and not self.geometry_primed:
             raise ModelConfigError("ModelConfig.pixel_refiner refines the depth and gate residuals on the classical "
                                    f"cues, which only a geometry-primed model has; set cue_channels={CUE_CHANNELS} "
@@ -139,7 +144,7 @@ class ModelConfig:
 
     def preset_name(self) -> str:
         """The preset whose architecture this is (resolution may differ), or "custom"."""
-        ignored = {"image_size", "appearance_residuals"}  # neither changes the weights
+        ignored = {"image_size", "appearance_residuals", "depth_check"}  # none changes the weights
         mine = {k: v for k, v in self.to_dict().items() if k not in ignored}
         for name, preset in PRESETS.items():
             if mine == {k: v for k, v in preset.to_dict().items() if k not in ignored}:

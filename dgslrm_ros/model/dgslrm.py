@@ -10,10 +10,11 @@ import torch
 from torch import Tensor, nn
 
 from dgslrm_ros.core.errors import DgslrmError
-from dgslrm_ros.geometry.classical import KEYFRAME_FADE
+from dgslrm_ros.geometry.classical import KEYFRAME_FADE, classical_depth
 from dgslrm_ros.geometry.cues import GeometryCues, compute_cues
+from dgslrm_ros.geometry.depth_check import depth_agrees
 from dgslrm_ros.model.config import ModelConfig
-from dgslrm_ros.model.heads import GaussianHead, GaussianPrediction, activate
+from dgslrm_ros.model.heads import DEPTH, GaussianHead, GaussianPrediction, activate, refined_depth
 from dgslrm_ros.model.refiner import PixelRefiner
 from dgslrm_ros.model.tokenizer import SpaceTimeTokenizer, normalize_timestamps, pixel_conditioning, unpatchify
 from dgslrm_ros.model.transformer import Transformer
@@ -104,6 +105,8 @@ class DGSLRM(nn.Module):
         keyframe_rgb = frames[:, keyframe_index]  # [B, Kf, 3, H, W]
         if self.refiner is not None:  # per-pixel depth and gate corrections from the pixel's own cues
             raw = self.refiner(raw, cue_pixels, keyframe_rgb)
+        if c.geometry_primed and c.depth_check and not self.training:
+            raw = self._checked_depth_residual(raw, frames, K, world_T_cam, keyframe_index, cues)
         fields = activate(raw, keyframe_rgb, c, cues, K[:, keyframe_index])
         return GaussianPrediction(
             **fields,
@@ -113,6 +116,20 @@ class DGSLRM(nn.Module):
             timestamps=timestamps,
             **(KEYFRAME_FADE if c.geometry_primed else {}),  # the paper's head: every keyframe at every instant
         )
+
+    def _checked_depth_residual(self, raw: Tensor, frames: Tensor, K: Tensor, world_T_cam: Tensor,
+                                keyframe_index: Tensor, cues: GeometryCues) -> Tensor:
+        """raw [B, Kf, head_channels, H, W] with the depth residual zeroed where the window's frames refuse
+        the network's depth (geometry/depth_check.py); there the Gaussian keeps the classical depth."""
+        with torch.no_grad(), torch.autocast(device_type=frames.device.type, enabled=False):
+            base = classical_depth(cues, self.config.near, self.config.far)  # [B, Kf, 1, H, W]
+            candidate = refined_depth(base, raw[:, :, DEPTH], self.config)
+            agrees = torch.stack([
+                depth_agrees(frames[b].float(), K[b].float(), world_T_cam[b].float(), keyframe_index, base[b],
+                             candidate[b], cues.sweep_confidence[b]) for b in range(frames.shape[0])])
+        raw = raw.clone()
+        raw[:, :, DEPTH] = torch.where(agrees, raw[:, :, DEPTH], torch.zeros_like(raw[:, :, DEPTH]))
+        return raw
 
     # ------------------------------------------------------------------ input checks
     def _check_inputs(self, frames: Tensor, K: Tensor, world_T_cam: Tensor, timestamps: Tensor) -> tuple[int, ...]:

@@ -72,6 +72,11 @@ class GaussianHead(nn.Module):
         return self.out(F.gelu(self.fc(tokens)))
 
 
+def refined_depth(base_depth: Tensor, raw_depth: Tensor, config: ModelConfig) -> Tensor:
+    """A geometry-primed model's depth: the classical depth x exp(residual), inside [near, far]."""
+    return torch.exp((torch.log(base_depth) + raw_depth).clamp(math.log(config.near), math.log(config.far)))
+
+
 def activate(raw: Tensor, keyframe_rgb: Tensor, config: ModelConfig, cues: GeometryCues | None = None,
              keyframe_K: Tensor | None = None) -> dict[str, Tensor]:
     """Raw head values [B, Kf, head_channels, H, W] (float32) -> activated Gaussian fields.
@@ -88,8 +93,7 @@ def activate(raw: Tensor, keyframe_rgb: Tensor, config: ModelConfig, cues: Geome
         if cues is None or keyframe_K is None:
             raise ValueError("activate: a geometry-primed model needs the window's cues and keyframe intrinsics")
         base = classical_fields(cues, keyframe_rgb, keyframe_K, config.near, config.far, config.scale_max)
-        log_near, log_far = math.log(config.near), math.log(config.far)
-        depth = torch.exp((torch.log(base["depth"]) + raw[:, :, DEPTH]).clamp(log_near, log_far))
+        depth = refined_depth(base["depth"], raw[:, :, DEPTH], config)
         if config.appearance_residuals:
             colors = torch.sigmoid(torch.logit(base["colors"]) + raw[:, :, RGB])
             quats = F.normalize(base["quats"] + raw[:, :, QUAT], dim=2, eps=1e-8)

@@ -44,6 +44,7 @@ def test_preset_overrides_and_unknown_name():
 def test_preset_name_ignores_resolution_only():
     assert ModelConfig.preset("small", image_size=64).preset_name() == "small"
     assert ModelConfig.preset("small", appearance_residuals=False).preset_name() == "small"  # same weights
+    assert ModelConfig.preset("small", depth_check=False).preset_name() == "small"
     assert ModelConfig.preset("paper").preset_name() == "paper"
     assert ModelConfig.preset("small", window_frames=16).preset_name() == "custom"
     assert ModelConfig.preset("tiny", width=128, heads=4).preset_name() == "custom"
@@ -63,6 +64,7 @@ def test_preset_name_ignores_resolution_only():
         (dict(mlp_ratio=0.0), "mlp_ratio"),
         (dict(scale_max=-1.0), "scale_max"),
         (dict(appearance_residuals=False), "appearance_residuals=False .* only a geometry-primed model"),
+        (dict(depth_check="yes"), "depth_check: expected true or false"),
     ],
 )
 def test_validation_names_the_problem(changes, message):
@@ -81,6 +83,8 @@ def test_dict_round_trip_and_unknown_fields():
     # a checkpoint written before appearance_residuals existed loads with the behaviour it was trained with
     older = {k: v for k, v in PRESETS["small"].to_dict().items() if k != "appearance_residuals"}
     assert ModelConfig.from_dict(older).appearance_residuals is True
+    # ... and one written before depth_check existed gets the check at inference (it changes no weight)
+    assert ModelConfig.from_dict({k: v for k, v in older.items() if k != "depth_check"}).depth_check is True
     values = ModelConfig().to_dict() | {"colour_mode": "sh3"}
     with pytest.raises(ModelConfigError, match=r"unknown fields \['colour_mode'\]"):
         ModelConfig.from_dict(values)

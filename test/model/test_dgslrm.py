@@ -1,4 +1,5 @@
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -7,9 +8,11 @@ from dgslrm_ros.core.cameras import project_points, pixel_centers
 from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.geometry.classical import COLOR_EPS, FOOTPRINT, KEYFRAME_FLOOR, KEYFRAME_SUPPORT, OPACITY
 from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues
+from dgslrm_ros.geometry.depth_check import depth_agrees
 from dgslrm_ros.model import DGSLRM, GaussianPrediction, ModelConfig, ModelInputError
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.dgslrm import window_cues
+from dgslrm_ros.model.heads import DEPTH
 
 from .conftest import as_if_trained
 
@@ -101,6 +104,31 @@ def test_untrained_geometry_primed_model_is_exactly_the_classical_method(tiny_co
     with torch.no_grad():
         inside = model(**tiny_window)
     assert torch.allclose(inside.depth, p.depth) and torch.allclose(inside.offsets, p.offsets)
+
+
+def test_depth_check_drops_at_inference_the_residual_the_frames_refuse(tiny_config, textured_plane_window):
+    # A network whose depth residual puts every Gaussian 60 % too far, on an exact window of a textured plane.
+    plane = textured_plane_window(size=tiny_config.image_size, frames=tiny_config.window_frames)
+    window = {name: value[None] for name, value in plane.items()}
+    model = DGSLRM(tiny_config)
+    with torch.no_grad():
+        model.head.out.bias.view(tiny_config.head_channels, -1)[DEPTH] = math.log(1.6)
+        cues = window_cues(window["frames"], window["K"], window["world_T_cam"], model.keyframe_index())
+        base = cues.depth.clamp(tiny_config.near, tiny_config.far)
+        checked = model.eval()(**window, cues=cues).depth
+        trained_on = model.train()(**window, cues=cues).depth  # what the losses see: the residual everywhere
+        unchecked = dataclasses.replace(tiny_config, depth_check=False)
+        model.config = unchecked
+        off = model.eval()(**window, cues=cues).depth
+    moved = torch.isclose(checked, base * 1.6, rtol=1e-5)
+    kept_classical = torch.isclose(checked, base, rtol=1e-5)
+    assert bool((moved | kept_classical).all())
+    sure = cues.sweep_confidence > 0.3
+    assert sure.float().mean() > 0.5 and float(kept_classical[sure].float().mean()) > 0.95
+    agrees = depth_agrees(plane["frames"], plane["K"], plane["world_T_cam"], model.keyframe_index(), base[0],
+                          base[0] * 1.6, cues.sweep_confidence[0])
+    assert torch.equal(moved[0], agrees)
+    assert torch.allclose(trained_on, base * 1.6, rtol=1e-5) and torch.allclose(off, base * 1.6, rtol=1e-5)
 
 
 def test_without_appearance_residuals_only_depth_and_motion_come_from_the_network(tiny_config, tiny_window):
