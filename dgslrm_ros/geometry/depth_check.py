@@ -50,7 +50,8 @@ def depth_agrees(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index:
     candidate_depth and sweep_confidence [Kf, 1, H, W] (the cues' depth and confidence, the network's depth).
     """
     with torch.no_grad():
-        base = photometric_cost(frames, K, world_T_cam, keyframe_index, base_depth, sweep)
-        candidate = photometric_cost(frames, K, world_T_cam, keyframe_index, candidate_depth, sweep)
+        both = photometric_cost(frames, K, world_T_cam, keyframe_index, torch.cat([base_depth, candidate_depth], dim=1),
+                                sweep)  # [Kf, 2, H, W]: one pass over the sources for both maps
+        base, candidate = both[:, :1], both[:, 1:]
         worse = candidate > base * (1.0 + config.relative_margin) + config.absolute_margin
         return ~(worse & (sweep_confidence.float() > config.min_confidence))

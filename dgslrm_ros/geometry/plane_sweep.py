@@ -254,14 +254,16 @@ def photometric_cost(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_i
 
     The same sources, box SAD and best-part aggregation as plane_sweep, at one depth per pixel instead of
     the planes, so a depth from elsewhere (the network's) is scored on the sweep's own scale. frames
-    [T, 3, H, W], K [T, 3, 3], world_T_cam [T, 4, 4], reference_index [R], depth [R, 1, H, W] z-depth ->
-    [R, 1, H, W] (1, the worst, where no source sees the point or the window has one frame).
+    [T, 3, H, W], K [T, 3, 3], world_T_cam [T, 4, 4], reference_index [R], depth [R, C, H, W] z-depth (C
+    depth maps per reference, scored in one pass) -> [R, C, H, W] (1, the worst, where no source sees the
+    point or the window has one frame).
     """
     t, _, height, width = frames.shape
     refs = [int(r) for r in (reference_index.tolist() if isinstance(reference_index, Tensor) else reference_index)]
-    if depth.shape != (len(refs), 1, height, width):
-        raise ValueError(f"photometric_cost: expected depth [R={len(refs)}, 1, {height}, {width}], got "
+    if depth.dim() != 4 or depth.shape[0] != len(refs) or depth.shape[-2:] != (height, width):
+        raise ValueError(f"photometric_cost: expected depth [R={len(refs)}, C, {height}, {width}], got "
                          f"{tuple(depth.shape)}")
+    maps = depth.shape[1]
     frames, K, world_T_cam, device = frames.float(), K.float(), world_T_cam.float(), frames.device
     pixels = torch.cat([pixel_centers(height, width, device=device), torch.ones(height, width, 1, device=device)],
                        dim=-1).reshape(-1, 3)  # [HW, 3]
@@ -271,13 +273,13 @@ def photometric_cost(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_i
     for i, r in enumerate(refs):
         sources = select_sources(t, r, config.max_sources) if t > 1 else []
         if not sources:
-            costs.append(torch.ones(1, height, width, device=device))
+            costs.append(torch.ones(maps, height, width, device=device))
             continue
         directions, offsets = _source_homographies(pixels, K, world_T_cam, cam_T_world, r, sources)
         keep = max(1, math.ceil(len(sources) * config.best_fraction))
-        cost = _aggregated_cost_torch(frames[r], frames[sources], directions, offsets, depth[i].float().reshape(1, -1),
-                                      count, keep, config.box)  # [1, HW]
-        costs.append(cost.reshape(1, height, width))
+        cost = _aggregated_cost_torch(frames[r], frames[sources], directions, offsets,
+                                      depth[i].float().reshape(maps, -1), count, keep, config.box)  # [C, HW]
+        costs.append(cost.reshape(maps, height, width))
     return torch.stack(costs)
 
 
