@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +62,10 @@ class SweepConfig:
         if self.max_sources < 1 or not 0 < self.best_fraction <= 1 or self.box < 1 or self.box % 2 == 0:
             raise ValueError(f"SweepConfig: need max_sources >= 1, 0 < best_fraction <= 1 and an odd box, got "
                              f"{self.max_sources}, {self.best_fraction}, {self.box}")
+
+    def sources_kept(self, num_sources: int) -> int:
+        """How many of a pixel's source costs are averaged: the best `best_fraction` of them, at least one."""
+        return max(1, math.ceil(num_sources * self.best_fraction))
 
     def inverse_depths(self, device: torch.device | str | None = None) -> Tensor:
         """[D] hypotheses in inverse depth, nearest first."""
@@ -205,24 +210,18 @@ def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
     if K.shape != (t, 3, 3) or world_T_cam.shape != (t, 4, 4):
         raise ValueError(f"plane_sweep: expected K [T={t}, 3, 3] and world_T_cam [T={t}, 4, 4], got "
                          f"{tuple(K.shape)}, {tuple(world_T_cam.shape)}")
-    refs = [int(r) for r in (reference_index.tolist() if isinstance(reference_index, Tensor) else reference_index)]
     frames, K, world_T_cam = frames.float(), K.float(), world_T_cam.float()
     device = frames.device
     inv = config.inverse_depths(device)  # [D]
     depths = (1.0 / inv)[:, None, None]  # [D, 1, 1]
     d = inv.numel()
-    ones = torch.ones(height, width, 1, device=device)
-    pixels = torch.cat([pixel_centers(height, width, device=device), ones], dim=-1).reshape(-1, 3)  # [HW, 3]
-    count = _box_mean(torch.ones(1, 1, height, width, device=device), config.box, torch.ones((), device=device))  # [1, 1, H, W]
-    cam_T_world = torch.linalg.inv(world_T_cam)
+    count = _in_image_count(height, width, config.box, device)  # [1, 1, H, W]
     results = []
-    for r in refs:
-        sources = select_sources(t, r, config.max_sources) if t > 1 else []
+    for r, sources, directions, offsets in _references(K, world_T_cam, reference_index, height, width, config):
         if not sources:  # a single-frame window: nothing to compare with
             results.append(_unobservable(height, width, device))
             continue
-        directions, offsets = _source_homographies(pixels, K, world_T_cam, cam_T_world, r, sources)
-        keep = max(1, math.ceil(len(sources) * config.best_fraction))
+        keep = config.sources_kept(len(sources))
         agg = _aggregated_cost(frames[r], frames[sources], directions, offsets, depths.view(-1), count, keep,
                                config.box).reshape(d, height, width)  # [D, H, W]
         winner = agg.argmin(0)  # [H, W]
@@ -237,6 +236,17 @@ def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
     return _far_end_prior(result, config) if config.far_end_prior else result
 
 
+def _homogeneous_pixels(height: int, width: int, device: torch.device | str | None = None) -> Tensor:
+    """[HW, 3] pixel centres (u, v, 1), row-major: what the reference rays are made from."""
+    ones = torch.ones(height, width, 1, device=device)
+    return torch.cat([pixel_centers(height, width, device=device), ones], dim=-1).reshape(-1, 3)
+
+
+def _in_image_count(height: int, width: int, box: int, device: torch.device | str | None = None) -> Tensor:
+    """[1, 1, H, W] how many pixels of each box x box window lie inside the image (_box_mean's divisor)."""
+    return _box_mean(torch.ones(1, 1, height, width, device=device), box, torch.ones((), device=device))
+
+
 def _source_homographies(pixels: Tensor, K: Tensor, world_T_cam: Tensor, cam_T_world: Tensor, reference: int,
                          sources: list[int]) -> tuple[Tensor, Tensor]:
     """_source_uv's per-pixel vectors of one reference frame: pixels [HW, 3] (homogeneous centres), K [T, 3, 3],
@@ -246,6 +256,27 @@ def _source_homographies(pixels: Tensor, K: Tensor, world_T_cam: Tensor, cam_T_w
     directions = rays @ (K[sources] @ s_T_r[:, :3, :3]).transpose(-1, -2)  # [S, HW, 3]
     offsets = (K[sources] @ s_T_r[:, :3, 3:])[..., 0]  # [S, 3]
     return directions, offsets
+
+
+def _references(K: Tensor, world_T_cam: Tensor, reference_index: Tensor | list[int], height: int, width: int,
+                config: SweepConfig) -> Iterator[tuple[int, list[int], Tensor | None, Tensor | None]]:
+    """Each reference frame with its sources and their homography vectors (_source_homographies): the setup
+    that plane_sweep and photometric_cost share. K [T, 3, 3], world_T_cam [T, 4, 4] (float32). A window of
+    one frame has no sources: (r, [], None, None)."""
+    t = K.shape[0]
+    pixels = _homogeneous_pixels(height, width, K.device)
+    cam_T_world = torch.linalg.inv(world_T_cam)
+    for r in _reference_list(reference_index):
+        sources = select_sources(t, r, config.max_sources) if t > 1 else []
+        if not sources:
+            yield r, [], None, None
+            continue
+        yield r, sources, *_source_homographies(pixels, K, world_T_cam, cam_T_world, r, sources)
+
+
+def _reference_list(reference_index: Tensor | list[int]) -> list[int]:
+    """Reference frame indices as plain ints (a tensor or a list of them)."""
+    return [int(r) for r in (reference_index.tolist() if isinstance(reference_index, Tensor) else reference_index)]
 
 
 def photometric_cost(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index: Tensor | list[int],
@@ -258,27 +289,22 @@ def photometric_cost(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_i
     depth maps per reference, scored in one pass) -> [R, C, H, W] (1, the worst, where no source sees the
     point or the window has one frame).
     """
-    t, _, height, width = frames.shape
-    refs = [int(r) for r in (reference_index.tolist() if isinstance(reference_index, Tensor) else reference_index)]
-    if depth.dim() != 4 or depth.shape[0] != len(refs) or depth.shape[-2:] != (height, width):
-        raise ValueError(f"photometric_cost: expected depth [R={len(refs)}, C, {height}, {width}], got "
+    height, width = frames.shape[-2:]
+    references = len(_reference_list(reference_index))
+    if depth.dim() != 4 or depth.shape[0] != references or depth.shape[-2:] != (height, width):
+        raise ValueError(f"photometric_cost: expected depth [R={references}, C, {height}, {width}], got "
                          f"{tuple(depth.shape)}")
     maps = depth.shape[1]
     frames, K, world_T_cam, device = frames.float(), K.float(), world_T_cam.float(), frames.device
-    pixels = torch.cat([pixel_centers(height, width, device=device), torch.ones(height, width, 1, device=device)],
-                       dim=-1).reshape(-1, 3)  # [HW, 3]
-    count = _box_mean(torch.ones(1, 1, height, width, device=device), config.box, torch.ones((), device=device))
-    cam_T_world = torch.linalg.inv(world_T_cam)
+    count = _in_image_count(height, width, config.box, device)
     costs = []
-    for i, r in enumerate(refs):
-        sources = select_sources(t, r, config.max_sources) if t > 1 else []
+    views = _references(K, world_T_cam, reference_index, height, width, config)
+    for i, (r, sources, directions, offsets) in enumerate(views):
         if not sources:
             costs.append(torch.ones(maps, height, width, device=device))
             continue
-        directions, offsets = _source_homographies(pixels, K, world_T_cam, cam_T_world, r, sources)
-        keep = max(1, math.ceil(len(sources) * config.best_fraction))
-        cost = _aggregated_cost_torch(frames[r], frames[sources], directions, offsets,
-                                      depth[i].float().reshape(maps, -1), count, keep, config.box)  # [C, HW]
+        cost = _aggregated_cost_torch(frames[r], frames[sources], directions, offsets, depth[i].float().reshape(maps, -1),
+                                      count, config.sources_kept(len(sources)), config.box)  # [C, HW]
         costs.append(cost.reshape(maps, height, width))
     return torch.stack(costs)
 

@@ -2,12 +2,9 @@
 the plane sweep's costs and depths, the static fit's sums and fit."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
-from dgslrm_ros.core.cameras import pixel_centers
 from dgslrm_ros.geometry import cpu_kernels, lifting
 from dgslrm_ros.geometry import plane_sweep as sweep_module
 from dgslrm_ros.geometry.benchmark import benchmark_window
@@ -22,13 +19,11 @@ def _reference_inputs(window: dict, reference: int, sources: list[int], config: 
     """The arguments plane_sweep hands to _aggregated_cost for one reference frame."""
     frames, K, world_T_cam = window["frames"], window["K"], window["world_T_cam"]
     height, width = frames.shape[-2:]
-    pixels = torch.cat([pixel_centers(height, width), torch.ones(height, width, 1)], dim=-1).reshape(-1, 3)
-    rays = pixels @ torch.linalg.inv(K[reference]).t()
-    s_T_r = torch.linalg.inv(world_T_cam[sources]) @ world_T_cam[reference]
-    directions = rays @ (K[sources] @ s_T_r[:, :3, :3]).transpose(-1, -2)
-    offsets = (K[sources] @ s_T_r[:, :3, 3:])[..., 0]
+    directions, offsets = sweep_module._source_homographies(sweep_module._homogeneous_pixels(height, width), K,
+                                                            world_T_cam, torch.linalg.inv(world_T_cam), reference,
+                                                            sources)
     depths = 1.0 / config.inverse_depths()
-    count = sweep_module._box_mean(torch.ones(1, 1, height, width), config.box, torch.ones(()))
+    count = sweep_module._in_image_count(height, width, config.box)
     return frames[reference], frames[sources], directions, offsets, depths, count
 
 
@@ -51,7 +46,7 @@ def test_kernel_costs_match_the_torch_costs(box: int, best_fraction: float, num_
     config = SweepConfig(box=box, best_fraction=best_fraction, max_sources=num_sources)
     sources = sweep_module.select_sources(24, 7, num_sources)
     inputs = _reference_inputs(window, 7, sources, config)
-    keep = max(1, math.ceil(len(sources) * best_fraction))
+    keep = config.sources_kept(len(sources))
     torch_cost = sweep_module._aggregated_cost_torch(*inputs, keep, box)
     kernel_cost = sweep_module._aggregated_cost_kernel(*inputs, keep, box)
     assert kernel_cost.shape == torch_cost.shape == (config.num_planes, 48 * 48)

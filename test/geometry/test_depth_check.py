@@ -1,15 +1,12 @@
 """The photometric depth check: the sweep's cost at a given depth map, and the rule built on it."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
-from dgslrm_ros.core.cameras import pixel_centers
 from dgslrm_ros.geometry.depth_check import DepthCheckConfig, depth_agrees
-from dgslrm_ros.geometry.plane_sweep import (SweepConfig, _aggregated_cost, _box_mean, _source_homographies,
-                                             photometric_cost, plane_sweep, select_sources)
+from dgslrm_ros.geometry.plane_sweep import (SweepConfig, _aggregated_cost, _homogeneous_pixels, _in_image_count,
+                                             _source_homographies, photometric_cost, plane_sweep, select_sources)
 
 
 def test_cost_of_a_depth_map_is_the_sweeps_cost_volume_at_those_planes(scene_window) -> None:
@@ -19,14 +16,12 @@ def test_cost_of_a_depth_map_is_the_sweeps_cost_volume_at_those_planes(scene_win
     reference = int(window.keyframe_index[1])
     # The sweep's own volume, through its dispatcher (the C kernel where it is built).
     sources = select_sources(t, reference, config.max_sources)
-    pixels = torch.cat([pixel_centers(height, width), torch.ones(height, width, 1)], dim=-1).reshape(-1, 3)
-    directions, offsets = _source_homographies(pixels, window.K, window.world_T_cam,
+    directions, offsets = _source_homographies(_homogeneous_pixels(height, width), window.K, window.world_T_cam,
                                                torch.linalg.inv(window.world_T_cam), reference, sources)
     planes = 1.0 / config.inverse_depths()
-    count = _box_mean(torch.ones(1, 1, height, width), config.box, torch.ones(()))
-    keep = math.ceil(len(sources) * config.best_fraction)
-    volume = _aggregated_cost(window.frames[reference], window.frames[sources], directions, offsets, planes, count,
-                              keep, config.box)  # [D, HW]
+    volume = _aggregated_cost(window.frames[reference], window.frames[sources], directions, offsets, planes,
+                              _in_image_count(height, width, config.box), config.sources_kept(len(sources)),
+                              config.box)  # [D, HW]
     # A depth map of four quadrants at four planes reads those planes' rows of the volume, except within
     # half a box of a quadrant border (the box SAD there mixes neighbours at another depth).
     pick = torch.zeros(height, width, dtype=torch.long)
