@@ -3,7 +3,7 @@
 A geometry-primed network moves the sweep's depth by a learned residual. Where its training windows
 resemble the input, that residual is right more often than the sweep (synthetic held-out windows:
 median AbsRel 0.069 against 0.124). On real video it is not: on the hand-held clip the network's
-depth raised the window's mean matching cost by 35-52 % (synthetic windows: 6 % on average), and its
+depth raised the window's mean matching cost by 35-52 % (synthetic windows: a median of 2 %), and its
 held-out frames were 1.8 dB below the sweep's depth (docs/results/depth_check.md). The frames
 themselves can tell: a depth that makes the window's frames disagree much more than the sweep's depth
 did, at a pixel where the sweep found a minimum at all, is refused there, and the sweep's depth stays.
