@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="COLMAP camera model shared by all frames (default SIMPLE_RADIAL; e.g. OPENCV)")
     parser.add_argument("--threads", type=int, default=-1,
                         help="COLMAP threads (default -1: all cores; 1 makes a run repeat exactly)")
+    parser.add_argument("--attempts", type=positive_int, default=4,
+                        help="mapping seeds tried in turn until one registers every frame; the largest model is "
+                             "kept (default 4)")
     parser.add_argument("--keep-colmap", default=None, metavar="DIR",
                         help="keep COLMAP's images, database and models in DIR (default: a temporary folder)")
     parser.add_argument("--verbose", action="store_true", help="show COLMAP's own log")
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     pick = FramePick(start=args.start, frames=args.frames, fps=args.fps, max_size=args.max_size)
     colmap = ColmapOptions(max_features=args.max_features, matching=args.matching,
-                           camera_model=args.camera_model, threads=args.threads, verbose=args.verbose)
+                           camera_model=args.camera_model, threads=args.threads, attempts=args.attempts,
+                           verbose=args.verbose)
     try:
         report = pose_source(args.source, args.out, pick, colmap, scale=args.scale, median_depth=args.median_depth,
                              image_topic=args.image_topic, progress=not args.no_progress,

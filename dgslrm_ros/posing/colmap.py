@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -29,14 +29,18 @@ class ColmapOptions:
     quadratic_overlap: bool = False  # sequential: also pair i with i+2, i+4, i+8...
     threads: int = -1  # -1 = all cores
     seed: int = 0  # COLMAP's RANSAC / initial-pair choices; fixed so a run repeats
+    # Incremental mapping is retried with seeds seed, seed + 1, ... until a model registers every frame:
+    # one thread repeats a run exactly, but a seed can start from a bad pair and split the clip (the
+    # README's real clip: seed 0 registers 19 of 52 frames at f = 1238 px, seeds 1-3 all 52 at 442-467 px)
+    attempts: int = 4
     verbose: bool = False  # COLMAP's own log on stderr
 
     def __post_init__(self) -> None:
         if self.matching not in ("auto", "sequential", "exhaustive"):
             raise PoseOptionError(f"matching must be auto, sequential or exhaustive, got {self.matching!r}")
-        if self.max_features < 64 or self.overlap < 1 or self.init_min_inliers < 8:
-            raise PoseOptionError(f"max_features >= 64, overlap >= 1, init_min_inliers >= 8 expected, got "
-                                  f"{self.max_features}, {self.overlap}, {self.init_min_inliers}")
+        if self.max_features < 64 or self.overlap < 1 or self.init_min_inliers < 8 or self.attempts < 1:
+            raise PoseOptionError(f"max_features >= 64, overlap >= 1, init_min_inliers >= 8, attempts >= 1 expected, "
+                                  f"got {self.max_features}, {self.overlap}, {self.init_min_inliers}, {self.attempts}")
 
     def matching_for(self, num_frames: int) -> str:
         if self.matching != "auto":
@@ -59,6 +63,7 @@ class SparseModel:
     mean_reprojection_error: float  # px
     matching: str
     model_sizes: list[int]  # registered frames of every model COLMAP made, largest first
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # per mapping seed tried: seed, model_sizes
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
 
     @property
@@ -90,7 +95,7 @@ def run_colmap(rgb: list[np.ndarray], workdir: str | Path, options: ColmapOption
     pycolmap = require_pycolmap()
     cv2 = require_cv2()
     _quiet(pycolmap, options.verbose)
-    pycolmap.set_random_seed(options.seed)
+    pycolmap.set_random_seed(options.seed)  # extraction and matching; each mapping attempt sets its own
     workdir = Path(workdir)
     images, database, sparse = workdir / "images", workdir / "database.db", workdir / "sparse"
     images.mkdir(parents=True, exist_ok=True)
@@ -134,24 +139,51 @@ def run_colmap(rgb: list[np.ndarray], workdir: str | Path, options: ColmapOption
         bar.update(1)
     seconds["matching"] = time.perf_counter() - start
 
-    mapper = pycolmap.IncrementalPipelineOptions()
-    mapper.num_threads = options.threads
-    mapper.mapper.init_min_num_inliers = options.init_min_inliers
-    mapper.min_model_size = 3
-    mapper.random_seed = options.seed
+    def map_once(seed: int) -> list[Any]:
+        pycolmap.set_random_seed(seed)
+        mapper = pycolmap.IncrementalPipelineOptions()
+        mapper.num_threads = options.threads
+        mapper.mapper.init_min_num_inliers = options.init_min_inliers
+        mapper.min_model_size = 3
+        mapper.random_seed = seed
+        attempt_dir = sparse / f"seed_{seed}"
+        attempt_dir.mkdir(exist_ok=True)
+        with tqdm(total=len(names), desc=f"colmap mapping (seed {seed})", unit="frame", disable=not progress) as bar:
+            models = pycolmap.incremental_mapping(database, images, attempt_dir, options=mapper,
+                                                  initial_image_pair_callback=lambda: bar.update(2),
+                                                  next_image_callback=lambda: bar.update(1))
+        return sorted(models.values(), key=lambda model: model.num_reg_images(), reverse=True)
+
     start = time.perf_counter()
-    with tqdm(total=len(names), desc="colmap mapping", unit="frame", disable=not progress) as bar:
-        models = pycolmap.incremental_mapping(database, images, sparse, options=mapper,
-                                              initial_image_pair_callback=lambda: bar.update(2),
-                                              next_image_callback=lambda: bar.update(1))
+    ordered, attempts = best_mapping(map_once, range(options.seed, options.seed + options.attempts), len(names))
     seconds["mapping"] = time.perf_counter() - start
-    if not models:
+    if not ordered:
         raise RegistrationError(
-            f"COLMAP built no model from the {len(names)} frames (no pair of frames had enough matches with a "
-            "wide enough baseline): the camera must move sideways, not only turn, over a textured, mostly static "
-            "scene; try a longer stretch, a lower --fps (wider baselines) or more --max-features")
-    ordered = sorted(models.values(), key=lambda model: model.num_reg_images(), reverse=True)
-    return _to_sparse(ordered[0], names, matching, [m.num_reg_images() for m in ordered], seconds)
+            f"COLMAP built no model from the {len(names)} frames in {options.attempts} mapping attempt(s) (no pair "
+            "of frames had enough matches with a wide enough baseline): the camera must move sideways, not only "
+            "turn, over a textured, mostly static scene; try a longer stretch, a lower --fps (wider baselines) or "
+            "more --max-features")
+    sparse_model = _to_sparse(ordered[0], names, matching, [m.num_reg_images() for m in ordered], seconds)
+    sparse_model.attempts = attempts
+    return sparse_model
+
+
+def best_mapping(map_once: Callable[[int], list[Any]], seeds: Iterable[int],
+                 num_frames: int) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Run `map_once(seed)` (models largest first) for each seed until one model registers all `num_frames`.
+
+    Returns the models of the attempt whose largest model registered the most frames (the earliest
+    such attempt on a tie) and, per attempt made, its seed and model sizes for the report."""
+    best: list[Any] = []
+    attempts: list[dict[str, Any]] = []
+    for seed in seeds:
+        models = map_once(seed)
+        attempts.append({"seed": int(seed), "model_sizes": [int(m.num_reg_images()) for m in models]})
+        if models and (not best or models[0].num_reg_images() > best[0].num_reg_images()):
+            best = models
+        if best and best[0].num_reg_images() >= num_frames:
+            break
+    return best, attempts
 
 
 def _to_sparse(model: Any, names: list[str], matching: str, sizes: list[int], seconds: dict[str, float]) -> SparseModel:

@@ -111,6 +111,7 @@ def pose_source(source: str | Path, out: str | Path, pick: FramePick = FramePick
             "source_index_registered": [picked.source_index[f] for f in registered],
             "matching": sparse.matching,
             "model_sizes": sparse.model_sizes,
+            "mapping_attempts": sparse.attempts,
             "points": int(len(sparse.points)),
             "reprojection_error_px": sparse.mean_reprojection_error,
             "camera": {"model": sparse.camera_model, "params": sparse.camera_params.tolist(),

@@ -30,6 +30,9 @@ def format_report(report: dict[str, Any]) -> str:
         f"scale {report['scale_m_per_unit']:.6g} m per COLMAP unit ({report['scale_source']}); "
         f"camera path {report['path_length_m']:.3f} m",
     ]
+    attempts = report.get("mapping_attempts", [])
+    if len(attempts) > 1:
+        lines.append("mapping attempts: " + ", ".join(f"seed {a['seed']} {a['model_sizes'][:1] or [0]}" for a in attempts))
     if report["frames_unregistered"]:
         lines.append(f"dropped (not registered): frames {report['frames_unregistered']}")
     lines.append("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in report["seconds"].items()))

@@ -126,6 +126,8 @@ def test_pose_writes_report_png_and_scale_metadata(posed):
     assert report["frames_registered"] == report["frames_in"] == FRAMES and report["frames_unregistered"] == []
     assert 0 < report["reprojection_error_px"] < 2.0 and report["points"] > 50
     assert report["matching"] == "exhaustive"  # a short clip
+    # every frame registered at the first seed, so no other mapping attempt ran
+    assert report["mapping_attempts"] == [{"seed": 0, "model_sizes": report["model_sizes"]}]
     assert (posed / PATH_PNG).stat().st_size > 10_000
     custom = yaml.safe_load((posed / "metadata.yaml").read_text())["rosbag2_bagfile_information"]["custom_data"]
     assert float(custom[SCALE_KEY]) == pytest.approx(report["scale_m_per_unit"])
