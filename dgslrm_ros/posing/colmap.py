@@ -163,9 +163,7 @@ def run_colmap(rgb: list[np.ndarray], workdir: str | Path, options: ColmapOption
             "of frames had enough matches with a wide enough baseline): the camera must move sideways, not only "
             "turn, over a textured, mostly static scene; try a longer stretch, a lower --fps (wider baselines) or "
             "more --max-features")
-    sparse_model = _to_sparse(ordered[0], names, matching, [m.num_reg_images() for m in ordered], seconds)
-    sparse_model.attempts = attempts
-    return sparse_model
+    return _to_sparse(ordered[0], names, matching, [m.num_reg_images() for m in ordered], attempts, seconds)
 
 
 def best_mapping(map_once: Callable[[int], list[Any]], seeds: Iterable[int],
@@ -186,7 +184,8 @@ def best_mapping(map_once: Callable[[int], list[Any]], seeds: Iterable[int],
     return best, attempts
 
 
-def _to_sparse(model: Any, names: list[str], matching: str, sizes: list[int], seconds: dict[str, float]) -> SparseModel:
+def _to_sparse(model: Any, names: list[str], matching: str, sizes: list[int], attempts: list[dict[str, Any]],
+               seconds: dict[str, float]) -> SparseModel:
     if model.num_cameras() != 1:
         raise PoseError(f"COLMAP made {model.num_cameras()} cameras; expected one shared camera")
     camera = next(iter(model.cameras.values()))
@@ -209,7 +208,7 @@ def _to_sparse(model: Any, names: list[str], matching: str, sizes: list[int], se
         width=int(camera.width), height=int(camera.height), cam_from_world=cam_from_world, points=points,
         colors=colors, observed={f: np.unique(np.asarray(rows, dtype=np.int64)) for f, rows in observed.items()},
         mean_reprojection_error=float(model.compute_mean_reprojection_error()), matching=matching,
-        model_sizes=sizes, seconds=seconds,
+        model_sizes=sizes, attempts=attempts, seconds=seconds,
     )
 
 
