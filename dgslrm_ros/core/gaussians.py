@@ -163,6 +163,9 @@ class DeformableGaussians(_OnMeansDevice):
     # every instant (DGS-LRM); s > 0 = opacity x max(floor, 1 - |instant - own keyframe| / (s x spacing)).
     keyframe_support: float = 0.0
     keyframe_floor: float = 0.0  # the share of its opacity a keyframe keeps at any instant (with a support)
+    # Scales of the back layer (layers_at) times this: the keyframes that only fill what the near ones leave
+    # uncovered (tears off the camera path, the window's ends) are drawn wider, so the front can stay sharp.
+    back_scale: float = 1.0
 
     def __post_init__(self) -> None:
         owner = "DeformableGaussians"
@@ -170,6 +173,8 @@ class DeformableGaussians(_OnMeansDevice):
             raise ValueError(f"{owner}.keyframe_support: expected a finite number >= 0, got {self.keyframe_support}")
         if not 0 <= self.keyframe_floor <= 1:
             raise ValueError(f"{owner}.keyframe_floor: expected a number in [0, 1], got {self.keyframe_floor}")
+        if not (math.isfinite(self.back_scale) and self.back_scale > 0):
+            raise ValueError(f"{owner}.back_scale: expected a finite number > 0, got {self.back_scale}")
         _check_shape(f"{owner}.means", self.means, (None, 3), "[N, 3]")
         n = self.means.shape[0]
         _check_shape(f"{owner}.quats", self.quats, (n, 4), f"[N={n}, 4]")
@@ -223,6 +228,10 @@ class DeformableGaussians(_OnMeansDevice):
             keyframe_index=(torch.zeros(n, dtype=torch.long, device=gaussians.device)
                             if keyframe_index is None else keyframe_index),
         )
+
+    def drawing(self) -> dict[str, float]:
+        """The fields that say how the window is drawn (DRAWING_FIELDS), by name."""
+        return {name: getattr(self, name) for name in DRAWING_FIELDS}
 
     def _map(self, fn: Callable[[str, Tensor], Tensor]) -> DeformableGaussians:
         """Rebuild with fn(field name, tensor) applied to every tensor field (the keyframe fade is kept)."""
@@ -310,10 +319,12 @@ class DeformableGaussians(_OnMeansDevice):
     def layers_at(self, frame: FrameLike) -> tuple[Gaussians, Gaussians]:
         """(front, back) for a renderer that composites an instant in two layers (render.render_instant):
         front = the keyframes around the instant, opacities times the hat without its floor; back = every
-        keyframe at its own opacity, seen only where the front leaves the view uncovered."""
+        keyframe at its own opacity and back_scale times its scale, seen only where the front leaves the view
+        uncovered."""
         positions = self.positions(frame)
         front, _ = self._drawn(positions, self._fade(frame, 0.0))
-        return front, self._drawn(positions, torch.ones_like(self.opacities))[0]
+        back = self._drawn(positions, torch.ones_like(self.opacities))[0]
+        return front, back if self.back_scale == 1.0 else replace(back, scales=back.scales * self.back_scale)
 
     def _drawn(self, positions: Tensor, weights: Tensor) -> tuple[Gaussians, Tensor | None]:
         """The static set at `positions` [N, 3] with opacities times `weights` [N], without the weightless."""
@@ -350,13 +361,13 @@ class DeformableGaussians(_OnMeansDevice):
                     f"DeformableGaussians.concat: part {i} has timestamps {part.timestamps.tolist()}, "
                     f"expected the window's {stamps.tolist()}; only sets of the same window can be joined"
                 )
-        supports = {(part.keyframe_support, part.keyframe_floor) for part in parts}
-        if len(supports) > 1:
-            raise ValueError(f"DeformableGaussians.concat: parts with different keyframe_support/floor {sorted(supports)}")
+        drawings = {tuple(part.drawing().items()) for part in parts}
+        if len(drawings) > 1:
+            raise ValueError(f"DeformableGaussians.concat: parts drawn differently: {sorted(drawings)}")
         return DeformableGaussians(
             **{name: stamps if name == "timestamps" else torch.cat([getattr(p, name) for p in parts])
                for name in _DEFORMABLE_TENSORS},
-            keyframe_support=parts[0].keyframe_support, keyframe_floor=parts[0].keyframe_floor,
+            **parts[0].drawing(),
         )
 
     # ------------------------------------------------------------------ frames
@@ -380,8 +391,7 @@ class DeformableGaussians(_OnMeansDevice):
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {name: getattr(self, name).detach().cpu().contiguous() for name in _DEFORMABLE_TENSORS}
         save_file(tensors, str(path), metadata={"format": "dgslrm_ros.DeformableGaussians", "version": "1",
-                                                "keyframe_support": repr(self.keyframe_support),
-                                                "keyframe_floor": repr(self.keyframe_floor)})
+                                                **{name: repr(value) for name, value in self.drawing().items()}})
         return path
 
     @staticmethod
@@ -406,16 +416,19 @@ class DeformableGaussians(_OnMeansDevice):
                 f"{path}: missing tensors {missing}; expected {expected} as written by DeformableGaussians.save"
             )
         try:
-            metadata = _file_metadata(path)  # files from before the fade: every keyframe at every instant
+            metadata = _file_metadata(path)  # a file from before a drawing field gets its default (before the
+            # fade: every keyframe at every instant; before back_scale: the back layer at its own scales)
             return DeformableGaussians(**{name: tensors[name] for name in expected},
-                                       keyframe_support=float(metadata.get("keyframe_support", "0.0")),
-                                       keyframe_floor=float(metadata.get("keyframe_floor", "0.0")))
+                                       **{name: float(metadata.get(name, repr(default)))
+                                          for name, default in _DRAWING_DEFAULTS.items()})
         except ValueError as error:
             raise GaussiansFileError(f"{path}: inconsistent tensors: {error}") from error
 
 
-_DEFORMABLE_TENSORS = tuple(f.name for f in fields(DeformableGaussians)
-                            if f.name not in ("keyframe_support", "keyframe_floor"))
+# How a window is drawn (the keyframe fade and the back layer's width): plain numbers, not per-Gaussian tensors.
+DRAWING_FIELDS = ("keyframe_support", "keyframe_floor", "back_scale")
+_DRAWING_DEFAULTS = {f.name: f.default for f in fields(DeformableGaussians) if f.name in DRAWING_FIELDS}
+_DEFORMABLE_TENSORS = tuple(f.name for f in fields(DeformableGaussians) if f.name not in DRAWING_FIELDS)
 
 
 def _file_metadata(path: Path) -> dict[str, str]:

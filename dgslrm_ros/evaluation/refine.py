@@ -61,14 +61,14 @@ class _Params(torch.nn.Module):
         self.opacity_logits = torch.nn.Parameter(_logit(g.opacities.detach()))
         self.color_logits = torch.nn.Parameter(_logit(g.colors.detach()))
         self.timestamps, self.keyframe_index = g.timestamps, g.keyframe_index
-        self.fade = {"keyframe_support": g.keyframe_support, "keyframe_floor": g.keyframe_floor}
+        self.drawing = g.drawing()
 
     def gaussians(self) -> DeformableGaussians:
         return DeformableGaussians(
             means=self.means, quats=quat_normalize(self.quats), scales=self.log_scales.exp(),
             opacities=torch.sigmoid(self.opacity_logits), colors=torch.sigmoid(self.color_logits),
             offsets=self.offsets, timestamps=self.timestamps, keyframe_index=self.keyframe_index,
-            **self.fade,
+            **self.drawing,
         )
 
 

@@ -26,11 +26,31 @@ COLOR_EPS = 0.02  # colours are clamped away from 0 and 1 so a logit residual st
 #   two layers, support 1.5 (opacity 0.8):    real 24.73,      synthetic 19.95 / 14.99
 #   two layers, support 1.0 (opacity 0.8; this): real 25.75,    synthetic 20.28 / 14.94
 #   two layers, support 1.0 / 2.0 / 1.5 at opacity 0.95 / 0.8 / 0.95: real 25.30 / 24.00 / 24.29
+# Footprint and back-layer width (DeformableGaussians.back_scale): a splat FOOTPRINT pixels wide plus the
+# renderer's 0.3 px^2 low-pass lets each pixel's neighbours bleed into it (at 0.6: 37 % of the own weight one
+# pixel away), so a keyframe drawn from its own camera came out blurred, below what copying a frame gives
+# on a slow camera (the second real clip: keyframes 28.5 dB, held-out frames 28.4 against copy 31.4). Narrow
+# splats alone lose the off-path views, where wide ones had smeared over the tears; drawing only the back
+# layer wide gives both. Chosen on the second real clip (realshort, docs/results/real/realshort) and 16
+# training-split windows each of `dynamic` / `wide` (seeds 12,000 on; 64 px; network between / novel /
+# input PSNR), with the first real clip (cockatoo) among the probes:
+#   footprint x back  realshort  cockatoo  dynamic               wide
+#   0.6 x 1 (before)  28.36      25.87     20.56 / 14.92 / 27.45  20.39 / 15.25 / 27.22
+#   0.3 x 1           30.03      26.79     (held out: novel -0.9 dB)
+#   0.3 x 2           30.59      27.02     20.88 / 14.87 / 28.93  20.64 / 15.23 / 28.64
+#   0.3 x 3           30.91      27.12     21.16 / 15.34 / 28.88  21.05 / 15.64 / 28.63
+#   0.3 x 4 (this)    30.95      27.15     21.33 / 15.67 / 28.85  21.35 / 15.92 / 28.63
+#   0.3 x 6 / 8       30.72 / 30.40  26.99 / 26.82
+#   0.4 x 2 / 3 / 4   - / 30.41 / 30.39  - / 27.02 / 26.99  0.4 x 3: 21.28 / 15.69 / 28.51  21.32 / 15.95 / 28.31
+# Surface-aligned (flat, tangent-plane) splats instead of round ones were tried for the off-path views:
+# +0.06 dB novel on the held-out windows, not kept.
 KEYFRAME_SUPPORT = 1.0
 KEYFRAME_FLOOR = 0.3
-KEYFRAME_FADE = {"keyframe_support": KEYFRAME_SUPPORT, "keyframe_floor": KEYFRAME_FLOOR}  # the prediction's fields
+BACK_SCALE = 4.0
+DRAWING = {"keyframe_support": KEYFRAME_SUPPORT, "keyframe_floor": KEYFRAME_FLOOR,
+           "back_scale": BACK_SCALE}  # the prediction's drawing fields (core.gaussians.DRAWING_FIELDS)
 OPACITY = 0.8
-FOOTPRINT = 0.6  # scale = this x the width of one pixel at the Gaussian's depth
+FOOTPRINT = 0.3  # scale = this x the width of one pixel at the Gaussian's depth
 
 
 def footprint_scales(depth: Tensor, keyframe_K: Tensor, scale_max: float) -> Tensor:

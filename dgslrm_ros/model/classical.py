@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dgslrm_ros.geometry.classical import KEYFRAME_FADE, classical_fields
+from dgslrm_ros.geometry.classical import DRAWING, classical_fields
 from dgslrm_ros.geometry.cues import GeometryCues
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.dgslrm import window_cues
@@ -39,4 +39,4 @@ class ClassicalReconstructor(nn.Module):
         fields = classical_fields(cues, frames[:, keyframe_index], K[:, keyframe_index], c.near, c.far, c.scale_max)
         return GaussianPrediction(**fields, keyframe_index=keyframe_index, keyframe_K=K[:, keyframe_index].float(),
                                   keyframe_world_T_cam=world_T_cam[:, keyframe_index].float(), timestamps=timestamps,
-                                  **KEYFRAME_FADE)
+                                  **DRAWING)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dgslrm_ros.core.errors import DgslrmError
-from dgslrm_ros.geometry.classical import KEYFRAME_FADE, classical_depth
+from dgslrm_ros.geometry.classical import DRAWING, classical_depth
 from dgslrm_ros.geometry.cues import GeometryCues, compute_cues
 from dgslrm_ros.geometry.depth_check import depth_agrees
 from dgslrm_ros.model.config import ModelConfig
@@ -114,7 +114,7 @@ class DGSLRM(nn.Module):
             keyframe_K=K[:, keyframe_index].float(),
             keyframe_world_T_cam=world_T_cam[:, keyframe_index].float(),
             timestamps=timestamps,
-            **(KEYFRAME_FADE if c.geometry_primed else {}),  # the paper's head: every keyframe at every instant
+            **(DRAWING if c.geometry_primed else {}),  # the paper's head: every keyframe at every instant
         )
 
     def _checked_depth_residual(self, raw: Tensor, frames: Tensor, K: Tensor, world_T_cam: Tensor,

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgslrm_ros.core.cameras import camera_rays
-from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.core.gaussians import DRAWING_FIELDS, DeformableGaussians
 from dgslrm_ros.geometry.classical import COLOR_EPS, classical_fields, footprint_scales
 from dgslrm_ros.geometry.cues import GeometryCues
 from dgslrm_ros.model.config import ModelConfig
@@ -150,8 +150,9 @@ class GaussianPrediction:
     keyframe_world_T_cam: Tensor  # [B, Kf, 4, 4]
     timestamps: Tensor  # [B, T] seconds
     gate: Tensor | None = None  # [B, Kf, 1, H, W] how much of the lifted motion is used (geometry-primed only)
-    keyframe_support: float = 0.0  # DeformableGaussians.keyframe_support / _floor of the Gaussians (geometry.classical)
-    keyframe_floor: float = 0.0
+    keyframe_support: float = 0.0  # DeformableGaussians' drawing fields (core.gaussians.DRAWING_FIELDS), set by
+    keyframe_floor: float = 0.0  # geometry.classical.DRAWING for the geometry-primed heads
+    back_scale: float = 1.0
 
     @property
     def batch_size(self) -> int:
@@ -207,5 +208,5 @@ class GaussianPrediction:
             # float64 stays float64: epoch seconds in float32 would round to minutes.
             timestamps=self.timestamps[b] if self.timestamps.dtype.is_floating_point else self.timestamps[b].double(),
             keyframe_index=self.keyframe_index.to(self.depth.device).repeat_interleave(height * width),
-            keyframe_support=self.keyframe_support, keyframe_floor=self.keyframe_floor,
+            **{name: getattr(self, name) for name in DRAWING_FIELDS},
         )

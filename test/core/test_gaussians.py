@@ -169,17 +169,23 @@ def test_safetensors_round_trip(tmp_path):
     from safetensors.torch import save_file
 
     g, _ = constant_velocity()
-    g = replace(g, keyframe_support=1.5, keyframe_floor=0.3)
+    g = replace(g, keyframe_support=1.5, keyframe_floor=0.3, back_scale=2.5)
     path = g.save(tmp_path / "sub" / "window.safetensors")
     loaded = DeformableGaussians.load(path)
     tensors = [name for name, value in g.__dict__.items() if isinstance(value, torch.Tensor)]
     assert len(tensors) == 8
     for name in tensors:
         assert torch.equal(getattr(loaded, name), getattr(g, name)), name
-    assert (loaded.keyframe_support, loaded.keyframe_floor) == (1.5, 0.3)
+    assert (loaded.keyframe_support, loaded.keyframe_floor, loaded.back_scale) == (1.5, 0.3, 2.5)
     older = tmp_path / "older.safetensors"  # written before keyframe_support existed: every keyframe drawn
     save_file({name: getattr(g, name).contiguous() for name in tensors}, str(older))
-    assert (DeformableGaussians.load(older).keyframe_support, DeformableGaussians.load(older).keyframe_floor) == (0, 0)
+    assert DeformableGaussians.load(older).drawing() == {"keyframe_support": 0, "keyframe_floor": 0, "back_scale": 1}
+    # written with the fade but before back_scale: the back layer at its own scales
+    faded = tmp_path / "faded.safetensors"
+    save_file({name: getattr(g, name).contiguous() for name in tensors}, str(faded),
+              metadata={"keyframe_support": "1.5", "keyframe_floor": "0.3"})
+    assert DeformableGaussians.load(faded).drawing() == {"keyframe_support": 1.5, "keyframe_floor": 0.3,
+                                                          "back_scale": 1.0}
 
 
 def _three_keyframes(support: float) -> DeformableGaussians:
@@ -203,7 +209,7 @@ def test_keyframe_support_draws_an_instant_from_the_keyframes_around_it():
     assert torch.allclose(drawn.opacities, 0.8 * torch.tensor([4 / 6, 4 / 6]))
     with pytest.raises(ValueError, match="keyframe_support"):
         _three_keyframes(-1.0)
-    with pytest.raises(ValueError, match="different keyframe_support"):
+    with pytest.raises(ValueError, match="drawn differently"):
         DeformableGaussians.concat([g, every])
     assert DeformableGaussians.concat([g, g]).keyframe_support == 1.5
     assert g.select(torch.tensor([True, False, True])).to(dtype=torch.float64).keyframe_support == 1.5
@@ -213,8 +219,26 @@ def test_keyframe_support_draws_an_instant_from_the_keyframes_around_it():
     assert torch.allclose(floored.at(6).opacities, 0.8 * torch.tensor([0.25, 4 / 6, 4 / 6]))
     with pytest.raises(ValueError, match="keyframe_floor"):
         replace(g, keyframe_floor=1.5)
-    with pytest.raises(ValueError, match="different keyframe_support/floor"):
+    with pytest.raises(ValueError, match="drawn differently"):
         DeformableGaussians.concat([g, floored])
+
+
+def test_back_scale_widens_only_the_back_layer():
+    g = replace(_three_keyframes(1.5), keyframe_floor=0.25)
+    front, back = g.layers_at(6)
+    wide = replace(g, back_scale=3.0)
+    wide_front, wide_back = wide.layers_at(6)
+    assert torch.equal(wide_front.scales, front.scales) and torch.equal(wide_front.opacities, front.opacities)
+    assert torch.allclose(wide_back.scales, 3.0 * back.scales)
+    assert torch.equal(wide_back.opacities, back.opacities) and torch.equal(wide_back.means, back.means)
+    assert torch.equal(wide.at(6).scales, g.at(6).scales)  # a single-pass drawing is not layered
+    assert wide.select(torch.tensor([True, False, True])).to(dtype=torch.float64).back_scale == 3.0
+    assert DeformableGaussians.concat([wide, wide]).back_scale == 3.0
+    with pytest.raises(ValueError, match="drawn differently"):
+        DeformableGaussians.concat([g, wide])
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="back_scale"):
+            replace(g, back_scale=bad)
 
 
 def test_load_errors_are_clear(tmp_path):

@@ -55,3 +55,23 @@ def test_without_a_fade_an_instant_is_one_set_of_every_keyframe():
     out = render_instant(g, 0, POSE[None], K[None], SIZE, SIZE)
     assert torch.equal(out.rgb, render(g.at(0), POSE[None], K[None], SIZE, SIZE).rgb)
     assert float(out.rgb[0, 1, :, 2:SIZE // 2 - 2].min()) > 0.9  # the nearer green wall in front everywhere
+
+
+def test_a_wider_back_layer_fills_gaps_the_front_leaves_without_touching_what_the_front_covers():
+    # Keyframe 0: a red wall over the left half; keyframe 4: narrow green splats on every third column of the
+    # right half (a sparse surface, as a keyframe seen from off its path), nearer.
+    red = _wall(range(SIZE // 2), 2.0, (1.0, 0.0, 0.0))
+    sparse = _wall(range(SIZE // 2 + 1, SIZE, 3), 1.8, (0.0, 1.0, 0.0))
+    sparse = replace(sparse, scales=sparse.scales * 0.4)
+    index = torch.tensor([0] * len(red) + [4] * len(sparse))
+    g = replace(DeformableGaussians.static(Gaussians.concat([red, sparse]), torch.arange(5, dtype=torch.float64) / 10,
+                                           index), keyframe_support=1.0, keyframe_floor=0.3)
+    narrow = render_instant(g, 0, POSE[None], K[None], SIZE, SIZE)
+    wide = render_instant(replace(g, back_scale=3.0), 0, POSE[None], K[None], SIZE, SIZE)
+    gaps = [c for c in range(SIZE // 2 + 1, SIZE - 1) if (c - SIZE // 2 - 1) % 3 == 1]  # between green columns
+    assert float(narrow.alpha[0, 0][:, gaps].mean()) < 0.5  # the narrow back layer leaves the gaps open ...
+    assert float(wide.alpha[0, 0][:, gaps].mean()) > 0.9  # ... the wide one fills them
+    assert float(wide.rgb[0, 1][:, gaps].mean()) > 0.8
+    # where the front covers the view the drawing is the front's, whatever the back layer's width
+    left = slice(1, SIZE // 2 - 2)
+    assert torch.allclose(wide.rgb[0, :, :, left], narrow.rgb[0, :, :, left], atol=1e-3)
