@@ -313,8 +313,16 @@ class DeformableGaussians(_OnMeansDevice):
 
     def drawn_at(self, frame: FrameLike) -> tuple[Gaussians, Tensor | None]:
         """(at(frame), which of these Gaussians it holds: a bool mask [N], None for all of them), so that a
-        per-Gaussian value (e.g. velocities) can be taken for the same set."""
-        return self._drawn(self.positions(frame), self.instant_weights(frame))
+        per-Gaussian value (e.g. velocities) can be taken for the same set.
+
+        One set for single-pass renderers (the `gaussians` cloud, PLY): the keyframes that only their floor
+        keeps are drawn back_scale wider, as in the back layer of `layers_at`, to fill what the others leave."""
+        drawn, shown = self._drawn(self.positions(frame), self.instant_weights(frame))
+        if self.back_scale == 1.0 or self.keyframe_support == 0:
+            return drawn, shown
+        behind = self._fade(frame, 0.0) == 0  # [N] outside the hat: only the floor draws them
+        behind = behind if shown is None else behind[shown]
+        return replace(drawn, scales=torch.where(behind[:, None], drawn.scales * self.back_scale, drawn.scales)), shown
 
     def layers_at(self, frame: FrameLike) -> tuple[Gaussians, Gaussians]:
         """(front, back) for a renderer that composites an instant in two layers (render.render_instant):

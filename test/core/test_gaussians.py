@@ -231,7 +231,11 @@ def test_back_scale_widens_only_the_back_layer():
     assert torch.equal(wide_front.scales, front.scales) and torch.equal(wide_front.opacities, front.opacities)
     assert torch.allclose(wide_back.scales, 3.0 * back.scales)
     assert torch.equal(wide_back.opacities, back.opacities) and torch.equal(wide_back.means, back.means)
-    assert torch.equal(wide.at(6).scales, g.at(6).scales)  # a single-pass drawing is not layered
+    # One set for a single-pass viewer: the keyframe only the floor keeps (frame 0, six frames away) stands
+    # in for the back layer and is drawn wide; the two around the instant keep their size.
+    assert torch.allclose(wide.at(6).scales[:, 0], torch.tensor([0.3, 0.1, 0.1]))
+    assert torch.equal(wide.at(6).opacities, g.at(6).opacities) and torch.equal(g.at(6).scales, g.scales)
+    assert torch.equal(replace(wide, keyframe_support=0.0).at(6).scales, g.scales)  # no fade: no back layer
     assert wide.select(torch.tensor([True, False, True])).to(dtype=torch.float64).back_scale == 3.0
     assert DeformableGaussians.concat([wide, wide]).back_scale == 3.0
     with pytest.raises(ValueError, match="drawn differently"):
