@@ -320,9 +320,15 @@ class DeformableGaussians(_OnMeansDevice):
         drawn, shown = self._drawn(self.positions(frame), self.instant_weights(frame))
         if self.back_scale == 1.0 or self.keyframe_support == 0:
             return drawn, shown
-        behind = self._fade(frame, 0.0) == 0  # [N] outside the hat: only the floor draws them
-        behind = behind if shown is None else behind[shown]
-        return replace(drawn, scales=torch.where(behind[:, None], drawn.scales * self.back_scale, drawn.scales)), shown
+        factors = self.instant_scale_factors(frame)
+        factors = factors if shown is None else factors[shown]
+        return replace(drawn, scales=drawn.scales * factors[:, None]), shown
+
+    def instant_scale_factors(self, frame: FrameLike) -> Tensor:
+        """[N] what each Gaussian's scale is multiplied by in the one-set drawing at `frame`: back_scale for the
+        keyframes that only the floor keeps (outside the hat), 1 for the others."""
+        behind = self._fade(frame, 0.0) == 0
+        return torch.where(behind, torch.full_like(self.opacities, self.back_scale), torch.ones_like(self.opacities))
 
     def layers_at(self, frame: FrameLike) -> tuple[Gaussians, Gaussians]:
         """(front, back) for a renderer that composites an instant in two layers (render.render_instant):

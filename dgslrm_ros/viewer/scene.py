@@ -78,11 +78,14 @@ class ViewerWindow:
     figures: dict[str, str] = field(default_factory=dict)  # side panel: label -> value
     # [N, T] float32 opacity as drawn at each frame (DeformableGaussians.instant_weights); None = `opacities`
     frame_opacities: np.ndarray | None = None
+    # [N, T] float32 factor on the scales at each frame (DeformableGaussians.instant_scale_factors); None = 1
+    frame_scale_factors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, t = self.means.shape[0], self.timestamps.shape[0]
         expected = {"means": (n, 3), "quats": (n, 4), "scales": (n, 3), "opacities": (n,), "colors": (n, 3),
-                    "offsets": (n, t, 3), **({} if self.frame_opacities is None else {"frame_opacities": (n, t)})}
+                    "offsets": (n, t, 3), **({} if self.frame_opacities is None else {"frame_opacities": (n, t)}),
+                    **({} if self.frame_scale_factors is None else {"frame_scale_factors": (n, t)})}
         for name, shape in expected.items():
             if getattr(self, name).shape != shape:
                 raise ViewerError(f"{self.label}: {name} has shape {getattr(self, name).shape}, expected {shape}")
@@ -111,13 +114,17 @@ def _numpy(t: torch.Tensor, dtype=np.float32) -> np.ndarray:
 def window_from_deformable(gaussians: DeformableGaussians, label: str, tracks: Tracks | None = None,
                            cameras: tuple[CameraView, ...] = (), figures: dict[str, str] | None = None) -> ViewerWindow:
     """A window file's Gaussians (exact per-frame offsets and, with a keyframe_support, per-frame opacities)."""
+    frames = range(gaussians.num_frames)
     frame_opacities = None if gaussians.keyframe_support == 0 else _numpy(torch.stack(
-        [gaussians.opacities * gaussians.instant_weights(n) for n in range(gaussians.num_frames)], dim=1))
+        [gaussians.opacities * gaussians.instant_weights(n) for n in frames], dim=1))
+    frame_scale_factors = None if gaussians.keyframe_support == 0 or gaussians.back_scale == 1.0 else _numpy(
+        torch.stack([gaussians.instant_scale_factors(n) for n in frames], dim=1))
     return ViewerWindow(
         label=label, means=_numpy(gaussians.means), quats=_numpy(gaussians.quats), scales=_numpy(gaussians.scales),
         opacities=_numpy(gaussians.opacities), colors=_numpy(gaussians.colors), offsets=_numpy(gaussians.offsets),
         timestamps=_numpy(gaussians.timestamps, np.float64), motion=MOTION_OFFSETS, tracks=tracks,
         cameras=tuple(cameras), figures=dict(figures or {}), frame_opacities=frame_opacities,
+        frame_scale_factors=frame_scale_factors,
     )
 
 
@@ -180,6 +187,15 @@ def opacities_at(window: ViewerWindow, time: float) -> np.ndarray:
     return window.frame_opacities[:, lower] * (1 - w) + window.frame_opacities[:, upper] * w
 
 
+def scales_at(window: ViewerWindow, time: float) -> np.ndarray:
+    """[N, 3] scales as drawn at an absolute time (the factor interpolated like the opacities)."""
+    if window.frame_scale_factors is None:
+        return window.scales
+    lower, upper, w = _frame_pair(window, time)
+    factors = window.frame_scale_factors[:, lower] * (1 - w) + window.frame_scale_factors[:, upper] * w
+    return window.scales * factors[:, None]
+
+
 def drawn_at(window: ViewerWindow, time: float, min_opacity: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(opacities_at [N], which Gaussians are drawn [N] bool: at least `min_opacity` and not faded out)."""
     opacities = opacities_at(window, time)
@@ -219,7 +235,7 @@ def splat_arrays(window: ViewerWindow, time: float, min_opacity: float = 0.0, si
     opacities, keep = drawn_at(window, time, min_opacity)
     return {
         "centers": positions_at(window, time)[keep],
-        "covariances": covariances(window.quats[keep], window.scales[keep], size),
+        "covariances": covariances(window.quats[keep], scales_at(window, time)[keep], size),
         "rgbs": np.clip(window.colors[keep], 0.0, 1.0),
         "opacities": opacities[keep, None],
     }

@@ -302,3 +302,24 @@ def test_switching_between_windows_of_different_sizes_redraws_everything(app, sy
     assert app.window.label == "small" and len(app._splats.centers) == 100
     assert np.allclose(app._splats.centers, small.positions(small.num_frames - 1).numpy(), atol=1e-5)
     assert "**small**" in app.figures.content
+
+
+def test_keyframes_only_the_floor_keeps_are_drawn_as_wide_as_the_core_draws_them(app, synthetic_window):
+    """With a back_scale the one-set drawing widens the keyframes outside the hat (the back layer's role);
+    the viewer's splats at an instant have the covariances of DeformableGaussians.at(instant)."""
+    from dataclasses import replace
+
+    n = len(synthetic_window)
+    g = replace(synthetic_window, keyframe_index=torch.tensor([0] * (n // 2) + [4] * (n // 2)), keyframe_support=1.0,
+                keyframe_floor=0.3, back_scale=3.0)
+    window = sc.window_from_deformable(g, "wide back")
+    app.set_windows([window])
+    for seconds, frame in ((0.0, 0), (0.4, 4)):
+        app.time_slider.value = seconds
+        drawn = g.at(frame)
+        assert len(app._splats.centers) == n
+        np.testing.assert_allclose(app._splats.covariances, sc.covariances(drawn.quats.numpy(), drawn.scales.numpy()),
+                                   rtol=0.02, atol=2e-5)  # viser keeps them at half precision
+    behind = slice(n // 2, None)  # keyframe 4 at frame 0: kept by the floor only, three times as wide
+    assert np.allclose(sc.scales_at(window, 100.0)[behind], 3.0 * g.scales[behind].numpy())
+    assert np.allclose(sc.scales_at(window, 100.0)[: n // 2], g.scales[: n // 2].numpy())
