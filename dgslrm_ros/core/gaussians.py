@@ -234,7 +234,7 @@ class DeformableGaussians(_OnMeansDevice):
         return {name: getattr(self, name) for name in DRAWING_FIELDS}
 
     def _map(self, fn: Callable[[str, Tensor], Tensor]) -> DeformableGaussians:
-        """Rebuild with fn(field name, tensor) applied to every tensor field (the keyframe fade is kept)."""
+        """Rebuild with fn(field name, tensor) applied to every tensor field (the drawing fields are kept)."""
         return replace(self, **{name: fn(name, getattr(self, name)) for name in _DEFORMABLE_TENSORS})
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> DeformableGaussians:

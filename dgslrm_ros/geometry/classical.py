@@ -40,8 +40,11 @@ COLOR_EPS = 0.02  # colours are clamped away from 0 and 1 so a logit residual st
 #   0.3 x 2           30.59      27.02     20.88 / 14.87 / 28.93  20.64 / 15.23 / 28.64
 #   0.3 x 3           30.91      27.12     21.16 / 15.34 / 28.88  21.05 / 15.64 / 28.63
 #   0.3 x 4 (this)    30.95      27.15     21.33 / 15.67 / 28.85  21.35 / 15.92 / 28.63
-#   0.3 x 6 / 8       30.72 / 30.40  26.99 / 26.82
-#   0.4 x 2 / 3 / 4   - / 30.41 / 30.39  - / 27.02 / 26.99  0.4 x 3: 21.28 / 15.69 / 28.51  21.32 / 15.95 / 28.31
+#   0.3 x 6           30.72      26.99     21.61 / 16.15 / 28.81  (synthetic off-path views like it wider)
+#   0.3 x 8           30.40      26.82
+#   0.4 x 2           -          -         21.04 / 15.22 / 28.53  20.89 / 15.55 / 28.28
+#   0.4 x 3           30.41      27.02     21.28 / 15.69 / 28.51  21.32 / 15.95 / 28.31
+#   0.4 x 4           30.39      26.99     21.48 / 16.03 / 28.50
 # Surface-aligned (flat, tangent-plane) splats instead of round ones were tried for the off-path views:
 # +0.06 dB novel on the held-out windows, not kept.
 KEYFRAME_SUPPORT = 1.0
