@@ -318,11 +318,16 @@ class DeformableGaussians(_OnMeansDevice):
         One set for single-pass renderers (the `gaussians` cloud, PLY): the keyframes that only their floor
         keeps are drawn back_scale wider, as in the back layer of `layers_at`, to fill what the others leave."""
         drawn, shown = self._drawn(self.positions(frame), self.instant_weights(frame))
-        if self.back_scale == 1.0 or self.keyframe_support == 0:
+        if not self.widens_faded_keyframes:
             return drawn, shown
         factors = self.instant_scale_factors(frame)
         factors = factors if shown is None else factors[shown]
         return replace(drawn, scales=drawn.scales * factors[:, None]), shown
+
+    @property
+    def widens_faded_keyframes(self) -> bool:
+        """Whether a one-set drawing widens some keyframes (a fade and a back_scale other than 1)."""
+        return self.keyframe_support > 0 and self.back_scale != 1.0
 
     def instant_scale_factors(self, frame: FrameLike) -> Tensor:
         """[N] what each Gaussian's scale is multiplied by in the one-set drawing at `frame`: back_scale for the

@@ -117,7 +117,7 @@ def window_from_deformable(gaussians: DeformableGaussians, label: str, tracks: T
     frames = range(gaussians.num_frames)
     frame_opacities = None if gaussians.keyframe_support == 0 else _numpy(torch.stack(
         [gaussians.opacities * gaussians.instant_weights(n) for n in frames], dim=1))
-    frame_scale_factors = None if gaussians.keyframe_support == 0 or gaussians.back_scale == 1.0 else _numpy(
+    frame_scale_factors = None if not gaussians.widens_faded_keyframes else _numpy(
         torch.stack([gaussians.instant_scale_factors(n) for n in frames], dim=1))
     return ViewerWindow(
         label=label, means=_numpy(gaussians.means), quats=_numpy(gaussians.quats), scales=_numpy(gaussians.scales),
@@ -175,31 +175,33 @@ def frame_at(window: ViewerWindow, time: float) -> float:
 def positions_at(window: ViewerWindow, time: float) -> np.ndarray:
     """[N, 3] centres at an absolute time: offsets interpolated linearly between frames, as
     `DeformableGaussians.positions` does for a fractional frame."""
-    lower, upper, w = _frame_pair(window, time)
-    return window.means + window.offsets[:, lower] * (1 - w) + window.offsets[:, upper] * w
+    return window.means + _between_frames(window.offsets, window, time)
 
 
 def opacities_at(window: ViewerWindow, time: float) -> np.ndarray:
     """[N] opacity as drawn at an absolute time (interpolated like the centres)."""
     if window.frame_opacities is None:
         return window.opacities
-    lower, upper, w = _frame_pair(window, time)
-    return window.frame_opacities[:, lower] * (1 - w) + window.frame_opacities[:, upper] * w
+    return _between_frames(window.frame_opacities, window, time)
 
 
 def scales_at(window: ViewerWindow, time: float) -> np.ndarray:
     """[N, 3] scales as drawn at an absolute time (the factor interpolated like the opacities)."""
     if window.frame_scale_factors is None:
         return window.scales
-    lower, upper, w = _frame_pair(window, time)
-    factors = window.frame_scale_factors[:, lower] * (1 - w) + window.frame_scale_factors[:, upper] * w
-    return window.scales * factors[:, None]
+    return window.scales * _between_frames(window.frame_scale_factors, window, time)[:, None]
 
 
 def drawn_at(window: ViewerWindow, time: float, min_opacity: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(opacities_at [N], which Gaussians are drawn [N] bool: at least `min_opacity` and not faded out)."""
     opacities = opacities_at(window, time)
     return opacities, (opacities >= min_opacity) & (opacities > 0)
+
+
+def _between_frames(per_frame: np.ndarray, window: ViewerWindow, time: float) -> np.ndarray:
+    """A per-frame array [N, T, ...] at an absolute time, linear between the two neighbouring frames."""
+    lower, upper, w = _frame_pair(window, time)
+    return per_frame[:, lower] * (1 - w) + per_frame[:, upper] * w
 
 
 def _frame_pair(window: ViewerWindow, time: float) -> tuple[int, int, np.float32]:
