@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dgslrm_ros.core.gaussians import DeformableGaussians, Gaussians
+from dgslrm_ros.core.gaussians import EPS2D, DeformableGaussians, Gaussians  # EPS2D: the drawing's low-pass
 from dgslrm_ros.render.projection import ProjectedGaussians, project_gaussians
 # Modules, not their same-named functions: binding `rasterize_torch` the function here would shadow
 # the submodule `dgslrm_ros.render.rasterize_torch` for `import ... as` users.
@@ -20,7 +20,6 @@ from dgslrm_ros.render import rasterize_torch as torch_backend
 from dgslrm_ros.render.rasterize_gsplat import GsplatUnavailableError, gsplat_importable
 
 BACKENDS = ("auto", "torch", "gsplat")
-EPS2D = 0.3  # px^2 low-pass added to every projected covariance (gsplat's default)
 
 __all__ = ["BACKENDS", "GsplatUnavailableError", "RenderOutput", "render", "render_at_instants", "render_instant",
            "resolve_backend"]

@@ -5,7 +5,8 @@ A pure, differentiable function that follows gsplat 1.5.3's `fully_fused_project
 
 - the Jacobian of the perspective projection is evaluated at the Gaussian centre with x/z, y/z clamped
   to 1.3x the field of view (keeps Gaussians far outside the image from blowing up);
-- `eps2d` (0.3 px^2) is added to the 2D covariance as a low-pass filter, without opacity compensation;
+- `eps2d` (core.gaussians.EPS2D, 0.3 px^2) is added to the 2D covariance as a low-pass filter, without opacity
+  compensation;
 - the footprint half-size per axis is ceil(extend * sigma_axis) with the opacity-aware
   extend = min(3.33, sqrt(2 ln(255 * opacity))), i.e. the box outside which alpha < 1/255;
 - Gaussians outside [near_plane, far_plane], with a degenerate covariance, opacity < 1/255 or a
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from dgslrm_ros.core.gaussians import EPS2D
 from dgslrm_ros.core.rotations import quat_to_matrix
 
 ALPHA_THRESHOLD = 1.0 / 255.0  # a Gaussian contributes to a pixel only at alpha >= this (gsplat)
@@ -54,7 +56,7 @@ def project_gaussians(
     K: Tensor,  # [C, 3, 3]
     width: int,
     height: int,
-    eps2d: float = 0.3,
+    eps2d: float = EPS2D,
     near_plane: float = 0.01,
     far_plane: float = 1e10,
 ) -> ProjectedGaussians:

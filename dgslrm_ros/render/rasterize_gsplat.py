@@ -11,6 +11,7 @@ from functools import lru_cache
 from torch import Tensor
 
 from dgslrm_ros.core.errors import DgslrmError
+from dgslrm_ros.core.gaussians import EPS2D
 
 
 class GsplatUnavailableError(DgslrmError, RuntimeError):
@@ -40,7 +41,7 @@ def rasterize_gsplat(
     background: Tensor | None,  # [C, 3]
     near_plane: float,
     far_plane: float,
-    eps2d: float = 0.3,
+    eps2d: float = EPS2D,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """-> rgb [C, 3, H, W], alpha [C, 1, H, W], expected z-depth [C, 1, H, W] (0 where alpha is 0)."""
     if means.device.type != "cuda":

@@ -6,7 +6,8 @@ import torch
 
 from dgslrm_ros.core.cameras import project_points, pixel_centers
 from dgslrm_ros.core.gaussians import DeformableGaussians
-from dgslrm_ros.geometry.classical import COLOR_EPS, FOOTPRINT, KEYFRAME_FLOOR, KEYFRAME_SUPPORT, OPACITY
+from dgslrm_ros.geometry.classical import (COLOR_EPS, FOOTPRINT, KEYFRAME_FLOOR, KEYFRAME_SUPPORT, OPACITY,
+                                          precompensated_colors)
 from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues
 from dgslrm_ros.geometry.depth_check import depth_agrees
 from dgslrm_ros.model import DGSLRM, GaussianPrediction, ModelConfig, ModelInputError
@@ -91,10 +92,11 @@ def test_untrained_geometry_primed_model_is_exactly_the_classical_method(tiny_co
     assert p.keyframe_support == c.keyframe_support == KEYFRAME_SUPPORT > 0
     assert p.keyframe_floor == c.keyframe_floor == p.gaussians(0).keyframe_floor == KEYFRAME_FLOOR
     assert p.gaussians(0).keyframe_support == p.detach().gaussians(0).keyframe_support == KEYFRAME_SUPPORT
-    # ... and the classical fields are a plausible reconstruction: pixel colours, footprint scales, fixed
+    # ... and the classical fields are a plausible reconstruction: pixel colours (pre-compensated for the
+    # drawing's blur), footprint scales, fixed
     # opacity, identity rotations, depth inside the model's range, no motion at the own keyframe.
     assert tiny_config.near <= p.depth.min() and p.depth.max() <= tiny_config.far
-    keyframe_rgb = tiny_window["frames"][:, p.keyframe_index].clamp(COLOR_EPS, 1 - COLOR_EPS)
+    keyframe_rgb = precompensated_colors(tiny_window["frames"][:, p.keyframe_index]).clamp(COLOR_EPS, 1 - COLOR_EPS)
     assert torch.allclose(p.colors, keyframe_rgb, atol=1e-6)
     assert torch.allclose(p.opacities, torch.full_like(p.opacities, OPACITY))
     assert torch.equal(p.quats[:, :, 0], torch.ones_like(p.quats[:, :, 0]))
