@@ -71,7 +71,7 @@ FOOTPRINT = 0.3  # scale = this x the width of one pixel at the Gaussian's depth
 #   colours                    realshort  cockatoo  cube   training-split `dynamic`
 #   raw (before)               30.95      27.15     23.87  21.33 / 15.67 / 28.85
 #   half a term (x + 0.5(x-Gx)) 31.63     27.41     24.51  21.25 / 15.58 / 29.00
-#   one term (this)            32.06      27.57     24.89  21.13 / 15.50 / 29.03
+#   one term (this)            32.07      27.57     24.90  21.13 / 15.50 / 29.03
 #   two terms                  32.18      27.58     24.99  20.97 / 15.42 / 28.90
 #   one term, static pixels only (gate 0)                   21.21 / 15.55 / 29.01
 # The real clips gain at every strength; the synthetic windows lose between frames and off the path, also
