@@ -1,10 +1,12 @@
-"""The classical footprint: a keyframe drawn from its own camera keeps the detail of its image.
+"""The classical drawing: a keyframe drawn from its own camera keeps the detail of its image.
 
 A splat FOOTPRINT pixels wide, plus the renderer's low-pass, mixes each pixel with its neighbours; at
-the earlier 0.6 a keyframe came back blurred even where its depth was exact (geometry/classical.py).
+the earlier 0.6 a keyframe came back blurred even where its depth was exact, and the pre-compensated
+colours undo most of what the narrow splats still blur (geometry/classical.py).
 """
 from __future__ import annotations
 
+import pytest
 import torch
 
 import dgslrm_ros.geometry.classical as classical
@@ -29,23 +31,19 @@ def _keyframes_drawn_at_their_own_cameras(window: dict) -> list[float]:
     return scores
 
 
-def test_narrow_splats_draw_a_keyframe_sharper_than_the_earlier_footprint(textured_plane_window, monkeypatch):
+@pytest.mark.parametrize("setting, earlier, gain_db", [
+    # Narrow splats against the earlier 0.6 px footprint. Measured: 24.9 / 25.5 dB against 19.0 / 19.6 dB.
+    ("FOOTPRINT", 0.6, 3.0),
+    # Colours chosen to undo the drawing's blur against the raw pixel colours: 24.9 / 25.5 against 23.8 / 24.4.
+    ("PRECOMPENSATION_TERMS", 0, 0.5),
+])
+def test_the_drawing_keeps_the_detail_of_a_keyframe_at_its_own_camera(textured_plane_window, monkeypatch, setting,
+                                                                        earlier, gain_db):
     # A plane the sweep gets right (median depth error 0.4 %), textured a few pixels per period: what is
     # lost drawing a keyframe at its own camera is the drawing's blur alone.
     window = textured_plane_window(size=SIZE, frames=8)
-    narrow = _keyframes_drawn_at_their_own_cameras(window)
-    monkeypatch.setattr(classical, "FOOTPRINT", 0.6)
-    wide = _keyframes_drawn_at_their_own_cameras(window)
-    for sharp, blurred in zip(narrow, wide):
-        assert sharp > blurred + 3.0, (narrow, wide)  # measured: 24.9 / 25.5 dB against 19.0 / 19.6 dB
-
-
-def test_precompensated_colours_draw_a_keyframe_closer_to_its_image(textured_plane_window, monkeypatch):
-    # The same exact plane: the drawing's blur is the only loss at the keyframes' own cameras, and colours
-    # chosen to undo it must give more of the image back than the raw pixel colours.
-    window = textured_plane_window(size=SIZE, frames=8)
-    compensated = _keyframes_drawn_at_their_own_cameras(window)
-    monkeypatch.setattr(classical, "PRECOMPENSATION_TERMS", 0)
-    raw = _keyframes_drawn_at_their_own_cameras(window)
-    for sharp, blurred in zip(compensated, raw):
-        assert sharp > blurred + 0.5, (compensated, raw)  # measured: 24.9 / 25.5 dB against 23.8 / 24.4 dB
+    now = _keyframes_drawn_at_their_own_cameras(window)
+    monkeypatch.setattr(classical, setting, earlier)
+    before = _keyframes_drawn_at_their_own_cameras(window)
+    for sharp, blurred in zip(now, before):
+        assert sharp > blurred + gain_db, (now, before)
