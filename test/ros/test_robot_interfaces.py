@@ -166,7 +166,9 @@ def test_transform_stamped_and_jpeg_match_raw_within_jpeg_error(sessions: Simple
 
 
 TRAJECTORY = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("t", "<f4"), ("track_id", "<u4"), ("visible", "<f4")])
-JPEG_RENDER_TOLERANCE = 6.0  # mean abs difference of the rendered uint8 images (quality 90 input)
+JPEG_RENDER_TOLERANCE = 8.0  # mean abs difference of the rendered uint8 images (quality 90 input). The classical
+# colours are pre-compensated for the drawing's blur (an unsharp mask, gain up to 1.85 at the finest detail), which
+# carries more of JPEG's fine-scale error into the render: measured 4.7-4.8 with raw colours, 6.3 with them.
 
 
 def test_diagnostics_report_rates_latency_and_level(sessions: SimpleNamespace) -> None:
