@@ -2,8 +2,8 @@
 
 Per keyframe pixel: the pixel's colour (pre-compensated for the drawing's blur), an isotropic
 footprint-sized scale at the sweep depth, a fixed opacity, identity rotation, and the gated lifted
-motion as its deformation. The geometry-primed
-network predicts residuals on exactly these fields, so an untrained network reproduces them.
+motion as its deformation. The geometry-primed network predicts residuals on exactly these fields, so
+an untrained network reproduces them.
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ FOOTPRINT = 0.3  # scale = this x the width of one pixel at the Gaussian's depth
 # (`classical`) and on 16 training-split `dynamic` windows (network between / novel / input PSNR):
 #   colours                    realshort  cockatoo  cube   training-split `dynamic`
 #   raw (before)               30.95      27.15     23.87  21.33 / 15.67 / 28.85
-#   half a term (x + 0.5(x-Gx)) 31.63     27.41     24.51  21.25 / 15.58 / 29.00
+#   half a term                31.63      27.41     24.51  21.25 / 15.58 / 29.00
 #   one term (this)            32.07      27.57     24.90  21.13 / 15.50 / 29.03
 #   two terms                  32.18      27.58     24.99  20.97 / 15.42 / 28.90
 #   one term, static pixels only (gate 0)                   21.21 / 15.55 / 29.01
