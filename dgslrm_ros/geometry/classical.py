@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dgslrm_ros.core.filters import gaussian_window
 from dgslrm_ros.core.gaussians import EPS2D
 from dgslrm_ros.geometry.cues import GeometryCues
 
@@ -98,9 +99,7 @@ def precompensated_colors(keyframe_rgb: Tensor, terms: int | None = None) -> Ten
         return keyframe_rgb
     sigma = drawing_blur_px()
     radius = max(1, math.ceil(3.0 * sigma))
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=keyframe_rgb.device)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
+    kernel = gaussian_window(2 * radius + 1, sigma, device=keyframe_rgb.device)
     shape = keyframe_rgb.shape
     image = keyframe_rgb.float().reshape(-1, 1, *shape[-2:])  # [N, 1, H, W]: every channel of every keyframe
 

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dgslrm_ros.core.filters import gaussian_window
+
 
 def _check_images(name: str, a: Tensor, b: Tensor) -> None:
     if a.shape != b.shape:
@@ -37,12 +39,6 @@ def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
     return 10.0 * torch.log10(data_range**2 / mse(pred, target))
 
 
-def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
-    coords = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2.0
-    g = torch.exp(-coords.square() / (2.0 * sigma**2))
-    return g / g.sum()  # [size]
-
-
 def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, window: int = 11, sigma: float = 1.5) -> Tensor:
     """[..., C, H, W] x2 -> [...] mean SSIM per image (channels averaged); differentiable.
 
@@ -55,7 +51,7 @@ def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, window: int = 11
     size -= 1 - size % 2  # keep it odd
     x = pred.reshape(-1, c, h, w)
     y = target.reshape(-1, c, h, w).to(x.dtype)
-    g = _gaussian_window(size, sigma, x.dtype, x.device)
+    g = gaussian_window(size, sigma, x.dtype, x.device)
     kernel_h = g.view(1, 1, size, 1).expand(c, 1, size, 1)
     kernel_w = g.view(1, 1, 1, size).expand(c, 1, 1, size)
 
