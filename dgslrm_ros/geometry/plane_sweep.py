@@ -35,15 +35,16 @@ class SweepConfig:
     num_planes: int = 48
     near: float = 0.25  # nearest hypothesis (z-depth)
     far: float = 20.0  # farthest hypothesis; inverse-depth spacing puts most planes near the camera
-    max_sources: int = 6  # source frames per reference, spread evenly over the window. 12 cost twice the
-    # time for the same depth (16 held-out 64 px windows: median AbsRel 0.117 with 12, 0.114 with 6)
+    max_sources: int = 6  # source frames per reference, spread evenly over its span (below). 12 cost twice
+    # the time for the same depth (16 held-out 64 px windows: median AbsRel 0.117 with 12, 0.114 with 6)
     # Sources are spread only over the frames around the reference (contiguous in time) that see a point
     # at `source_angle_depth` on the reference's optical axis within `max_source_angle_deg` of the
     # reference's view: a fast camera's far frames see the scene from too far around for a fronto-parallel
     # SAD (see source_span). Real clips, held-out frames, 64 px, `classical` (cube / cockatoo / realshort):
-    # no cap 24.90 / 27.57 / 32.07 dB; 10 deg 25.94 / - / -; 6 deg 26.06 / 27.65 / 32.07; 4 deg (this)
-    # 26.23 / 27.82 / 32.07 (realshort's camera never turns 2 deg); the 6 nearest frames instead 26.25 /
-    # 27.69 / 32.32 but on 16 training `wide` windows median AbsRel 0.126 -> 0.214 and novel views -0.6 dB.
+    # no cap 24.90 / 27.57 / 32.07 dB; 4 deg (this) 26.23 / 27.79 / 32.07 (realshort's camera never turns
+    # 2 deg). Probes of the choice (a scratch copy of the rule): 10 deg 25.94 / - / -; 6 deg 26.06 / 27.65 /
+    # 32.07; 4 deg 26.23 / 27.82 / 32.07; the 6 nearest frames instead 26.25 / 27.69 / 32.32 but on 16
+    # training `wide` windows median AbsRel 0.126 -> 0.214 and novel views -0.6 dB.
     # On 16 training windows each, `classical` `dynamic` / `wide`, no cap -> 6 deg -> 4 deg: between frames
     # 20.84 -> 20.85 -> 20.99 / 21.14 -> 21.13 -> 21.12 dB, novel views 15.67 -> 15.67 -> 15.69 / 16.02 ->
     # 15.82 -> 15.58 dB, median AbsRel 0.203 -> 0.203 -> 0.203 / 0.126 -> 0.132 -> 0.147: the far novel
