@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out scene family (data.scenes presets); default: the training run's")
     parser.add_argument("--image-size", type=int, default=0,
                         help="square resolution of the held-out windows in px; 0 = the checkpoint's training size")
+    parser.add_argument("--pixel-samples", type=int, default=1,
+                        help="rays per pixel side for the held-out windows' colour: 1 point-samples (every table so "
+                             "far), 2+ integrate each pixel's area as a camera does (data.dataset.WindowDatasetConfig)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
@@ -45,9 +48,13 @@ def run(args: argparse.Namespace) -> int:
     # a checkpoint trained on several families (comma-separated) is scored on the first one's windows
     preset = args.scene_preset or scene_families(extra.get("scene_preset", "default"))[0]
     try:
-        samples = held_out_windows(model.config, args.num_scenes, cache=args.cache, scene_preset=preset)
+        samples = held_out_windows(model.config, args.num_scenes, cache=args.cache, scene_preset=preset,
+                                   pixel_samples=args.pixel_samples)
     except KeyError as error:  # unknown preset name
         print(f"dgslrm eval: {error.args[0]}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # e.g. --pixel-samples 0
+        print(f"dgslrm eval: {error}", file=sys.stderr)
         return 2
     print(f"dgslrm eval: {args.num_scenes} held-out windows of the {preset!r} scene family at "
           f"{model.config.image_size} px")

@@ -369,23 +369,38 @@ def shade(scene: Scene, hits: RayHits) -> Tensor:
     return torch.where(hit[..., None], rgb, torch.zeros_like(rgb)).clamp(0.0, 1.0)
 
 
-def render_views(scene: Scene, K: Tensor, world_T_cam: Tensor, times: Tensor, height: int, width: int) -> RenderedViews:
-    """Render C images, each the average of J sub-frame instants (motion blur when J > 1).
+def render_views(scene: Scene, K: Tensor, world_T_cam: Tensor, times: Tensor, height: int, width: int,
+                 pixel_samples: int = 1) -> RenderedViews:
+    """Render C images, each the average of J sub-frame instants (motion blur when J > 1) and, with
+    pixel_samples = n > 1, of an n x n grid of rays spread evenly over each pixel's area (a sensor pixel
+    integrates its area; one ray through the centre point-samples the scene and aliases detail finer
+    than a pixel).
 
     K [C, 3, 3], world_T_cam [C, J, 4, 4], times [C, J] -> RenderedViews; depth, ids and canonical points
-    come from the middle sub-frame (J odd), the instant the frame is stamped with.
+    come from the pixel centre's ray at the middle sub-frame (J odd), the instant the frame is stamped with.
     """
+    if pixel_samples < 1:
+        raise ValueError(f"render_views: pixel_samples must be >= 1, got {pixel_samples}")
     if world_T_cam.dim() == 3:
         world_T_cam, times = world_T_cam[:, None], times[:, None]
     C, J = times.shape
     if world_T_cam.shape != (C, J, 4, 4) or K.shape != (C, 3, 3):
         raise ValueError(f"render_views expects K [C,3,3], world_T_cam [C,J,4,4], times [C,J]; got "
                          f"{tuple(K.shape)}, {tuple(world_T_cam.shape)}, {tuple(times.shape)}")
-    uv = pixel_centers(height, width).reshape(1, -1, 2).expand(C * J, -1, -1)
+    centres = pixel_centers(height, width).reshape(1, -1, 2)
     K_all = K[:, None].expand(C, J, 3, 3).reshape(C * J, 3, 3)
-    origins, dirs = rays_through_pixels(K_all, world_T_cam.reshape(C * J, 4, 4), uv)
+    origins, dirs = rays_through_pixels(K_all, world_T_cam.reshape(C * J, 4, 4), centres.expand(C * J, -1, -1))
     hits = cast_rays(scene, origins, dirs, times.reshape(C * J))
     rgb = shade(scene, hits).reshape(C, J, height, width, 3).mean(dim=1)
+    if pixel_samples > 1:  # colour only: the geometry stays the centre ray's
+        steps = (torch.arange(pixel_samples, dtype=centres.dtype) + 0.5) / pixel_samples - 0.5  # px from the centre
+        total = torch.zeros_like(rgb)
+        for dv in steps:
+            for du in steps:
+                uv = (centres + torch.stack([du, dv])).expand(C * J, -1, -1)
+                o, d = rays_through_pixels(K_all, world_T_cam.reshape(C * J, 4, 4), uv)
+                total += shade(scene, cast_rays(scene, o, d, times.reshape(C * J))).reshape(C, J, height, width, 3).mean(dim=1)
+        rgb = total / pixel_samples ** 2
     middle = J // 2
     pick = lambda x: x.reshape(C, J, *x.shape[1:])[:, middle]  # noqa: E731
     depth = pick(hits.depth).reshape(C, 1, height, width)

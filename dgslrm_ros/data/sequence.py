@@ -55,10 +55,11 @@ class SceneSetup:
     height: int
     width: int
     fps: float
+    pixel_samples: int = 1  # rays per pixel side, for the colour (raycast.render_views)
 
 
 def make_setup(seed: int, *, num_frames: int, height: int, width: int, fps: float, num_views: int,
-               config: SceneConfig | None = None) -> SceneSetup:
+               config: SceneConfig | None = None, pixel_samples: int = 1) -> SceneSetup:
     """Draw scene and cameras for `seed`; the rig's paths are scaled to a window of num_frames at fps."""
     if num_frames < 1 or height < 1 or width < 1 or fps <= 0:
         raise ValueError(f"need num_frames, height, width >= 1 and fps > 0; got {num_frames}, {height}, {width}, {fps}")
@@ -67,7 +68,7 @@ def make_setup(seed: int, *, num_frames: int, height: int, width: int, fps: floa
     scene = sample_scene(rng, config)
     rig = sample_rig(rng, config.camera, num_views=num_views, height=height, width=width,
                      duration=num_frames / fps, scene_centre=scene.centre, scene_extent=scene.extent)
-    return SceneSetup(scene=scene, rig=rig, height=height, width=width, fps=fps)
+    return SceneSetup(scene=scene, rig=rig, height=height, width=width, fps=fps, pixel_samples=pixel_samples)
 
 
 def exposure_times(setup: SceneSetup, times: Tensor) -> Tensor:
@@ -86,7 +87,8 @@ def render_camera(setup: SceneSetup, view: Tensor, times: Tensor) -> tuple[Rende
     all_poses = setup.rig.poses(sub_times.flatten())  # [V, N*J, 4, 4]: every camera at every instant
     index = torch.arange(N * J)
     poses = all_poses[view.repeat_interleave(J), index].reshape(N, J, 4, 4)
-    rendered = render_views(setup.scene, setup.rig.K[view], poses, sub_times, setup.height, setup.width)
+    rendered = render_views(setup.scene, setup.rig.K[view], poses, sub_times, setup.height, setup.width,
+                            setup.pixel_samples)
     return rendered, poses[:, J // 2]
 
 

@@ -340,21 +340,25 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[WindowSample], conf
 
 
 def held_out_windows(model_config, num_scenes: int, cache: str | Path | None = None,
-                     scene_preset: str = "default"):
-    """The fixed held-out split (evaluation seeds, never trained on) shaped for `model_config`.
+                     scene_preset: str = "default", pixel_samples: int = 1):
+    """The fixed held-out split (evaluation seeds, never trained on) shaped for `model_config` (pixel_samples:
+    data.dataset.WindowDatasetConfig's).
 
     With `cache`, the windows are rendered once into that directory and read back on later runs.
     """
-    from dgslrm_ros.data.dataset import CachedWindowDataset, SyntheticWindowDataset, cache_split, dataset_config
+    from dgslrm_ros.data.dataset import (CachedWindowDataset, SyntheticWindowDataset, WindowDatasetConfig, cache_split,
+                                         dataset_config)
 
-    config = dataset_config(model_config, scene_preset)
+    config = dataset_config(model_config, scene_preset, pixel_samples)
     if cache is None:
         return SyntheticWindowDataset(config, num_samples=num_scenes, split="eval")
     cache = Path(cache)
     meta_path = cache / "config.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        if meta.get("dataset") == json.loads(json.dumps(config.to_dict())) and meta.get("num_samples", 0) >= num_scenes:
+        # read through from_dict, so a cache written before a field existed matches its default
+        cached = WindowDatasetConfig.from_dict(meta["dataset"]).to_dict() if isinstance(meta.get("dataset"), dict) else None
+        if cached == config.to_dict() and meta.get("num_samples", 0) >= num_scenes:
             return CachedWindowDataset(cache)
     cache_split(cache, config, num_samples=num_scenes, split="eval")
     return CachedWindowDataset(cache)

@@ -103,6 +103,8 @@ class TrainConfig:
     scene_preset: str = parameter("default", "synthetic scene family (data.scenes presets); several, comma-separated "
                                   "(dynamic,wide), are interleaved window by window; the first one's held-out "
                                   "windows are the evaluation set")
+    pixel_samples: int = parameter(1, "rays per pixel side for the synthetic windows' colour (data.dataset."
+                                   "WindowDatasetConfig): 1 point-samples, 2+ integrate each pixel's area as a camera does")
     train_scenes: int = parameter(0, "size of the training scene pool (per family); 0 = a new scene for every sample")
     first_window: int = parameter(0, "first training seed of each family: the pool starts here, so a run can go on "
                                   "to windows that earlier runs (pools 0 .. N-1) never saw")

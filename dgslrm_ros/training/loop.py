@@ -72,7 +72,8 @@ def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Datas
     num_samples = config.train_scenes or EVAL_SEED_START - TRAIN_SEED_START - config.first_window
     parts: list[Dataset] = []
     for family in families:
-        part: Dataset = SyntheticWindowDataset(dataset_config(model_config, family), num_samples=num_samples,
+        part: Dataset = SyntheticWindowDataset(dataset_config(model_config, family, config.pixel_samples),
+                                               num_samples=num_samples,
                                                split="train", seed_offset=config.first_window)
         if model_config.geometry_primed:  # the cues in the data workers, cached where a folder is given
             folder = None if not config.cue_cache else \
@@ -80,7 +81,8 @@ def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Datas
             part = CuedWindowDataset(part, folder, config.scene_scale)
         parts.append(part)
     train_set = parts[0] if len(parts) == 1 else InterleavedDataset(parts)
-    eval_set = SyntheticWindowDataset(dataset_config(model_config, families[0]), num_samples=max(1, config.eval_scenes),
+    eval_set = SyntheticWindowDataset(dataset_config(model_config, families[0], config.pixel_samples),
+                                      num_samples=max(1, config.eval_scenes),
                                       split="eval")
     return train_set, eval_set
 
