@@ -42,9 +42,8 @@ class WindowDatasetConfig:
     num_reference_frames: int = 0  # far-away frames of the input camera, outside the window
     reference_span: float = 3.0  # seconds before / after the window the references come from
     # Rays per pixel side for the colour: 1 point-samples the scene (every table so far); 2 or more
-    # integrate each pixel's area as a camera does. On 16 training-split `dynamic` scenes at 64 px, the
-    # input frames that are not keyframes redrawn by `classical`: 27.71 dB point-sampled, 29.62 dB with a
-    # 2x2 area average (README, "Colours pre-compensated"): point sampling aliases what other views must reproduce.
+    # integrate each pixel's area as a camera does. Point sampling aliases detail finer than a pixel, which
+    # other views cannot reproduce: what it costs is measured in the README ("Colours pre-compensated").
     pixel_samples: int = 1
     scene: SceneConfig = field(default_factory=SceneConfig)
 
