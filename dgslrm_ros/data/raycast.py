@@ -389,18 +389,21 @@ def render_views(scene: Scene, K: Tensor, world_T_cam: Tensor, times: Tensor, he
                          f"{tuple(K.shape)}, {tuple(world_T_cam.shape)}, {tuple(times.shape)}")
     centres = pixel_centers(height, width).reshape(1, -1, 2)
     K_all = K[:, None].expand(C, J, 3, 3).reshape(C * J, 3, 3)
-    origins, dirs = rays_through_pixels(K_all, world_T_cam.reshape(C * J, 4, 4), centres.expand(C * J, -1, -1))
-    hits = cast_rays(scene, origins, dirs, times.reshape(C * J))
-    rgb = shade(scene, hits).reshape(C, J, height, width, 3).mean(dim=1)
-    if pixel_samples > 1:  # colour only: the geometry stays the centre ray's
+    poses, instants = world_T_cam.reshape(C * J, 4, 4), times.reshape(C * J)
+
+    def cast(uv: Tensor) -> RayHits:  # uv [1, HW, 2] pixel coordinates, the same for every camera instant
+        origins, dirs = rays_through_pixels(K_all, poses, uv.expand(C * J, -1, -1))
+        return cast_rays(scene, origins, dirs, instants)
+
+    def colour(hits: RayHits) -> Tensor:  # -> [C, H, W, 3], the mean over the J sub-frame instants
+        return shade(scene, hits).reshape(C, J, height, width, 3).mean(dim=1)
+
+    hits = cast(centres)  # the geometry is always the centre ray's
+    if pixel_samples == 1:
+        rgb = colour(hits)
+    else:  # the colour from the n x n sub-pixel rays alone
         steps = (torch.arange(pixel_samples, dtype=centres.dtype) + 0.5) / pixel_samples - 0.5  # px from the centre
-        total = torch.zeros_like(rgb)
-        for dv in steps:
-            for du in steps:
-                uv = (centres + torch.stack([du, dv])).expand(C * J, -1, -1)
-                o, d = rays_through_pixels(K_all, world_T_cam.reshape(C * J, 4, 4), uv)
-                total += shade(scene, cast_rays(scene, o, d, times.reshape(C * J))).reshape(C, J, height, width, 3).mean(dim=1)
-        rgb = total / pixel_samples ** 2
+        rgb = sum(colour(cast(centres + torch.stack([du, dv]))) for dv in steps for du in steps) / pixel_samples ** 2
     middle = J // 2
     pick = lambda x: x.reshape(C, J, *x.shape[1:])[:, middle]  # noqa: E731
     depth = pick(hits.depth).reshape(C, 1, height, width)

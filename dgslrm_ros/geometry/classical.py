@@ -76,9 +76,10 @@ FOOTPRINT = 0.3  # scale = this x the width of one pixel at the Gaussian's depth
 #   two terms                  32.18      27.58     24.99  20.97 / 15.42 / 28.90
 #   one term, static pixels only (gate 0)                   21.21 / 15.55 / 29.01
 # The real clips gain at every strength; the synthetic windows lose between frames and off the path, also
-# where nothing moves. Likely why (not yet tested with supersampled frames): their frames are point-sampled
-# (one ray per pixel centre, no optical low-pass), so their pixel-scale detail is aliased and does not
-# carry to a new viewpoint, where a camera's does.
+# where nothing moves. Why: their frames are point-sampled (one ray per pixel centre, no optical low-pass),
+# so their pixel-scale detail is aliased and does not carry to a new viewpoint, where a camera's does; on
+# area-sampled frames (data.dataset.WindowDatasetConfig.pixel_samples) the loss turns into a small gain
+# with the motion on (README, "Colours pre-compensated").
 # One term keeps nearly all of the real gain for about half the synthetic cost of two.
 PRECOMPENSATION_TERMS = 1
 
