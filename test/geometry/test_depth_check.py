@@ -74,6 +74,30 @@ def test_check_keeps_a_right_depth_and_refuses_a_wrong_one_where_the_sweep_is_su
     assert float(agrees(2.4, confidence=torch.full_like(sweep.confidence, floor + 0.01))[sure].float().mean()) < 0.01
 
 
+def test_margins_refuse_a_depth_ten_percent_off_and_keep_one_within_two(textured_plane_window) -> None:
+    # The margins decide how far from the sweep's minimum a depth may draw the frames. On this exact plane
+    # the default ones keep the truth and depths 2 % off, and refuse 10 % off wherever the sweep is sure;
+    # the first margins (0.5, 0.01) let 10 % off pass everywhere, zero margins refuse the truth at a sixth
+    # of the sure pixels (docs/results/depth_check.md, "Static scenes and narrower margins").
+    window = textured_plane_window(size=32, frames=8, depth=2.0)
+    keyframes = torch.tensor([0, 4])
+    sweep = plane_sweep(window["frames"], window["K"], window["world_T_cam"], keyframes)
+    sure = sweep.confidence > 0.3
+
+    def passed(candidate: float, config: DepthCheckConfig = DepthCheckConfig()) -> float:
+        agrees = depth_agrees(window["frames"], window["K"], window["world_T_cam"], keyframes, sweep.depth,
+                              torch.full_like(sweep.depth, candidate), sweep.confidence, config)
+        return float(agrees[sure].float().mean())
+
+    for near in (2.0, 1.96, 2.04):
+        assert passed(near) > 0.99
+    for off in (1.8, 2.2):
+        assert passed(off) < 0.01
+    assert passed(1.9) < 0.2 and passed(2.1) < 0.01
+    assert passed(2.1, DepthCheckConfig(relative_margin=0.5, absolute_margin=0.01)) > 0.99  # the first margins
+    assert passed(2.0, DepthCheckConfig(relative_margin=0.0, absolute_margin=0.0)) < 0.95  # no margin at all
+
+
 def test_check_config_refuses_nonsense() -> None:
     for bad in (dict(relative_margin=-0.1), dict(absolute_margin=-1e-3), dict(min_confidence=1.0)):
         with pytest.raises(ValueError, match="DepthCheckConfig"):
