@@ -17,7 +17,7 @@ from torch import Tensor
 from dgslrm_ros.geometry.flow_tracks import FlowConfig, Tracks2D, chain_tracks
 from dgslrm_ros.geometry.lifting import LiftConfig, lift_tracks, motion_gate, static_fit
 from dgslrm_ros.geometry.moving_depth import MovingDepthConfig, moving_depth
-from dgslrm_ros.geometry.plane_sweep import SweepConfig, plane_sweep
+from dgslrm_ros.geometry.plane_sweep import SweepConfig, SweepResult, plane_sweep
 
 # Per keyframe pixel, in this order: log depth, sweep confidence, sweep cost at the winner, spread of the
 # cost curve, log static-fit depth, static-fit residual, static-fit parallax, gate, lifted displacement to
@@ -85,15 +85,15 @@ class GeometryCues:
 
 def compute_cues(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor,
                  config: CueConfig = CueConfig(), tracks: Tracks2D | None = None,
-                 flows: tuple[Tensor, Tensor] | None = None) -> GeometryCues:
+                 flows: tuple[Tensor, Tensor] | None = None, sweep: SweepResult | None = None) -> GeometryCues:
     """Every cue of one window: frames [T, 3, H, W] in [0, 1], K [T, 3, 3], world_T_cam [T, 4, 4],
-    keyframe_index [Kf]; `tracks` or the consecutive-pair `flows` (flow_tracks.pairwise_flow) when
-    already computed. No gradients; float32 on the frames' device, also under autocast (bf16 moves the
+    keyframe_index [Kf]; `tracks` or the consecutive-pair `flows` (flow_tracks.pairwise_flow), and the
+    keyframes' `sweep` (the node's stream/sweep_cache.py), when already computed. No gradients; float32 on the frames' device, also under autocast (bf16 moves the
     winning plane of a sweep)."""
     with torch.no_grad(), torch.autocast(frames.device.type, enabled=False):
         frames, K, world_T_cam = frames.float(), K.float(), world_T_cam.float()
         keyframe_index = keyframe_index.long().to(frames.device)
-        sweep = plane_sweep(frames, K, world_T_cam, keyframe_index, config.sweep)
+        sweep = sweep if sweep is not None else plane_sweep(frames, K, world_T_cam, keyframe_index, config.sweep)
         tracks = tracks if tracks is not None else chain_tracks(frames, keyframe_index, config.flow, flows)
         fit = static_fit(tracks, K, world_T_cam, keyframe_index, sweep.depth, config.lift)
         gate = motion_gate(fit.residual, config.lift)

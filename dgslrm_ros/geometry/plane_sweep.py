@@ -56,7 +56,7 @@ class SweepConfig:
     min_step_px: float = 0.25  # a hypothesis step at the winner must move the point this far in some source
     # Winners at the farthest plane take the median depth of the confident pixels (confidence above
     # far_end_confidence) of all the references, when there are far_end_min_pixels of them (else they stay
-    # at `far`); see _far_end_prior. 32 training windows, 64 px, `dynamic`, classical depth after the
+    # at `far`); see far_end_prior. 32 training windows, 64 px, `dynamic`, classical depth after the
     # moving regions (per-window median / mean AbsRel / mean L1): off 0.216 / 0.443 / 1.41; only the
     # unconfident far-end winners (< 0.3) 0.209 / 0.409 / 1.36; each keyframe's own median 0.216 / 0.412 /
     # 1.36; the 75th / 90th percentile instead of the median 0.216 / 0.424 / 1.37 and 0.216 / 0.434 / 1.39;
@@ -286,7 +286,7 @@ def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
         local_step = pixel_length(far - near).nan_to_num(0.0).amax(0).clamp_min(0.0)  # [HW]
         results.append(_pick(agg, winner, inv, local_step.reshape(height, width), config))
     result = SweepResult(*(torch.stack(parts) for parts in zip(*results)))
-    return _far_end_prior(result, config) if config.far_end_prior else result
+    return far_end_prior(result, config) if config.far_end_prior else result
 
 
 def _homogeneous_pixels(height: int, width: int, device: torch.device | str | None = None) -> Tensor:
@@ -364,7 +364,7 @@ def photometric_cost(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_i
     return torch.stack(costs)
 
 
-def _far_end_prior(result: SweepResult, config: SweepConfig) -> SweepResult:
+def far_end_prior(result: SweepResult, config: SweepConfig) -> SweepResult:
     """Pixels whose winner is the farthest plane get the median depth of the confident pixels of all
     references (the window's keyframes), when there are `far_end_min_pixels` of them.
 

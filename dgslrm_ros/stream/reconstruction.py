@@ -30,6 +30,7 @@ from dgslrm_ros.model.config import ModelConfig, ModelConfigError
 from dgslrm_ros.stream.config import FROM_MODEL, ConfigError, PipelineConfig
 from dgslrm_ros.stream.flow_cache import PairFlowCache
 from dgslrm_ros.stream.frames import stack_frames
+from dgslrm_ros.stream.sweep_cache import KeyframeSweepCache
 from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks
 from dgslrm_ros.stream.window_buffer import Window
 
@@ -156,6 +157,7 @@ class WindowReconstructor:
         self.registry = TrackRegistry()
         self._cue_config = CueConfig()
         self._flows = PairFlowCache(self._cue_config.flow)  # worker thread only
+        self._sweeps = KeyframeSweepCache(self._cue_config.sweep)  # worker thread only
         self._registry_sequence: int | None = None
         self._tracks_lock = threading.Lock()  # reset_tracks() (another thread) vs the worker's tracks stage
 
@@ -213,10 +215,14 @@ class WindowReconstructor:
         if not (isinstance(self.model, ClassicalReconstructor) or getattr(model_config, "geometry_primed", False)):
             return None
         frames, K, norm_T_cam = self._inputs(prepared)
-        keyframes = torch.arange(0, model_config.window_frames, model_config.keyframe_stride, device=self.device)
-        # model.dgslrm.window_cues, with the DIS flow of the pairs the previous window shared reused
+        keyframes = list(range(0, model_config.window_frames, model_config.keyframe_stride))
+        # model.dgslrm.window_cues, with the DIS flow of the pairs and the sweeps of the keyframes that the
+        # previous window shared reused
         flows = self._flows.pairwise(frames[0].float(), prepared.stamps, sequence)
-        cues = compute_cues(frames[0], K[0], norm_T_cam[0], keyframes, self._cue_config, flows=flows)
+        sweep = self._sweeps.sweep(frames[0], K[0], norm_T_cam[0], keyframes, prepared.stamps,
+                                   prepared.normalization.scale, sequence)
+        cues = compute_cues(frames[0], K[0], norm_T_cam[0], torch.tensor(keyframes, device=self.device),
+                            self._cue_config, flows=flows, sweep=sweep)
         return GeometryCues.stack([cues])
 
     def _predict(self, prepared: PreparedWindow, cues: GeometryCues | None) -> DeformableGaussians:

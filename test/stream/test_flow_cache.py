@@ -2,7 +2,8 @@
 
 Bit-for-bit against flow_tracks.pairwise_flow on overlapping windows, bounded to one window's pairs,
 cleared by a new sequence, and never fooled by a stamp that comes back with another image. Then the
-node's cues stage with the cache against model.dgslrm.window_cues without it, window after window.
+node's cues stage with the cache against geometry.cues.compute_cues without it (given the same keyframe
+sweeps: the node also reuses those, test_sweep_cache.py), window after window.
 """
 from __future__ import annotations
 
@@ -55,11 +56,12 @@ def test_a_new_sequence_or_another_image_at_a_stamp_is_recomputed(stream):
         cache.pairwise(frames[:T], stamps[:T - 1])
 
 
-def test_the_nodes_cues_equal_window_cues_without_the_cache(make_pipeline, kit):
+def test_the_nodes_cues_equal_compute_cues_without_the_cache(make_pipeline, kit):
     """Three overlapping windows and one after a stamp jump through the real pipeline (classical method)."""
+    from dgslrm_ros.geometry.cues import compute_cues
     from dgslrm_ros.model.classical import ClassicalReconstructor
     from dgslrm_ros.model.config import ModelConfig
-    from dgslrm_ros.model.dgslrm import window_cues
+    from dgslrm_ros.stream.sweep_cache import KeyframeSweepCache
 
     model = ClassicalReconstructor(ModelConfig.preset("tiny", window_frames=T, keyframe_stride=4)).eval()
     pipeline = make_pipeline(model=model, method="classical", window_frames=T, window_stride=STRIDE)
@@ -72,10 +74,13 @@ def test_the_nodes_cues_equal_window_cues_without_the_cache(make_pipeline, kit):
             windows.append(window)
     reconstruction = pipeline.reconstruction
     assert len(windows) >= 4 and windows[-1].sequence != windows[0].sequence
+    sweeps = KeyframeSweepCache()  # the node's keyframe sweeps, replayed beside it
     for window in windows:
         prepared = reconstruction._prepare(window)
         cached = reconstruction._cues(prepared, window.sequence)
-        plain = window_cues(*reconstruction._inputs(prepared), torch.arange(0, T, 4))
+        frames, K, poses = (value[0] for value in reconstruction._inputs(prepared))
+        sweep = sweeps.sweep(frames, K, poses, [0, 4], prepared.stamps, prepared.normalization.scale, window.sequence)
+        plain = compute_cues(frames, K, poses, torch.arange(0, T, 4), sweep=sweep)
         for name in ("depth", "fit_depth", "fit_residual", "gate", "lifted"):
-            assert torch.equal(getattr(cached, name), getattr(plain, name)), name
-    assert reconstruction._flows.reused > 0
+            assert torch.equal(getattr(cached, name)[0], getattr(plain, name)), name
+    assert reconstruction._flows.reused > 0 and reconstruction._sweeps.reused == sweeps.reused > 0
