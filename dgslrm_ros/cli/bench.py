@@ -54,6 +54,27 @@ def _format(value: object) -> str:
     return str(value)
 
 
+def _pipeline_config(pairs: list[str]):
+    """`--param NAME=VALUE` of `--node`: the pipeline's parameters (e.g. keyframe_stride=2), refused by name
+    before anything runs; the node's own rows (topics, QoS, ...) only mean something to `--soak`."""
+    import yaml
+
+    from dgslrm_ros.cli.soak import _pairs
+    from dgslrm_ros.stream.config import PIPELINE_PARAMETERS, ConfigError, PipelineConfig
+
+    names = sorted(spec.name for spec in PIPELINE_PARAMETERS)
+    values = {name: yaml.safe_load(text) for name, text in _pairs(pairs, "--param").items()}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise SystemExit(f"dgslrm bench --node: --param takes the pipeline's parameters {names}, got {unknown}")
+    try:
+        config = PipelineConfig(**values)
+        config.validate()
+    except ConfigError as error:
+        raise SystemExit(f"dgslrm bench --node: {error}") from None
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "soak", None):
         from dgslrm_ros.cli.soak import run_soak
@@ -65,13 +86,14 @@ def run(args: argparse.Namespace) -> int:
 
     device = str(resolve_device(args.device, "--device"))
     selected = [flag for flag in BENCHMARKS if getattr(args, flag)] or list(BENCHMARKS)
+    given = {"node": {"config": _pipeline_config(args.param)}} if args.param and "node" in selected else {}
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"dgslrm bench on {name}, torch {torch.__version__}")
     results: dict[str, list[dict]] = {}
     for flag in selected:
         module_name, function_name, what = BENCHMARKS[flag]
         function = getattr(importlib.import_module(module_name), function_name)
-        rows = function(device=device, quick=args.quick)
+        rows = function(device=device, quick=args.quick, **given.get(flag, {}))
         results[flag] = rows
         _print_table(f"{flag}: {what}", rows)
     if args.json:

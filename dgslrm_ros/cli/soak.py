@@ -65,7 +65,8 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
                        help="latency and rate of the first vs the last this-many minutes (default 10; at most "
                             "a third of the soak)")
     group.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                       help="node parameter override (repeatable); otherwise the node's defaults")
+                       help="node parameter override (repeatable); otherwise the node's defaults (also "
+                            "for --node: the pipeline's parameters, e.g. keyframe_stride=2)")
     group.add_argument("--node-env", action="append", default=[], metavar="NAME=VALUE",
                        help="extra environment of the node or replay process (repeatable), e.g. "
                             "DGSLRM_ALLOCATOR=glibc-default to measure without the per-window heap release")

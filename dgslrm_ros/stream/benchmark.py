@@ -78,6 +78,9 @@ def run_pipeline_benchmark(device: str = "auto", quick: bool = False, config: Pi
     summary = {
         "stage": "summary", "device": str(pipeline.device), "weights": pipeline.weights,
         "image": f"{config.image_width}x{config.image_height}", "window_frames": config.window_frames,
+        "keyframe_stride": config.keyframe_stride,
+        # keyframe sweeps taken from the window before (stream/sweep_cache.py) / all, over every window run
+        "sweeps_reused": f"{pipeline.reconstruction.sweeps_reused[0]}/{pipeline.reconstruction.sweeps_reused[1]}",
         "gaussians": len(last.deformable), "tracks": len(last.tracks.track_ids),
         "windows_per_s_budget": config.frame_rate / config.window_stride,
         "realtime": bool(np.mean([r.seconds for r in timed]) <= config.window_stride * period),

@@ -161,6 +161,11 @@ class WindowReconstructor:
         self._registry_sequence: int | None = None
         self._tracks_lock = threading.Lock()  # reset_tracks() (another thread) vs the worker's tracks stage
 
+    @property
+    def sweeps_reused(self) -> tuple[int, int]:
+        """(keyframe sweeps taken from the window before, all keyframe sweeps) since start-up."""
+        return self._sweeps.reused, self._sweeps.reused + self._sweeps.computed
+
     def reset_tracks(self) -> None:
         """New tracks from the next window on (ids are never reused)."""
         with self._tracks_lock:

@@ -51,3 +51,25 @@ def test_callbacks_and_worker_in_parallel_lose_nothing(make_pipeline, kit):
     assert len(popped) + d["dropped_window_overflow"] == d["windows_emitted"] == 14
     for window in popped:
         assert np.all(np.diff(window.stamps) > 0)
+
+
+def test_node_benchmark_takes_pipeline_parameters_and_counts_reused_sweeps(tmp_path, capsys):
+    """`dgslrm bench --node --param NAME=VALUE` measures that configuration (refused by name if it is not a
+    pipeline parameter), and the summary says how many keyframe sweeps the windows took from the one before."""
+    import json
+
+    import pytest
+
+    from dgslrm_ros.cli.main import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--node", "--device", "cpu", "--param", "keyframe_stride=2", "--param", "image_width=32",
+                 "--param", "image_height=32", "--param", "track_grid=8", "--json", str(out)]) == 0
+    summary = next(row for row in json.loads(out.read_text())["results"]["node"] if row["stage"] == "summary")
+    assert summary["keyframe_stride"] == 2 and summary["image"] == "32x32"
+    reused, swept = map(int, summary["sweeps_reused"].split("/"))
+    # 4 overlapping windows of 12 keyframes: the 3 after the first each take the 6 they share
+    assert (reused, swept) == (18, 48)
+    for bad in ("output_dir=/tmp/x", "keyframe_strid=2"):
+        with pytest.raises(SystemExit, match="takes the pipeline's parameters"):
+            main(["bench", "--node", "--param", bad])
