@@ -12,6 +12,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dgslrm_ros.stream.config import PipelineConfig
 
 # flag -> (module, function, what it measures)
 BENCHMARKS: dict[str, tuple[str, str, str]] = {
@@ -54,7 +58,7 @@ def _format(value: object) -> str:
     return str(value)
 
 
-def _pipeline_config(pairs: list[str]):
+def _pipeline_config(pairs: list[str]) -> PipelineConfig:
     """`--param NAME=VALUE` of `--node`: the pipeline's parameters (e.g. keyframe_stride=2), refused by name
     before anything runs; the node's own rows (topics, QoS, ...) only mean something to `--soak`."""
     import yaml

@@ -88,8 +88,8 @@ def compute_cues(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index:
                  flows: tuple[Tensor, Tensor] | None = None, sweep: SweepResult | None = None) -> GeometryCues:
     """Every cue of one window: frames [T, 3, H, W] in [0, 1], K [T, 3, 3], world_T_cam [T, 4, 4],
     keyframe_index [Kf]; `tracks` or the consecutive-pair `flows` (flow_tracks.pairwise_flow), and the
-    keyframes' `sweep` (the node's stream/sweep_cache.py), when already computed. No gradients; float32 on the frames' device, also under autocast (bf16 moves the
-    winning plane of a sweep)."""
+    keyframes' `sweep` (the node's stream/sweep_cache.py), when already computed. No gradients; float32
+    on the frames' device, also under autocast (bf16 moves the winning plane of a sweep)."""
     with torch.no_grad(), torch.autocast(frames.device.type, enabled=False):
         frames, K, world_T_cam = frames.float(), K.float(), world_T_cam.float()
         keyframe_index = keyframe_index.long().to(frames.device)
