@@ -364,6 +364,11 @@ def photometric_cost(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_i
     return torch.stack(costs)
 
 
+def at_far_end(depth: Tensor, config: SweepConfig) -> Tensor:
+    """The pixels won by the farthest plane (the sub-plane refinement never moves a winner off the last plane)."""
+    return depth >= config.far * (1.0 - 1e-4)
+
+
 def far_end_prior(result: SweepResult, config: SweepConfig) -> SweepResult:
     """Pixels whose winner is the farthest plane get the median depth of the confident pixels of all
     references (the window's keyframes), when there are `far_end_min_pixels` of them.
@@ -376,7 +381,7 @@ def far_end_prior(result: SweepResult, config: SweepConfig) -> SweepResult:
     The median of what the sweep did resolve is a far smaller error for them than `far`. The confidence
     is left as it was (the far-end winners rarely have any), so consumers still see them as guesses.
     """
-    far_end = result.depth >= config.far * (1.0 - 1e-4)  # the last plane: the refinement never moves off it
+    far_end = at_far_end(result.depth, config)
     confident = result.confidence > config.far_end_confidence
     if int(confident.sum()) < config.far_end_min_pixels or not bool(far_end.any()):
         return result

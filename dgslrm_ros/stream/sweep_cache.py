@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dgslrm_ros.geometry.plane_sweep import SweepConfig, SweepResult, far_end_prior, plane_sweep
+from dgslrm_ros.geometry.plane_sweep import SweepConfig, SweepResult, at_far_end, far_end_prior, plane_sweep
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,9 @@ class _SweptKeyframe:
     result: SweepResult  # [1, 1, H, W] fields, before the far-end prior
 
 
-def _at_far_end(depth: Tensor, config: SweepConfig) -> Tensor:
-    """The pixels won by the farthest plane (plane_sweep's refinement never moves a winner off it)."""
-    return depth >= config.far * (1.0 - 1e-4)
+def _tensors(result: SweepResult) -> tuple[Tensor, ...]:
+    """The result's fields in order, the tensors themselves (dataclasses.astuple would deep-copy each)."""
+    return tuple(getattr(result, field.name) for field in dataclasses.fields(result))
 
 
 class KeyframeSweepCache:
@@ -81,12 +81,12 @@ class KeyframeSweepCache:
                 parts.append(self._in_units(reusable[index], scale))
             else:
                 row = new.index(index)
-                parts.append(SweepResult(*(value[row:row + 1] for value in dataclasses.astuple(swept))))
+                parts.append(SweepResult(*(value[row:row + 1] for value in _tensors(swept))))
         self.reused += len(reusable)
         self.computed += len(new)
         self._keyframes = {float(stamps[index]): _SweptKeyframe(frames[index].clone(), K[index].float().clone(), scale, part)
                            for index, part in zip(keyframes, parts)}
-        raw = SweepResult(*(torch.cat(values) for values in zip(*(dataclasses.astuple(part) for part in parts))))
+        raw = SweepResult(*(torch.cat(values) for values in zip(*(_tensors(part) for part in parts))))
         return far_end_prior(raw, self.config) if self.config.far_end_prior else raw
 
     def _in_units(self, entry: _SweptKeyframe, scale: float) -> SweepResult:
@@ -95,5 +95,5 @@ class KeyframeSweepCache:
             return entry.result
         cfg = self.config
         depth = (entry.result.depth * (entry.scale / scale)).clamp(cfg.near, cfg.far)
-        depth = torch.where(_at_far_end(entry.result.depth, cfg), torch.full_like(depth, cfg.far), depth)
+        depth = torch.where(at_far_end(entry.result.depth, cfg), torch.full_like(depth, cfg.far), depth)
         return dataclasses.replace(entry.result, depth=depth)
