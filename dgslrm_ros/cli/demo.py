@@ -21,10 +21,14 @@ from dgslrm_ros.cli.children import Child, child_env
 from dgslrm_ros.core.threads import default_worker_threads
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from dgslrm_ros.data.sequence import SyntheticSequence
     from dgslrm_ros.model.config import ModelConfig
     from dgslrm_ros.stream.config import PipelineConfig
 
 FPS = 10.0
+PLOT_GT_LINES_PER_SIDE = 8  # tracks.png: ground-truth tracks drawn per image side
 DEFAULT_SEED = 1_000_000  # first evaluation seed (data.dataset.EVAL_SEED_START): a scene the weights never saw
 STARTUP_TIMEOUT_S = 120.0
 IDLE_TIMEOUT_S = 90.0  # after the last frame, stop waiting for windows once none came for this long (a lost
@@ -94,8 +98,10 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"[demo] generating a {args.frames}-frame {args.size}px {args.scene_preset!r} scene (seed {args.seed}) ...",
           flush=True)
+    window_starts = [k * stride for k in range(1 + (args.frames - window) // stride)]
     seq = generate_sequence(seed=args.seed, num_frames=args.frames, height=args.size, width=args.size, fps=FPS,
-                            num_views=2, track_grid=track_grid, config=scene_config)
+                            num_views=2, track_grid=track_grid, config=scene_config,
+                            pixel_track_frames=window_starts)  # each window's tracks are scored on its first frame
     frames = frames_to_rgb8(seq.frames.numpy())  # [V, T, H, W, 3]
     # CameraInfo carries OpenCV intrinsics (pixel centres at integers); the generator's are ours (+0.5).
     camera_info_K = intrinsics_to_opencv(seq.K[0]).numpy()
@@ -105,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     values = validate(dataclasses.asdict(config))
     params_file = out / "dgslrm_params.yaml"
     params_file.write_text(yaml.safe_dump({"dgslrm": {"ros__parameters": values}}, sort_keys=False))
-    expected_windows = 1 + (args.frames - window) // stride
+    expected_windows = len(window_starts)
 
     env = child_env()
     default_worker_threads(env)  # as dgslrm_node does on its own: a core left for the recorder and DDS
@@ -185,7 +191,7 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     from dgslrm_ros.core.strict_json import strict_json
     from dgslrm_ros.evaluation.previews import save_pair, save_track_views
     from dgslrm_ros.evaluation.scoring import score_images, score_views
-    from dgslrm_ros.evaluation.tracking import PUBLISHED_TRACK_PROTOCOL, published_track_errors
+    from dgslrm_ros.evaluation.tracking import PUBLISHED_TRACK_PROTOCOL
     from dgslrm_ros.metrics import mean_finite
 
     received: dict[str, list[tuple[int, Any]]] = {}  # "/topic" -> (log time, message)
@@ -196,7 +202,6 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     # frame index of every input stamp (the publisher stamps frame i at origin + i / fps)
     input_stamps = sorted({header_stamp_ns(m) for _, m in received.get("/camera_info", [])})
     index_of = {stamp: i for i, stamp in enumerate(input_stamps)}
-    gt_tracks = seq.track_points.numpy()  # [M, T, 3]
     windows: list[dict[str, Any]] = []
     images = {header_stamp_ns(m): m for _, m in received.get("/rendered", [])}
     trajectories = {header_stamp_ns(m): m for _, m in received.get("/trajectories", [])}
@@ -225,11 +230,13 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
             entry["novel_view_png"] = save_pair(out / f"novel_view_{k:02d}.png", frames[1, frame], novel_rgb,
                                                  ("held-out view (ground truth)", "novel view of received Gaussians"))
             if stamp in trajectories:
-                entry.update(published_track_errors(unpack_trajectories(trajectories[stamp]).tracks, gt_tracks, frame))
+                tracks = unpack_trajectories(trajectories[stamp]).tracks
+                entry.update(_track_errors(seq, tracks, frame))
         windows.append(entry)
     if windows and windows[-1].get("frame") is not None and windows[-1]["stamp_ns"] in trajectories:
         last = windows[-1]
-        save_track_views(out / "tracks.png", unpack_trajectories(trajectories[last["stamp_ns"]]).tracks, gt_tracks,
+        tracks = unpack_trajectories(trajectories[last["stamp_ns"]]).tracks
+        save_track_views(out / "tracks.png", tracks, _plotted_ground_truth(seq, last["frame"] - tracks.shape[1] + 1),
                          last["frame"])
 
     diagnostics = diagnostic_values(received["/diagnostics"][-1][1]) if "/diagnostics" in received else {}
@@ -255,6 +262,30 @@ def evaluate(out: Path, seq: Any, frames: Any, weights: str, expected_windows: i
     }
     (out / "metrics.json").write_text(json.dumps(strict_json(metrics), indent=2) + "\n")  # NaN -> null
     return metrics
+
+
+def _track_errors(seq: SyntheticSequence, tracks: np.ndarray, newest: int) -> dict[str, Any]:
+    """published_track_errors of the window [newest - T + 1, newest] against the ground truth seeded on its
+    first frame; {} when the sequence holds none for that frame (a window the node cut elsewhere)."""
+    from dgslrm_ros.evaluation.tracking import published_track_errors
+
+    first = newest - tracks.shape[1] + 1
+    if first not in seq.pixel_track_frames or seq.pixel_tracks is None:
+        return {}
+    gt = seq.pixel_tracks[seq.pixel_track_frames.index(first), first:newest + 1]  # [T, H, W, 3]
+    return published_track_errors(tracks, gt.permute(1, 2, 0, 3).numpy(), seq.K[0].numpy(),
+                                  seq.world_T_cam[0, first].numpy())
+
+
+def _plotted_ground_truth(seq: SyntheticSequence, first: int) -> np.ndarray:
+    """[M, frames, 3] GT tracks for the track plot: a grid of PLOT_GT_LINES_PER_SIDE^2 of the pixels seeded at
+    the window's first frame, else the sequence's frame-0 grid."""
+    if seq.pixel_tracks is None or first not in seq.pixel_track_frames:
+        return seq.track_points.numpy()
+    tracks = seq.pixel_tracks[seq.pixel_track_frames.index(first)]  # [frames, H, W, 3]
+    step = max(1, tracks.shape[2] // PLOT_GT_LINES_PER_SIDE)
+    grid = tracks[:, step // 2::step, step // 2::step]
+    return grid.reshape(grid.shape[0], -1, 3).transpose(0, 1).numpy()
 
 
 def _print_summary(out: Path, metrics: dict[str, Any]) -> None:

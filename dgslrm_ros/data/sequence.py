@@ -5,7 +5,7 @@ Seeds: a seed fixes scene, camera rig and every image. `TRAIN_SEED_START` and `E
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -44,6 +44,10 @@ class SyntheticSequence:
     world_T_cam: Tensor    # [V, T, 4, 4]
     track_points: Tensor   # [M, T, 3] world positions of a grid of surface points seen by camera 0 at frame 0
     track_visible: Tensor  # [M, T] bool, unoccluded in camera 0 at frame n
+    # [S, T, H, W, 3] world positions at every frame of the surface point each camera-0 pixel sees at frame
+    # pixel_track_frames[s] (`generate_sequence(pixel_track_frames=...)`; S = 0 when none was asked for)
+    pixel_tracks: Tensor | None = None
+    pixel_track_frames: tuple[int, ...] = ()
 
 
 @dataclass
@@ -125,16 +129,23 @@ def visibility_over_time(setup: SceneSetup, points: Tensor, view: int, times: Te
 
 
 def generate_sequence(seed: int, num_frames: int = 24, height: int = 64, width: int = 64, fps: float = 10.0,
-                      num_views: int = 4, track_grid: int = 8, config: SceneConfig | None = None) -> SyntheticSequence:
-    """Render all cameras at all frames, plus ground-truth tracks of a pixel grid of camera 0 at frame 0."""
+                      num_views: int = 4, track_grid: int = 8, config: SceneConfig | None = None,
+                      pixel_track_frames: Sequence[int] = ()) -> SyntheticSequence:
+    """Render all cameras at all frames, plus ground-truth tracks of a pixel grid of camera 0 at frame 0 and,
+    for each of `pixel_track_frames`, of every camera-0 pixel at that frame (what a tracker seeded there
+    is scored against; no visibility, which would cost an occlusion test per point and frame)."""
     if track_grid < 1:
         raise ValueError(f"track_grid must be >= 1 pixel, got {track_grid}")
+    frames = tuple(int(f) for f in pixel_track_frames)
+    if any(not 0 <= f < num_frames for f in frames):
+        raise ValueError(f"pixel_track_frames must lie in [0, {num_frames}), got {list(frames)}")
     with single_threaded():
-        return _generate_sequence(seed, num_frames, height, width, fps, num_views, track_grid, config)
+        return _generate_sequence(seed, num_frames, height, width, fps, num_views, track_grid, config, frames)
 
 
 def _generate_sequence(seed: int, num_frames: int, height: int, width: int, fps: float, num_views: int,
-                       track_grid: int, config: SceneConfig | None) -> SyntheticSequence:
+                       track_grid: int, config: SceneConfig | None,
+                       pixel_track_frames: tuple[int, ...] = ()) -> SyntheticSequence:
     setup = make_setup(seed, num_frames=num_frames, height=height, width=width, fps=fps, num_views=num_views,
                        config=config)
     timestamps = torch.arange(num_frames, dtype=torch.float32) / fps
@@ -150,6 +161,12 @@ def _generate_sequence(seed: int, num_frames: int, height: int, width: int, fps:
     tracks = surface_flow(setup, grid, timestamps)[0]  # [T, h, w, 3]
     track_points = tracks.permute(1, 2, 0, 3).reshape(-1, num_frames, 3)  # [M, T, 3]
     track_visible = visibility_over_time(setup, track_points, 0, timestamps, owner=grid.object_id.reshape(-1))
+    pixel_tracks = None
+    if pixel_track_frames:
+        seeds = list(pixel_track_frames)  # camera 0's images are the first num_frames of the render order
+        seen = RenderedViews(rgb=rendered.rgb[seeds], depth=rendered.depth[seeds], object_id=rendered.object_id[seeds],
+                             canonical=rendered.canonical[seeds])
+        pixel_tracks = surface_flow(setup, seen, timestamps)  # [S, T, H, W, 3]
 
     H, W = height, width
     return SyntheticSequence(
@@ -161,4 +178,6 @@ def _generate_sequence(seed: int, num_frames: int, height: int, width: int, fps:
         world_T_cam=poses.reshape(num_views, num_frames, 4, 4),
         track_points=track_points,
         track_visible=track_visible,
+        pixel_tracks=pixel_tracks,
+        pixel_track_frames=pixel_track_frames,
     )

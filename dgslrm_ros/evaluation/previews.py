@@ -153,6 +153,7 @@ def save_track_views(path: Path, tracks: np.ndarray, gt_tracks: np.ndarray, newe
     for axis, (i, j, label) in zip(axes, [(0, 1, "top: x / y"), (0, 2, "side: x / z")]):
         for track in gt_tracks[:, first:newest + 1]:
             axis.plot(track[:, i], track[:, j], color="0.6", linewidth=0.8)
+            axis.plot(track[-1:, i], track[-1:, j], "o", color="0.6", markersize=2)  # still points show too
         for track in tracks:
             axis.plot(track[:, i], track[:, j], color="tab:red", linewidth=1.0)
             axis.plot(track[-1:, i], track[-1:, j], "o", color="tab:red", markersize=2)

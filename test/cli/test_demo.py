@@ -78,6 +78,8 @@ def test_demo_writes_ply_png_and_metrics(demo: tuple[Path, subprocess.CompletedP
     assert 0 < metrics["psnr_rendered_vs_input_db"] < 100 and 0 < metrics["psnr_novel_view_db"] < 100
     assert metrics["track_epe_m"] >= 0 and metrics["track_epe_still_m"] >= 0
     assert metrics["moving_tracks"] > 0  # the default 'dynamic' family: every object moves
+    # every window's tracks scored against the ground truth seeded on its own first frame
+    assert all(window["tracks_evaluated"] > 0 for window in metrics["windows"])
     assert metrics["moving_flow_epe_still_m"] > 0.05  # standing still misses their whole motion
     assert metrics["weights"].startswith("classical") and metrics["weights_untrained"] is False  # the default method
     assert metrics["node_diagnostics"]["device"] == "cpu"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
 from dgslrm_ros.data.camera_paths import CameraPathConfig
@@ -41,6 +42,25 @@ def test_tracks_equal_keyframe_points_of_the_first_keyframe():
     vis = sample.keyframe_visible[0][:, grid][:, :, grid]
     assert torch.equal(seq.track_visible, vis.permute(1, 2, 0).reshape(16, 8))
     assert torch.allclose(seq.frames[0], sample.frames) and torch.allclose(seq.depth[0], sample.depth)
+
+
+def test_pixel_tracks_start_on_the_seed_frame_depth_and_extend_the_frame_zero_grid():
+    """Ground truth seeded on every pixel of a later frame (what `dgslrm demo` scores a window's tracks
+    against): at its seed frame each track is the pixel's ray at the rendered depth; seeded on frame 0 it is
+    the frame-0 grid's track_points at those pixels; points move exactly where the grid's do."""
+    seq = generate_sequence(5, num_frames=6, height=32, width=32, num_views=2, track_grid=8, config=NO_BLUR,
+                            pixel_track_frames=(0, 3))
+    assert seq.pixel_tracks.shape == (2, 6, 32, 32, 3) and seq.pixel_track_frames == (0, 3)
+    grid = torch.arange(4, 32, 8)
+    at_grid = seq.pixel_tracks[0][:, grid][:, :, grid]  # [T, 4, 4, 3]
+    assert torch.allclose(at_grid.permute(1, 2, 0, 3).reshape(16, 6, 3), seq.track_points, atol=1e-6)
+    o, d = rays_through_pixels(seq.K[:1], seq.world_T_cam[0, 3][None], pixel_centers(32, 32).reshape(1, -1, 2))
+    seen = (o + seq.depth[0, 3].reshape(1, -1, 1) * d).reshape(32, 32, 3)
+    assert torch.allclose(seq.pixel_tracks[1, 3], seen, atol=1e-4)
+    travel = (seq.pixel_tracks[1] - seq.pixel_tracks[1, 3]).norm(dim=-1).amax(0)  # [H, W]
+    assert (travel > 0.01).any() and (travel < 1e-6).any(), "some pixels see moving objects, others the room"
+    with pytest.raises(ValueError, match="pixel_track_frames"):
+        generate_sequence(5, num_frames=6, height=32, width=32, num_views=2, pixel_track_frames=(6,))
 
 
 def test_held_out_views_see_the_same_points():

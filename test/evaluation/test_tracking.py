@@ -5,24 +5,45 @@ import pytest
 from dgslrm_ros.evaluation.tracking import published_track_errors
 
 
-def test_track_error_compares_motion_with_standing_still() -> None:
-    """The demo's summary figures on hand-made tracks: exact motion scores 0, standing still its travel."""
-    t = np.arange(6, dtype=np.float64)
-    gt = np.zeros((2, 10, 3))  # [M_gt, frames, 3]: track 0 slides 0.1 m/frame in x, track 1 stands at (5, 0, 0)
-    gt[0, :, 0] = 0.1 * np.arange(10)
-    gt[1, :, 0] = 5.0
-    newest = 7  # window = frames 2..7
-    window = gt[:, 2:8]
-    offset = np.array([0.0, 0.0, 0.3])  # received tracks start 0.3 m off (a depth error) but move right
-    got = published_track_errors(window + offset, gt, newest)
+def _wall_and_ball(t: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 4x4 camera at the origin looking down +z (focal 20 px: neighbouring rays 0.2 m apart at 4 m); every
+    pixel sees a still wall at z = 4 except pixel (row 1, column 1), which sees a ball at z = 2 sliding +x at
+    0.1 m a frame. -> (K, GT pixel tracks [4, 4, T, 3])."""
+    K = np.array([[20.0, 0.0, 2.0], [0.0, 20.0, 2.0], [0.0, 0.0, 1.0]])
+    rows, cols = np.meshgrid(np.arange(4) + 0.5, np.arange(4) + 0.5, indexing="ij")
+    rays = np.stack([(cols - 2.0) / 20.0, (rows - 2.0) / 20.0, np.ones((4, 4))], axis=-1)  # camera z = 1
+    gt = np.repeat((4.0 * rays)[:, :, None], t, axis=2)  # [4, 4, T, 3]
+    gt[1, 1] = 2.0 * rays[1, 1] + np.outer(0.1 * np.arange(t), [1.0, 0.0, 0.0])
+    return K, gt
+
+
+def test_published_tracks_are_scored_against_the_point_their_pixel_sees() -> None:
+    """The demo's figures on hand-made tracks. A track on the ball placed 2 m too deep starts 0.2 m from the
+    wall point of the next pixel and 2 m from the ball: it is still scored against the ball (its motion
+    exact, its error the depth error), where matching to the nearest GT point in 3D paired it with the wall
+    and called it still. A track behind the camera is not scored."""
+    t = 6
+    K, gt = _wall_and_ball(t)
+    ball = 4.0 * np.array([-0.025, -0.025, 1.0]) + np.outer(0.1 * np.arange(t), [1.0, 0.0, 0.0])  # 2 m too deep
+    wall = np.repeat(gt[2, 3, :1], t, axis=0)  # exact
+    behind = np.repeat([[0.0, 0.0, -1.0]], t, axis=0)
+    got = published_track_errors(np.stack([ball, wall, behind]), gt, K, np.eye(4))
     assert got["tracks_evaluated"] == 2 and got["moving_tracks"] == 1
     assert got["moving_flow_epe_m"] == pytest.approx(0.0, abs=1e-12)
-    assert got["moving_flow_epe_still_m"] == pytest.approx(float(np.mean(0.1 * t)))
-    assert got["track_epe_m"] == pytest.approx(0.3)
-    still = np.repeat(window[:, :1] + offset, 6, axis=1)
-    got = published_track_errors(still, gt, newest)
+    assert got["moving_flow_epe_still_m"] == pytest.approx(float(np.mean(0.1 * np.arange(t))))
+    depth_error = float(np.linalg.norm(ball[0] - gt[1, 1, 0]))  # 2.0006 m: the depth error, at every frame
+    assert got["track_epe_m"] == pytest.approx(depth_error / 2)  # the wall track scores 0
+    still = np.repeat(np.stack([ball, wall])[:, :1], t, axis=1)
+    got = published_track_errors(still, gt, K, np.eye(4))
     assert got["moving_flow_epe_m"] == pytest.approx(got["moving_flow_epe_still_m"])
-    assert got["track_epe_m"] == pytest.approx(got["track_epe_still_m"]) and got["track_epe_m"] > 0.3
+    assert got["track_epe_m"] == pytest.approx(got["track_epe_still_m"])
+    # in another camera frame: the same tracks seen by a camera moved 1 m along x score the same
+    moved = np.eye(4)
+    moved[0, 3] = 1.0
+    shifted = np.stack([ball, wall]) + [1.0, 0.0, 0.0]
+    got_moved = published_track_errors(shifted, gt + [1.0, 0.0, 0.0], K, moved)
+    assert got_moved["track_epe_m"] == pytest.approx(depth_error / 2) and got_moved["moving_tracks"] == 1
+    assert published_track_errors(behind[None], gt, K, np.eye(4)) == {}
 
 
 def test_query_points_follow_the_keyframe_zero_gaussian_at_their_pixel() -> None:
