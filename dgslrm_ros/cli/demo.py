@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from dgslrm_ros.cli.children import Child, child_env
 from dgslrm_ros.core.threads import default_worker_threads
+from dgslrm_ros.stream.config import PIPELINE_PARAMETERS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from dgslrm_ros.stream.config import PipelineConfig
 
 FPS = 10.0
+_METHOD = next(spec for spec in PIPELINE_PARAMETERS if spec.name == "method")
 PLOT_GT_LINES_PER_SIDE = 8  # tracks.png: ground-truth tracks drawn per image side
 DEFAULT_SEED = 1_000_000  # first evaluation seed (data.dataset.EVAL_SEED_START): a scene the weights never saw
 STARTUP_TIMEOUT_S = 120.0
@@ -46,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
     parser.add_argument("--checkpoint", default="", help="model checkpoint (default: the shipped one)")
     parser.add_argument("--device", default="cpu", choices=("auto", "cuda", "cpu"), help="node device (default cpu)")
+    parser.add_argument("--method", default=_METHOD.default, choices=_METHOD.choices,
+                        help=f"node parameter method: {_METHOD.description} (default: {_METHOD.default})")
 
 
 def _model_config(config: PipelineConfig) -> tuple[ModelConfig, str]:
@@ -81,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     track_grid = max(args.size // 8, 4)
     # window length and strides left to the checkpoint, as the node leaves them: resolved here the same way
-    config = PipelineConfig(checkpoint=args.checkpoint, device=args.device, frame_rate=FPS, image_width=args.size,
-                            image_height=args.size, track_grid=track_grid, max_pending_windows=8)
+    config = PipelineConfig(checkpoint=args.checkpoint, device=args.device, method=args.method, frame_rate=FPS,
+                            image_width=args.size, image_height=args.size, track_grid=track_grid,
+                            max_pending_windows=8)
     model_config, weights = _model_config(config)
     resolved = config.for_model(model_config)
     window, stride = resolved.window_frames, resolved.window_stride

@@ -119,3 +119,29 @@ def test_demo_output_opens_in_the_viewer(demo: tuple[Path, subprocess.CompletedP
     for window in windows:
         assert len(window) > 0 and window.num_frames == 8 and window.tracks is not None
         assert len(window.cameras) == 8 and all(c.image is not None for c in window.cameras)
+
+
+@pytest.mark.ros
+def test_demo_method_network_runs_the_checkpoint_in_the_node(tmp_path: Path) -> None:
+    """`--method network` reaches the node: its diagnostics name the checkpoint it ran (the default runs
+    `classical`, test above), and the tracks are scored as for the default."""
+    torch = pytest.importorskip("torch")
+    from dgslrm_ros.model.checkpoint import save_checkpoint
+    from dgslrm_ros.model.config import ModelConfig
+    from dgslrm_ros.model.dgslrm import DGSLRM
+
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "tiny", DGSLRM(ModelConfig.preset("tiny")))
+    out = tmp_path / "out"
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", OMP_NUM_THREADS="1",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run(
+        [sys.executable, "-m", "dgslrm_ros.cli.main", "demo", "--out", str(out), "--frames", "8", "--size", "32",
+         "--seed", "1", "--timeout", "150", "--checkpoint", str(checkpoint), "--method", "network"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["windows_received"] == 1
+    assert metrics["weights"] == f"checkpoint {checkpoint}"
+    assert metrics["windows"][0]["tracks_evaluated"] > 0
