@@ -15,25 +15,29 @@ OUTPUT_TOPICS = {"/gaussians", "/trajectories", "/tracks_markers", "/rendered", 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+def _run_demo(tmp: Path, *options: str) -> tuple[Path, subprocess.CompletedProcess]:
+    """`dgslrm demo` on a tiny random checkpoint (32 px, 8-frame windows) with `options`, in a subprocess."""
     torch = pytest.importorskip("torch")
     from dgslrm_ros.model.checkpoint import save_checkpoint
     from dgslrm_ros.model.config import ModelConfig
     from dgslrm_ros.model.dgslrm import DGSLRM
 
-    tmp = tmp_path_factory.mktemp("demo")
     torch.manual_seed(0)
     checkpoint = save_checkpoint(tmp / "tiny", DGSLRM(ModelConfig.preset("tiny")))
     out = tmp / "out"
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", OMP_NUM_THREADS="1",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(
-        [sys.executable, "-m", "dgslrm_ros.cli.main", "demo", "--out", str(out), "--frames", "16", "--size", "32",
-         "--seed", "1", "--timeout", "150", "--checkpoint", str(checkpoint)],
+        [sys.executable, "-m", "dgslrm_ros.cli.main", "demo", "--out", str(out), "--size", "32", "--seed", "1",
+         "--timeout", "150", "--checkpoint", str(checkpoint), *options],
         cwd=tmp, env=env, capture_output=True, text=True, timeout=240,
     )
     return out, proc
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    return _run_demo(tmp_path_factory.mktemp("demo"), "--frames", "16")
 
 
 @pytest.mark.ros
@@ -125,23 +129,9 @@ def test_demo_output_opens_in_the_viewer(demo: tuple[Path, subprocess.CompletedP
 def test_demo_method_network_runs_the_checkpoint_in_the_node(tmp_path: Path) -> None:
     """`--method network` reaches the node: its diagnostics name the checkpoint it ran (the default runs
     `classical`, test above), and the tracks are scored as for the default."""
-    torch = pytest.importorskip("torch")
-    from dgslrm_ros.model.checkpoint import save_checkpoint
-    from dgslrm_ros.model.config import ModelConfig
-    from dgslrm_ros.model.dgslrm import DGSLRM
-
-    torch.manual_seed(0)
-    checkpoint = save_checkpoint(tmp_path / "tiny", DGSLRM(ModelConfig.preset("tiny")))
-    out = tmp_path / "out"
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", OMP_NUM_THREADS="1",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run(
-        [sys.executable, "-m", "dgslrm_ros.cli.main", "demo", "--out", str(out), "--frames", "8", "--size", "32",
-         "--seed", "1", "--timeout", "150", "--checkpoint", str(checkpoint), "--method", "network"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
-    )
+    out, proc = _run_demo(tmp_path, "--frames", "8", "--method", "network")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["windows_received"] == 1
-    assert metrics["weights"] == f"checkpoint {checkpoint}"
+    assert metrics["weights"] == f"checkpoint {tmp_path / 'tiny'}"
     assert metrics["windows"][0]["tracks_evaluated"] > 0
