@@ -45,7 +45,7 @@ class SyntheticSequence:
     track_points: Tensor   # [M, T, 3] world positions of a grid of surface points seen by camera 0 at frame 0
     track_visible: Tensor  # [M, T] bool, unoccluded in camera 0 at frame n
     # [S, T, H, W, 3] world positions at every frame of the surface point each camera-0 pixel sees at frame
-    # pixel_track_frames[s] (`generate_sequence(pixel_track_frames=...)`; S = 0 when none was asked for)
+    # pixel_track_frames[s] (`generate_sequence(pixel_track_frames=...)`; None when none was asked for)
     pixel_tracks: Tensor | None = None
     pixel_track_frames: tuple[int, ...] = ()
 
