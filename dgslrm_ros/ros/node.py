@@ -69,8 +69,9 @@ def descriptor(spec: ParamSpec, *, dynamic: bool = False) -> ParameterDescriptor
             from_value=int(low if spec.sentinel is None else min(low, spec.sentinel)),
             to_value=int(spec.maximum if spec.maximum is not None else 2**63 - 1), step=0)]
     if spec.type is float and (spec.minimum is not None or spec.maximum is not None):
-        desc.floating_point_range = [FloatingPointRange(
-            from_value=float(spec.minimum if spec.minimum is not None else -1e308),
+        low = spec.minimum if spec.minimum is not None else -1e308
+        desc.floating_point_range = [FloatingPointRange(  # down to the sentinel too, as for integers
+            from_value=float(low if spec.sentinel is None else min(low, spec.sentinel)),
             to_value=float(spec.maximum if spec.maximum is not None else 1e308), step=0.0)]
     return desc
 

@@ -18,19 +18,25 @@ from dgslrm_ros.stream.pipeline import StreamingReconstructor
 STAGES = ("preprocess", "cues", "model", "to_world", "render", "tracks", "total")
 
 
-def _synthetic_frame(i: int, height: int, width: int) -> np.ndarray:
-    """A textured image that drifts with i (not constant, so preprocessing does real work)."""
+PLANE_DEPTH_M = 3.0  # the benchmark's scene: a textured wall this far in front of the camera's path
+
+
+def _synthetic_frame(world_T_cam: np.ndarray, K: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The camera's view of a static textured wall at z = PLANE_DEPTH_M (the camera looks down +z): a
+    consistent scene, so the sweep resolves depth and tracks are seeded as on a real stream."""
     rows, cols = np.mgrid[0:height, 0:width]
-    phase = 0.15 * i
-    r = 127 + 120 * np.sin(cols / 9.0 + phase)
-    g = 127 + 120 * np.sin(rows / 7.0 - phase)
-    b = 127 + 120 * np.sin((rows + cols) / 13.0)
+    depth = PLANE_DEPTH_M - world_T_cam[2, 3]
+    x = world_T_cam[0, 3] + (cols - K[0, 2]) / K[0, 0] * depth  # wall coordinates (m) seen by each pixel
+    y = world_T_cam[1, 3] + (rows - K[1, 2]) / K[1, 1] * depth
+    r = 127 + 120 * np.sin(x / 0.05)
+    g = 127 + 120 * np.sin(y / 0.04 + np.sin(x / 0.3))
+    b = 127 + 120 * np.sin((x + y) / 0.08)
     return np.stack([r, g, b], axis=-1).astype(np.uint8)
 
 
 def _pose(t: float) -> np.ndarray:
     pose = np.eye(4)
-    pose[0, 3] = 0.2 * np.sin(t)
+    pose[0, 3] = 0.5 * np.sin(t)  # about 0.5 m/s sideways: parallax for the sweep on the wall
     pose[1, 3] = 0.05 * t
     return pose
 
@@ -52,13 +58,13 @@ def run_pipeline_benchmark(device: str = "auto", quick: bool = False, config: Pi
     wanted = warmup + measured
     frames_needed = config.window_frames + (wanted - 1) * config.window_stride
     period = config.frame_period
-    images = [_synthetic_frame(i, height, width) for i in range(min(frames_needed, 8))]
+    stamps = 1000.0 + period * np.arange(frames_needed)
+    images = [_synthetic_frame(_pose(t), K, height, width) for t in stamps]
     callback_s: list[float] = []
-    for i in range(frames_needed):
-        t = 1000.0 + i * period
+    for t, image in zip(stamps, images):
         start = time.perf_counter()
-        pipeline.add_pose(t, _pose(t), config.world_frame)
-        pipeline.add_image(t, images[i % len(images)])
+        pipeline.add_pose(float(t), _pose(float(t)), config.world_frame)
+        pipeline.add_image(float(t), image)
         callback_s.append(time.perf_counter() - start)
 
     results = []

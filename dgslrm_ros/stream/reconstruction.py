@@ -31,7 +31,7 @@ from dgslrm_ros.stream.config import FROM_MODEL, ConfigError, PipelineConfig
 from dgslrm_ros.stream.flow_cache import PairFlowCache
 from dgslrm_ros.stream.frames import stack_frames
 from dgslrm_ros.stream.sweep_cache import KeyframeSweepCache
-from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks
+from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks, trusted_seed_pixels
 from dgslrm_ros.stream.window_buffer import Window
 
 Logger = Callable[[str, str], None]  # (level: debug|info|warn|error, message)
@@ -188,7 +188,7 @@ class WindowReconstructor:
         predicted = timed("model", self._predict, prepared, cues)
         world, kept = timed("to_world", self._to_world, predicted, prepared)
         rendered, score = timed("render", self._render_newest, kept, prepared)
-        track_set = timed("tracks", self._track, world, prepared, window.sequence)
+        track_set = timed("tracks", self._track, world, prepared, window.sequence, cues)
         timings["total"] = time.perf_counter() - start
         return WindowResult(
             stamp=float(prepared.stamps[-1]), frame_id=cfg.world_frame, stamps=prepared.stamps,
@@ -270,12 +270,17 @@ class WindowReconstructor:
             score = float(psnr(image, target))
         return image, score
 
-    def _track(self, world: DeformableGaussians, prepared: PreparedWindow, sequence: int) -> TrackSet:
-        """Tracks with stable ids (a new sequence restarts the registry)."""
+    def _track(self, world: DeformableGaussians, prepared: PreparedWindow, sequence: int,
+               cues: GeometryCues | None = None) -> TrackSet:
+        """Tracks with stable ids (a new sequence restarts the registry), seeded where the cues trust the
+        depth (min_track_confidence; every seed where the model takes no cues)."""
         cfg, stamps = self.config, prepared.stamps
         keyframes = list(range(0, cfg.window_frames, cfg.keyframe_stride))
+        allowed = None
+        if cues is not None and cfg.min_track_confidence >= 0:
+            allowed = trusted_seed_pixels(cues.sweep_confidence[0], cues.gate[0], cfg.min_track_confidence)
         candidates = seed_tracks(world, (cfg.image_height, cfg.image_width), keyframes, prepared.K,
-                                 prepared.world_T_cam, cfg.track_grid, cfg.min_opacity)
+                                 prepared.world_T_cam, cfg.track_grid, cfg.min_opacity, allowed)
         with self._tracks_lock:
             if self._registry_sequence != sequence:
                 self.registry.reset()

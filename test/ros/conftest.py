@@ -23,6 +23,9 @@ PYTHON = sys.executable
 TINY_PARAMS: dict[str, object] = {
     "device": "cpu", "renderer": "torch", "window_frames": 8, "window_stride": 4, "keyframe_stride": 4,
     "frame_rate": 10.0, "image_width": 32, "image_height": 32, "track_grid": 8, "max_pending_windows": 4,
+    # 8-frame 32 px windows resolve almost no depth: seed every pixel, so that tracks flow (the default's
+    # seeding is held by test/stream/test_track_seeds.py)
+    "min_track_confidence": -1.0,
 }
 SCENE_FRAMES = 16
 SCENE_SIZE = 32

@@ -13,8 +13,11 @@ IMAGE_W, IMAGE_H = 64, 48
 
 
 def tiny_config(**overrides) -> PipelineConfig:
+    # min_track_confidence -1: the helpers' frames are noise, where the sweep resolves no depth; every pixel
+    # is seeded, so that tracks flow (test_track_seeds.py holds the default's seeding)
     values = dict(window_frames=8, window_stride=4, keyframe_stride=4, image_width=32, image_height=32,
-                  track_grid=8, frame_rate=10.0, device="cpu", renderer="torch", sync_tolerance=0.05)
+                  track_grid=8, frame_rate=10.0, device="cpu", renderer="torch", sync_tolerance=0.05,
+                  min_track_confidence=-1.0)
     values.update(overrides)
     return PipelineConfig(**values)
 
