@@ -14,27 +14,19 @@ import torch
 from torch import Tensor
 
 from dgslrm_ros.geometry.flow_tracks import FlowConfig, flow_estimator, flow_pair, gray_uint8, stack_flows
+from dgslrm_ros.stream.window_cache import PreviousWindowCache
 
 PairKey = tuple[float, float]
 Entry = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # grey a, grey b, flow a->b, flow b->a
 
 
-class PairFlowCache:
+class PairFlowCache(PreviousWindowCache[PairKey, Entry]):
     """pairwise_flow with the previous window's pairs reused; one worker thread uses it."""
 
     def __init__(self, config: FlowConfig = FlowConfig()) -> None:
+        super().__init__()
         self.config = config
         self._estimator = None  # created on first use (OpenCV stays optional until the cues run)
-        self._pairs: dict[PairKey, Entry] = {}
-        self._sequence: int | None = None
-        self.reused = 0  # pairs taken from the cache / computed, since construction (for benchmarks, tests)
-        self.computed = 0
-
-    def __len__(self) -> int:
-        return len(self._pairs)
-
-    def clear(self) -> None:
-        self._pairs.clear()
 
     def pairwise(self, frames: Tensor, stamps: np.ndarray, sequence: int = 0) -> tuple[Tensor, Tensor]:
         """frames [T, 3, H, W] in [0, 1], stamps [T] (s), the window's sequence -> (forward, backward)
@@ -42,14 +34,12 @@ class PairFlowCache:
         if len(stamps) != frames.shape[0]:
             raise ValueError(f"PairFlowCache.pairwise: expected one stamp per frame ({frames.shape[0]}), "
                              f"got {len(stamps)}")
-        if sequence != self._sequence:
-            self.clear()
-            self._sequence = sequence
+        self._start_window(sequence)
         gray = gray_uint8(frames)
         keys = [(float(a), float(b)) for a, b in zip(stamps[:-1], stamps[1:])]
         entries: list[Entry] = []
         for key, a, b in zip(keys, gray[:-1], gray[1:]):
-            entry = self._pairs.get(key)
+            entry = self._entries.get(key)
             if entry is not None and np.array_equal(entry[0], a) and np.array_equal(entry[1], b):
                 self.reused += 1
             else:
@@ -58,5 +48,5 @@ class PairFlowCache:
                 entry = (a, b, *flow_pair(self._estimator, a, b))
                 self.computed += 1
             entries.append(entry)
-        self._pairs = dict(zip(keys, entries))  # only this window's pairs: the next window can reuse no others
+        self._entries = dict(zip(keys, entries))  # only this window's pairs: the next window can reuse no others
         return stack_flows([(e[2], e[3]) for e in entries], *frames.shape[-2:], frames.device)

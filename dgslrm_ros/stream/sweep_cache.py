@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from dgslrm_ros.geometry.plane_sweep import SweepConfig, SweepResult, at_far_end, far_end_prior, plane_sweep
+from dgslrm_ros.stream.window_cache import PreviousWindowCache
 
 
 @dataclass(frozen=True)
@@ -39,22 +40,13 @@ def _tensors(result: SweepResult) -> tuple[Tensor, ...]:
     return tuple(getattr(result, field.name) for field in dataclasses.fields(result))
 
 
-class KeyframeSweepCache:
+class KeyframeSweepCache(PreviousWindowCache[float, _SweptKeyframe]):
     """plane_sweep for a window's keyframes, with those the previous window swept reused; one worker thread."""
 
     def __init__(self, config: SweepConfig = SweepConfig()) -> None:
+        super().__init__()
         self.config = config
         self._raw_config = dataclasses.replace(config, far_end_prior=False)
-        self._keyframes: dict[float, _SweptKeyframe] = {}
-        self._sequence: int | None = None
-        self.reused = 0  # keyframes taken from the cache / swept, since construction (for benchmarks, tests)
-        self.computed = 0
-
-    def __len__(self) -> int:
-        return len(self._keyframes)
-
-    def clear(self) -> None:
-        self._keyframes.clear()
 
     def sweep(self, frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframes: list[int], stamps: np.ndarray,
               scale: float, sequence: int = 0) -> SweepResult:
@@ -66,11 +58,9 @@ class KeyframeSweepCache:
                              f"got {len(stamps)}")
         if not scale > 0:
             raise ValueError(f"KeyframeSweepCache.sweep: expected a positive scale, got {scale}")
-        if sequence != self._sequence:
-            self.clear()
-            self._sequence = sequence
+        self._start_window(sequence)
         frames = frames.float()
-        reusable = {index: self._keyframes.get(float(stamps[index])) for index in keyframes}
+        reusable = {index: self._entries.get(float(stamps[index])) for index in keyframes}
         reusable = {index: entry for index, entry in reusable.items() if entry is not None
                     and torch.equal(entry.image, frames[index]) and torch.equal(entry.K, K[index].float())}
         new = [index for index in keyframes if index not in reusable]
@@ -84,8 +74,8 @@ class KeyframeSweepCache:
                 parts.append(SweepResult(*(value[row:row + 1] for value in _tensors(swept))))
         self.reused += len(reusable)
         self.computed += len(new)
-        self._keyframes = {float(stamps[index]): _SweptKeyframe(frames[index].clone(), K[index].float().clone(), scale, part)
-                           for index, part in zip(keyframes, parts)}
+        self._entries = {float(stamps[index]): _SweptKeyframe(frames[index].clone(), K[index].float().clone(), scale, part)
+                         for index, part in zip(keyframes, parts)}
         raw = SweepResult(*(torch.cat(values) for values in zip(*(_tensors(part) for part in parts))))
         return far_end_prior(raw, self.config) if self.config.far_end_prior else raw
 
