@@ -275,9 +275,10 @@ def _track_errors(seq: SyntheticSequence, tracks: np.ndarray, newest: int) -> di
     from dgslrm_ros.evaluation.tracking import published_track_errors
 
     first = newest - tracks.shape[1] + 1
-    if first not in seq.pixel_track_frames or seq.pixel_tracks is None:
+    seeded = seq.pixel_tracks_seeded_at(first)
+    if seeded is None:
         return {}
-    gt = seq.pixel_tracks[seq.pixel_track_frames.index(first), first:newest + 1]  # [T, H, W, 3]
+    gt = seeded[first:newest + 1]  # [T, H, W, 3]
     return published_track_errors(tracks, gt.permute(1, 2, 0, 3).numpy(), seq.K[0].numpy(),
                                   seq.world_T_cam[0, first].numpy())
 
@@ -285,9 +286,9 @@ def _track_errors(seq: SyntheticSequence, tracks: np.ndarray, newest: int) -> di
 def _plotted_ground_truth(seq: SyntheticSequence, first: int) -> np.ndarray:
     """[M, frames, 3] GT tracks for the track plot: a grid of PLOT_GT_LINES_PER_SIDE^2 of the pixels seeded at
     the window's first frame, else the sequence's frame-0 grid."""
-    if seq.pixel_tracks is None or first not in seq.pixel_track_frames:
+    tracks = seq.pixel_tracks_seeded_at(first)  # [frames, H, W, 3]
+    if tracks is None:
         return seq.track_points.numpy()
-    tracks = seq.pixel_tracks[seq.pixel_track_frames.index(first)]  # [frames, H, W, 3]
     step = max(1, tracks.shape[2] // PLOT_GT_LINES_PER_SIDE)
     grid = tracks[:, step // 2::step, step // 2::step]
     return grid.reshape(grid.shape[0], -1, 3).transpose(0, 1).numpy()

@@ -49,6 +49,12 @@ class SyntheticSequence:
     pixel_tracks: Tensor | None = None
     pixel_track_frames: tuple[int, ...] = ()
 
+    def pixel_tracks_seeded_at(self, frame: int) -> Tensor | None:
+        """[T, H, W, 3] the pixel tracks seeded on `frame`; None when that frame was not asked for."""
+        if self.pixel_tracks is None or frame not in self.pixel_track_frames:
+            return None
+        return self.pixel_tracks[self.pixel_track_frames.index(frame)]
+
 
 @dataclass
 class SceneSetup:

@@ -51,6 +51,7 @@ def test_pixel_tracks_start_on_the_seed_frame_depth_and_extend_the_frame_zero_gr
     seq = generate_sequence(5, num_frames=6, height=32, width=32, num_views=2, track_grid=8, config=NO_BLUR,
                             pixel_track_frames=(0, 3))
     assert seq.pixel_tracks.shape == (2, 6, 32, 32, 3) and seq.pixel_track_frames == (0, 3)
+    assert torch.equal(seq.pixel_tracks_seeded_at(3), seq.pixel_tracks[1]) and seq.pixel_tracks_seeded_at(1) is None
     grid = torch.arange(4, 32, 8)
     at_grid = seq.pixel_tracks[0][:, grid][:, :, grid]  # [T, 4, 4, 3]
     assert torch.allclose(at_grid.permute(1, 2, 0, 3).reshape(16, 6, 3), seq.track_points, atol=1e-6)
