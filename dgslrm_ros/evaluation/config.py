@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from dgslrm_ros.core.parameters import parameter
+from dgslrm_ros.geometry.track_trust import DEFAULT_MIN_TRACK_CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,6 @@ class EvalConfig:
     background: float = 0.0
     refine: RefineConfig = RefineConfig()
     progress: bool = parameter(True, "a progress bar per window on stderr")
+    min_track_confidence: float = parameter(
+        DEFAULT_MIN_TRACK_CONFIDENCE, "the published_* scores cover the keyframe pixels the node seeds tracks at "
+        "with this min_track_confidence (its parameter); -1 = every pixel", minimum=0.0, maximum=1.0, sentinel=-1)

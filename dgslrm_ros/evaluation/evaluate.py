@@ -23,6 +23,11 @@ Per window and method (all in the window's normalised frame, errors reported in 
 
 - keyframe depth: AbsRel (|z - z_gt| / z_gt) of every Gaussian's z-depth in its own keyframe camera,
   median and mean over the keyframe pixels with ground truth.
+- published tracks (`published_*`, geometry-primed models): the same track and scene-flow errors over
+  the keyframe pixels the node would seed its published tracks at (geometry.track_trust: the sweep
+  resolved a depth there, or the point shows motion; all of them, not only the node's `track_grid`),
+  and which fraction of the keyframe pixels that is. The pixels come from the window's cues, so every
+  method is scored on the same ones: `static` gives their standing-still figures.
 
 Methods: `network` (feed-forward), `classical` (the network's cues alone: plane-sweep depth + lifted
 optical-flow tracks), `static` (the network's deformation forced to zero), `optimised` (test-time
@@ -59,6 +64,7 @@ from dgslrm_ros.evaluation.previews import save_preview, track_grid
 from dgslrm_ros.evaluation.refine import optimize_gaussians, save_curve
 from dgslrm_ros.evaluation.scoring import mean_scores
 from dgslrm_ros.geometry.cues import GeometryCues
+from dgslrm_ros.geometry.track_trust import trusted_seed_pixels
 from dgslrm_ros.metrics import mean_finite, track_errors, track_metrics
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.dgslrm import window_cues
@@ -66,7 +72,9 @@ from dgslrm_ros.render import render_at_instants
 
 METRIC_KEYS = ("input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "heldout_psnr", "heldout_ssim", "track_epe_m",
                "within_5cm", "within_10cm", "within_20cm", "motion_m", "flow_epe_m", "moving_flow_epe_m",
-               "moving_track_epe_m", "moving_fraction", "depth_absrel_median", "depth_absrel_mean", "seconds")
+               "moving_track_epe_m", "moving_fraction", "depth_absrel_median", "depth_absrel_mean", "seconds",
+               "published_fraction", "published_track_epe_m", "published_flow_epe_m", "published_moving_flow_epe_m",
+               "published_moving_fraction")
 TRANSLATING_M = 0.08  # camera travel over a window from which on depth counts as observable from parallax
 
 
@@ -173,12 +181,37 @@ def camera_travel_m(world_T_cam: Tensor, metres_per_unit: float) -> float:
     return float((positions - positions[:1]).norm(dim=-1).max()) * metres_per_unit
 
 
+def published_track_metrics(pred_points: Tensor, gt_points: Tensor, keyframe_index: Tensor, valid: Tensor,
+                            published: Tensor | None, metres_per_unit: float,
+                            moving_threshold_m: float) -> dict[str, float]:
+    """Track and scene-flow errors over the keyframe pixels `published` [Kf, H, W] (bool) marks.
+
+    pred_points, gt_points [Kf, T, H, W, 3], valid [Kf, T, H, W] as in `motion_metrics`. NaN everywhere
+    when `published` is None (a model without cues); the errors are NaN when it marks no scored pixel.
+    """
+    keys = ("published_fraction", "published_track_epe_m", "published_flow_epe_m", "published_moving_flow_epe_m",
+            "published_moving_fraction")
+    if published is None:
+        return dict.fromkeys(keys, float("nan"))
+    scored_pixel = valid.any(dim=1)  # [Kf, H, W]
+    chosen = valid & published[:, None].to(torch.bool)
+    errors = track_errors(pred_points, gt_points, chosen)
+    motion = motion_metrics(pred_points, gt_points, keyframe_index, chosen, metres_per_unit, moving_threshold_m)
+    return {"published_fraction": float((scored_pixel & published).sum()) / max(int(scored_pixel.sum()), 1),
+            "published_track_epe_m": float(errors.mean()) * metres_per_unit if errors.numel() else float("nan"),
+            "published_flow_epe_m": motion["flow_epe_m"],
+            "published_moving_flow_epe_m": motion["moving_flow_epe_m"],
+            "published_moving_fraction": motion["moving_fraction"]}
+
+
 def score_window(gaussians: DeformableGaussians, batch: WindowSample, metres_per_unit: float,
                  thresholds_m: dict[str, float], max_depth: float, background: float = 0.0,
-                 heldout: dict[str, Tensor] | None = None) -> tuple[dict[str, float], dict]:
+                 heldout: dict[str, Tensor] | None = None,
+                 published: Tensor | None = None) -> tuple[dict[str, float], dict]:
     """Metrics of one method on one normalised window (batch of one) -> (metrics, renders for previews).
 
-    `heldout` holds the held-out-instant views with poses already in the window's normalised frame.
+    `heldout` holds the held-out-instant views with poses already in the window's normalised frame;
+    `published` [Kf, H, W] bool the keyframe pixels the node would publish tracks at (None: no cues).
     """
     frames, K, poses = batch.frames[0], batch.K[0], batch.world_T_cam[0]  # [T, 3, H, W], ...
     t, _, height, width = frames.shape
@@ -201,8 +234,10 @@ def score_window(gaussians: DeformableGaussians, batch: WindowSample, metres_per
     metrics = track_metrics(errors, thresholds_m)
     out.update(depth_absrel(pred_points, gt_depth, K[keyframe_index], poses[keyframe_index], keyframe_index, max_depth))
     out["track_epe_m"] = metrics["epe"]
-    out.update(motion_metrics(pred_points, gt_points, keyframe_index, valid, metres_per_unit,
-                              min(thresholds_m.values()) if thresholds_m else 0.05))
+    moving_threshold_m = min(thresholds_m.values()) if thresholds_m else 0.05
+    out.update(motion_metrics(pred_points, gt_points, keyframe_index, valid, metres_per_unit, moving_threshold_m))
+    out.update(published_track_metrics(pred_points, gt_points, keyframe_index, valid, published, metres_per_unit,
+                                       moving_threshold_m))
     for name in thresholds_m:
         out[f"within_{name}"] = metrics[f"within_{name}"]
     return out, {"input": inp, "novel": nov, "tracks": pred_points}
@@ -292,12 +327,15 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[WindowSample], conf
             methods["oracle depth+motion"] = (oracle_motion(with_depth, batch.keyframe_points[0], kf), ff_seconds)
             methods["oracle depth, static"] = (static_baseline(with_depth), ff_seconds)
 
+        published = None if cues is None else trusted_seed_pixels(cues.sweep_confidence[0], cues.gate[0],
+                                                                  config.min_track_confidence)
         travel = camera_travel_m(poses, scale)
         scene = {"scene_id": int(sample.scene_id), "metres_per_unit": scale, "thresholds_m": thresholds,
                  "camera_travel_m": travel, "camera_motion": "translating" if travel >= TRANSLATING_M else "pan/still",
                  "methods": {}}
         for name, (gaussians, seconds) in methods.items():
-            metrics, renders = score_window(gaussians, batch, scale, thresholds, max_depth, config.background, heldout)
+            metrics, renders = score_window(gaussians, batch, scale, thresholds, max_depth, config.background, heldout,
+                                            published)
             metrics["seconds"] = seconds
             scene["methods"][name] = metrics
             if out_path is not None and i < config.previews:
@@ -371,7 +409,11 @@ def format_table(result: dict[str, Any]) -> str:
     keys = ("depth_absrel_median", "depth_absrel_mean", "moving_flow_epe_m", "flow_epe_m", "track_epe_m",
             "heldout_psnr", "novel_psnr", "input_psnr", "within_10cm", "motion_m", "seconds")
 
-    def table(methods: dict[str, dict[str, float]]) -> list[str]:
+    published_headers = ("published tracks", "pixels", "EPE [m]", "flow EPE", "mov flow", "moving")
+    published_keys = ("published_fraction", "published_track_epe_m", "published_flow_epe_m",
+                      "published_moving_flow_epe_m", "published_moving_fraction")
+
+    def table(methods: dict[str, dict[str, float]], headers=headers, keys=keys) -> list[str]:
         lines = ["  ".join(f"{h:>11}" if i else f"{h:<20}" for i, h in enumerate(headers))]
         for name, metrics in methods.items():
             cells = [f"{name:<20}"] + [f"{metrics[k]:>11.3f}" if math.isfinite(metrics[k]) else f"{'n/a':>11}"
@@ -384,5 +426,11 @@ def format_table(result: dict[str, Any]) -> str:
         lines += ["", f"{kind} camera ({result['strata_counts'][kind]} windows)"] + table(methods)
     lines.append("(flow EPE / mov flow: scene-flow error over all / moving pixels, m; EPE: absolute 3D track error, m; "
                  "thresholds scaled to scene size, see evaluation/evaluate.py)")
+    published = {name: m for name, m in result["methods"].items() if math.isfinite(m.get("published_fraction", math.nan))}
+    if published:
+        lines += ["", f"the keyframe pixels the node publishes tracks at, all {result['num_scenes']} windows"]
+        lines += table(published, published_headers, published_keys)
+        lines.append("(pixels / moving: their share of the keyframe pixels / the moving share of them; `static`: "
+                     "the same pixels standing still)")
     return "\n".join(lines)
 

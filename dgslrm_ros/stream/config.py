@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.parameters import ParameterError, parameter, parameter_table
+from dgslrm_ros.geometry.track_trust import DEFAULT_MIN_TRACK_CONFIDENCE
 
 if TYPE_CHECKING:  # torch-free at run time: the table is read without a model (ros/params.py, docs)
     from dgslrm_ros.model.config import ModelConfig
@@ -65,7 +66,7 @@ class PipelineConfig:
     track_grid: int = parameter(16, "pixel spacing of the track seeds on each keyframe of the window (model input "
                                 "pixels)", minimum=1, maximum=1024)
     min_track_confidence: float = parameter(
-        0.0, "tracks are seeded only on keyframe pixels where the plane sweep's confidence exceeds this or the motion "
+        DEFAULT_MIN_TRACK_CONFIDENCE, "tracks are seeded only on keyframe pixels where the plane sweep's confidence exceeds this or the motion "
         "gate says the point moves; at 0 wherever the sweep resolved a depth at all (elsewhere a still point's "
         "depth is a guess, metres off: no parallax); -1 seeds every pixel", minimum=0.0, maximum=1.0, sentinel=-1)
     world_frame: str = parameter("world", "frame_id of every output (the frame the input poses are given in)")

@@ -24,6 +24,7 @@ from dgslrm_ros.core.gaussians import DeformableGaussians
 from dgslrm_ros.core.normalization import SceneNormalization, normalize_window
 from dgslrm_ros.core.timing import synchronize
 from dgslrm_ros.geometry.cues import CueConfig, GeometryCues, compute_cues
+from dgslrm_ros.geometry.track_trust import trusted_seed_pixels
 from dgslrm_ros.model.checkpoint import SHIPPED_CHECKPOINT
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.config import ModelConfig, ModelConfigError
@@ -31,7 +32,7 @@ from dgslrm_ros.stream.config import FROM_MODEL, ConfigError, PipelineConfig
 from dgslrm_ros.stream.flow_cache import PairFlowCache
 from dgslrm_ros.stream.frames import stack_frames
 from dgslrm_ros.stream.sweep_cache import KeyframeSweepCache
-from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks, trusted_seed_pixels
+from dgslrm_ros.stream.track_registry import TrackRegistry, TrackSet, seed_tracks
 from dgslrm_ros.stream.window_buffer import Window
 
 Logger = Callable[[str, str], None]  # (level: debug|info|warn|error, message)

@@ -223,7 +223,7 @@ def seed_tracks(gaussians, image_hw: tuple[int, int], keyframe_frames, K, world_
     `GaussianPrediction.gaussians(b)` returns them (before pruning); K [T, 3, 3] and world_T_cam
     [T, 4, 4] (torch) are the window's input cameras in the gaussians' frame. Seeds on Gaussians with
     opacity below `min_opacity` are skipped: they are not surface; so are the keyframe pixels where
-    `allowed` (bool [Kf, H, W], torch or numpy; `trusted_seed_pixels`) is False.
+    `allowed` (bool [Kf, H, W], torch or numpy; geometry.track_trust.trusted_seed_pixels) is False.
 
     `visible` [S, T] is 1 where a sample projects inside input camera n and is not hidden: every
     opaque Gaussian, deformed to frame n, is splatted as a point into a per-pixel z-buffer of camera n
@@ -266,25 +266,6 @@ def seed_tracks(gaussians, image_hw: tuple[int, int], keyframe_frames, K, world_
     positions[~np.isfinite(positions).all(axis=-1)] = np.nan
     return SeedCandidates(positions=positions, visible=visible.astype(np.float32), seed_frame=seed_frame,
                           radius=radius, gaussian_index=index.astype(np.int64))
-
-
-MOVING_GATE = 0.0  # a keyframe pixel whose motion gate (geometry.lifting.motion_gate) exceeds this shows motion:
-# any opening (on the training windows > 0 kept 90 % of the moving pixels, > 0.5 88 %, at the same error)
-
-
-def trusted_seed_pixels(sweep_confidence, gate, min_confidence: float):
-    """bool [Kf, H, W] (torch): keyframe pixels whose position deserves a published track: the plane sweep's
-    confidence there exceeds `min_confidence`, or the point shows motion (its depth then comes from its region,
-    geometry.moving_depth; a still camera resolves no depth at all, and its moving objects keep their
-    tracks). sweep_confidence, gate [Kf, 1, H, W].
-
-    At 0 (the node's default) the pixels left out are those where the sweep resolved no depth (confidence
-    0: no distinct cost minimum, or too little parallax) and the tracks show no motion. On 8 training-split
-    `dynamic` windows they were 17 % of the keyframe pixels (10 % of the moving ones), with a mean track
-    error of 10.2 m (network) / 11.1 m (`classical`) against 1.0 / 1.7 m on the rest
-    (docs/results/track_seeds.md). Untextured surfaces seen by a translating camera still pass: their
-    tracks stand still where the static fit expects parallax, so the gate opens there."""
-    return ((sweep_confidence > min_confidence) | (gate > MOVING_GATE))[:, 0]
 
 
 def _unoccluded(gaussians, uv, depth, inside, K, poses, height: int, width: int):

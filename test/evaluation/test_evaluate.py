@@ -1,12 +1,13 @@
 """`dgslrm eval`: table + JSON with the network, the static and the optimised baselines."""
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from dgslrm_ros.evaluation.baselines import depth_initialization, gaussian_tracks, static_baseline
 from dgslrm_ros.evaluation.evaluate import (METRIC_KEYS, EvalConfig, evaluate_model, held_out_instant_views,
-                                            motion_metrics, threshold_values)
+                                            motion_metrics, published_track_metrics, threshold_values)
 
 
 def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_path):
@@ -124,3 +125,45 @@ def test_motion_metrics_score_the_motion_apart_from_the_start_point():
     # A threshold above every travel leaves no moving pixel: NaN, not a misleading zero.
     m = motion_metrics(still, gt, kf, valid, metres_per_unit=1.0, moving_threshold_m=1.0)
     assert m["moving_fraction"] == 0.0 and m["moving_flow_epe_m"] != m["moving_flow_epe_m"]
+
+
+def test_published_track_metrics_score_only_the_published_pixels():
+    gt, kf, valid = _moving_block_tracks()
+    # Right motion everywhere; the published pixels (the moving block and one still pixel per keyframe)
+    # start 0.1 m off, every other pixel 5 m off: only the first count.
+    published = torch.zeros(2, 4, 4, dtype=torch.bool)
+    published[:, :2, :2] = True
+    published[:, 3, 3] = True
+    offset = torch.full((2, 1, 4, 4, 1), 5.0)
+    offset[:, :, :2, :2] = 0.1
+    offset[:, :, 3, 3] = 0.1
+    pred = gt + offset * torch.tensor([0.0, 0.0, 1.0])
+    m = published_track_metrics(pred, gt, kf, valid, published, metres_per_unit=2.0, moving_threshold_m=0.05)
+    assert m["published_fraction"] == pytest.approx(5 / 16)
+    assert m["published_track_epe_m"] == pytest.approx(0.2, rel=1e-5)  # 0.1 units x 2 m per unit
+    assert m["published_flow_epe_m"] == pytest.approx(0.0, abs=1e-6)
+    assert m["published_moving_fraction"] == pytest.approx(4 / 5)
+    # The same pixels standing still: their moving flow error is the block's travel, as motion_metrics says.
+    still = gt[torch.arange(2), kf][:, None].expand_as(gt)
+    m = published_track_metrics(still, gt, kf, valid, published, metres_per_unit=2.0, moving_threshold_m=0.05)
+    assert m["published_moving_flow_epe_m"] == pytest.approx(
+        motion_metrics(still, gt, kf, valid, 2.0, 0.05)["moving_flow_epe_m"], rel=1e-6)
+    # No published pixel: a zero share and NaN errors; no cues at all: NaN throughout.
+    none = published_track_metrics(pred, gt, kf, valid, torch.zeros_like(published), 1.0, 0.05)
+    assert none["published_fraction"] == 0.0 and none["published_track_epe_m"] != none["published_track_epe_m"]
+    assert all(v != v for v in published_track_metrics(pred, gt, kf, valid, None, 1.0, 0.05).values())
+
+
+def test_evaluate_model_scores_the_pixels_the_node_publishes(tiny_model, window, data_config):
+    config = EvalConfig(num_scenes=1, optimize_iters=0, refine_iters=0, previews=0, oracles=False, heldout_instants=0)
+    every = evaluate_model(tiny_model, [window], replace(config, min_track_confidence=-1.0), data_config=data_config)
+    trusted = evaluate_model(tiny_model, [window], config, data_config=data_config)
+    for name, metrics in every["methods"].items():
+        # -1 publishes every pixel: the published scores are the all-pixel ones.
+        assert metrics["published_fraction"] == 1.0, name
+        assert metrics["published_track_epe_m"] == pytest.approx(metrics["track_epe_m"], rel=1e-6), name
+        assert metrics["published_flow_epe_m"] == pytest.approx(metrics["flow_epe_m"], rel=1e-6), name
+    fractions = {name: m["published_fraction"] for name, m in trusted["methods"].items()}
+    # The pixels come from the window's cues: the same for every method, and the rule leaves some out
+    # (the tiny window's sweep does not resolve every pixel).
+    assert len(set(fractions.values())) == 1 and 0.0 < fractions["network"] < 1.0

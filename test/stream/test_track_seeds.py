@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dgslrm_ros.stream.track_registry import trusted_seed_pixels
+from dgslrm_ros.geometry.track_trust import trusted_seed_pixels
 
 pytest.importorskip("cv2")  # the classical cues need opencv-python-headless (a project dependency)
 
