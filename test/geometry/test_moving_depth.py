@@ -94,6 +94,27 @@ def test_a_region_takes_its_median_depth() -> None:
     assert torch.equal(moving_depth(depth, confidence, gate, residual, MovingDepthConfig(enabled=False)), depth)
 
 
+def test_what_moves_is_put_no_farther_than_the_windows_near_quantile() -> None:
+    # A wall at 3 (three quarters of the window) with a far background strip at 12 (still: it keeps its
+    # depth) and two moving objects: one whose sweep depth ran off to 9 (an unobservable depth), one at 1.5.
+    depth = torch.full((2, 1, 16, 16), 3.0)
+    depth[:, 0, :4] = 12.0
+    gate = torch.zeros_like(depth)
+    gate[0, 0, 8:12, 2:6], gate[1, 0, 8:12, 10:14] = 0.3, 1.0
+    depth[0, 0, 8:12, 2:6], depth[1, 0, 8:12, 10:14] = 9.0, 1.5
+    residual, confidence = torch.zeros_like(depth), torch.ones_like(depth)
+    out = moving_depth(depth, confidence, gate, residual)
+    limit = torch.quantile(depth.reshape(-1), MovingDepthConfig().motion_depth_quantile)
+    assert float(limit) == 3.0
+    assert torch.equal(out[0, 0, 8:12, 2:6], torch.full((4, 4), 3.0))  # the run-off depth comes near
+    assert torch.equal(out[1, 0, 8:12, 10:14], depth[1, 0, 8:12, 10:14])  # nearer already: kept
+    assert torch.equal(out[gate == 0], depth[gate == 0])  # nothing still moves, the far strip included
+    unlimited = moving_depth(depth, confidence, gate, residual, MovingDepthConfig(motion_depth_quantile=1.0))
+    assert torch.equal(unlimited, depth)
+    with pytest.raises(ValueError, match="motion_depth_quantile"):
+        MovingDepthConfig(motion_depth_quantile=0.0)
+
+
 def test_regions_and_medians_equal_plain_loops() -> None:
     generator = torch.Generator().manual_seed(1)
     gate = (torch.rand(3, 1, 24, 20, generator=generator) > 0.93).float()
