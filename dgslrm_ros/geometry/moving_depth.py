@@ -55,7 +55,7 @@ class MovingDepthConfig:
     # classical median / mean AbsRel 0.203 / 0.446 -> 0.188 / 0.428, moving-point flow 0.300 -> 0.284 m,
     # all-pixel flow 0.084 -> 0.074, track EPE 1.638 -> 1.624 m, between frames / input 21.05 / 29.25 ->
     # 21.11 / 29.37 dB (network: moving flow 0.281 -> 0.273, between 21.26 -> 21.34); on 26 pan / still
-    # training windows the published moving tracks 1.20x -> 0.87x standing still (docs/results/track_seeds.md).
+    # training windows the published moving tracks 1.20x -> 0.87x standing still (docs/results/moving_depth.md).
     # Limiting only the lifting depth (not the Gaussians') moved the motion off what the renders draw
     # (classical between frames -0.07 dB).
     motion_depth_quantile: float = 0.25
@@ -123,7 +123,8 @@ def moving_depth(depth: Tensor, confidence: Tensor, gate: Tensor, residual: Tens
     pixel that shows motion (gate > 0) no farther than the window's `motion_depth_quantile`.
 
     depth (sweep z-depth), confidence (sweep), gate, residual (static fit, px) all [Kf, 1, H, W]
-    -> depth [Kf, 1, H, W]. Outside the moving regions the sweep's depth is returned unchanged.
+    -> depth [Kf, 1, H, W]. Outside the moving regions and the pixels with gate > 0 the sweep's depth is
+    returned unchanged.
     """
     if not config.enabled:
         return depth
