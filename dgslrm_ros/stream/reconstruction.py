@@ -277,9 +277,8 @@ class WindowReconstructor:
         depth (min_track_confidence; every seed where the model takes no cues)."""
         cfg, stamps = self.config, prepared.stamps
         keyframes = list(range(0, cfg.window_frames, cfg.keyframe_stride))
-        allowed = None
-        if cues is not None and cfg.min_track_confidence >= 0:
-            allowed = trusted_seed_pixels(cues.sweep_confidence[0], cues.gate[0], cfg.min_track_confidence)
+        allowed = None if cues is None else trusted_seed_pixels(cues.sweep_confidence[0], cues.gate[0],
+                                                                cfg.min_track_confidence)
         candidates = seed_tracks(world, (cfg.image_height, cfg.image_width), keyframes, prepared.K,
                                  prepared.world_T_cam, cfg.track_grid, cfg.min_opacity, allowed)
         with self._tracks_lock:
