@@ -426,7 +426,8 @@ def format_table(result: dict[str, Any]) -> str:
         lines += ["", f"{kind} camera ({result['strata_counts'][kind]} windows)"] + table(methods)
     lines.append("(flow EPE / mov flow: scene-flow error over all / moving pixels, m; EPE: absolute 3D track error, m; "
                  "thresholds scaled to scene size, see evaluation/evaluate.py)")
-    published = {name: m for name, m in result["methods"].items() if math.isfinite(m.get("published_fraction", math.nan))}
+    published = {name: m for name, m in result["methods"].items()
+                 if math.isfinite(m.get("published_fraction", math.nan))}
     if published:
         lines += ["", f"the keyframe pixels the node publishes tracks at, all {result['num_scenes']} windows"]
         lines += table(published, published_headers, published_keys)

@@ -64,7 +64,8 @@ class MovingDepthConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.motion_depth_quantile <= 1.0:
-            raise ValueError(f"MovingDepthConfig: need 0 < motion_depth_quantile <= 1, got {self.motion_depth_quantile}")
+            raise ValueError(f"MovingDepthConfig: need 0 < motion_depth_quantile <= 1, got "
+                             f"{self.motion_depth_quantile}")
         if not 0.0 < self.seed_gate <= 1.0 or self.grow_residual_px < 0.0 or self.grow_steps < 0:
             raise ValueError(f"MovingDepthConfig: need 0 < seed_gate <= 1, grow_residual_px >= 0 and grow_steps >= 0, "
                              f"got {self.seed_gate}, {self.grow_residual_px}, {self.grow_steps}")
