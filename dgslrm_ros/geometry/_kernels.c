@@ -1,5 +1,5 @@
-/* The geometry layer's CPU kernels (geometry/cpu_kernels.py): the plane sweep's cost volume and the
- * static fit's per-frame sums, each in one pass.
+/* The geometry layer's CPU kernels (geometry/cpu_kernels.py): the plane sweep's cost volume, the
+ * static fit's per-frame sums and the chained 2D tracks, each in one pass.
  *
  * Both replace chains of small elementwise torch ops that are memory traffic, not arithmetic, on a CPU
  * (the sweep: about 25 passes over [D, H, W] tensors per source frame, 60-80 ms per 64 px keyframe).
@@ -287,6 +287,134 @@ static void *dg_fit_run(void *arg) {
     return NULL;
 }
 
+/* ---- Chained 2D tracks (flow_tracks.chain_tracks): every keyframe pixel followed frame to frame through the
+ * consecutive-pair flows, towards both ends of the window, with each step's forward-backward check. ---- */
+
+/* flow_tracks._sample of a 2-channel field [2, H, W] at `len` pixels (u, v), in two passes that each vectorise
+ * (one pixel at a time the steps are a serial chain of divisions and dependent loads): where and with which
+ * weights grid_sample reads (bilinear, border padding, align_corners=False, from the grid coordinate
+ * u / W * 2 - 1 that _sample builds), then the reads. */
+enum { DG_CHAIN_CHUNK = 256 }; /* pixels of one keyframe stepped together */
+
+typedef struct {
+    int32_t corner[4][DG_CHAIN_CHUNK]; /* nw, ne, sw, se: indices into a [H, W] plane */
+    float weight[4][DG_CHAIN_CHUNK];   /* their bilinear weights */
+} dg_taps;
+
+DG_INLINE void dg_flow_taps(const float *u, const float *v, int64_t len, int64_t height, int64_t width, dg_taps *taps) {
+    const float fw = (float)width, fh = (float)height, half_w = fw / 2.0f, half_h = fh / 2.0f;
+    const float max_x = (float)(width - 1), max_y = (float)(height - 1);
+    for (int64_t j = 0; j < len; ++j) {
+        /* grid_sample's unnormalisation as torch's vectorised CPU kernel does it: one fused multiply-add */
+        float x = fmaf(u[j] / fw * 2.0f - 1.0f, half_w, half_w - 0.5f);
+        float y = fmaf(v[j] / fh * 2.0f - 1.0f, half_h, half_h - 0.5f);
+        x = x > 0.0f ? x : 0.0f;
+        y = y > 0.0f ? y : 0.0f;
+        x = x < max_x ? x : max_x;
+        y = y < max_y ? y : max_y;
+        const int32_t ix = (int32_t)x, iy = (int32_t)y; /* x, y >= 0: truncation is floor */
+        const float w = x - (float)ix, e = 1.0f - w, n = y - (float)iy, s = 1.0f - n;
+        /* A corner past the border (x clamped to W - 1) has weight 0 already (w = 0): torch reads 0 there and
+         * adds 0 x weight, this reads the corner in the border and adds it x 0, the same sum for finite flow. */
+        const int32_t east = ix + 1 < (int32_t)width, south = (iy + 1 < (int32_t)height) * (int32_t)width;
+        const int32_t a = iy * (int32_t)width + ix;
+        taps->corner[0][j] = a;
+        taps->corner[1][j] = a + east;
+        taps->corner[2][j] = a + south;
+        taps->corner[3][j] = a + south + east;
+        taps->weight[0][j] = s * e;
+        taps->weight[1][j] = s * w;
+        taps->weight[2][j] = n * e;
+        taps->weight[3][j] = n * w;
+    }
+}
+
+/* The field's two channels at the taps, accumulated as torch's CPU kernel does (fused multiply-adds, nw first). */
+DG_INLINE void dg_flow_read(const float *field, int64_t hw, const dg_taps *taps, int64_t len, float *fx, float *fy) {
+    const float *f0 = field, *f1 = field + hw;
+    for (int64_t j = 0; j < len; ++j) {
+        const int32_t a = taps->corner[0][j], b = taps->corner[1][j], c = taps->corner[2][j], d = taps->corner[3][j];
+        const float nw = taps->weight[0][j], ne = taps->weight[1][j], sw = taps->weight[2][j], se = taps->weight[3][j];
+        fx[j] = fmaf(f0[d], se, fmaf(f0[c], sw, fmaf(f0[b], ne, f0[a] * nw)));
+        fy[j] = fmaf(f1[d], se, fmaf(f1[c], sw, fmaf(f1[b], ne, f1[a] * nw)));
+    }
+}
+
+typedef struct {
+    const float *forward, *backward; /* [T-1, 2, H, W]: flow n -> n+1, and n+1 -> n */
+    const int32_t *keyframes;        /* [Kf] */
+    int64_t num_keyframes, num_frames, height, width, first, end; /* keyframe pixels [first, end) of Kf * HW */
+    float tolerance, relative;
+    float *positions; /* [Kf, T, HW, 2] */
+    uint8_t *valid;   /* [Kf, T, HW] */
+    float *error;     /* [Kf, T, HW] */
+} dg_chain_job;
+
+DG_CLONES static void dg_chain_tracks(const dg_chain_job *job) {
+    const int64_t t = job->num_frames, height = job->height, width = job->width, hw = height * width;
+    const float fw = (float)width, fh = (float)height;
+    float u[DG_CHAIN_CHUNK], v[DG_CHAIN_CHUNK], err[DG_CHAIN_CHUNK];
+    float mx[DG_CHAIN_CHUNK], my[DG_CHAIN_CHUNK], bx[DG_CHAIN_CHUNK], by[DG_CHAIN_CHUNK];
+    uint8_t alive[DG_CHAIN_CHUNK];
+    dg_taps taps;
+    for (int64_t i0 = job->first; i0 < job->end;) {
+        const int64_t k = i0 / hw, p0 = i0 % hw, own = job->keyframes[k];
+        int64_t len = job->end - i0;
+        len = len < DG_CHAIN_CHUNK ? len : DG_CHAIN_CHUNK;
+        len = len < hw - p0 ? len : hw - p0; /* a chunk stays inside one keyframe */
+        float *pos = job->positions + (k * t * hw + p0) * 2; /* frame m's entries at + m * hw * 2 */
+        uint8_t *ok = job->valid + k * t * hw + p0;
+        float *err_out = job->error + k * t * hw + p0;
+        for (int64_t j = 0; j < len; ++j) {
+            pos[own * hw * 2 + 2 * j] = (float)((p0 + j) % width) + 0.5f;
+            pos[own * hw * 2 + 2 * j + 1] = (float)((p0 + j) / width) + 0.5f;
+            ok[own * hw + j] = 1;
+            err_out[own * hw + j] = 0.0f;
+        }
+        for (int direction = 1; direction >= -1; direction -= 2) {
+            for (int64_t j = 0; j < len; ++j) {
+                u[j] = pos[own * hw * 2 + 2 * j];
+                v[j] = pos[own * hw * 2 + 2 * j + 1];
+                err[j] = 0.0f;
+                alive[j] = 1;
+            }
+            for (int64_t n = own; n + direction >= 0 && n + direction < t; n += direction) {
+                /* the flow from frame n to its neighbour, and back */
+                const float *there = direction > 0 ? job->forward + n * 2 * hw : job->backward + (n - 1) * 2 * hw;
+                const float *back = direction > 0 ? job->backward + n * 2 * hw : job->forward + (n - 1) * 2 * hw;
+                const int64_t m = n + direction;
+                dg_flow_taps(u, v, len, height, width, &taps);
+                dg_flow_read(there, hw, &taps, len, mx, my);
+                for (int64_t j = 0; j < len; ++j) {
+                    u[j] = u[j] + mx[j]; /* landed */
+                    v[j] = v[j] + my[j];
+                }
+                dg_flow_taps(u, v, len, height, width, &taps);
+                dg_flow_read(back, hw, &taps, len, bx, by);
+                float *pos_m = pos + m * hw * 2, *err_m = err_out + m * hw;
+                uint8_t *ok_m = ok + m * hw;
+                for (int64_t j = 0; j < len; ++j) {
+                    const float disagreement = dg_hypot(mx[j] + bx[j], my[j] + by[j]);
+                    const int inside = (u[j] >= 0.0f) & (u[j] <= fw) & (v[j] >= 0.0f) & (v[j] <= fh);
+                    const int consistent = disagreement <= job->tolerance + job->relative * dg_hypot(mx[j], my[j]);
+                    alive[j] = (uint8_t)(alive[j] & inside & consistent);
+                    err[j] = err[j] + disagreement;
+                    pos_m[2 * j] = u[j];
+                    pos_m[2 * j + 1] = v[j];
+                    ok_m[j] = alive[j];
+                    err_m[j] = err[j];
+                }
+            }
+        }
+        i0 += len;
+    }
+}
+
+static void *dg_chain_run(void *arg) {
+    dg_chain_tracks(arg);
+    return NULL;
+}
+
 /* ---- The Python module: argument checks, then the kernel with the GIL released. ---- */
 
 /* Take a C-contiguous buffer of `count` items of struct format `format` (f: float32, i: int32, B: one-byte
@@ -390,6 +518,55 @@ static PyObject *py_static_fit_sums(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* chain_tracks(forward, backward, keyframes, Kf, T, H, W, tolerance, relative, positions, valid, error, threads):
+ * forward / backward [T-1, 2, H, W] float32, keyframes [Kf] int32 (each in [0, T)); out positions [Kf, T, HW, 2]
+ * float32, valid [Kf, T, HW] bool (one byte each), error [Kf, T, HW] float32, every entry written. */
+static PyObject *py_chain_tracks(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *objs[6];
+    long long kf, t, height, width, threads;
+    float tolerance, relative;
+    if (!PyArg_ParseTuple(args, "OOOLLLLffOOOL", &objs[0], &objs[1], &objs[2], &kf, &t, &height, &width, &tolerance,
+                          &relative, &objs[3], &objs[4], &objs[5], &threads))
+        return NULL;
+    if (kf < 1 || t < 2 || height < 1 || width < 1 || height * width > (1LL << 30) || kf * t * height * width > (1LL << 34)) {
+        PyErr_Format(PyExc_ValueError, "_kernels.chain_tracks: bad sizes Kf=%lld T=%lld H=%lld W=%lld", kf, t, height,
+                     width);
+        return NULL;
+    }
+    const Py_ssize_t hw = (Py_ssize_t)(height * width);
+    const Py_ssize_t counts[6] = {(t - 1) * 2 * hw, (t - 1) * 2 * hw, kf, kf * t * hw * 2, kf * t * hw, kf * t * hw};
+    const char *formats = "ffifBf";
+    const char *names[6] = {"forward", "backward", "keyframes", "positions", "valid", "error"};
+    Py_buffer v[6];
+    for (int i = 0; i < 6; ++i) {
+        if (dg_take_typed(objs[i], &v[i], counts[i], formats[i], i >= 3, names[i])) {
+            for (int j = 0; j < i; ++j) PyBuffer_Release(&v[j]);
+            return NULL;
+        }
+    }
+    const int32_t *keyframes = v[2].buf;
+    for (long long k = 0; k < kf; ++k) {
+        if (keyframes[k] < 0 || keyframes[k] >= t) {
+            for (int j = 0; j < 6; ++j) PyBuffer_Release(&v[j]);
+            PyErr_Format(PyExc_ValueError, "_kernels.chain_tracks: keyframe %d outside the %lld frames", keyframes[k], t);
+            return NULL;
+        }
+    }
+    dg_chain_job jobs[DG_MAX_THREADS];
+    const long long items = kf * hw;
+    threads = dg_thread_count(threads, items);
+    Py_BEGIN_ALLOW_THREADS
+    for (long long i = 0; i < threads; ++i) {
+        jobs[i] = (dg_chain_job){v[0].buf, v[1].buf, keyframes, kf, t, height, width, items * i / threads,
+                                 items * (i + 1) / threads, tolerance, relative, v[3].buf, v[4].buf, v[5].buf};
+    }
+    dg_run_jobs(dg_chain_run, jobs, sizeof(dg_chain_job), threads);
+    Py_END_ALLOW_THREADS
+    for (int i = 0; i < 6; ++i) PyBuffer_Release(&v[i]);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef dg_methods[] = {
     {"aggregated_cost", py_aggregated_cost, METH_VARARGS,
      "aggregated_cost(ref, sources, directions, offsets, depths, count, S, D, H, W, box, keep, out, threads): the sweep's "
@@ -397,6 +574,9 @@ static PyMethodDef dg_methods[] = {
     {"static_fit_sums", py_static_fit_sums, METH_VARARGS,
      "static_fit_sums(hypotheses, a, b, positions, valid, D, Kf, T, HW, cap, total, seen, spread, threads): the "
      "static fit's residual sums, frame counts and band spread (geometry/lifting.py)"},
+    {"chain_tracks", py_chain_tracks, METH_VARARGS,
+     "chain_tracks(forward, backward, keyframes, Kf, T, H, W, tolerance, relative, positions, valid, error, threads): "
+     "every keyframe pixel's chained 2D track (geometry/flow_tracks.py)"},
     {NULL, NULL, 0, NULL},
 };
 

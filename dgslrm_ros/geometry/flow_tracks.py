@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dgslrm_ros.core.cameras import inside_image, pixel_centers, pixel_length
+from dgslrm_ros.geometry import cpu_kernels
 
 
 @dataclass(frozen=True)
@@ -98,15 +99,39 @@ def chain_tracks(frames: Tensor, keyframe_index: Tensor | list[int], config: Flo
     """Track every pixel of every keyframe through the window.
 
     frames [T, 3, H, W] in [0, 1], keyframe_index [Kf]; `flows` = pairwise_flow(frames) when already
-    computed. -> Tracks2D. Every keyframe's chain towards the newest and towards the oldest frame is
-    advanced in one batch per step (a loop per chain cost 5x more on a CPU at 64 px).
+    computed. -> Tracks2D. On a CPU the C kernel follows each pixel through its frames
+    (_chain_tracks_kernel); elsewhere every keyframe's chain towards the newest and towards the oldest
+    frame is advanced in torch, one batch per step (a loop per chain cost 5x more on a CPU at 64 px).
+    test/geometry/test_cpu_kernels.py holds the two together.
     """
     if frames.dim() != 4 or frames.shape[1] != 3:
         raise ValueError(f"chain_tracks: expected frames [T, 3, H, W], got {tuple(frames.shape)}")
     t, _, height, width = frames.shape
-    device = frames.device
     forward, backward = flows if flows is not None else pairwise_flow(frames, config)
     keyframes = [int(k) for k in (keyframe_index.tolist() if isinstance(keyframe_index, Tensor) else keyframe_index)]
+    if t >= 2 and cpu_kernels.runs_on(forward):
+        return _chain_tracks_kernel(forward, backward, keyframes, height, width, config)
+    return _chain_tracks_torch(forward, backward, keyframes, t, height, width, config)
+
+
+def _chain_tracks_kernel(forward: Tensor, backward: Tensor, keyframes: list[int], height: int, width: int,
+                         config: FlowConfig) -> Tracks2D:
+    """chain_tracks' torch batch steps per pixel in one pass (geometry/_kernels.c), over torch's threads."""
+    kf, t = len(keyframes), forward.shape[0] + 1
+    positions = torch.empty(kf, t, height, width, 2)
+    valid = torch.empty(kf, t, height, width, dtype=torch.bool)
+    error = torch.empty(kf, t, height, width)
+    inputs = [x.detach().float().contiguous().numpy() for x in (forward, backward)]
+    cpu_kernels.KERNELS.chain_tracks(*inputs, np.asarray(keyframes, dtype=np.int32), kf, t, height, width,
+                                     float(config.fb_tolerance_px), float(config.fb_relative), positions.numpy(),
+                                     valid.numpy(), error.numpy(), torch.get_num_threads())
+    return Tracks2D(positions=positions, valid=valid, error=error)
+
+
+def _chain_tracks_torch(forward: Tensor, backward: Tensor, keyframes: list[int], t: int, height: int, width: int,
+                        config: FlowConfig) -> Tracks2D:
+    """chain_tracks in batched torch steps: forward / backward [T-1, 2, H, W] -> Tracks2D."""
+    device = forward.device
     start = pixel_centers(height, width, device=device).reshape(-1, 2)  # [H*W, 2]
     kf, pixels = len(keyframes), height * width
     positions = torch.full((kf, t, pixels, 2), float("nan"), device=device)

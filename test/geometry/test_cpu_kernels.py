@@ -1,14 +1,14 @@
 """The C kernels of the geometry layer (geometry/cpu_kernels.py) give their torch formulations' results:
-the plane sweep's costs and depths, the static fit's sums and fit."""
+the plane sweep's costs and depths, the static fit's sums and fit, the chained 2D tracks."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dgslrm_ros.geometry import cpu_kernels, lifting
+from dgslrm_ros.geometry import cpu_kernels, flow_tracks, lifting
 from dgslrm_ros.geometry import plane_sweep as sweep_module
 from dgslrm_ros.geometry.benchmark import benchmark_window
-from dgslrm_ros.geometry.flow_tracks import Tracks2D, chain_tracks
+from dgslrm_ros.geometry.flow_tracks import FlowConfig, Tracks2D, chain_tracks
 from dgslrm_ros.geometry.plane_sweep import SweepConfig, plane_sweep
 
 pytestmark = pytest.mark.skipif(cpu_kernels.KERNELS is None, reason="the C kernels were not built (no C compiler, "
@@ -150,6 +150,67 @@ def test_static_fit_is_the_same_with_and_without_the_kernels(monkeypatch: pytest
     assert (with_kernel.depth == with_torch.depth).float().mean() >= 0.999  # a tie may flip a hypothesis
     assert torch.allclose(with_kernel.residual, with_torch.residual, rtol=1e-5, atol=1e-4)
     assert torch.allclose(with_kernel.parallax, with_torch.parallax, rtol=1e-5, atol=1e-4)
+
+
+def _random_flows(seed: int = 0, t: int = 9, height: int = 20, width: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
+    """Consecutive-pair flows [T-1, 2, H, W] whose chains reach every branch: a drift that carries tracks off
+    the image, backward flows that undo the forward ones in places and disagree elsewhere. A width and height
+    that are no powers of two (the grid coordinate's division rounds) and chunks that cross keyframes."""
+    generator = torch.Generator().manual_seed(seed)
+    forward = 1.5 * torch.randn(t - 1, 2, height, width, generator=generator)
+    forward[:, 0] += 2.0  # drift to the right: tracks leave the image
+    backward = -forward + 0.3 * torch.randn(t - 1, 2, height, width, generator=generator)
+    backward[:, :, : height // 3] += 3.0 * torch.randn(t - 1, 2, 1, width, generator=generator)  # occlusion-like
+    return forward, backward
+
+
+def test_chain_kernel_matches_the_torch_chains() -> None:
+    forward, backward = _random_flows()
+    keyframes = [0, 4, 8]  # the first and the last frame: chains of one direction only
+    config = FlowConfig()
+    theirs = flow_tracks._chain_tracks_torch(forward, backward, keyframes, 9, 20, 30, config)
+    mine = flow_tracks._chain_tracks_kernel(forward, backward, keyframes, 20, 30, config)
+    left = (theirs.positions[..., 0] > 30).any(1)  # [Kf, H, W] went off the image somewhere
+    failed = ~theirs.valid[:, -1] & ~left[:, :, :]  # lost for another reason (the forward-backward check)
+    assert int(left.sum()) > 0 and int(failed.sum()) > 0 and int(theirs.valid[:, -1].sum()) > 0  # branches reached
+    assert mine.positions.shape == theirs.positions.shape and mine.valid.dtype == torch.bool
+    assert bool(mine.positions.isfinite().all()) and bool(mine.valid[[0, 1, 2], keyframes].all())
+    # The same arithmetic in the same order (equal to the bit where the CPU has FMA, as this machine's).
+    assert torch.allclose(mine.positions, theirs.positions, rtol=1e-6, atol=1e-5)
+    assert torch.allclose(mine.error, theirs.error, rtol=1e-6, atol=1e-5)
+    assert float((mine.valid == theirs.valid).float().mean()) >= 0.999  # a check may flip only on a rounding tie
+    threads = torch.get_num_threads()
+    try:  # the pixels split over more threads than chunks, chunk ends inside a keyframe: the same tracks
+        torch.set_num_threads(7)
+        split = flow_tracks._chain_tracks_kernel(forward, backward, keyframes, 20, 30, config)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(getattr(split, f), getattr(mine, f)) for f in ("positions", "valid", "error"))
+
+
+def test_chain_tracks_are_the_same_with_and_without_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    window = _strong_parallax_window(48)
+    keyframes = torch.tensor([0, 8, 16, 23])
+    flows = flow_tracks.pairwise_flow(window["frames"])
+    with_kernel = chain_tracks(window["frames"], keyframes, flows=flows)
+    monkeypatch.setattr(cpu_kernels, "KERNELS", None)
+    with_torch = chain_tracks(window["frames"], keyframes, flows=flows)
+    assert 0 < float(with_torch.valid.float().mean()) < 1  # some tracks are lost in this window
+    assert torch.allclose(with_kernel.positions, with_torch.positions, rtol=1e-6, atol=1e-5)
+    assert float((with_kernel.valid == with_torch.valid).float().mean()) >= 0.999
+
+
+def test_chain_kernel_refuses_bad_keyframes_and_buffers() -> None:
+    forward, backward = _random_flows()
+    outputs = (torch.empty(1, 9, 20, 30, 2).numpy(), torch.empty(1, 9, 20, 30, dtype=torch.bool).numpy(),
+               torch.empty(1, 9, 20, 30).numpy())
+    arrays = (forward.numpy(), backward.numpy())
+    with pytest.raises(ValueError, match="keyframe 9 outside"):
+        cpu_kernels.KERNELS.chain_tracks(*arrays, torch.tensor([9], dtype=torch.int32).numpy(), 1, 9, 20, 30, 0.75,
+                                         0.1, *outputs, 1)
+    with pytest.raises(ValueError, match="positions must hold"):
+        cpu_kernels.KERNELS.chain_tracks(*arrays, torch.tensor([2], dtype=torch.int32).numpy(), 1, 9, 20, 30, 0.75,
+                                         0.1, torch.empty(1, 8, 20, 30, 2).numpy(), *outputs[1:], 1)
 
 
 def test_geometry_benchmark_says_which_code_it_timed(monkeypatch: pytest.MonkeyPatch) -> None:
