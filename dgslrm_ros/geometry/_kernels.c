@@ -1,5 +1,5 @@
 /* The geometry layer's CPU kernels (geometry/cpu_kernels.py): the plane sweep's cost volume, the
- * static fit's per-frame sums and the chained 2D tracks, each in one pass.
+ * static fit's per-frame sums, the chained 2D tracks and their lifted displacements, each in one pass.
  *
  * Both replace chains of small elementwise torch ops that are memory traffic, not arithmetic, on a CPU
  * (the sweep: about 25 passes over [D, H, W] tensors per source frame, 60-80 ms per 64 px keyframe).
@@ -415,6 +415,76 @@ static void *dg_chain_run(void *arg) {
     return NULL;
 }
 
+/* ---- The lifted displacements (lifting.lift_tracks): every keyframe pixel's point put, in each frame, on the ray
+ * through its tracked pixel at the camera depth its keyframe position has; lost frames hold the nearest
+ * tracked frame's displacement towards the keyframe. ---- */
+
+typedef struct {
+    const float *anchor;        /* [3, N] keyframe points, N = Kf * HW */
+    const float *rotation;      /* [T, 3, 3] world_T_cam rotations */
+    const float *translation;   /* [T, 3] */
+    const float *k_inverse;     /* [T, 3, 3] */
+    const float *positions;     /* [Kf, T, HW, 2] */
+    const uint8_t *valid;       /* [Kf, T, HW] */
+    const int32_t *keyframes;   /* [Kf] */
+    int64_t num_keyframes, num_frames, hw, first, end; /* pixels [first, end) of N */
+    float *offsets;             /* [Kf, T, 3, HW] */
+} dg_lift_job;
+
+enum { DG_LIFT_CHUNK = 256 };
+
+DG_CLONES static void dg_lift_tracks(const dg_lift_job *job) {
+    const int64_t t = job->num_frames, hw = job->hw, n_all = job->num_keyframes * hw;
+    for (int64_t i0 = job->first; i0 < job->end;) {
+        const int64_t k = i0 / hw, p0 = i0 % hw, own = job->keyframes[k];
+        int64_t len = job->end - i0;
+        len = len < DG_LIFT_CHUNK ? len : DG_LIFT_CHUNK;
+        len = len < hw - p0 ? len : hw - p0; /* a chunk stays inside one keyframe */
+        const float *ax = job->anchor + i0, *ay = ax + n_all, *az = ay + n_all;
+        for (int64_t n = 0; n < t; ++n) {
+            const float *r = job->rotation + 9 * n, *tr = job->translation + 3 * n, *q = job->k_inverse + 9 * n;
+            const float *pos = job->positions + ((k * t + n) * hw + p0) * 2;
+            float *ox = job->offsets + ((k * t + n) * 3) * hw + p0, *oy = ox + hw, *oz = oy + hw;
+            for (int64_t j = 0; j < len; ++j) {
+                /* the anchor's depth in camera n: the third row of R^T (anchor - t) */
+                const float dx = ax[j] - tr[0], dy = ay[j] - tr[1], dz = az[j] - tr[2];
+                const float z = r[2] * dx + r[5] * dy + r[8] * dz;
+                /* the tracked pixel's ray, camera z = 1: R (K^-1 (u, v, 1)) */
+                const float u = pos[2 * j], v = pos[2 * j + 1];
+                const float cx = q[0] * u + q[1] * v + q[2], cy = q[3] * u + q[4] * v + q[5], cz = q[6] * u + q[7] * v + q[8];
+                const float rx = r[0] * cx + r[1] * cy + r[2] * cz;
+                const float ry = r[3] * cx + r[4] * cy + r[5] * cz;
+                const float rz = r[6] * cx + r[7] * cy + r[8] * cz;
+                const float x = (tr[0] + z * rx) - ax[j], y = (tr[1] + z * ry) - ay[j], w = (tr[2] + z * rz) - az[j];
+                ox[j] = x == x ? x : 0.0f; /* nan_to_num(0) */
+                oy[j] = y == y ? y : 0.0f;
+                oz[j] = w == w ? w : 0.0f;
+            }
+        }
+        /* the keyframe itself: zero; then outwards from it, a lost frame takes its neighbour towards the keyframe */
+        for (int c = 0; c < 3; ++c) {
+            float *o = job->offsets + ((k * t + own) * 3 + c) * hw + p0;
+            for (int64_t j = 0; j < len; ++j) o[j] = 0.0f;
+        }
+        for (int direction = 1; direction >= -1; direction -= 2) {
+            for (int64_t n = own + direction; n >= 0 && n < t; n += direction) {
+                const uint8_t *tracked = job->valid + (k * t + n) * hw + p0;
+                for (int c = 0; c < 3; ++c) {
+                    float *o = job->offsets + ((k * t + n) * 3 + c) * hw + p0;
+                    const float *prev = job->offsets + ((k * t + n - direction) * 3 + c) * hw + p0;
+                    for (int64_t j = 0; j < len; ++j) o[j] = tracked[j] ? o[j] : prev[j];
+                }
+            }
+        }
+        i0 += len;
+    }
+}
+
+static void *dg_lift_run(void *arg) {
+    dg_lift_tracks(arg);
+    return NULL;
+}
+
 /* ---- The Python module: argument checks, then the kernel with the GIL released. ---- */
 
 /* Take a C-contiguous buffer of `count` items of struct format `format` (f: float32, i: int32, B: one-byte
@@ -567,6 +637,52 @@ static PyObject *py_chain_tracks(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* lift_tracks(anchor, rotation, translation, k_inverse, positions, valid, keyframes, Kf, T, HW, offsets, threads):
+ * anchor [3, Kf * HW], rotation [T, 3, 3], translation [T, 3], k_inverse [T, 3, 3], positions [Kf, T, HW, 2]
+ * float32, valid [Kf, T, HW] bool, keyframes [Kf] int32 (each in [0, T)); out offsets [Kf, T, 3, HW] float32. */
+static PyObject *py_lift_tracks(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *objs[8];
+    long long kf, t, hw, threads;
+    if (!PyArg_ParseTuple(args, "OOOOOOOLLLOL", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &objs[6],
+                          &kf, &t, &hw, &objs[7], &threads))
+        return NULL;
+    if (kf < 1 || t < 1 || hw < 1 || kf * hw > (1LL << 30) || kf * t * hw > (1LL << 32)) {
+        PyErr_Format(PyExc_ValueError, "_kernels.lift_tracks: bad sizes Kf=%lld T=%lld HW=%lld", kf, t, hw);
+        return NULL;
+    }
+    const Py_ssize_t counts[8] = {3 * kf * hw, t * 9, t * 3, t * 9, kf * t * hw * 2, kf * t * hw, kf, kf * t * 3 * hw};
+    const char *formats = "fffffBif";
+    const char *names[8] = {"anchor", "rotation", "translation", "k_inverse", "positions", "valid", "keyframes", "offsets"};
+    Py_buffer v[8];
+    for (int i = 0; i < 8; ++i) {
+        if (dg_take_typed(objs[i], &v[i], counts[i], formats[i], i == 7, names[i])) {
+            for (int j = 0; j < i; ++j) PyBuffer_Release(&v[j]);
+            return NULL;
+        }
+    }
+    const int32_t *keyframes = v[6].buf;
+    for (long long k = 0; k < kf; ++k) {
+        if (keyframes[k] < 0 || keyframes[k] >= t) {
+            for (int j = 0; j < 8; ++j) PyBuffer_Release(&v[j]);
+            PyErr_Format(PyExc_ValueError, "_kernels.lift_tracks: keyframe %d outside the %lld frames", keyframes[k], t);
+            return NULL;
+        }
+    }
+    dg_lift_job jobs[DG_MAX_THREADS];
+    const long long items = kf * hw;
+    threads = dg_thread_count(threads, items);
+    Py_BEGIN_ALLOW_THREADS
+    for (long long i = 0; i < threads; ++i) {
+        jobs[i] = (dg_lift_job){v[0].buf, v[1].buf, v[2].buf, v[3].buf, v[4].buf, v[5].buf, keyframes, kf, t, hw,
+                                items * i / threads, items * (i + 1) / threads, v[7].buf};
+    }
+    dg_run_jobs(dg_lift_run, jobs, sizeof(dg_lift_job), threads);
+    Py_END_ALLOW_THREADS
+    for (int i = 0; i < 8; ++i) PyBuffer_Release(&v[i]);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef dg_methods[] = {
     {"aggregated_cost", py_aggregated_cost, METH_VARARGS,
      "aggregated_cost(ref, sources, directions, offsets, depths, count, S, D, H, W, box, keep, out, threads): the sweep's "
@@ -577,6 +693,9 @@ static PyMethodDef dg_methods[] = {
     {"chain_tracks", py_chain_tracks, METH_VARARGS,
      "chain_tracks(forward, backward, keyframes, Kf, T, H, W, tolerance, relative, positions, valid, error, threads): "
      "every keyframe pixel's chained 2D track (geometry/flow_tracks.py)"},
+    {"lift_tracks", py_lift_tracks, METH_VARARGS,
+     "lift_tracks(anchor, rotation, translation, k_inverse, positions, valid, keyframes, Kf, T, HW, offsets, threads): "
+     "every keyframe pixel's lifted displacement in each frame (geometry/lifting.py)"},
     {NULL, NULL, 0, NULL},
 };
 

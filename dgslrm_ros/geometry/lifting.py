@@ -149,8 +149,9 @@ def lift_tracks(tracks: Tracks2D, depth: Tensor, K: Tensor, world_T_cam: Tensor,
     depth [Kf, 1, H, W] (keyframe z-depth). At frame n the point is put on the ray through its tracked
     pixel, at the camera-n depth its keyframe position has (minimal motion). Frames where the track is
     lost hold the last tracked displacement. -> offsets [Kf, T, 3, H, W] (zero at the own keyframe).
-    Computed on [3, N] planes with [3, 3] @ [3, N] products, and the holding one frame at a time for all
-    keyframes at once (test/geometry/test_lifting_reference.py holds it to the per-point, per-frame computation).
+    On a CPU the C kernel does it per pixel in one pass (_lift_tracks_kernel); elsewhere torch, on [3, N]
+    planes with [3, 3] @ [3, N] products, and the holding one frame at a time for all keyframes at once
+    (test/geometry/test_lifting_reference.py holds both to the per-point, per-frame computation).
     """
     kf, t, height, width = tracks.valid.shape
     kfi = keyframe_index.long()
@@ -158,6 +159,8 @@ def lift_tracks(tracks: Tracks2D, depth: Tensor, K: Tensor, world_T_cam: Tensor,
     centres = origins[:, 0, 0].t()[..., None, None]  # [3, Kf, 1, 1]: a keyframe's rays share its centre
     anchor = centres + depth[:, 0] * dirs.movedim(-1, 0)  # [3, Kf, H, W]
     flat = anchor.reshape(3, -1)  # [3, N]
+    if cpu_kernels.runs_on(depth):
+        return _lift_tracks_kernel(flat, tracks, K, world_T_cam, kfi)
     positions = tracks.positions.movedim(-1, 0).reshape(2, kf, t, -1)  # [2, Kf, T, H*W]
     ones = torch.ones(1, kf * height * width, device=depth.device)
     offsets = torch.empty(kf, t, 3, height, width, device=depth.device)
@@ -179,4 +182,17 @@ def lift_tracks(tracks: Tracks2D, depth: Tensor, K: Tensor, world_T_cam: Tensor,
     for n in range(t - 2, -1, -1):  # towards the oldest frame
         keep = (tracks.valid[:, n] | (n >= own))[:, None]
         offsets[:, n] = torch.where(keep, offsets[:, n], offsets[:, n + 1])
+    return offsets
+
+
+def _lift_tracks_kernel(anchor: Tensor, tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor) -> Tensor:
+    """lift_tracks' displacements and holding per keyframe pixel in one pass (geometry/_kernels.c), over torch's
+    threads: anchor [3, Kf*H*W] keyframe points -> offsets [Kf, T, 3, H, W]."""
+    kf, t, height, width = tracks.valid.shape
+    offsets = torch.empty(kf, t, 3, height, width)
+    inputs = [x.detach().float().contiguous().numpy() for x in (anchor, world_T_cam[:, :3, :3], world_T_cam[:, :3, 3],
+                                                                 torch.linalg.inv(K.float()), tracks.positions)]
+    cpu_kernels.KERNELS.lift_tracks(*inputs, tracks.valid.bool().contiguous().numpy(),
+                                    keyframe_index.to(torch.int32).contiguous().numpy(), kf, t, height * width,
+                                    offsets.numpy(), torch.get_num_threads())
     return offsets

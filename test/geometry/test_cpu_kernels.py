@@ -1,5 +1,6 @@
 """The C kernels of the geometry layer (geometry/cpu_kernels.py) give their torch formulations' results:
-the plane sweep's costs and depths, the static fit's sums and fit, the chained 2D tracks."""
+the plane sweep's costs and depths, the static fit's sums and fit, the chained 2D tracks and their lifting
+(the lifting's agreement with its reference: test_lifting_reference.py)."""
 from __future__ import annotations
 
 import pytest
@@ -211,6 +212,26 @@ def test_chain_kernel_refuses_bad_keyframes_and_buffers() -> None:
     with pytest.raises(ValueError, match="positions must hold"):
         cpu_kernels.KERNELS.chain_tracks(*arrays, torch.tensor([2], dtype=torch.int32).numpy(), 1, 9, 20, 30, 0.75,
                                          0.1, torch.empty(1, 8, 20, 30, 2).numpy(), *outputs[1:], 1)
+
+
+def test_lift_kernel_splits_pixels_over_threads_and_refuses_bad_keyframes() -> None:
+    window = _strong_parallax_window(20)
+    keyframes = torch.tensor([0, 11, 23])
+    tracks = chain_tracks(window["frames"], keyframes)
+    depth = 0.5 + torch.rand(3, 1, 20, 20, generator=torch.Generator().manual_seed(1))
+    anchor = torch.randn(3, 3 * 400)
+    threads = torch.get_num_threads()
+    results = []
+    try:  # chunks end inside a keyframe (400 pixels each), more threads than chunks
+        for count in (1, 7):
+            torch.set_num_threads(count)
+            results.append(lifting._lift_tracks_kernel(anchor, tracks, window["K"], window["world_T_cam"], keyframes))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0], results[1]) and bool(results[0][torch.arange(3), keyframes].eq(0).all())
+    assert float(lifting.lift_tracks(tracks, depth, window["K"], window["world_T_cam"], keyframes).abs().max()) > 0
+    with pytest.raises(ValueError, match="keyframe 24 outside"):
+        lifting._lift_tracks_kernel(anchor, tracks, window["K"], window["world_T_cam"], torch.tensor([0, 11, 24]))
 
 
 def test_geometry_benchmark_says_which_code_it_timed(monkeypatch: pytest.MonkeyPatch) -> None:

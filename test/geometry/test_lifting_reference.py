@@ -1,7 +1,7 @@
 """The fast static fit and lifting against the straightforward computation they replaced.
 
 lifting.static_fit and lift_tracks work on contiguous planes, in place, with [3, 3] @ [3, N] products
-and a frame-at-a-time hold; the references below are the per-frame, per-point code they replaced
+and a frame-at-a-time hold (on a CPU: in the C kernels, per pixel); the references below are the per-frame, per-point code they replaced
 (interleaved [..., 3] tensors, `_hypotheses_in_frame`, `project_points`, a loop per keyframe and frame).
 On a window with lost tracks, NaN positions, a camera facing away and scattered depths they agree: bit
 for bit on the development machine (MKL, AVX2); the bound below only leaves room for another BLAS
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import Tensor
 
 from dgslrm_ros.core.cameras import camera_rays, pixel_length, project_points
+from dgslrm_ros.geometry import cpu_kernels
 from dgslrm_ros.geometry.benchmark import benchmark_window
 from dgslrm_ros.geometry.flow_tracks import Tracks2D, chain_tracks
 from dgslrm_ros.geometry.lifting import LiftConfig, StaticFit, lift_tracks, static_fit
@@ -118,7 +120,12 @@ def test_static_fit_matches_the_reference_computation() -> None:
     assert math.isfinite(float(fast.parallax.max())) and float(fast.parallax.max()) > 1.0
 
 
-def test_lift_tracks_matches_the_reference_computation() -> None:
+@pytest.mark.parametrize("kernels", ["C", "torch"])
+def test_lift_tracks_matches_the_reference_computation(kernels: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if kernels == "torch":
+        monkeypatch.setattr(cpu_kernels, "KERNELS", None)
+    elif cpu_kernels.KERNELS is None:
+        pytest.skip("the C kernels were not built (no C compiler, or DGSLRM_NO_GEOMETRY_KERNELS set)")
     tracks, K, poses, keyframes, depth = _hard_window()
     fast = lift_tracks(tracks, depth, K, poses, keyframes)
     slow = reference_lift_tracks(tracks, depth, K, poses, keyframes)
