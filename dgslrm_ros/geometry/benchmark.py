@@ -32,8 +32,8 @@ def benchmark_window(size: int, frames: int = 24, device: str = "cpu") -> dict[s
 
 
 def run_geometry_benchmark(device: str = "cpu", quick: bool = False) -> list[dict]:
-    """Rows: image size, which code ran the sweep and static fit (`C` kernels or `torch`), ms per window
-    for each cue stage and in total."""
+    """Rows: image size, which code ran the sweep, static fit, chaining and lifting (`C` kernels or `torch`),
+    ms per window for each cue stage and in total."""
     config = CueConfig()
     rows = []
     for size in ((64,) if quick else (64, 128)):
