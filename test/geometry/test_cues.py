@@ -3,7 +3,8 @@
 - plane sweep: recovers the ray-cast depth of a translating static window;
 - chained flow: follows the ground-truth 2D motion of a synthetic window far better than standing still;
 - lifting: reproduces the exact 3D motion of a rigidly moving object from its exact 2D track;
-- gate: a window with camera motion only flags (almost) no pixel as moving.
+- gate: a window with camera motion only flags (almost) no pixel as moving; at 128 px no more still pixels
+  than at 64 px.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import torch
 
 from dgslrm_ros.core.cameras import project_points
 from dgslrm_ros.data.sample import WindowSample
-from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues, compute_cues
+from dgslrm_ros.geometry.cues import CUE_CHANNELS, CueConfig, GeometryCues, compute_cues
 from dgslrm_ros.geometry.flow_tracks import Tracks2D, chain_tracks
-from dgslrm_ros.geometry.lifting import lift_tracks
+from dgslrm_ros.geometry.lifting import LiftConfig, gate_threshold, lift_tracks
 from dgslrm_ros.geometry.plane_sweep import SweepConfig, plane_sweep
 
 SIZE, FRAMES = 48, 12
@@ -100,6 +101,28 @@ def test_camera_motion_alone_flags_no_pixel_as_moving(scene_window) -> None:
     dynamic = scene_window("dynamic", 0.15)
     moving_cues = compute_cues(dynamic.frames, dynamic.K, dynamic.world_T_cam, dynamic.keyframe_index)
     assert float((moving_cues.gate > 0.5).float().mean()) > float((cues.gate > 0.5).float().mean())
+
+
+def test_gate_threshold_grows_with_the_resolution(scene_window) -> None:
+    """At 128 px a still pixel's evidence is larger (a depth error's parallax in px grows with the image): the
+    64 px threshold flags a tenth of the still pixels there; the grown one as few as at 64 px, and still some
+    of the moving ones."""
+    flagged = {}
+    for size in (64, 128):
+        window = scene_window("dynamic", 0.15, size=size)
+        points = window.keyframe_points  # [Kf, T, H, W, 3]
+        own = points[torch.arange(len(window.keyframe_index)), window.keyframe_index]  # [Kf, H, W, 3]
+        moving = (points - own[:, None]).norm(dim=-1).amax(1) > 0.02  # [Kf, H, W]
+        for exponent in (0.0, LiftConfig().gate_threshold_exponent):
+            config = CueConfig(lift=LiftConfig(gate_threshold_exponent=exponent))
+            gate = compute_cues(window.frames, window.K, window.world_T_cam, window.keyframe_index, config).gate[:, 0] > 0
+            flagged[size, exponent] = (float(gate[~moving].float().mean()), float(gate[moving].float().mean()))
+    default = LiftConfig().gate_threshold_exponent
+    assert flagged[64, 0.0] == flagged[64, default]  # at 64 px the threshold is the tuned one
+    assert flagged[128, 0.0][0] > 0.05  # a fixed threshold opens on still pixels at 128 px
+    assert flagged[128, default][0] < 2.0 * flagged[64, default][0] + 0.005
+    assert flagged[128, default][1] > 0.05  # and the grown one still finds motion
+    assert gate_threshold(32) == gate_threshold(64) < gate_threshold(128) < 2 * gate_threshold(64)
 
 
 def test_cues_round_trip_through_the_cache_layout(scene_window) -> None:
