@@ -451,7 +451,8 @@ DG_CLONES static void dg_lift_tracks(const dg_lift_job *job) {
                 const float z = r[2] * dx + r[5] * dy + r[8] * dz;
                 /* the tracked pixel's ray, camera z = 1: R (K^-1 (u, v, 1)) */
                 const float u = pos[2 * j], v = pos[2 * j + 1];
-                const float cx = q[0] * u + q[1] * v + q[2], cy = q[3] * u + q[4] * v + q[5], cz = q[6] * u + q[7] * v + q[8];
+                const float cx = q[0] * u + q[1] * v + q[2], cy = q[3] * u + q[4] * v + q[5];
+                const float cz = q[6] * u + q[7] * v + q[8];
                 const float rx = r[0] * cx + r[1] * cy + r[2] * cz;
                 const float ry = r[3] * cx + r[4] * cy + r[5] * cz;
                 const float rz = r[6] * cx + r[7] * cy + r[8] * cz;
@@ -599,7 +600,8 @@ static PyObject *py_chain_tracks(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOLLLLffOOOL", &objs[0], &objs[1], &objs[2], &kf, &t, &height, &width, &tolerance,
                           &relative, &objs[3], &objs[4], &objs[5], &threads))
         return NULL;
-    if (kf < 1 || t < 2 || height < 1 || width < 1 || height * width > (1LL << 30) || kf * t * height * width > (1LL << 34)) {
+    if (kf < 1 || t < 2 || height < 1 || width < 1 || height * width > (1LL << 30) ||
+        kf * t * height * width > (1LL << 34)) {
         PyErr_Format(PyExc_ValueError, "_kernels.chain_tracks: bad sizes Kf=%lld T=%lld H=%lld W=%lld", kf, t, height,
                      width);
         return NULL;
@@ -619,7 +621,8 @@ static PyObject *py_chain_tracks(PyObject *self, PyObject *args) {
     for (long long k = 0; k < kf; ++k) {
         if (keyframes[k] < 0 || keyframes[k] >= t) {
             for (int j = 0; j < 6; ++j) PyBuffer_Release(&v[j]);
-            PyErr_Format(PyExc_ValueError, "_kernels.chain_tracks: keyframe %d outside the %lld frames", keyframes[k], t);
+            PyErr_Format(PyExc_ValueError, "_kernels.chain_tracks: keyframe %d outside the %lld frames", keyframes[k],
+                         t);
             return NULL;
         }
     }
@@ -653,7 +656,8 @@ static PyObject *py_lift_tracks(PyObject *self, PyObject *args) {
     }
     const Py_ssize_t counts[8] = {3 * kf * hw, t * 9, t * 3, t * 9, kf * t * hw * 2, kf * t * hw, kf, kf * t * 3 * hw};
     const char *formats = "fffffBif";
-    const char *names[8] = {"anchor", "rotation", "translation", "k_inverse", "positions", "valid", "keyframes", "offsets"};
+    const char *names[8] = {"anchor", "rotation", "translation", "k_inverse", "positions", "valid", "keyframes",
+                            "offsets"};
     Py_buffer v[8];
     for (int i = 0; i < 8; ++i) {
         if (dg_take_typed(objs[i], &v[i], counts[i], formats[i], i == 7, names[i])) {
@@ -665,7 +669,8 @@ static PyObject *py_lift_tracks(PyObject *self, PyObject *args) {
     for (long long k = 0; k < kf; ++k) {
         if (keyframes[k] < 0 || keyframes[k] >= t) {
             for (int j = 0; j < 8; ++j) PyBuffer_Release(&v[j]);
-            PyErr_Format(PyExc_ValueError, "_kernels.lift_tracks: keyframe %d outside the %lld frames", keyframes[k], t);
+            PyErr_Format(PyExc_ValueError, "_kernels.lift_tracks: keyframe %d outside the %lld frames", keyframes[k],
+                         t);
             return NULL;
         }
     }

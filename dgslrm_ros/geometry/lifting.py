@@ -204,7 +204,8 @@ def lift_tracks(tracks: Tracks2D, depth: Tensor, K: Tensor, world_T_cam: Tensor,
     return offsets
 
 
-def _lift_tracks_kernel(anchor: Tensor, tracks: Tracks2D, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor) -> Tensor:
+def _lift_tracks_kernel(anchor: Tensor, tracks: Tracks2D, K: Tensor, world_T_cam: Tensor,
+                        keyframe_index: Tensor) -> Tensor:
     """lift_tracks' displacements and holding per keyframe pixel in one pass (geometry/_kernels.c), over torch's
     threads: anchor [3, Kf*H*W] keyframe points -> offsets [Kf, T, 3, H, W]."""
     kf, t, height, width = tracks.valid.shape

@@ -115,7 +115,8 @@ def test_gate_threshold_grows_with_the_resolution(scene_window) -> None:
         moving = (points - own[:, None]).norm(dim=-1).amax(1) > 0.02  # [Kf, H, W]
         for exponent in (0.0, LiftConfig().gate_threshold_exponent):
             config = CueConfig(lift=LiftConfig(gate_threshold_exponent=exponent))
-            gate = compute_cues(window.frames, window.K, window.world_T_cam, window.keyframe_index, config).gate[:, 0] > 0
+            cues = compute_cues(window.frames, window.K, window.world_T_cam, window.keyframe_index, config)
+            gate = cues.gate[:, 0] > 0
             flagged[size, exponent] = (float(gate[~moving].float().mean()), float(gate[moving].float().mean()))
     default = LiftConfig().gate_threshold_exponent
     assert flagged[64, 0.0] == flagged[64, default]  # at 64 px the threshold is the tuned one

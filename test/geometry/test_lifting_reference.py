@@ -1,11 +1,11 @@
 """The fast static fit and lifting against the straightforward computation they replaced.
 
-lifting.static_fit and lift_tracks work on contiguous planes, in place, with [3, 3] @ [3, N] products
-and a frame-at-a-time hold (on a CPU: in the C kernels, per pixel); the references below are the per-frame, per-point code they replaced
-(interleaved [..., 3] tensors, `_hypotheses_in_frame`, `project_points`, a loop per keyframe and frame).
-On a window with lost tracks, NaN positions, a camera facing away and scattered depths they agree: bit
-for bit on the development machine (MKL, AVX2); the bound below only leaves room for another BLAS
-rounding a 3-term dot product differently.
+lifting.static_fit and lift_tracks work on contiguous planes, in place, with [3, 3] @ [3, N] products and a
+frame-at-a-time hold (on a CPU: in the C kernels, per pixel); the references below are the per-frame,
+per-point code they replaced (interleaved [..., 3] tensors, `_hypotheses_in_frame`, `project_points`, a loop
+per keyframe and frame). On a window with lost tracks, NaN positions, a camera facing away and scattered
+depths they agree: the torch path bit for bit on the development machine (MKL, AVX2); the bound below leaves
+room for another BLAS, or the C kernel, rounding a 3-term dot product differently (3e-6 m seen).
 """
 from __future__ import annotations
 
