@@ -53,10 +53,11 @@ def run_geometry_benchmark(device: str = "cpu", quick: bool = False) -> list[dic
             stages["chain"] = time.perf_counter() - tick
             tick = time.perf_counter()
             fit = static_fit(tracks, window["K"], window["world_T_cam"], keyframes, sweep.depth, config.lift)
-            gate = motion_gate(fit.residual, config.lift)
+            motion_gate(fit.residual, config.lift)
             stages["fit"] = time.perf_counter() - tick
             tick = time.perf_counter()
-            depth = moving_depth(sweep.depth, sweep.confidence, gate, fit.residual, config.moving)
+            region_gate = motion_gate(fit.residual, config.lift, config.moving.region_threshold_exponent)
+            depth = moving_depth(sweep.depth, sweep.confidence, region_gate, fit.residual, config.moving)
             stages["moving"] = time.perf_counter() - tick
             tick = time.perf_counter()
             lift_tracks(tracks, depth, window["K"], window["world_T_cam"], keyframes)

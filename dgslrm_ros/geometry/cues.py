@@ -97,7 +97,8 @@ def compute_cues(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index:
         tracks = tracks if tracks is not None else chain_tracks(frames, keyframe_index, config.flow, flows)
         fit = static_fit(tracks, K, world_T_cam, keyframe_index, sweep.depth, config.lift)
         gate = motion_gate(fit.residual, config.lift)
-        depth = moving_depth(sweep.depth, sweep.confidence, gate, fit.residual, config.moving)
+        region_gate = motion_gate(fit.residual, config.lift, config.moving.region_threshold_exponent)
+        depth = moving_depth(sweep.depth, sweep.confidence, region_gate, fit.residual, config.moving)
         lifted = lift_tracks(tracks, depth, K, world_T_cam, keyframe_index)
         return GeometryCues(depth=depth, sweep_confidence=sweep.confidence, sweep_cost=sweep.cost_min,
                             sweep_spread=sweep.spread,

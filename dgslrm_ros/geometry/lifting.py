@@ -18,7 +18,7 @@ from dgslrm_ros.geometry import cpu_kernels
 from dgslrm_ros.geometry.flow_tracks import Tracks2D
 
 
-GATE_REFERENCE_WIDTH = 64  # image width (px) LiftConfig.gate_threshold_px was tuned at
+GATE_REFERENCE_WIDTH = 64  # image width (px) LiftConfig.gate_threshold_px was tuned at (gate_threshold)
 
 
 @dataclass(frozen=True)
@@ -26,18 +26,8 @@ class LiftConfig:
     """How motion evidence becomes a gate."""
 
     residual_cap_px: float = 8.0  # per-frame track residual is clipped here (one bad step cannot dominate)
-    gate_threshold_px: float = 3.0  # evidence below this: still (at 64 px wide images). Conservative: at 1-2 px
-    # a tenth to a third of the still pixels of held-out synthetic windows opened the gate (DIS errors at edges,
-    # depth outside the band)
-    # Wider images: the threshold grows as (width / 64) ** this (never below gate_threshold_px). The still
-    # pixels' evidence grows with the resolution (a depth error's parallax in px with it, the flow's error more
-    # slowly): at 128 px a 3 px threshold opened the gate on a quarter of them (64 px: a tenth). 16 training-split
-    # `dynamic` windows at 128 px, threshold 3 / 4 / 4.5 / 5.25 / 6 px: `classical` median AbsRel 0.199 / 0.163 /
-    # 0.099 / 0.094 / 0.084, all-pixel flow 0.115 / 0.104 / 0.080 / 0.073 / 0.073 (standing still 0.074), track
-    # EPE 1.744 / 1.646 / 1.537 / 1.384 / 1.389 m, moving flow 0.315 / 0.313 / 0.294 / 0.301 / 0.310; `network`
-    # track EPE 0.720 / 0.717 / 0.681 / 0.665 / 0.696, moving flow 0.284 / 0.285 / 0.279 / 0.283 / 0.292
-    # (docs/results/moving_motion.md). 0.75 puts 128 px at 5.05 px, between the two best.
-    gate_threshold_exponent: float = 0.75
+    gate_threshold_px: float = 3.0  # evidence below this: still. Conservative: at 1-2 px a tenth to a third of
+    # the still pixels of held-out synthetic windows opened the gate (DIS errors at edges, depth outside the band)
     gate_width_px: float = 1.0  # evidence above threshold + width: fully moving
     min_track_frames: int = 3  # fewer valid frames: no evidence either way (gate 0)
     band: float = 0.3  # the static fit searches inverse depth within +-30 % of the given depth
@@ -151,14 +141,16 @@ def _static_fit_sums_kernel(hypotheses: Tensor, a: Tensor, b: Tensor, tracks: Tr
     return total, seen, spread
 
 
-def gate_threshold(width: int, config: LiftConfig = LiftConfig()) -> float:
-    """The motion evidence (px) below which a pixel of a `width`-pixel-wide image counts as still."""
-    return config.gate_threshold_px * max(1.0, width / GATE_REFERENCE_WIDTH) ** config.gate_threshold_exponent
+def gate_threshold(width: int, config: LiftConfig = LiftConfig(), exponent: float = 0.0) -> float:
+    """The motion evidence (px) below which a pixel of a `width`-pixel-wide image counts as still:
+    gate_threshold_px, grown as (width / 64) ** exponent on wider images (never lowered on narrower ones)."""
+    return config.gate_threshold_px * max(1.0, width / GATE_REFERENCE_WIDTH) ** exponent
 
 
-def motion_gate(evidence: Tensor, config: LiftConfig = LiftConfig()) -> Tensor:
-    """Motion evidence [..., H, W] (px) -> gate in [0, 1] (0 = still)."""
-    threshold = gate_threshold(evidence.shape[-1], config)
+def motion_gate(evidence: Tensor, config: LiftConfig = LiftConfig(), threshold_exponent: float = 0.0) -> Tensor:
+    """Motion evidence [..., H, W] (px) -> gate in [0, 1] (0 = still); `threshold_exponent` see gate_threshold
+    (the moving regions' depth uses one: MovingDepthConfig.region_threshold_exponent)."""
+    threshold = gate_threshold(evidence.shape[-1], config, threshold_exponent)
     return ((evidence - threshold) / config.gate_width_px).clamp(0.0, 1.0)
 
 

@@ -57,15 +57,31 @@ class MovingDepthConfig:
     # 21.11 / 29.37 dB (network: moving flow 0.281 -> 0.273, between 21.26 -> 21.34); on 26 pan / still
     # training windows the published moving tracks 1.20x -> 0.87x standing still (docs/results/moving_depth.md).
     # Limiting only the lifting depth (not the Gaussians') moved the motion off what the renders draw
-    # (classical between frames -0.07 dB). At 128 px, where the gate misfires on a quarter of the still
-    # pixels, it costs classical's median AbsRel (held out 0.061 -> 0.082 on translating windows); limiting
-    # only where the sweep resolved no depth avoids that and keeps part of the 64 px gain (moving_depth.md).
+    # (classical between frames -0.07 dB). At 128 px, where the tuned gate misfires on a quarter of the still
+    # pixels, it cost classical's median AbsRel (held out 0.061 -> 0.082 on translating windows) until the
+    # regions and the limit read a gate grown with the resolution (below: 0.049).
     motion_depth_quantile: float = 0.25
+    # The gate these regions and the limit read has its threshold grown on images wider than 64 px, as
+    # (width / 64) ** this (lifting.gate_threshold; 5.05 px at 128 px); the motion itself keeps the tuned gate.
+    # A still pixel's motion evidence grows with the resolution (a depth error's parallax in px with it, the
+    # flow's error more slowly): at 128 px the 3 px gate opened on a quarter of the still pixels (64 px: a
+    # tenth), and the regions and the limit then moved their depth. The renders want the motion of every
+    # pixel the tuned gate finds; the depth only the pixels that certainly move (one grown gate for both lost
+    # 0.1-0.2 dB between frames and 0.4 dB on the real cockatoo clip). 16 training-split `dynamic` windows at
+    # 128 px, `classical`, tuned gate everywhere -> this: median / mean AbsRel 0.199 / 0.479 -> 0.095 / 0.404,
+    # track EPE 1.744 -> 1.399 m, between / novel frames 20.63 / 14.62 -> 21.09 / 15.21 dB. Held out (32,
+    # 128 px): median 0.095 -> 0.050, track 1.324 -> 1.215 m, between / novel +0.14 / +0.36 dB, moving and
+    # all-pixel flow +0.008 / +0.006 m; the shipped network's geometry loses a little (track EPE 0.643 ->
+    # 0.676 m: it was trained at 64 px, where the two gates are one). docs/results/moving_motion.md.
+    region_threshold_exponent: float = 0.75
 
     def __post_init__(self) -> None:
         if not 0.0 < self.motion_depth_quantile <= 1.0:
             raise ValueError(f"MovingDepthConfig: need 0 < motion_depth_quantile <= 1, got "
                              f"{self.motion_depth_quantile}")
+        if self.region_threshold_exponent < 0.0:
+            raise ValueError(f"MovingDepthConfig: need region_threshold_exponent >= 0, got "
+                             f"{self.region_threshold_exponent}")
         if not 0.0 < self.seed_gate <= 1.0 or self.grow_residual_px < 0.0 or self.grow_steps < 0:
             raise ValueError(f"MovingDepthConfig: need 0 < seed_gate <= 1, grow_residual_px >= 0 and grow_steps >= 0, "
                              f"got {self.seed_gate}, {self.grow_residual_px}, {self.grow_steps}")

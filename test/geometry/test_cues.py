@@ -3,8 +3,8 @@
 - plane sweep: recovers the ray-cast depth of a translating static window;
 - chained flow: follows the ground-truth 2D motion of a synthetic window far better than standing still;
 - lifting: reproduces the exact 3D motion of a rigidly moving object from its exact 2D track;
-- gate: a window with camera motion only flags (almost) no pixel as moving; at 128 px no more still pixels
-  than at 64 px.
+- gate: a window with camera motion only flags (almost) no pixel as moving; the moving regions' gate flags
+  no more still pixels at 128 px than at 64 px.
 """
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import torch
 
 from dgslrm_ros.core.cameras import project_points
 from dgslrm_ros.data.sample import WindowSample
-from dgslrm_ros.geometry.cues import CUE_CHANNELS, CueConfig, GeometryCues, compute_cues
+from dgslrm_ros.geometry.cues import CUE_CHANNELS, GeometryCues, compute_cues
 from dgslrm_ros.geometry.flow_tracks import Tracks2D, chain_tracks
-from dgslrm_ros.geometry.lifting import LiftConfig, gate_threshold, lift_tracks
+from dgslrm_ros.geometry.lifting import LiftConfig, gate_threshold, lift_tracks, motion_gate, static_fit
+from dgslrm_ros.geometry.moving_depth import MovingDepthConfig
 from dgslrm_ros.geometry.plane_sweep import SweepConfig, plane_sweep
 
 SIZE, FRAMES = 48, 12
@@ -103,27 +104,33 @@ def test_camera_motion_alone_flags_no_pixel_as_moving(scene_window) -> None:
     assert float((moving_cues.gate > 0.5).float().mean()) > float((cues.gate > 0.5).float().mean())
 
 
-def test_gate_threshold_grows_with_the_resolution(scene_window) -> None:
-    """At 128 px a still pixel's evidence is larger (a depth error's parallax in px grows with the image): the
-    64 px threshold flags a tenth of the still pixels there; the grown one as few as at 64 px, and still some
-    of the moving ones."""
+def test_moving_regions_gate_grows_with_the_resolution(scene_window) -> None:
+    """At 128 px a still pixel's motion evidence is larger (a depth error's parallax in px grows with the
+    image): the tuned 3 px gate flags a tenth of the still pixels there. The gate the moving regions' depth
+    reads grows its threshold, flags as few still pixels as at 64 px and still finds motion; the motion gate
+    keeps the tuned threshold (the renders want every moving pixel it finds)."""
+    exponent = MovingDepthConfig().region_threshold_exponent
     flagged = {}
     for size in (64, 128):
         window = scene_window("dynamic", 0.15, size=size)
         points = window.keyframe_points  # [Kf, T, H, W, 3]
         own = points[torch.arange(len(window.keyframe_index)), window.keyframe_index]  # [Kf, H, W, 3]
         moving = (points - own[:, None]).norm(dim=-1).amax(1) > 0.02  # [Kf, H, W]
-        for exponent in (0.0, LiftConfig().gate_threshold_exponent):
-            config = CueConfig(lift=LiftConfig(gate_threshold_exponent=exponent))
-            cues = compute_cues(window.frames, window.K, window.world_T_cam, window.keyframe_index, config)
-            gate = cues.gate[:, 0] > 0
-            flagged[size, exponent] = (float(gate[~moving].float().mean()), float(gate[moving].float().mean()))
-    default = LiftConfig().gate_threshold_exponent
-    assert flagged[64, 0.0] == flagged[64, default]  # at 64 px the threshold is the tuned one
-    assert flagged[128, 0.0][0] > 0.05  # a fixed threshold opens on still pixels at 128 px
-    assert flagged[128, default][0] < 2.0 * flagged[64, default][0] + 0.005
-    assert flagged[128, default][1] > 0.05  # and the grown one still finds motion
-    assert gate_threshold(32) == gate_threshold(64) < gate_threshold(128) < 2 * gate_threshold(64)
+        sweep = plane_sweep(window.frames, window.K, window.world_T_cam, window.keyframe_index)
+        tracks = chain_tracks(window.frames, window.keyframe_index)
+        fit = static_fit(tracks, window.K, window.world_T_cam, window.keyframe_index, sweep.depth)
+        cues = compute_cues(window.frames, window.K, window.world_T_cam, window.keyframe_index)
+        assert torch.equal(cues.gate, motion_gate(fit.residual))  # the motion gate: the tuned threshold
+        for name, gate in (("tuned", motion_gate(fit.residual)), ("regions", motion_gate(fit.residual, LiftConfig(),
+                                                                                          exponent))):
+            opened = gate[:, 0] > 0
+            flagged[size, name] = (float(opened[~moving].float().mean()), float(opened[moving].float().mean()))
+    assert flagged[64, "tuned"] == flagged[64, "regions"]  # at 64 px both are the tuned gate
+    assert flagged[128, "tuned"][0] > 0.05  # the tuned gate opens on still pixels at 128 px
+    assert flagged[128, "regions"][0] < 2.0 * flagged[64, "regions"][0] + 0.005
+    assert flagged[128, "regions"][1] > 0.05  # and the grown one still finds motion
+    assert gate_threshold(32, exponent=exponent) == gate_threshold(64, exponent=exponent) < gate_threshold(
+        128, exponent=exponent) < 2 * gate_threshold(64)
 
 
 def test_cues_round_trip_through_the_cache_layout(scene_window) -> None:
