@@ -509,6 +509,33 @@ static int dg_take(PyObject *obj, Py_buffer *view, Py_ssize_t floats, int writab
     return dg_take_typed(obj, view, floats, 'f', writable, name);
 }
 
+static void dg_release(Py_buffer *views, int count) {
+    for (int i = 0; i < count; ++i) PyBuffer_Release(&views[i]);
+}
+
+/* dg_take_typed for `count` buffers, those from `first_out` on writable; on failure none is held. */
+static int dg_take_all(PyObject **objs, Py_buffer *views, int count, const Py_ssize_t *counts, const char *formats,
+                       int first_out, const char **names) {
+    for (int i = 0; i < count; ++i) {
+        if (dg_take_typed(objs[i], &views[i], counts[i], formats[i], i >= first_out, names[i])) {
+            dg_release(views, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Every keyframe index inside the T frames; otherwise a ValueError naming the kernel. */
+static int dg_check_keyframes(const int32_t *keyframes, long long kf, long long t, const char *kernel) {
+    for (long long k = 0; k < kf; ++k) {
+        if (keyframes[k] < 0 || keyframes[k] >= t) {
+            PyErr_Format(PyExc_ValueError, "_kernels.%s: keyframe %d outside the %lld frames", kernel, keyframes[k], t);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* aggregated_cost(ref, sources, directions, offsets, depths, count, S, D, H, W, box, keep, out, threads):
  * ref [3, H, W], sources [S, 3, H, W], directions [S, HW, 3], offsets [S, 3], depths [D], count [H, W],
  * out [D, HW], all float32 and C-contiguous (each buffer's size is checked against these shapes). */
@@ -570,12 +597,7 @@ static PyObject *py_static_fit_sums(PyObject *self, PyObject *args) {
     const char *formats = "ffffBfif"; /* B: bool bytes (numpy's '?') */
     const char *names[8] = {"hypotheses", "a", "b", "positions", "valid", "total", "seen", "spread"};
     Py_buffer v[8];
-    for (int i = 0; i < 8; ++i) {
-        if (dg_take_typed(objs[i], &v[i], counts[i], formats[i], i >= 5, names[i])) {
-            for (int j = 0; j < i; ++j) PyBuffer_Release(&v[j]);
-            return NULL;
-        }
-    }
+    if (dg_take_all(objs, v, 8, counts, formats, 5, names)) return NULL;
     dg_fit_job jobs[DG_MAX_THREADS];
     threads = dg_thread_count(threads, n_all);
     Py_BEGIN_ALLOW_THREADS
@@ -585,7 +607,7 @@ static PyObject *py_static_fit_sums(PyObject *self, PyObject *args) {
     }
     dg_run_jobs(dg_fit_run, jobs, sizeof(dg_fit_job), threads);
     Py_END_ALLOW_THREADS
-    for (int i = 0; i < 8; ++i) PyBuffer_Release(&v[i]);
+    dg_release(v, 8);
     Py_RETURN_NONE;
 }
 
@@ -611,20 +633,11 @@ static PyObject *py_chain_tracks(PyObject *self, PyObject *args) {
     const char *formats = "ffifBf";
     const char *names[6] = {"forward", "backward", "keyframes", "positions", "valid", "error"};
     Py_buffer v[6];
-    for (int i = 0; i < 6; ++i) {
-        if (dg_take_typed(objs[i], &v[i], counts[i], formats[i], i >= 3, names[i])) {
-            for (int j = 0; j < i; ++j) PyBuffer_Release(&v[j]);
-            return NULL;
-        }
-    }
+    if (dg_take_all(objs, v, 6, counts, formats, 3, names)) return NULL;
     const int32_t *keyframes = v[2].buf;
-    for (long long k = 0; k < kf; ++k) {
-        if (keyframes[k] < 0 || keyframes[k] >= t) {
-            for (int j = 0; j < 6; ++j) PyBuffer_Release(&v[j]);
-            PyErr_Format(PyExc_ValueError, "_kernels.chain_tracks: keyframe %d outside the %lld frames", keyframes[k],
-                         t);
-            return NULL;
-        }
+    if (dg_check_keyframes(keyframes, kf, t, "chain_tracks")) {
+        dg_release(v, 6);
+        return NULL;
     }
     dg_chain_job jobs[DG_MAX_THREADS];
     const long long items = kf * hw;
@@ -636,7 +649,7 @@ static PyObject *py_chain_tracks(PyObject *self, PyObject *args) {
     }
     dg_run_jobs(dg_chain_run, jobs, sizeof(dg_chain_job), threads);
     Py_END_ALLOW_THREADS
-    for (int i = 0; i < 6; ++i) PyBuffer_Release(&v[i]);
+    dg_release(v, 6);
     Py_RETURN_NONE;
 }
 
@@ -659,20 +672,11 @@ static PyObject *py_lift_tracks(PyObject *self, PyObject *args) {
     const char *names[8] = {"anchor", "rotation", "translation", "k_inverse", "positions", "valid", "keyframes",
                             "offsets"};
     Py_buffer v[8];
-    for (int i = 0; i < 8; ++i) {
-        if (dg_take_typed(objs[i], &v[i], counts[i], formats[i], i == 7, names[i])) {
-            for (int j = 0; j < i; ++j) PyBuffer_Release(&v[j]);
-            return NULL;
-        }
-    }
+    if (dg_take_all(objs, v, 8, counts, formats, 7, names)) return NULL;
     const int32_t *keyframes = v[6].buf;
-    for (long long k = 0; k < kf; ++k) {
-        if (keyframes[k] < 0 || keyframes[k] >= t) {
-            for (int j = 0; j < 8; ++j) PyBuffer_Release(&v[j]);
-            PyErr_Format(PyExc_ValueError, "_kernels.lift_tracks: keyframe %d outside the %lld frames", keyframes[k],
-                         t);
-            return NULL;
-        }
+    if (dg_check_keyframes(keyframes, kf, t, "lift_tracks")) {
+        dg_release(v, 8);
+        return NULL;
     }
     dg_lift_job jobs[DG_MAX_THREADS];
     const long long items = kf * hw;
@@ -684,7 +688,7 @@ static PyObject *py_lift_tracks(PyObject *self, PyObject *args) {
     }
     dg_run_jobs(dg_lift_run, jobs, sizeof(dg_lift_job), threads);
     Py_END_ALLOW_THREADS
-    for (int i = 0; i < 8; ++i) PyBuffer_Release(&v[i]);
+    dg_release(v, 8);
     Py_RETURN_NONE;
 }
 
