@@ -3,7 +3,8 @@
     frames, K, poses -> plane-sweep depth per keyframe (plane_sweep)
                      -> chained 2D tracks per keyframe pixel (flow_tracks)
                      -> static fit of each track, motion evidence, gate (lifting)
-                     -> one depth per moving region (moving_depth), lifted 3D motion at it (lifting)
+                     -> one depth per moving region (moving_depth, from a gate grown with the
+                        resolution), lifted 3D motion at it (lifting)
 
 Everything is in the frame of the poses it is given (the model's normalised frame in practice).
 """
