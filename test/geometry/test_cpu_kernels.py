@@ -172,7 +172,7 @@ def test_chain_kernel_matches_the_torch_chains() -> None:
     theirs = flow_tracks._chain_tracks_torch(forward, backward, keyframes, 9, 20, 30, config)
     mine = flow_tracks._chain_tracks_kernel(forward, backward, keyframes, 20, 30, config)
     left = (theirs.positions[..., 0] > 30).any(1)  # [Kf, H, W] went off the image somewhere
-    failed = ~theirs.valid[:, -1] & ~left[:, :, :]  # lost for another reason (the forward-backward check)
+    failed = ~theirs.valid[:, -1] & ~left  # lost for another reason (the forward-backward check)
     assert int(left.sum()) > 0 and int(failed.sum()) > 0 and int(theirs.valid[:, -1].sum()) > 0  # branches reached
     assert mine.positions.shape == theirs.positions.shape and mine.valid.dtype == torch.bool
     assert bool(mine.positions.isfinite().all()) and bool(mine.valid[[0, 1, 2], keyframes].all())
@@ -218,8 +218,7 @@ def test_lift_kernel_splits_pixels_over_threads_and_refuses_bad_keyframes() -> N
     window = _strong_parallax_window(20)
     keyframes = torch.tensor([0, 11, 23])
     tracks = chain_tracks(window["frames"], keyframes)
-    depth = 0.5 + torch.rand(3, 1, 20, 20, generator=torch.Generator().manual_seed(1))
-    anchor = torch.randn(3, 3 * 400)
+    anchor = torch.randn(3, 3 * 400, generator=torch.Generator().manual_seed(1))
     threads = torch.get_num_threads()
     results = []
     try:  # chunks end inside a keyframe (400 pixels each), more threads than chunks
@@ -229,7 +228,7 @@ def test_lift_kernel_splits_pixels_over_threads_and_refuses_bad_keyframes() -> N
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(results[0], results[1]) and bool(results[0][torch.arange(3), keyframes].eq(0).all())
-    assert float(lifting.lift_tracks(tracks, depth, window["K"], window["world_T_cam"], keyframes).abs().max()) > 0
+    assert float(results[0].abs().max()) > 0.01  # displacements away from the keyframes
     with pytest.raises(ValueError, match="keyframe 24 outside"):
         lifting._lift_tracks_kernel(anchor, tracks, window["K"], window["world_T_cam"], torch.tensor([0, 11, 24]))
 
