@@ -212,21 +212,28 @@ typedef struct {
 
 enum { DG_MAX_HYPOTHESES = 64 };
 
-enum { DG_FIT_CHUNK = 256 }; /* pixels of one keyframe worked on together: the inner loops run over them */
+/* The per-pixel kernels (static fit, chaining, lifting) work on chunks of up to DG_CHUNK pixels of one keyframe
+ * together: the inner loops run over them. */
+enum { DG_CHUNK = 256 };
+
+/* The chunk starting at keyframe pixel i0 (of Kf * HW, a job's range ending at `end`): its length. */
+DG_INLINE int64_t dg_chunk_length(int64_t i0, int64_t end, int64_t hw) {
+    int64_t len = end - i0;
+    len = len < DG_CHUNK ? len : DG_CHUNK;
+    return len < hw - i0 % hw ? len : hw - i0 % hw; /* a chunk stays inside one keyframe */
+}
 
 DG_CLONES static void dg_static_fit_sums(const dg_fit_job *job) {
     const int64_t d_count = job->num_hypotheses, kf = job->num_keyframes, t = job->num_frames, hw = job->hw;
     const int64_t n_all = kf * hw;
     const float cap = job->cap;
-    float total[DG_MAX_HYPOTHESES][DG_FIT_CHUNK], spread[DG_FIT_CHUNK], ends_u[2][DG_FIT_CHUNK], ends_v[2][DG_FIT_CHUNK];
-    int32_t seen[DG_MAX_HYPOTHESES][DG_FIT_CHUNK];
-    uint8_t behind[DG_FIT_CHUNK];
-    float track_u[DG_FIT_CHUNK], track_v[DG_FIT_CHUNK];
+    float total[DG_MAX_HYPOTHESES][DG_CHUNK], spread[DG_CHUNK], ends_u[2][DG_CHUNK], ends_v[2][DG_CHUNK];
+    int32_t seen[DG_MAX_HYPOTHESES][DG_CHUNK];
+    uint8_t behind[DG_CHUNK];
+    float track_u[DG_CHUNK], track_v[DG_CHUNK];
     for (int64_t i0 = job->first; i0 < job->end;) {
         const int64_t k = i0 / hw, p0 = i0 % hw;
-        int64_t len = job->end - i0;
-        len = len < DG_FIT_CHUNK ? len : DG_FIT_CHUNK;
-        len = len < hw - p0 ? len : hw - p0; /* a chunk stays inside one keyframe */
+        const int64_t len = dg_chunk_length(i0, job->end, hw);
         for (int64_t h = 0; h < d_count; ++h)
             for (int64_t j = 0; j < len; ++j) { total[h][j] = 0.0f; seen[h][j] = 0; }
         for (int64_t j = 0; j < len; ++j) spread[j] = 0.0f;
@@ -294,11 +301,9 @@ static void *dg_fit_run(void *arg) {
  * (one pixel at a time the steps are a serial chain of divisions and dependent loads): where and with which
  * weights grid_sample reads (bilinear, border padding, align_corners=False, from the grid coordinate
  * u / W * 2 - 1 that _sample builds), then the reads. */
-enum { DG_CHAIN_CHUNK = 256 }; /* pixels of one keyframe stepped together */
-
 typedef struct {
-    int32_t corner[4][DG_CHAIN_CHUNK]; /* nw, ne, sw, se: indices into a [H, W] plane */
-    float weight[4][DG_CHAIN_CHUNK];   /* their bilinear weights */
+    int32_t corner[4][DG_CHUNK]; /* nw, ne, sw, se: indices into a [H, W] plane */
+    float weight[4][DG_CHUNK];   /* their bilinear weights */
 } dg_taps;
 
 DG_INLINE void dg_flow_taps(const float *u, const float *v, int64_t len, int64_t height, int64_t width, dg_taps *taps) {
@@ -353,15 +358,13 @@ typedef struct {
 DG_CLONES static void dg_chain_tracks(const dg_chain_job *job) {
     const int64_t t = job->num_frames, height = job->height, width = job->width, hw = height * width;
     const float fw = (float)width, fh = (float)height;
-    float u[DG_CHAIN_CHUNK], v[DG_CHAIN_CHUNK], err[DG_CHAIN_CHUNK];
-    float mx[DG_CHAIN_CHUNK], my[DG_CHAIN_CHUNK], bx[DG_CHAIN_CHUNK], by[DG_CHAIN_CHUNK];
-    uint8_t alive[DG_CHAIN_CHUNK];
+    float u[DG_CHUNK], v[DG_CHUNK], err[DG_CHUNK];
+    float mx[DG_CHUNK], my[DG_CHUNK], bx[DG_CHUNK], by[DG_CHUNK];
+    uint8_t alive[DG_CHUNK];
     dg_taps taps;
     for (int64_t i0 = job->first; i0 < job->end;) {
         const int64_t k = i0 / hw, p0 = i0 % hw, own = job->keyframes[k];
-        int64_t len = job->end - i0;
-        len = len < DG_CHAIN_CHUNK ? len : DG_CHAIN_CHUNK;
-        len = len < hw - p0 ? len : hw - p0; /* a chunk stays inside one keyframe */
+        const int64_t len = dg_chunk_length(i0, job->end, hw);
         float *pos = job->positions + (k * t * hw + p0) * 2; /* frame m's entries at + m * hw * 2 */
         uint8_t *ok = job->valid + k * t * hw + p0;
         float *err_out = job->error + k * t * hw + p0;
@@ -431,15 +434,11 @@ typedef struct {
     float *offsets;             /* [Kf, T, 3, HW] */
 } dg_lift_job;
 
-enum { DG_LIFT_CHUNK = 256 };
-
 DG_CLONES static void dg_lift_tracks(const dg_lift_job *job) {
     const int64_t t = job->num_frames, hw = job->hw, n_all = job->num_keyframes * hw;
     for (int64_t i0 = job->first; i0 < job->end;) {
         const int64_t k = i0 / hw, p0 = i0 % hw, own = job->keyframes[k];
-        int64_t len = job->end - i0;
-        len = len < DG_LIFT_CHUNK ? len : DG_LIFT_CHUNK;
-        len = len < hw - p0 ? len : hw - p0; /* a chunk stays inside one keyframe */
+        const int64_t len = dg_chunk_length(i0, job->end, hw);
         const float *ax = job->anchor + i0, *ay = ax + n_all, *az = ay + n_all;
         for (int64_t n = 0; n < t; ++n) {
             const float *r = job->rotation + 9 * n, *tr = job->translation + 3 * n, *q = job->k_inverse + 9 * n;
