@@ -67,8 +67,9 @@ class PipelineConfig:
                                 "pixels)", minimum=1, maximum=1024)
     min_track_confidence: float = parameter(
         DEFAULT_MIN_TRACK_CONFIDENCE, "tracks are seeded only on keyframe pixels where the plane sweep's "
-        "confidence exceeds this or the motion gate says the point moves; at 0 wherever the sweep resolved a depth at all (elsewhere a still point's "
-        "depth is a guess, metres off: no parallax); -1 seeds every pixel", minimum=0.0, maximum=1.0, sentinel=-1)
+        "confidence exceeds this or the motion gate says the point moves; at 0 wherever the sweep resolved a "
+        "depth at all (elsewhere a still point's depth is a guess, metres off: no parallax); -1 seeds every pixel",
+        minimum=0.0, maximum=1.0, sentinel=-1)
     world_frame: str = parameter("world", "frame_id of every output (the frame the input poses are given in)")
     refine_iters: int = parameter(0, "test-time refinement steps per window (0 = pure feed-forward)",
                                   minimum=0, maximum=10000)
