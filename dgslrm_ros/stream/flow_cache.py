@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dgslrm_ros.geometry.flow_tracks import FlowConfig, flow_estimator, flow_pair, gray_uint8, stack_flows
+from dgslrm_ros.geometry.flow_tracks import FlowConfig, flow_pairs, gray_uint8, stack_flows
 from dgslrm_ros.stream.window_cache import PreviousWindowCache
 
 PairKey = tuple[float, float]
@@ -26,7 +26,6 @@ class PairFlowCache(PreviousWindowCache[PairKey, Entry]):
     def __init__(self, config: FlowConfig = FlowConfig()) -> None:
         super().__init__()
         self.config = config
-        self._estimator = None  # created on first use (OpenCV stays optional until the cues run)
 
     def pairwise(self, frames: Tensor, stamps: np.ndarray, sequence: int = 0) -> tuple[Tensor, Tensor]:
         """frames [T, 3, H, W] in [0, 1], stamps [T] (s), the window's sequence -> (forward, backward)
@@ -37,16 +36,16 @@ class PairFlowCache(PreviousWindowCache[PairKey, Entry]):
         self._start_window(sequence)
         gray = gray_uint8(frames)
         keys = [(float(a), float(b)) for a, b in zip(stamps[:-1], stamps[1:])]
-        entries: list[Entry] = []
+        entries: list[Entry | None] = []
         for key, a, b in zip(keys, gray[:-1], gray[1:]):
             entry = self._entries.get(key)
-            if entry is not None and np.array_equal(entry[0], a) and np.array_equal(entry[1], b):
-                self.reused += 1
-            else:
-                if self._estimator is None:
-                    self._estimator = flow_estimator(self.config)
-                entry = (a, b, *flow_pair(self._estimator, a, b))
-                self.computed += 1
-            entries.append(entry)
+            reusable = entry is not None and np.array_equal(entry[0], a) and np.array_equal(entry[1], b)
+            entries.append(entry if reusable else None)
+        missing = [k for k, entry in enumerate(entries) if entry is None]
+        flows = flow_pairs([(gray[k], gray[k + 1]) for k in missing], self.config)  # over torch's threads
+        for k, (forward, backward) in zip(missing, flows):
+            entries[k] = (gray[k], gray[k + 1], forward, backward)
+        self.computed += len(missing)
+        self.reused += len(entries) - len(missing)
         self._entries = dict(zip(keys, entries))  # only this window's pairs: the next window can reuse no others
         return stack_flows([(e[2], e[3]) for e in entries], *frames.shape[-2:], frames.device)
