@@ -65,6 +65,10 @@ class GeometryCues:
                  log(self.fit_depth), self.fit_residual / 4.0, torch.log1p(self.fit_parallax.float().clamp(0.0, MAX_PARALLAX_PX)), self.gate, first, last]
         return torch.cat([p.float() for p in parts], dim=-3)
 
+    def batched(self) -> GeometryCues:
+        """These cues as a batch of one, as views (`stack([self])` copies every field: 3 ms a 64 px window)."""
+        return GeometryCues(**{f.name: getattr(self, f.name)[None] for f in fields(GeometryCues)})
+
     @staticmethod
     def stack(items: list[GeometryCues]) -> GeometryCues:
         """Cues of several windows -> one GeometryCues with a leading batch dim."""

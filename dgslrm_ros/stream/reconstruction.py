@@ -229,7 +229,7 @@ class WindowReconstructor:
                                    prepared.normalization.scale, sequence)
         cues = compute_cues(frames[0], K[0], norm_T_cam[0], torch.tensor(keyframes, device=self.device),
                             self._cue_config, flows=flows, sweep=sweep)
-        return GeometryCues.stack([cues])
+        return cues.batched()
 
     def _predict(self, prepared: PreparedWindow, cues: GeometryCues | None) -> DeformableGaussians:
         """The model (+ optional test-time refinement), in the normalised frame."""

@@ -144,6 +144,16 @@ def test_cues_round_trip_through_the_cache_layout(scene_window) -> None:
         GeometryCues.from_tensors({})
 
 
+def test_a_batch_of_one_is_the_stacked_cues_without_copies(scene_window) -> None:
+    window = scene_window("static", 0.25)
+    cues = compute_cues(window.frames, window.K, window.world_T_cam, window.keyframe_index)
+    batched, stacked = cues.batched(), GeometryCues.stack([cues])
+    for name in ("depth", "gate", "lifted", "fit_parallax"):
+        assert torch.equal(getattr(batched, name), getattr(stacked, name))
+        assert getattr(batched, name).data_ptr() == getattr(cues, name).data_ptr()  # views: the node's 3 ms
+    assert torch.equal(batched.channels(), stacked.channels())
+
+
 def test_sweep_config_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="near < far"):
         SweepConfig(near=2.0, far=1.0)
