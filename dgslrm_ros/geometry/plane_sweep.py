@@ -277,7 +277,7 @@ def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
         keep = config.sources_kept(len(sources))
         agg = _aggregated_cost(frames[r], frames[sources], directions, offsets, depths.view(-1), count, keep,
                                config.box).reshape(d, height, width)  # [D, H, W]
-        winner = agg.argmin(0)  # [H, W]
+        winner = agg.min(0).indices  # [H, W]; argmin's first minimum, 4x faster over a leading dim on a CPU
         # How far one hypothesis step moves the point at the winner, in the source where it moves most.
         step = winner.reshape(-1).clamp(max=d - 2)
         plane_depth = depths.view(-1)  # [D]
@@ -389,6 +389,18 @@ def far_end_prior(result: SweepResult, config: SweepConfig) -> SweepResult:
     return dataclasses.replace(result, depth=torch.where(far_end, prior, result.depth))
 
 
+def _plane_median(agg: Tensor) -> Tensor:
+    """Each pixel's lower median over the planes: agg [D, H, W] -> [H, W], torch.median's value (C on a CPU,
+    where torch's reduction over the leading dim took 2 ms of a 64 px keyframe's 3 ms pick)."""
+    if not cpu_kernels.runs_on(agg):
+        return agg.median(dim=0).values
+    d = agg.shape[0]
+    out = torch.empty(agg.shape[1:])
+    cpu_kernels.KERNELS.plane_median(agg.detach().contiguous().float().numpy(), d, out.numel(), out.numpy(),
+                                     torch.get_num_threads())
+    return out
+
+
 def _pick(agg: Tensor, best: Tensor, inv: Tensor, local_step: Tensor,
           config: SweepConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Winner `best` [H, W] (argmin) with sub-plane refinement, confidence and spread from one cost volume [D, H, W].
@@ -405,7 +417,7 @@ def _pick(agg: Tensor, best: Tensor, inv: Tensor, local_step: Tensor,
     inv_best = inv[best] + shift * step
     depth = 1.0 / inv_best.clamp_min(1.0 / (config.far * 4.0))
     # Softmin over the curve at a temperature relative to its median: one sharp valley -> small spread.
-    median = agg.median(dim=0).values
+    median = _plane_median(agg)
     weights = torch.softmax(-(agg - c0) / (0.1 * median.clamp_min(1e-3)), dim=0)
     index = torch.arange(d, device=agg.device, dtype=agg.dtype)[:, None, None]
     mean_index = (weights * index).sum(0)

@@ -1,5 +1,5 @@
 """The C kernels of the geometry layer (geometry/cpu_kernels.py) give their torch formulations' results:
-the plane sweep's costs and depths, the static fit's sums and fit, the chained 2D tracks and their lifting
+the plane sweep's costs, cost-curve medians and depths, the static fit's sums and fit, the chained 2D tracks and their lifting
 (the lifting's agreement with its reference: test_lifting_reference.py)."""
 from __future__ import annotations
 
@@ -100,6 +100,34 @@ def test_kernel_refuses_buffers_of_the_wrong_size() -> None:
     with pytest.raises(ValueError, match="float32"):
         cpu_kernels.KERNELS.aggregated_cost(*doubles, len(sources), config.num_planes, 48, 48, config.box, 3,
                                              torch.empty(config.num_planes, 48 * 48).numpy(), 1)
+
+
+@pytest.mark.parametrize("planes", [1, 2, 47, 48])
+def test_plane_median_kernel_gives_torchs_median(planes: int) -> None:
+    generator = torch.Generator().manual_seed(planes)
+    costs = torch.rand(planes, 20, 30, generator=generator)
+    costs[:, 0, :5] = 0.5  # a flat curve: every plane ties
+    costs[: (planes + 1) // 2, 1, :5] = 1.0  # the worst cost (no source sees) on half the curve
+    costs[planes // 2, 2, 0] = float("inf")
+    costs[0, 3, 3] = float("nan")
+    kernel = sweep_module._plane_median(costs)
+    expected = costs.median(dim=0).values
+    assert kernel.shape == (20, 30) and bool(kernel[3, 3].isnan()) and bool(expected[3, 3].isnan())
+    assert torch.equal(kernel.nan_to_num(-1.0), expected.nan_to_num(-1.0))
+
+
+def test_plane_median_kernel_splits_pixels_over_threads_and_refuses_bad_buffers() -> None:
+    costs = torch.rand(48, 17 * 13, generator=torch.Generator().manual_seed(1)).numpy()
+    outputs = []
+    for threads in (1, 3, 1000):  # 1000: more threads than pixels, capped
+        out = torch.empty(17 * 13)
+        cpu_kernels.KERNELS.plane_median(costs, 48, 17 * 13, out.numpy(), threads)
+        outputs.append(out)
+    assert torch.equal(outputs[0], outputs[1]) and torch.equal(outputs[0], outputs[2])
+    with pytest.raises(ValueError, match="out must hold"):
+        cpu_kernels.KERNELS.plane_median(costs, 48, 17 * 13, torch.empty(17 * 13 - 1).numpy(), 1)
+    with pytest.raises(ValueError, match="bad sizes"):
+        cpu_kernels.KERNELS.plane_median(costs, 0, 17 * 13, torch.empty(17 * 13).numpy(), 1)
 
 
 def _random_fit_inputs(seed: int = 0):
