@@ -8,6 +8,7 @@ invalid for the rest of that direction, and the summed disagreement is kept as i
 """
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -29,10 +30,16 @@ class FlowConfig:
     patch_stride: int = 4
     fb_tolerance_px: float = 0.75  # a step fails when forward + backward flow disagree by more than
     fb_relative: float = 0.1  # ... tolerance + this share of the step's motion
+    work_width_px: int = 64  # DIS's finest level is the one nearest this width (finest_scale). The preset's
+    # fixed scale 2 was full resolution at 64 px (OpenCV falls back to it on images too small for that
+    # pyramid: what the settings above were tuned on) but a quarter at 128 px, where the chained error was
+    # 3.3 px against 4.0 px for standing still; at half resolution 2.5 px (docs/results/moving_motion.md)
 
     def __post_init__(self) -> None:
         if self.preset not in _PRESETS:
             raise ValueError(f"FlowConfig.preset: expected one of {sorted(_PRESETS)}, got {self.preset!r}")
+        if self.work_width_px < 8:
+            raise ValueError(f"FlowConfig.work_width_px: expected at least 8 px, got {self.work_width_px}")
 
 
 _PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
@@ -53,13 +60,22 @@ def gray_uint8(frames: Tensor) -> list[np.ndarray]:
     return list((gray * 255.0 + 0.5).to(torch.uint8).cpu().numpy())
 
 
-def flow_estimator(config: FlowConfig = FlowConfig()):
-    """An OpenCV DIS estimator with the config's settings (it keeps nothing between `flow_pair` calls)."""
+def finest_scale(width: int, config: FlowConfig = FlowConfig()) -> int:
+    """DIS's finest pyramid level for images `width` px wide: the one nearest config.work_width_px (0: full
+    resolution; 64 px -> 0, 128 px -> 1, 256 px -> 2)."""
+    return max(0, round(math.log2(width / config.work_width_px)))
+
+
+def flow_estimator(config: FlowConfig = FlowConfig(), width: int | None = None):
+    """An OpenCV DIS estimator with the config's settings for images `width` px wide (None: the preset's
+    finest scale); it keeps nothing between `flow_pair` calls."""
     import cv2  # opencv-python-headless; imported here so the rest of the package loads without it
 
     dis = cv2.DISOpticalFlow_create(_PRESETS[config.preset])
     dis.setPatchSize(config.patch_size)
     dis.setPatchStride(config.patch_stride)
+    if width is not None:
+        dis.setFinestScale(finest_scale(width, config))
     return dis
 
 
@@ -76,14 +92,17 @@ def flow_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], config: FlowConfig = 
     16 ms over two threads); DIS releases the GIL and keeps nothing between calls, so each thread's own
     estimator gives the flows one estimator would, to the bit.
     """
+    if not pairs:
+        return []
     workers = max(1, min(len(pairs), torch.get_num_threads() if workers is None else workers))
+    width = pairs[0][0].shape[1]
     if workers == 1:
-        estimator = flow_estimator(config) if pairs else None
+        estimator = flow_estimator(config, width)
         return [flow_pair(estimator, a, b) for a, b in pairs]
     results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(pairs)
 
     def run(worker: int) -> None:
-        estimator = flow_estimator(config)
+        estimator = flow_estimator(config, width)
         for k in range(worker, len(pairs), workers):
             results[k] = flow_pair(estimator, *pairs[k])
 
