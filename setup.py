@@ -12,9 +12,9 @@ PACKAGE = "dgslrm_ros"
 # optional: without a C compiler the build goes on and the same conversions run in numpy.
 FASTCOPY = Extension(f"{PACKAGE}.convert._fastcopy", sources=[f"{PACKAGE}/convert/_fastcopy.c"],
                      extra_compile_args=["-O3"], optional=True)
-# The geometry layer's CPU kernels (dgslrm_ros/geometry/cpu_kernels.py): the plane sweep's cost volume, the
-# static fit's sums, the chained 2D tracks and their lifting; optional like the one above: without them the
-# same computations run in torch.
+# The geometry layer's CPU kernels (dgslrm_ros/geometry/cpu_kernels.py): the plane sweep's cost volume and
+# medians, the static fit's sums, the chained 2D tracks and their lifting; optional like the one above:
+# without them the same computations run in torch.
 KERNELS = Extension(f"{PACKAGE}.geometry._kernels", sources=[f"{PACKAGE}/geometry/_kernels.c"],
                   extra_compile_args=["-O3", "-ffp-contract=off", "-fno-math-errno", "-pthread"], extra_link_args=["-pthread"], optional=True)
 
