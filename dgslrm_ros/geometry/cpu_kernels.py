@@ -1,8 +1,9 @@
 """The geometry layer's C kernels for the CPU (`_kernels.c`), or None where they cannot run.
 
-The plane sweep's cost volume and its cost curves' medians, the static fit's per-frame sums, the chained 2D tracks and their lifting are
-chains of small elementwise torch ops on a CPU (memory-bound, or a batch step per frame); the kernels do
-each in one pass with everything in registers. Each caller keeps its torch formulation, which CUDA, machines
+The plane sweep's cost volume and its cost curves' medians, the static fit's per-frame sums, the chained
+2D tracks and their lifting are chains of small elementwise torch ops on a CPU (memory-bound, or a batch
+step per frame; torch's reductions over a leading dim for the medians); the kernels do each in one pass with
+everything in registers. Each caller keeps its torch formulation, which CUDA, machines
 without a C compiler (setup.py marks the extension optional) and `DGSLRM_NO_GEOMETRY_KERNELS=1` run, and the
 tests hold the two together (test/geometry/test_cpu_kernels.py). docs/benchmarks.md has the figures.
 """
