@@ -1,5 +1,6 @@
 /* The geometry layer's CPU kernels (geometry/cpu_kernels.py): the plane sweep's cost volume and its
- * curves' medians, the static fit's per-frame sums, the chained 2D tracks and their lifted displacements, each in one pass.
+ * curves' medians, the static fit's per-frame sums, the chained 2D tracks and their lifted displacements,
+ * each in one pass.
  *
  * Both replace chains of small elementwise torch ops that are memory traffic, not arithmetic, on a CPU
  * (the sweep: about 25 passes over [D, H, W] tensors per source frame, 60-80 ms per 64 px keyframe).
@@ -491,8 +492,8 @@ static void *dg_lift_run(void *arg) {
 }
 
 /* ---- The sweep's cost-curve median (plane_sweep._pick): per pixel the lower median of its D plane costs, the
- * value torch.median gives (the ((D - 1) / 2)-th smallest, NaN where any cost is NaN). Chosen by rank: v_i is
- * that value where fewer than (D + 1) / 2 costs lie below it and at least as many at or below it; the counts
+ * value torch.median gives (the k-th smallest from 0, k = (D - 1) / 2; NaN where any cost is NaN). Chosen by
+ * rank: v_i is it where at most k costs lie below v_i and more than k at or below it; the counts
  * run over DG_CHUNK pixels at once without branches (a per-pixel quickselect mispredicted its way to 2.4 ms
  * at 64 px, torch's reduction over the leading dim 2.8 ms). The result is one of the inputs: exact. ---- */
 typedef struct {
@@ -768,7 +769,8 @@ static PyMethodDef dg_methods[] = {
      "aggregated_cost(ref, sources, directions, offsets, depths, count, S, D, H, W, box, keep, out, threads): the sweep's "
      "aggregated cost volume [D, HW] (geometry/plane_sweep.py)"},
     {"plane_median", py_plane_median, METH_VARARGS,
-     "plane_median(values, D, N, out, threads): each column's lower median, torch.median's value (geometry/plane_sweep.py)"},
+     "plane_median(values, D, N, out, threads): each column's lower median, torch.median's value "
+     "(geometry/plane_sweep.py)"},
     {"static_fit_sums", py_static_fit_sums, METH_VARARGS,
      "static_fit_sums(hypotheses, a, b, positions, valid, D, Kf, T, HW, cap, total, seen, spread, threads): the "
      "static fit's residual sums, frame counts and band spread (geometry/lifting.py)"},

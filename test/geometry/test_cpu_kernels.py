@@ -1,6 +1,6 @@
 """The C kernels of the geometry layer (geometry/cpu_kernels.py) give their torch formulations' results:
-the plane sweep's costs, cost-curve medians and depths, the static fit's sums and fit, the chained 2D tracks and their lifting
-(the lifting's agreement with its reference: test_lifting_reference.py)."""
+the plane sweep's costs, cost-curve medians and depths, the static fit's sums and fit, the chained 2D tracks
+and their lifting (the lifting's agreement with its reference: test_lifting_reference.py)."""
 from __future__ import annotations
 
 import pytest
