@@ -66,16 +66,15 @@ def finest_scale(width: int, config: FlowConfig = FlowConfig()) -> int:
     return max(0, round(math.log2(width / config.work_width_px)))
 
 
-def flow_estimator(config: FlowConfig = FlowConfig(), width: int | None = None):
-    """An OpenCV DIS estimator with the config's settings for images `width` px wide (None: the preset's
-    finest scale); it keeps nothing between `flow_pair` calls."""
+def flow_estimator(width: int, config: FlowConfig = FlowConfig()):
+    """An OpenCV DIS estimator with the config's settings for images `width` px wide (it keeps nothing
+    between `flow_pair` calls)."""
     import cv2  # opencv-python-headless; imported here so the rest of the package loads without it
 
     dis = cv2.DISOpticalFlow_create(_PRESETS[config.preset])
     dis.setPatchSize(config.patch_size)
     dis.setPatchStride(config.patch_stride)
-    if width is not None:
-        dis.setFinestScale(finest_scale(width, config))
+    dis.setFinestScale(finest_scale(width, config))
     return dis
 
 
@@ -96,19 +95,19 @@ def flow_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], config: FlowConfig = 
         return []
     workers = max(1, min(len(pairs), torch.get_num_threads() if workers is None else workers))
     width = pairs[0][0].shape[1]
-    if workers == 1:
-        estimator = flow_estimator(config, width)
-        return [flow_pair(estimator, a, b) for a, b in pairs]
     results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(pairs)
 
     def run(worker: int) -> None:
-        estimator = flow_estimator(config, width)
+        estimator = flow_estimator(width, config)
         for k in range(worker, len(pairs), workers):
             results[k] = flow_pair(estimator, *pairs[k])
 
-    with ThreadPoolExecutor(workers) as pool:
-        for done in [pool.submit(run, w) for w in range(workers)]:
-            done.result()  # a worker's exception surfaces here
+    if workers == 1:
+        run(0)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            for done in [pool.submit(run, w) for w in range(workers)]:
+                done.result()  # a worker's exception surfaces here
     return results  # type: ignore[return-value]
 
 

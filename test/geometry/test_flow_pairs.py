@@ -18,7 +18,7 @@ def pairs() -> list[tuple[np.ndarray, np.ndarray]]:
 
 @pytest.mark.parametrize("workers", [2, 3, 16])
 def test_pairs_over_threads_are_the_serial_flows(pairs, workers: int) -> None:
-    estimator = flow_estimator(FlowConfig())
+    estimator = flow_estimator(48, FlowConfig())
     serial = [flow_pair(estimator, a, b) for a, b in pairs]
     threaded = flow_pairs(pairs, FlowConfig(), workers=workers)
     assert len(threaded) == len(serial)
