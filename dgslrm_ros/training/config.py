@@ -74,6 +74,9 @@ class TrainConfig:
     batch_size: int = parameter(4, "windows per step and process")
     lr: float = parameter(4e-4, "peak learning rate (AdamW)")
     image_size: int = parameter(0, "square training size in px; 0 = the preset's")
+    step_sizes: str = parameter("", "square training sizes in px, comma-separated, one per step in turn (64,128 "
+                                "alternates): weights that serve each size, where a run at one size forgets the "
+                                "other's cues (docs/training.md); replaces --image-size; empty = --image-size only")
     window_frames: int = 0  # 0 = the preset's
     warmup_steps: int = parameter(100, "linear warm-up steps before the cosine decay")
     min_lr_ratio: float = 0.1
@@ -124,6 +127,11 @@ class TrainConfig:
                self.first_window) < 0:
             raise TrainConfigError("TrainConfig: workers, eval_every, checkpoint_every, train_scenes, stop_after, "
                                    "first_window must be >= 0")
+        sizes = self.image_sizes
+        if self.step_sizes and (min(sizes) < 1 or len(set(sizes)) != len(sizes)
+                                or self.image_size not in (0, sizes[0])):
+            raise TrainConfigError(f"TrainConfig.step_sizes: expected distinct sizes > 0 whose first is --image-size "
+                                   f"(or --image-size 0), got {self.step_sizes!r} with image_size={self.image_size}")
         if self.pixel_refiner < -1:
             raise TrainConfigError(f"TrainConfig.pixel_refiner: expected -1 (keep), 0 (none) or hidden channels > 0, "
                                    f"got {self.pixel_refiner}")
@@ -138,6 +146,15 @@ class TrainConfig:
                                    f"comma-separated, got {self.scene_preset!r}")
 
     @property
+    def image_sizes(self) -> tuple[int, ...]:
+        """The training sizes in step order: `step_sizes`, else (`image_size`,) (0: the preset's)."""
+        try:
+            return tuple(int(size) for size in self.step_sizes.split(",")) if self.step_sizes else (self.image_size,)
+        except ValueError:
+            raise TrainConfigError(f"TrainConfig.step_sizes: expected comma-separated sizes in px, "
+                                   f"got {self.step_sizes!r}") from None
+
+    @property
     def scene_families(self) -> tuple[str, ...]:
         """The scene families `scene_preset` names, in order (the first one gives the held-out windows)."""
         from dgslrm_ros.data.scenes import scene_families
@@ -149,8 +166,8 @@ class TrainConfig:
         from dgslrm_ros.model.config import ModelConfig
 
         overrides: dict[str, Any] = {}
-        if self.image_size:
-            overrides["image_size"] = self.image_size
+        if self.image_sizes[0]:
+            overrides["image_size"] = self.image_sizes[0]
         if self.window_frames:
             overrides["window_frames"] = self.window_frames
         return self.with_model_switches(ModelConfig.preset(self.preset, **overrides))

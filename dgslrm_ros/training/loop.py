@@ -46,16 +46,26 @@ class TrainResult:
 
 
 class StepBatchSampler(Sampler[list[int]]):
-    """Batch of step s on rank r = items [(s * world + r) * B, ... + B) (mod the pool size, if any)."""
+    """Batch of step s on rank r = items [(s * world + r) * B, ... + B) (mod the pool size, if any).
 
-    def __init__(self, start_step: int, end_step: int, batch_size: int, rank: int, world_size: int, pool: int):
+    With `groups` > 1 the dataset is that many pools one after another (SizeGroupedDataset) and step s draws
+    from pool s % groups: every batch one size, the sizes in turn.
+    """
+
+    def __init__(self, start_step: int, end_step: int, batch_size: int, rank: int, world_size: int, pool: int,
+                 groups: int = 1):
+        if groups > 1 and not pool:
+            raise ValueError("StepBatchSampler: several groups need a finite pool (the size of one group)")
         self.start_step, self.end_step = start_step, end_step
-        self.batch_size, self.rank, self.world_size, self.pool = batch_size, rank, world_size, pool
+        self.batch_size, self.rank, self.world_size, self.pool, self.groups = batch_size, rank, world_size, pool, groups
 
     def indices(self, step: int) -> list[int]:
         first = (step * self.world_size + self.rank) * self.batch_size
         items = range(first, first + self.batch_size)
-        return [i % self.pool for i in items] if self.pool else list(items)
+        if not self.pool:
+            return list(items)
+        offset = (step % self.groups) * self.pool
+        return [offset + i % self.pool for i in items]
 
     def __iter__(self):
         for step in range(self.start_step, self.end_step):
@@ -65,23 +75,54 @@ class StepBatchSampler(Sampler[list[int]]):
         return max(0, self.end_step - self.start_step)
 
 
+class SizeGroupedDataset(Dataset):
+    """The same training windows at several image sizes, one group after another: item i of group g is index
+    g * len(group) + i. StepBatchSampler(groups=...) gives each step one group, so a batch never mixes sizes."""
+
+    def __init__(self, groups: list[Dataset]):
+        if not groups or len({len(g) for g in groups}) != 1:
+            raise ValueError(f"SizeGroupedDataset needs datasets of one length, got {[len(g) for g in groups]}")
+        self.groups = list(groups)
+
+    @property
+    def group_size(self) -> int:
+        return len(self.groups[0])
+
+    def __len__(self) -> int:
+        return len(self.groups) * self.group_size
+
+    def __getitem__(self, index: int) -> WindowSample:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} outside [0, {len(self)})")
+        return self.groups[index // self.group_size][index % self.group_size]
+
+
 def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Dataset, Dataset]:
-    """Training windows (index -> training seed; several families interleaved, each with its cue cache) and
-    the fixed held-out windows (evaluation seeds) of the first family."""
+    """Training windows (index -> training seed; several families interleaved, each with its cue cache; with
+    several `step_sizes` a SizeGroupedDataset, one group and cache subfolder `<size>px` a size) and the fixed
+    held-out windows (evaluation seeds) of the first family at the first size."""
     families = config.scene_families
+    sizes = config.image_sizes if config.step_sizes else (model_config.image_size,)
     num_samples = config.train_scenes or EVAL_SEED_START - TRAIN_SEED_START - config.first_window
-    parts: list[Dataset] = []
-    for family in families:
-        part: Dataset = SyntheticWindowDataset(dataset_config(model_config, family, config.pixel_samples),
-                                               num_samples=num_samples,
-                                               split="train", seed_offset=config.first_window)
-        if model_config.geometry_primed:  # the cues in the data workers, cached where a folder is given
-            folder = None if not config.cue_cache else \
-                Path(config.cue_cache) if len(families) == 1 else Path(config.cue_cache) / family
-            part = CuedWindowDataset(part, folder, config.scene_scale)
-        parts.append(part)
-    train_set = parts[0] if len(parts) == 1 else InterleavedDataset(parts)
-    eval_set = SyntheticWindowDataset(dataset_config(model_config, families[0], config.pixel_samples),
+    groups: list[Dataset] = []
+    for size in sizes:
+        sized_config = replace(model_config, image_size=size)
+        cache = Path(config.cue_cache) if config.cue_cache else None
+        if cache is not None and len(sizes) > 1:
+            cache = cache / f"{size}px"
+        parts: list[Dataset] = []
+        for family in families:
+            part: Dataset = SyntheticWindowDataset(dataset_config(sized_config, family, config.pixel_samples),
+                                                   num_samples=num_samples,
+                                                   split="train", seed_offset=config.first_window)
+            if model_config.geometry_primed:  # the cues in the data workers, cached where a folder is given
+                folder = None if cache is None else cache if len(families) == 1 else cache / family
+                part = CuedWindowDataset(part, folder, config.scene_scale)
+            parts.append(part)
+        groups.append(parts[0] if len(parts) == 1 else InterleavedDataset(parts))
+    train_set = groups[0] if len(groups) == 1 else SizeGroupedDataset(groups)
+    eval_set = SyntheticWindowDataset(dataset_config(replace(model_config, image_size=sizes[0]), families[0],
+                                                     config.pixel_samples),
                                       num_samples=max(1, config.eval_scenes),
                                       split="eval")
     return train_set, eval_set
@@ -163,8 +204,8 @@ def train(config: TrainConfig, dataset: Dataset | None = None,
         if config.window_frames and config.window_frames != model.config.window_frames:
             raise TrainConfigError(f"TrainConfig.window_frames={config.window_frames} differs from the "
                              f"{model.config.window_frames} frames of --init-from {config.init_from}; drop it")
-        if config.image_size:
-            model.config = replace(model.config, image_size=config.image_size)
+        if config.image_sizes[0]:
+            model.config = replace(model.config, image_size=config.image_sizes[0])
         model = _with_config(model, config.with_model_switches(model.config))  # e.g. the shipped weights with a refiner
         config = replace(config, preset=model.config.preset_name())  # recorded in checkpoints and state
     else:
@@ -189,9 +230,11 @@ def train(config: TrainConfig, dataset: Dataset | None = None,
         dataset, default_eval = make_datasets(config, model_config)
         eval_samples = default_eval if eval_samples is None else eval_samples
     eval_samples = [] if eval_samples is None else eval_samples
-    pool = len(dataset)  # a map-style dataset; the training synthetic set spans the whole training seed range
+    # a map-style dataset; the training synthetic set spans the whole training seed range
+    groups = len(dataset.groups) if isinstance(dataset, SizeGroupedDataset) else 1
+    pool = len(dataset) // groups
     end_step = min(config.steps, start_step + config.stop_after) if config.stop_after else config.steps
-    sampler = StepBatchSampler(start_step, end_step, config.batch_size, info.rank, info.world_size, pool)
+    sampler = StepBatchSampler(start_step, end_step, config.batch_size, info.rank, info.world_size, pool, groups)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers, pin_memory=device.type == "cuda",
                         collate_fn=WindowSample.collate, worker_init_fn=one_thread_worker if config.workers else None)
 
