@@ -17,3 +17,15 @@ def test_ranks_get_disjoint_items_and_resume_continues_the_sequence():
 
 def test_finite_pool_wraps():
     assert list(StepBatchSampler(0, 3, 1, 0, 1, pool=2)) == [[0], [1], [0]]
+
+
+def test_groups_take_turns_step_by_step_within_their_own_pool():
+    """groups=2 (two image sizes): step s draws only from pool s % 2, each pool wrapping on its own, so no
+    batch mixes sizes and each size sees the windows a one-size run would have seen at its steps."""
+    sampler = StepBatchSampler(0, 4, 2, 0, 1, pool=3, groups=2)
+    assert list(sampler) == [[0, 1], [3 + 2, 3 + 0], [1, 2], [3 + 0, 3 + 1]]
+    assert list(StepBatchSampler(2, 4, 2, 0, 1, pool=3, groups=2)) == list(sampler)[2:]  # resumable
+    import pytest
+
+    with pytest.raises(ValueError, match="finite pool"):
+        StepBatchSampler(0, 4, 2, 0, 1, pool=0, groups=2)
