@@ -5,16 +5,11 @@ cues are computed once per keyframe window in the node, so these are per-window 
 """
 from __future__ import annotations
 
-import time
 
 import torch
 
 from dgslrm_ros.geometry import cpu_kernels
-from dgslrm_ros.geometry.cues import CueConfig
-from dgslrm_ros.geometry.flow_tracks import chain_tracks, pairwise_flow
-from dgslrm_ros.geometry.lifting import lift_tracks, motion_gate, static_fit
-from dgslrm_ros.geometry.moving_depth import moving_depth
-from dgslrm_ros.geometry.plane_sweep import plane_sweep
+from dgslrm_ros.geometry.cues import CueConfig, compute_cues
 
 
 def benchmark_window(size: int, frames: int = 24, device: str = "cpu") -> dict[str, torch.Tensor]:
@@ -41,27 +36,9 @@ def run_geometry_benchmark(device: str = "cpu", quick: bool = False) -> list[dic
         keyframes = torch.arange(0, 24, 4, device=device)
         timings: dict[str, list[float]] = {}
         for _ in range(1 if quick else 3):
-            stages = {}
-            tick = time.perf_counter()
-            sweep = plane_sweep(window["frames"], window["K"], window["world_T_cam"], keyframes, config.sweep)
-            stages["sweep"] = time.perf_counter() - tick
-            tick = time.perf_counter()
-            flows = pairwise_flow(window["frames"], config.flow)
-            stages["flow"] = time.perf_counter() - tick
-            tick = time.perf_counter()
-            tracks = chain_tracks(window["frames"], keyframes, config.flow, flows=flows)
-            stages["chain"] = time.perf_counter() - tick
-            tick = time.perf_counter()
-            fit = static_fit(tracks, window["K"], window["world_T_cam"], keyframes, sweep.depth, config.lift)
-            motion_gate(fit.residual, config.lift)  # the cues' gate (timed with the fit; lifting does not read it)
-            stages["fit"] = time.perf_counter() - tick
-            tick = time.perf_counter()
-            region_gate = motion_gate(fit.residual, config.lift, config.moving.region_threshold_exponent)
-            depth = moving_depth(sweep.depth, sweep.confidence, region_gate, fit.residual, config.moving)
-            stages["moving"] = time.perf_counter() - tick
-            tick = time.perf_counter()
-            lift_tracks(tracks, depth, window["K"], window["world_T_cam"], keyframes)
-            stages["lift"] = time.perf_counter() - tick
+            stages: dict[str, float] = {}
+            compute_cues(window["frames"], window["K"], window["world_T_cam"], keyframes, config,
+                         stage_seconds=stages)
             stages["total"] = sum(stages.values())
             for name, seconds in stages.items():
                 timings.setdefault(name, []).append(seconds)

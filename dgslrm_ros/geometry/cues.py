@@ -10,12 +10,13 @@ Everything is in the frame of the poses it is given (the model's normalised fram
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields
 
 import torch
 from torch import Tensor
 
-from dgslrm_ros.geometry.flow_tracks import FlowConfig, Tracks2D, chain_tracks
+from dgslrm_ros.geometry.flow_tracks import FlowConfig, Tracks2D, chain_tracks, pairwise_flow
 from dgslrm_ros.geometry.lifting import LiftConfig, lift_tracks, motion_gate, static_fit
 from dgslrm_ros.geometry.moving_depth import MovingDepthConfig, moving_depth
 from dgslrm_ros.geometry.plane_sweep import SweepConfig, SweepResult, plane_sweep
@@ -90,22 +91,48 @@ class GeometryCues:
 
 def compute_cues(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor,
                  config: CueConfig = CueConfig(), tracks: Tracks2D | None = None,
-                 flows: tuple[Tensor, Tensor] | None = None, sweep: SweepResult | None = None) -> GeometryCues:
+                 flows: tuple[Tensor, Tensor] | None = None, sweep: SweepResult | None = None,
+                 stage_seconds: dict[str, float] | None = None) -> GeometryCues:
     """Every cue of one window: frames [T, 3, H, W] in [0, 1], K [T, 3, 3], world_T_cam [T, 4, 4],
     keyframe_index [Kf]; `tracks` or the consecutive-pair `flows` (flow_tracks.pairwise_flow), and the
     keyframes' `sweep` (the node's stream/sweep_cache.py), when already computed. No gradients; float32
-    on the frames' device, also under autocast (bf16 moves the winning plane of a sweep)."""
+    on the frames' device, also under autocast (bf16 moves the winning plane of a sweep). `stage_seconds`,
+    when given, receives each stage's wall time (sweep, flow, chain, fit, moving, lift; `dgslrm bench
+    --geometry`), so the benchmark times this sequence rather than a copy of it."""
+    lap = _StageClock(stage_seconds)
     with torch.no_grad(), torch.autocast(frames.device.type, enabled=False):
         frames, K, world_T_cam = frames.float(), K.float(), world_T_cam.float()
         keyframe_index = keyframe_index.long().to(frames.device)
-        sweep = sweep if sweep is not None else plane_sweep(frames, K, world_T_cam, keyframe_index, config.sweep)
-        tracks = tracks if tracks is not None else chain_tracks(frames, keyframe_index, config.flow, flows)
+        if sweep is None:
+            sweep = plane_sweep(frames, K, world_T_cam, keyframe_index, config.sweep)
+            lap("sweep")
+        if tracks is None:
+            flows = flows if flows is not None else pairwise_flow(frames, config.flow)
+            lap("flow")
+            tracks = chain_tracks(frames, keyframe_index, config.flow, flows)
+            lap("chain")
         fit = static_fit(tracks, K, world_T_cam, keyframe_index, sweep.depth, config.lift)
         gate = motion_gate(fit.residual, config.lift)
+        lap("fit")
         region_gate = motion_gate(fit.residual, config.lift, config.moving.region_threshold_exponent)
         depth = moving_depth(sweep.depth, sweep.confidence, region_gate, fit.residual, config.moving)
+        lap("moving")
         lifted = lift_tracks(tracks, depth, K, world_T_cam, keyframe_index)
+        lap("lift")
         return GeometryCues(depth=depth, sweep_confidence=sweep.confidence, sweep_cost=sweep.cost_min,
                             sweep_spread=sweep.spread,
                             fit_depth=fit.depth, fit_residual=fit.residual, fit_parallax=fit.parallax, gate=gate,
                             lifted=lifted)
+
+
+class _StageClock:
+    """lap(name): the wall time since the previous lap into `seconds[name]`; a no-op without a dict."""
+
+    def __init__(self, seconds: dict[str, float] | None):
+        self.seconds, self.tick = seconds, time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        if self.seconds is not None:
+            now = time.perf_counter()
+            self.seconds[name] = now - self.tick
+            self.tick = now

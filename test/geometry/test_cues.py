@@ -169,6 +169,25 @@ def test_a_batch_of_one_is_the_stacked_cues_without_copies(scene_window) -> None
     assert torch.equal(batched.channels(), stacked.channels())
 
 
+def test_stage_times_are_reported_for_the_stages_that_ran(scene_window) -> None:
+    """`stage_seconds` receives the wall time of each stage compute_cues ran (what `bench --geometry` prints)
+    and nothing for what the caller passed in; the cues are the same with or without it."""
+    window = scene_window("dynamic", 0.25)
+    args = (window.frames, window.K, window.world_T_cam, window.keyframe_index)
+    seconds: dict[str, float] = {}
+    timed = compute_cues(*args, stage_seconds=seconds)
+    assert list(seconds) == ["sweep", "flow", "chain", "fit", "moving", "lift"]
+    assert all(value > 0 for value in seconds.values())
+    plain = compute_cues(*args)
+    assert all(torch.equal(getattr(timed, name), getattr(plain, name)) for name in ("depth", "gate", "lifted"))
+    tracks = chain_tracks(window.frames, window.keyframe_index, FlowConfig())
+    sweep = plane_sweep(window.frames, window.K, window.world_T_cam, window.keyframe_index)
+    seconds = {}
+    given = compute_cues(*args, tracks=tracks, sweep=sweep, stage_seconds=seconds)
+    assert list(seconds) == ["fit", "moving", "lift"]
+    assert torch.equal(given.lifted, plain.lifted)
+
+
 def test_sweep_config_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="near < far"):
         SweepConfig(near=2.0, far=1.0)
