@@ -5,7 +5,6 @@ cues are computed once per keyframe window in the node, so these are per-window 
 """
 from __future__ import annotations
 
-
 import torch
 
 from dgslrm_ros.geometry import cpu_kernels
