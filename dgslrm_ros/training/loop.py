@@ -48,8 +48,9 @@ class TrainResult:
 class StepBatchSampler(Sampler[list[int]]):
     """Batch of step s on rank r = items [(s * world + r) * B, ... + B) (mod the pool size, if any).
 
-    With `groups` > 1 the dataset is that many pools one after another (SizeGroupedDataset) and step s draws
-    from pool s % groups: every batch one size, the sizes in turn.
+    With `groups` > 1 the dataset interleaves that many pools of `pool` items (an InterleavedDataset of one
+    set per image size: item i of pool g is index i * groups + g) and step s draws from pool s % groups:
+    every batch one size, the sizes in turn.
     """
 
     def __init__(self, start_step: int, end_step: int, batch_size: int, rank: int, world_size: int, pool: int,
@@ -64,8 +65,7 @@ class StepBatchSampler(Sampler[list[int]]):
         items = range(first, first + self.batch_size)
         if not self.pool:
             return list(items)
-        offset = (step % self.groups) * self.pool
-        return [offset + i % self.pool for i in items]
+        return [(i % self.pool) * self.groups + step % self.groups for i in items]
 
     def __iter__(self):
         for step in range(self.start_step, self.end_step):
@@ -75,31 +75,9 @@ class StepBatchSampler(Sampler[list[int]]):
         return max(0, self.end_step - self.start_step)
 
 
-class SizeGroupedDataset(Dataset):
-    """The same training windows at several image sizes, one group after another: item i of group g is index
-    g * len(group) + i. StepBatchSampler(groups=...) gives each step one group, so a batch never mixes sizes."""
-
-    def __init__(self, groups: list[Dataset]):
-        if not groups or len({len(g) for g in groups}) != 1:
-            raise ValueError(f"SizeGroupedDataset needs datasets of one length, got {[len(g) for g in groups]}")
-        self.groups = list(groups)
-
-    @property
-    def group_size(self) -> int:
-        return len(self.groups[0])
-
-    def __len__(self) -> int:
-        return len(self.groups) * self.group_size
-
-    def __getitem__(self, index: int) -> WindowSample:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} outside [0, {len(self)})")
-        return self.groups[index // self.group_size][index % self.group_size]
-
-
 def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Dataset, Dataset]:
     """Training windows (index -> training seed; several families interleaved, each with its cue cache; with
-    several `step_sizes` a SizeGroupedDataset, one group and cache subfolder `<size>px` a size) and the fixed
+    several `step_sizes` an InterleavedDataset of one such set and cache subfolder `<size>px` a size) and the fixed
     held-out windows (evaluation seeds) of the first family at the first size."""
     families = config.scene_families
     sizes = config.image_sizes if config.step_sizes else (model_config.image_size,)
@@ -120,7 +98,7 @@ def make_datasets(config: TrainConfig, model_config: ModelConfig) -> tuple[Datas
                 part = CuedWindowDataset(part, folder, config.scene_scale)
             parts.append(part)
         groups.append(parts[0] if len(parts) == 1 else InterleavedDataset(parts))
-    train_set = groups[0] if len(groups) == 1 else SizeGroupedDataset(groups)
+    train_set = groups[0] if len(groups) == 1 else InterleavedDataset(groups)
     eval_set = SyntheticWindowDataset(dataset_config(replace(model_config, image_size=sizes[0]), families[0],
                                                      config.pixel_samples),
                                       num_samples=max(1, config.eval_scenes),
@@ -226,13 +204,13 @@ def train(config: TrainConfig, dataset: Dataset | None = None,
         if info.enabled else model
 
     # ---- data: batch of step s on rank r is fixed by (s, r)
+    groups = 1  # image sizes taking turns (StepBatchSampler); a dataset passed in is one
     if dataset is None:
         dataset, default_eval = make_datasets(config, model_config)
+        groups = len(config.image_sizes)
         eval_samples = default_eval if eval_samples is None else eval_samples
     eval_samples = [] if eval_samples is None else eval_samples
-    # a map-style dataset; the training synthetic set spans the whole training seed range
-    groups = len(dataset.groups) if isinstance(dataset, SizeGroupedDataset) else 1
-    pool = len(dataset) // groups
+    pool = len(dataset) // groups  # a map-style dataset; the training synthetic set spans the whole seed range
     end_step = min(config.steps, start_step + config.stop_after) if config.stop_after else config.steps
     sampler = StepBatchSampler(start_step, end_step, config.batch_size, info.rank, info.world_size, pool, groups)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers, pin_memory=device.type == "cuda",

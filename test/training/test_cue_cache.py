@@ -152,19 +152,20 @@ def test_first_window_moves_the_pool_to_unseen_seeds(tmp_path):
 
 
 def test_step_sizes_give_one_group_per_size_each_with_its_own_cache(tmp_path):
-    """`step_sizes="16,24"`: the training set holds the same windows at both sizes, one group after the other,
+    """`step_sizes="16,24"`: the training set holds the same windows at both sizes, interleaved item by item,
     each cached in its `<size>px` subfolder; the sampler's steps alternate the groups; the held-out windows are
     at the first size. Sizes that repeat, are not numbers or disagree with --image-size are refused."""
     from dgslrm_ros.training.config import TrainConfig, TrainConfigError
-    from dgslrm_ros.training.loop import SizeGroupedDataset, StepBatchSampler, make_datasets
+    from dgslrm_ros.data.dataset import InterleavedDataset
+    from dgslrm_ros.training.loop import StepBatchSampler, make_datasets
 
     model_config = ModelConfig.preset("tiny", image_size=16)
     config = TrainConfig(preset="tiny", step_sizes="16,24", train_scenes=2, scene_preset="simple",
                          cue_cache=str(tmp_path / "cues"), out=str(tmp_path / "run"))
     assert config.image_sizes == (16, 24) and config.model_config().image_size == 16
     train_set, eval_set = make_datasets(config, model_config)
-    assert isinstance(train_set, SizeGroupedDataset) and len(train_set) == 4
-    sampler = StepBatchSampler(0, 4, 2, 0, 1, pool=train_set.group_size, groups=2)
+    assert isinstance(train_set, InterleavedDataset) and len(train_set) == 4
+    sampler = StepBatchSampler(0, 4, 2, 0, 1, pool=len(train_set) // 2, groups=2)
     for step, batch in enumerate(sampler):
         sizes = {tuple(train_set[i].frames.shape[-2:]) for i in batch}
         assert sizes == {(16, 16) if step % 2 == 0 else (24, 24)}, step
@@ -172,7 +173,7 @@ def test_step_sizes_give_one_group_per_size_each_with_its_own_cache(tmp_path):
         direct = SyntheticWindowDataset(dataset_config(ModelConfig.preset("tiny", image_size=size), "simple"),
                                         num_samples=2, split="train")
         assert (tmp_path / "cues" / f"{size}px" / f"window_{direct.seed(1):08d}.safetensors").is_file()
-    small, large = train_set[1], train_set[3]  # item 1 of each group: one scene at two sizes
+    small, large = train_set[2], train_set[3]  # item 1 of each size: one scene at two sizes
     assert small.frames.shape[-1] == 16 and large.frames.shape[-1] == 24
     assert torch.allclose(small.world_T_cam, large.world_T_cam)
     assert eval_set[0].frames.shape[-1] == 16
