@@ -43,7 +43,7 @@ class WindowDatasetConfig:
     reference_span: float = 3.0  # seconds before / after the window the references come from
     # Rays per pixel side for the colour: 1 point-samples the scene (every table so far); 2 or more
     # integrate each pixel's area as a camera does. Point sampling aliases detail finer than a pixel, which
-    # other views cannot reproduce: what it costs is measured in the README ("Colours pre-compensated").
+    # other views cannot reproduce: what it costs is measured in docs/results/history.md ("Colours pre-compensated").
     pixel_samples: int = 1
     scene: SceneConfig = field(default_factory=SceneConfig)
 

@@ -79,7 +79,7 @@ FOOTPRINT = 0.3  # scale = this x the width of one pixel at the Gaussian's depth
 # where nothing moves. Why: their frames are point-sampled (one ray per pixel centre, no optical low-pass),
 # so their pixel-scale detail is aliased and does not carry to a new viewpoint, where a camera's does; on
 # area-sampled frames (data.dataset.WindowDatasetConfig.pixel_samples) the loss turns into a small gain
-# with the motion on (README, "Colours pre-compensated").
+# with the motion on (docs/results/history.md, "Colours pre-compensated").
 # One term keeps nearly all of the real gain for about half the synthetic cost of two.
 PRECOMPENSATION_TERMS = 1
 
