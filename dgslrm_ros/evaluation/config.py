@@ -8,6 +8,11 @@ from dataclasses import asdict, dataclass
 from dgslrm_ros.core.parameters import parameter
 from dgslrm_ros.geometry.track_trust import DEFAULT_MIN_TRACK_CONFIDENCE
 
+# Iterations of the keyframe colour solve (render/color_solve.py) after the feed-forward Gaussians: the node's
+# `color_solve_iters` and `dgslrm eval`'s default (docs/results/color_solve.md: 3 keeps nearly all of what the
+# real clips gain for a few front-layer renders a keyframe). Here because both configs read it without torch.
+DEFAULT_COLOR_SOLVE_ITERS = 3
+
 
 @dataclass(frozen=True)
 class RefineConfig:
@@ -38,6 +43,9 @@ class EvalConfig:
     num_scenes: int = parameter(8, "held-out windows to score", minimum=1)
     optimize_iters: int = parameter(200, "Adam steps of the optimised baseline; 0 = skip")
     refine_iters: int = parameter(0, "> 0 also scores feed-forward + test-time refinement (network+refine)")
+    color_solve_iters: int = parameter(DEFAULT_COLOR_SOLVE_ITERS, "iterations of the keyframe colour solve on the "
+                                       "network's and classical Gaussians (the node's color_solve_iters); 0 = off",
+                                       minimum=0, maximum=100)
     classical: bool = parameter(True, "score the cues-only classical method beside a geometry-primed network")
     oracles: bool = parameter(True, "score `oracle depth`, `oracle depth+motion` and `oracle depth, static` (ground truth in the network's)")
     baselines: bool = parameter(True, "score the static and optimised baselines (off: the network only)")

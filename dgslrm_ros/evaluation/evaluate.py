@@ -69,6 +69,7 @@ from dgslrm_ros.metrics import mean_finite, track_errors, track_metrics
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.dgslrm import window_cues
 from dgslrm_ros.render import render_at_instants
+from dgslrm_ros.render.color_solve import solve_keyframe_colors
 
 METRIC_KEYS = ("input_psnr", "input_ssim", "novel_psnr", "novel_ssim", "heldout_psnr", "heldout_ssim", "track_epe_m",
                "within_5cm", "within_10cm", "within_20cm", "motion_m", "flow_epe_m", "moving_flow_epe_m",
@@ -263,6 +264,12 @@ def predict(model: torch.nn.Module, batch: WindowSample, cues: GeometryCues | No
     return prediction.gaussians(0).detach()
 
 
+def solved_colors(gaussians: DeformableGaussians, batch: WindowSample, iterations: int) -> DeformableGaussians:
+    """The Gaussians with their keyframe colours solved against the drawing on the batch's frames, as the node
+    does (render/color_solve.py; 0 iterations: unchanged)."""
+    return solve_keyframe_colors(gaussians, batch.frames[0].float(), batch.K[0], batch.world_T_cam[0], iterations)
+
+
 def evaluate_model(model: torch.nn.Module, samples: Iterable[WindowSample], config: EvalConfig = EvalConfig(),
                    out_dir: str | Path | None = None, device: torch.device | str = "cpu",
                    data_config=None) -> dict[str, Any]:
@@ -299,18 +306,21 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[WindowSample], conf
         primed = getattr(model.config, "geometry_primed", False)
         cues = window_cues(frames[None], K[None], poses[None], model.keyframe_index(device)) if primed else None
         cue_seconds = time.perf_counter() - start
-        feed_forward = predict(model, batch, cues)
+        raw = predict(model, batch, cues)
+        feed_forward = solved_colors(raw, batch, config.color_solve_iters)
         ff_seconds = time.perf_counter() - start
         methods: dict[str, tuple[DeformableGaussians, float]] = {"network": (feed_forward, ff_seconds)}
         if config.refine_iters > 0:
             start = time.perf_counter()
-            refined, curve = optimize_gaussians(feed_forward, frames, K, poses, config.refine_iters, config.refine,
+            # from the predicted colours: refinement fits colours itself, through a sigmoid in [0, 1]
+            refined, curve = optimize_gaussians(raw, frames, K, poses, config.refine_iters, config.refine,
                                                 eval_every=max(1, config.refine_iters // 10))
             methods["network+refine"] = (refined, ff_seconds + curve[-1]["seconds"])
             refine_curves.append(curve)
         if config.classical and primed:
             start = time.perf_counter()
-            classical = predict(ClassicalReconstructor(model.config).to(device), batch, cues)
+            classical = solved_colors(predict(ClassicalReconstructor(model.config).to(device), batch, cues), batch,
+                                      config.color_solve_iters)
             methods["classical"] = (classical, cue_seconds + time.perf_counter() - start)
         if config.baselines:
             methods["static"] = (static_baseline(feed_forward), ff_seconds)

@@ -15,7 +15,7 @@ import numpy as np
 from dgslrm_ros.stream.config import PipelineConfig
 from dgslrm_ros.stream.pipeline import StreamingReconstructor
 
-STAGES = ("preprocess", "cues", "model", "to_world", "render", "tracks", "total")
+STAGES = ("preprocess", "cues", "model", "colors", "to_world", "render", "tracks", "total")
 
 
 PLANE_DEPTH_M = 3.0  # the benchmark's scene: a textured wall this far in front of the camera's path

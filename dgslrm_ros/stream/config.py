@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.core.parameters import ParameterError, parameter, parameter_table
+from dgslrm_ros.evaluation.config import DEFAULT_COLOR_SOLVE_ITERS
 from dgslrm_ros.geometry.track_trust import DEFAULT_MIN_TRACK_CONFIDENCE
 
 if TYPE_CHECKING:  # torch-free at run time: the table is read without a model (ros/params.py, docs)
@@ -73,6 +74,11 @@ class PipelineConfig:
     world_frame: str = parameter("world", "frame_id of every output (the frame the input poses are given in)")
     refine_iters: int = parameter(0, "test-time refinement steps per window (0 = pure feed-forward)",
                                   minimum=0, maximum=10000)
+    color_solve_iters: int = parameter(DEFAULT_COLOR_SOLVE_ITERS, "iterations that solve each keyframe's Gaussian "
+                                       "colours so that the keyframe drawn from its own camera gives its image back "
+                                       "(sharper renders: a splat's neighbours blur and cover it); 0 = the "
+                                       "pre-compensated pixel colours; not used with refine_iters > 0, which fits "
+                                       "the colours itself", minimum=0, maximum=100)
     scene_scale: float = parameter(1.0, "metres per normalised model unit (scene normalisation of the window)",
                                    minimum=1e-6, maximum=1e6)
     method: str = parameter("classical", "reconstruction method: classical (multi-view-stereo depth + optical-flow "

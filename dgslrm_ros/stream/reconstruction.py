@@ -187,6 +187,10 @@ class WindowReconstructor:
         # the classical cues: the CPU's big share, timed apart
         cues = timed("cues", self._cues, prepared, window.sequence)
         predicted = timed("model", self._predict, prepared, cues)
+        if cfg.refine_iters > 0:  # fits the colours itself (through a sigmoid: the solve's overshoots do not fit)
+            predicted = timed("refine", self._refine, predicted, prepared)
+        else:
+            predicted = timed("colors", self._solve_colors, predicted, prepared)
         world, kept = timed("to_world", self._to_world, predicted, prepared)
         rendered, score = timed("render", self._render_newest, kept, prepared)
         track_set = timed("tracks", self._track, world, prepared, window.sequence, cues)
@@ -232,18 +236,28 @@ class WindowReconstructor:
         return cues.batched()
 
     def _predict(self, prepared: PreparedWindow, cues: GeometryCues | None) -> DeformableGaussians:
-        """The model (+ optional test-time refinement), in the normalised frame."""
+        """The model's feed-forward Gaussians, in the normalised frame."""
         with torch.no_grad():
             prediction = self.model(*self._inputs(prepared), prepared.relative[None].to(self.device),
                                     **({"cues": cues} if cues is not None else {}))
-            predicted = prediction.gaussians(0)
-        if self.config.refine_iters > 0:
-            from dgslrm_ros.evaluation.refine import refine_gaussians
+            return prediction.gaussians(0)
 
-            device = self.device
-            predicted = refine_gaussians(predicted, prepared.images.to(device), prepared.K.to(device),
-                                         prepared.norm_T_cam.float().to(device), self.config.refine_iters).detach()
-        return predicted
+    def _solve_colors(self, predicted: DeformableGaussians, prepared: PreparedWindow) -> DeformableGaussians:
+        """Keyframe colours that the drawing turns back into the keyframes (color_solve_iters; 0: as predicted)."""
+        from dgslrm_ros.render.color_solve import solve_keyframe_colors
+
+        frames, K, norm_T_cam = self._inputs(prepared)
+        with torch.no_grad():
+            return solve_keyframe_colors(predicted, frames[0].float(), K[0], norm_T_cam[0],
+                                         self.config.color_solve_iters, backend=self.config.renderer)
+
+    def _refine(self, predicted: DeformableGaussians, prepared: PreparedWindow) -> DeformableGaussians:
+        """Test-time refinement (refine_iters Adam steps on the window's frames) from the feed-forward Gaussians."""
+        from dgslrm_ros.evaluation.refine import refine_gaussians
+
+        device = self.device
+        return refine_gaussians(predicted, prepared.images.to(device), prepared.K.to(device),
+                                prepared.norm_T_cam.float().to(device), self.config.refine_iters).detach()
 
     def _to_world(self, predicted: DeformableGaussians,
                   prepared: PreparedWindow) -> tuple[DeformableGaussians, DeformableGaussians]:

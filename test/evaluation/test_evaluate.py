@@ -24,14 +24,16 @@ def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_
         assert 0 <= metrics["within_5cm"] <= metrics["within_10cm"] <= metrics["within_20cm"] <= 1
     assert methods["static"]["motion_m"] == 0.0  # deformation forced to zero: tracks stand still
     assert methods["network"]["motion_m"] > 0.0
-    # Static differs from the network only in motion: identical at the keyframes, so input views agree
-    # at least at those instants; the refined model fits its own frames better than the raw one.
-    assert methods["network+refine"]["input_psnr"] > methods["network"]["input_psnr"]
+    # Refinement starts from the predicted colours (curve[0] is that start: the raw prediction's input views)
+    # and fits its own frames better; the `network` row has its keyframe colours solved against the drawing
+    # (EvalConfig.color_solve_iters, as the node does), which sharpens the same input views more than that.
+    curve = json.loads((tmp_path / "refine_curve.json").read_text())
+    assert methods["network+refine"]["input_psnr"] > curve[0]["psnr"]
+    assert methods["network"]["input_psnr"] > curve[0]["psnr"] + 1.0
 
     saved = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON (no NaN)
     assert saved["num_scenes"] == 1 and set(saved["methods"]) == set(methods)
     assert saved["scenes"][0]["scene_id"] == window.scene_id
-    curve = json.loads((tmp_path / "refine_curve.json").read_text())
     assert [c["iter"] for c in curve] == [0, 1, 2, 3] and curve[-1]["psnr"] > curve[0]["psnr"]
     assert (tmp_path / "refine_curve.png").is_file()
     previews = sorted(p.name for p in (tmp_path / "previews").glob("*.png"))
