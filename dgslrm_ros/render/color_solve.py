@@ -32,11 +32,10 @@ from dgslrm_ros.core.gaussians import DeformableGaussians
 # for the pixel to come out right. Bounded so that no colour runs away where the system is badly conditioned
 # (a pixel whose own splat is hidden); packing for messages clamps to [0, 1] (convert/fastcopy.py).
 COLOR_RANGE = (-0.5, 1.5)
-DEFAULT_ITERATIONS = 3
 
 
 def solve_keyframe_colors(gaussians: DeformableGaussians, frames: Tensor, K: Tensor, world_T_cam: Tensor,
-                          iterations: int = DEFAULT_ITERATIONS, backend: str = "auto") -> DeformableGaussians:
+                          iterations: int, backend: str = "auto") -> DeformableGaussians:
     """`gaussians` with colours solved so that every keyframe drawn at its instant reproduces its frame.
 
     frames [T, 3, H, W] in [0, 1], K [T, 3, 3], world_T_cam [T, 4, 4]: the window's inputs in the Gaussians'
@@ -54,7 +53,7 @@ def solve_keyframe_colors(gaussians: DeformableGaussians, frames: Tensor, K: Ten
     device, dtype = gaussians.device, gaussians.dtype
     frames, K, world_T_cam = frames.to(device, dtype), K.to(device, dtype), world_T_cam.to(device, dtype)
     front_only = replace(gaussians, keyframe_floor=0.0)  # at(k): the front layer of render_instant at k
-    targets, grids, members = {}, {}, {}
+    targets, grids, members, fronts = {}, {}, {}, {}
     for k in torch.unique(gaussians.keyframe_index).tolist():
         index = (gaussians.keyframe_index == k).nonzero().squeeze(1)
         members[k] = index
@@ -70,12 +69,14 @@ def solve_keyframe_colors(gaussians: DeformableGaussians, frames: Tensor, K: Ten
         back = render(back_set, world_T_cam[k:k + 1], scale_intrinsics(K[k:k + 1], half_w / width, half_h / height),
                       half_w, half_h, backend=backend).rgb
         targets[k] = (frames[k:k + 1], F.interpolate(back, size=(height, width), mode="bilinear", align_corners=False))
+        fronts[k] = front_only.drawn_at(float(k))  # (the front layer, which Gaussians it holds): fixed but colours
     colors = gaussians.colors.clone()
     for _ in range(iterations):
-        current = replace(front_only, colors=colors)
         update = torch.zeros_like(colors)
         for k, index in members.items():
-            front = render(current.at(float(k)), world_T_cam[k:k + 1], K[k:k + 1], width, height, backend=backend)
+            drawn, shown = fronts[k]
+            drawn = replace(drawn, colors=colors if shown is None else colors[shown])
+            front = render(drawn, world_T_cam[k:k + 1], K[k:k + 1], width, height, backend=backend)
             frame, back = targets[k]
             residual = frame - front.rgb - (1.0 - front.alpha) * back  # [1, 3, H, W]
             sampled = F.grid_sample(residual, grids[k], mode="bilinear", padding_mode="zeros", align_corners=False)
