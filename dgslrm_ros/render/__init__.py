@@ -6,7 +6,8 @@ be compared with the other (test/render/test_gsplat_agreement.py). gsplat is imp
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -21,8 +22,8 @@ from dgslrm_ros.render.rasterize_gsplat import GsplatUnavailableError, gsplat_im
 
 BACKENDS = ("auto", "torch", "gsplat")
 
-__all__ = ["BACKENDS", "GsplatUnavailableError", "RenderOutput", "render", "render_at_instants", "render_instant",
-           "resolve_backend"]
+__all__ = ["BACKENDS", "GsplatUnavailableError", "RenderOutput", "color_drawing", "render", "render_at_instants",
+           "render_instant", "resolve_backend"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,39 @@ def render(
     image, alpha = torch_backend.rasterize_torch(projected, channels, gaussians.opacities, width, height, background)
     depth = image[:, 3:] / alpha.clamp_min(1e-10)
     return RenderOutput(rgb=image[:, :3], alpha=alpha, depth=depth)
+
+
+def color_drawing(
+    gaussians: Gaussians,
+    world_T_cam: Tensor,  # [C, 4, 4]
+    K: Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    backend: str = "auto",
+) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    """`render` of these Gaussians as a function of their colours [N, 3] alone: colors -> (rgb [C, 3, H, W],
+    alpha [C, 1, H, W]), black behind. The projection and, on the torch backend, the tiles' depth-sorted lists
+    are computed once, so a solver that changes only colours (render/color_solve.py) pays for the compositing
+    only; gsplat renders in full each time."""
+    if resolve_backend(backend, gaussians.device) == "gsplat":
+        def draw_gsplat(colors: Tensor) -> tuple[Tensor, Tensor]:
+            out = render(replace(gaussians, colors=colors), world_T_cam, K, width, height, None, backend)
+            return out.rgb, out.alpha
+
+        return draw_gsplat
+    dtype, device = gaussians.dtype, gaussians.device
+    cam_T_world = torch.linalg.inv(world_T_cam.to(device=device, dtype=dtype))
+    K = K.to(device=device, dtype=dtype)
+    projected = project_gaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
+                                  cam_T_world, K, int(width), int(height), eps2d=EPS2D)
+    tiles = torch_backend.intersect_tiles(projected, int(width), int(height), opacities=gaussians.opacities)
+    num_cameras = cam_T_world.shape[0]
+
+    def draw(colors: Tensor) -> tuple[Tensor, Tensor]:
+        return torch_backend.rasterize_torch(projected, colors.to(dtype)[None].expand(num_cameras, -1, -1),
+                                             gaussians.opacities, int(width), int(height), intersections=tiles)
+
+    return draw
 
 
 def render_instant(

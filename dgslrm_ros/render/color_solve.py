@@ -42,7 +42,7 @@ def solve_keyframe_colors(gaussians: DeformableGaussians, frames: Tensor, K: Ten
     frame. Each Gaussian is corrected by the residual of its own keyframe's drawing, sampled (bilinearly)
     where its centre projects at that instant. 0 iterations: `gaussians` itself.
     """
-    from dgslrm_ros.render import render  # the package's entry point (render/__init__.py imports this layer's modules)
+    from dgslrm_ros.render import color_drawing, render  # the package's entry points (render/__init__.py)
 
     if iterations <= 0 or len(gaussians) == 0:
         return gaussians
@@ -69,16 +69,16 @@ def solve_keyframe_colors(gaussians: DeformableGaussians, frames: Tensor, K: Ten
         back = render(back_set, world_T_cam[k:k + 1], scale_intrinsics(K[k:k + 1], half_w / width, half_h / height),
                       half_w, half_h, backend=backend).rgb
         targets[k] = (frames[k:k + 1], F.interpolate(back, size=(height, width), mode="bilinear", align_corners=False))
-        fronts[k] = front_only.drawn_at(float(k))  # (the front layer, which Gaussians it holds): fixed but colours
+        front_set, shown = front_only.drawn_at(float(k))  # the front layer and which Gaussians it holds
+        fronts[k] = (color_drawing(front_set, world_T_cam[k:k + 1], K[k:k + 1], width, height, backend), shown)
     colors = gaussians.colors.clone()
     for _ in range(iterations):
         update = torch.zeros_like(colors)
         for k, index in members.items():
-            drawn, shown = fronts[k]
-            drawn = replace(drawn, colors=colors if shown is None else colors[shown])
-            front = render(drawn, world_T_cam[k:k + 1], K[k:k + 1], width, height, backend=backend)
+            draw, shown = fronts[k]
+            rgb, alpha = draw(colors if shown is None else colors[shown])
             frame, back = targets[k]
-            residual = frame - front.rgb - (1.0 - front.alpha) * back  # [1, 3, H, W]
+            residual = frame - rgb - (1.0 - alpha) * back  # [1, 3, H, W]
             sampled = F.grid_sample(residual, grids[k], mode="bilinear", padding_mode="zeros", align_corners=False)
             update[index] = sampled[0, :, 0].transpose(0, 1)  # [n, 3]
         colors = (colors + update).clamp(*COLOR_RANGE)

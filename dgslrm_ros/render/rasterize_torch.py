@@ -364,13 +364,18 @@ def rasterize_torch(
     background: Tensor | None = None,  # [C, D]; None = zeros
     tile_size: int = DEFAULT_TILE_SIZE,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    intersections: TileIntersections | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Composite projected Gaussians -> (colors [C, D, H, W], alpha [C, 1, H, W]); differentiable."""
+    """Composite projected Gaussians -> (colors [C, D, H, W], alpha [C, 1, H, W]); differentiable.
+
+    `intersections`: intersect_tiles(projected, width, height, tile_size, opacities) computed before, for
+    callers that composite new colours over the same projection and opacities (half of a small render)."""
     num_cameras, n, channels = _check_rasterizer_inputs(projected, colors, opacities, background)
     dtype, device = colors.dtype, colors.device
     if background is None:
         background = torch.zeros(num_cameras, channels, dtype=dtype, device=device)
-    isect = intersect_tiles(projected, width, height, tile_size, opacities)
+    isect = intersections if intersections is not None else intersect_tiles(projected, width, height, tile_size,
+                                                                            opacities)
     geometry = _TileGeometry(isect, num_cameras, width, height, dtype, device)
     pixel_camera = torch.arange(num_cameras, device=device).repeat_interleave(isect.tiles_y * isect.tiles_x)
     tile_colors, transmittance = _CompositeTiles.apply(

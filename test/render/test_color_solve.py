@@ -13,7 +13,7 @@ from dgslrm_ros.core.filters import gaussian_window
 from dgslrm_ros.core.gaussians import DeformableGaussians, Gaussians
 from dgslrm_ros.geometry.classical import BACK_SCALE, COLOR_EPS, FOOTPRINT, KEYFRAME_FLOOR, KEYFRAME_SUPPORT, \
     OPACITY, precompensated_colors
-from dgslrm_ros.render import render_instant
+from dgslrm_ros.render import color_drawing, render, render_instant
 from dgslrm_ros.render.color_solve import COLOR_RANGE, solve_keyframe_colors
 
 SIZE, FOCAL, FRAMES, KEYFRAMES = 24, 24.0, 5, (0, 4)
@@ -88,3 +88,15 @@ def test_zero_iterations_leave_the_gaussians_and_a_wrong_window_is_refused():
     assert solve_keyframe_colors(gaussians, frames, K, poses, iterations=0) is gaussians
     with pytest.raises(ValueError, match="window's 5 frames"):
         solve_keyframe_colors(gaussians, frames[:4], K[:4], poses[:4], iterations=2)
+
+
+def test_color_drawing_composites_new_colours_over_the_fixed_geometry_as_render_does():
+    """render.color_drawing (projection and tile lists once, then colours only) draws what render draws."""
+    gaussians, _, K, poses = _window(seed=2)
+    front = gaussians.at(0.0)
+    draw = color_drawing(front, poses[:1], K[:1], SIZE, SIZE)
+    for seed in (0, 1):
+        colors = torch.rand(len(front), 3, generator=torch.Generator().manual_seed(seed)) * 2.0 - 0.5
+        rgb, alpha = draw(colors)
+        reference = render(replace(front, colors=colors), poses[:1], K[:1], SIZE, SIZE)
+        assert torch.allclose(rgb, reference.rgb, atol=1e-6) and torch.allclose(alpha, reference.alpha, atol=1e-6)
