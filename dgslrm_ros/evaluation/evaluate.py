@@ -332,7 +332,9 @@ def evaluate_model(model: torch.nn.Module, samples: Iterable[WindowSample], conf
                 methods["optimised"] = (optimised, time.perf_counter() - start)
         if config.oracles:
             kf = batch.keyframe_index[0].long()
-            with_depth = oracle_depth(feed_forward, batch.depth[0][kf], K[kf], poses[kf], max_depth)
+            # the network's Gaussians at the ground-truth depth, their colours solved for that geometry
+            with_depth = solved_colors(oracle_depth(raw, batch.depth[0][kf], K[kf], poses[kf], max_depth), batch,
+                                       config.color_solve_iters)
             methods["oracle depth"] = (with_depth, ff_seconds)
             methods["oracle depth+motion"] = (oracle_motion(with_depth, batch.keyframe_points[0], kf), ff_seconds)
             methods["oracle depth, static"] = (static_baseline(with_depth), ff_seconds)
