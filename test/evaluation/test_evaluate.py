@@ -11,7 +11,7 @@ from dgslrm_ros.evaluation.evaluate import (METRIC_KEYS, EvalConfig, evaluate_mo
 
 
 def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_path):
-    config = EvalConfig(num_scenes=1, optimize_iters=6, refine_iters=3, previews=1)
+    config = EvalConfig(num_scenes=1, optimize_iters=6, refine_iters=3, previews=1, color_solve_iters=3)
     result = evaluate_model(tiny_model, [window], config, out_dir=tmp_path, data_config=data_config)
     methods = result["methods"]
     assert set(methods) == {"network", "network+refine", "classical", "static", "optimised", "oracle depth", "oracle depth+motion",
@@ -26,7 +26,7 @@ def test_evaluate_model_scores_all_methods(tiny_model, window, data_config, tmp_
     assert methods["network"]["motion_m"] > 0.0
     # Refinement starts from the predicted colours (curve[0] is that start: the raw prediction's input views)
     # and fits its own frames better; the `network` row has its keyframe colours solved against the drawing
-    # (EvalConfig.color_solve_iters, as the node does), which sharpens the same input views more than that.
+    # (color_solve_iters 3, as the node does when asked), which sharpens the same input views more than that.
     curve = json.loads((tmp_path / "refine_curve.json").read_text())
     assert methods["network+refine"]["input_psnr"] > curve[0]["psnr"]
     assert methods["network"]["input_psnr"] > curve[0]["psnr"] + 1.0
