@@ -28,6 +28,7 @@ from torch import Tensor
 
 from dgslrm_ros.core.cameras import project_points, scale_intrinsics
 from dgslrm_ros.core.gaussians import DeformableGaussians
+from dgslrm_ros.render import color_drawing, render
 
 # The solved colours may leave [0, 1]: where a splat's neighbours cover part of its pixel it must overshoot
 # for the pixel to come out right. Bounded so that no colour runs away where the system is badly conditioned
@@ -43,8 +44,6 @@ def solve_keyframe_colors(gaussians: DeformableGaussians, frames: Tensor, K: Ten
     frame. Each Gaussian is corrected by the residual of its own keyframe's drawing, sampled (bilinearly)
     where its centre projects at that instant. 0 iterations: `gaussians` itself.
     """
-    from dgslrm_ros.render import color_drawing, render  # the package's entry points (render/__init__.py)
-
     if iterations <= 0 or len(gaussians) == 0:
         return gaussians
     num_frames, _, height, width = frames.shape

@@ -1,7 +1,6 @@
 """solve_keyframe_colors: keyframe colours that the two-layer drawing turns back into the keyframes."""
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import pytest
@@ -13,14 +12,11 @@ from dgslrm_ros.core.filters import gaussian_window
 from dgslrm_ros.core.gaussians import DeformableGaussians, Gaussians
 from dgslrm_ros.geometry.classical import BACK_SCALE, COLOR_EPS, FOOTPRINT, KEYFRAME_FLOOR, KEYFRAME_SUPPORT, \
     OPACITY, precompensated_colors
+from dgslrm_ros.metrics import psnr
 from dgslrm_ros.render import color_drawing, render, render_instant
 from dgslrm_ros.render.color_solve import COLOR_RANGE, solve_keyframe_colors
 
 SIZE, FOCAL, FRAMES, KEYFRAMES = 24, 24.0, 5, (0, 4)
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return -10.0 * math.log10(float(((a.clamp(0, 1) - b) ** 2).mean()))
 
 
 def _window(seed: int = 0):
@@ -53,7 +49,8 @@ def _window(seed: int = 0):
 
 
 def _keyframe_psnr(gaussians, frames, K, poses) -> list[float]:
-    return [_psnr(render_instant(gaussians, float(k), poses[k:k + 1], K[k:k + 1], SIZE, SIZE).rgb[0], frames[k])
+    return [float(psnr(render_instant(gaussians, float(k), poses[k:k + 1], K[k:k + 1], SIZE, SIZE).rgb[0].clamp(0, 1),
+                       frames[k]))
             for k in KEYFRAMES]
 
 
