@@ -106,9 +106,9 @@ def color_drawing(
     backend: str = "auto",
 ) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
     """`render` of these Gaussians as a function of their colours [N, 3] alone: colors -> (rgb [C, 3, H, W],
-    alpha [C, 1, H, W]), black behind. The projection and, on the torch backend, the tiles' depth-sorted lists
-    are computed once, so a solver that changes only colours (render/color_solve.py) pays for the compositing
-    only; gsplat renders in full each time."""
+    alpha [C, 1, H, W]), black behind. On the torch backend the projection, the tiles' depth-sorted lists and
+    the compositing weights are computed once (the drawing is linear in the colours), so a solver that changes
+    only colours (render/color_solve.py) pays one scatter-add per drawing; gsplat renders in full each time."""
     if resolve_backend(backend, gaussians.device) == "gsplat":
         def draw_gsplat(colors: Tensor) -> tuple[Tensor, Tensor]:
             out = render(replace(gaussians, colors=colors), world_T_cam, K, width, height, None, backend)
@@ -120,12 +120,11 @@ def color_drawing(
     K = K.to(device=device, dtype=dtype)
     projected = project_gaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
                                   cam_T_world, K, int(width), int(height), eps2d=EPS2D)
-    tiles = torch_backend.intersect_tiles(projected, int(width), int(height), opacities=gaussians.opacities)
+    weights = torch_backend.composite_weights(projected, gaussians.opacities, int(width), int(height))
     num_cameras = cam_T_world.shape[0]
 
     def draw(colors: Tensor) -> tuple[Tensor, Tensor]:
-        return torch_backend.rasterize_torch(projected, colors.to(dtype)[None].expand(num_cameras, -1, -1),
-                                             gaussians.opacities, int(width), int(height), intersections=tiles)
+        return weights.apply(colors.to(dtype)[None].expand(num_cameras, -1, -1))
 
     return draw
 

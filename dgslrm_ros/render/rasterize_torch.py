@@ -242,11 +242,13 @@ MIN_WINDOW = 16  # Gaussians per tile per step, at least: fewer and Python overh
 
 def _plan_chunks_and_composite(isect: TileIntersections, geometry: _TileGeometry, means2d: Tensor,
                                conics: Tensor, opacities: Tensor, colors: Tensor,
-                               chunk_elements: int) -> tuple[Tensor, Tensor, list[_Chunk]]:
+                               chunk_elements: int, weights_out: list | None = None
+                               ) -> tuple[Tensor, Tensor, list[_Chunk]]:
     """Forward compositing, rank window by rank window; -> (sum w c [tiles, P, D], T [tiles, P], chunks).
 
     A window holds the next `window` Gaussians of every still-active tile; when the active tiles are
-    too many for `chunk_elements`, the window is split into groups of tiles.
+    too many for `chunk_elements`, the window is split into groups of tiles. `weights_out` collects each
+    chunk's nonzero weights as (tile-pixel row, Gaussian id, weight) for CompositeWeights.
     """
     counts = isect.tile_counts
     num_tiles, pixels = geometry.inside.shape
@@ -271,12 +273,75 @@ def _plan_chunks_and_composite(isect: TileIntersections, geometry: _TileGeometry
             chunk = _Chunk(tiles, ids, present, transmittance[tiles], done[tiles], exponent_coef, factors, opacity)
             terms = _chunk_terms(geometry, chunk)
             accumulated[tiles] += torch.bmm(terms["weights"], colors[ids])  # [A, P, D]
+            if weights_out is not None:
+                weights_out.append(_nonzero_pairs(terms["weights"], tiles, ids, pixels))
             transmittance[tiles] = terms["transmittance_end"]
             done[tiles] = chunk.done_start | terms["newly_done"]
             chunks.append(chunk)
         rank += window
         active = active[(counts[active] > rank) & ~done[active].all(dim=-1)]
     return accumulated, transmittance, chunks
+
+
+def _nonzero_pairs(weights: Tensor, tiles: Tensor, ids: Tensor, pixels: int) -> tuple[Tensor, Tensor, Tensor]:
+    """weights [A, P, Kc] of one chunk -> (rows [M] = tile * P + pixel, Gaussian ids [M], weights [M])."""
+    a, p, k = weights.nonzero(as_tuple=True)
+    return tiles[a] * pixels + p, ids[a, k], weights[a, p, k]
+
+
+@dataclass(frozen=True)
+class CompositeWeights:
+    """The compositing of fixed projected Gaussians as a linear map of their colours.
+
+    With positions, shapes and opacities fixed, every pixel is sum_i w_i c_i with weights that do not depend
+    on the colours: kept as the nonzero (pixel, Gaussian, weight) triples, drawing new colours is one gather
+    and one scatter-add instead of a compositing pass (render.color_drawing, the colour solve)."""
+
+    rows: Tensor  # [M] long, tile-pixel index tile * P + pixel (tiles over all cameras)
+    gaussian_ids: Tensor  # [M] long, flat index c * N + n
+    weights: Tensor  # [M]
+    alpha: Tensor  # [C, 1, H, W] = 1 - final transmittance, the same for any colours
+    intersections: TileIntersections
+    num_cameras: int
+    width: int
+    height: int
+
+    def apply(self, colors: Tensor) -> tuple[Tensor, Tensor]:
+        """colors [C, N, D] -> (image [C, D, H, W] black behind, alpha [C, 1, H, W]), as rasterize_torch."""
+        isect = self.intersections
+        channels = colors.shape[-1]
+        pixels = isect.tile_size * isect.tile_size
+        num_tiles = self.num_cameras * isect.tiles_y * isect.tiles_x
+        flat = colors.reshape(-1, channels)
+        tiles = flat.new_zeros(num_tiles * pixels, channels).index_add_(
+            0, self.rows, self.weights.to(flat.dtype)[:, None] * flat[self.gaussian_ids])
+        image = _tiles_to_image(tiles.reshape(num_tiles, pixels, channels), self.num_cameras, isect, self.width,
+                                self.height)
+        return image, self.alpha
+
+
+@torch.no_grad()
+def composite_weights(projected: ProjectedGaussians, opacities: Tensor, width: int, height: int,
+                      intersections: TileIntersections | None = None, tile_size: int = DEFAULT_TILE_SIZE,
+                      chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> CompositeWeights:
+    """One compositing pass that keeps its weights: rasterize_torch for any colours, as a CompositeWeights."""
+    num_cameras, n = projected.depths.shape
+    if opacities.shape != (n,):
+        raise ValueError(f"composite_weights: expected opacities [N={n}], got {tuple(opacities.shape)}")
+    dtype, device = projected.means2d.dtype, projected.means2d.device
+    isect = intersections if intersections is not None else intersect_tiles(projected, width, height, tile_size,
+                                                                            opacities)
+    geometry = _TileGeometry(isect, num_cameras, width, height, dtype, device)
+    collected: list[tuple[Tensor, Tensor, Tensor]] = []
+    unit = torch.ones(num_cameras * n, 1, dtype=dtype, device=device)  # the colours do not matter here
+    _, transmittance, _ = _plan_chunks_and_composite(
+        isect, geometry, projected.means2d.reshape(-1, 2), projected.conics.reshape(-1, 3),
+        opacities[None].expand(num_cameras, n).reshape(-1), unit, chunk_elements, weights_out=collected)
+    empty = torch.zeros(0, dtype=torch.long, device=device)
+    rows, ids, weights = (torch.cat(parts) for parts in zip(*collected)) if collected else (empty, empty,
+                                                                                           empty.to(dtype))
+    alpha = _tiles_to_image(1 - transmittance[..., None], num_cameras, isect, width, height)
+    return CompositeWeights(rows, ids, weights, alpha, isect, num_cameras, int(width), int(height))
 
 
 class _CompositeTiles(torch.autograd.Function):

@@ -7,14 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dgslrm_ros.core.cameras import unproject_depth
+from dgslrm_ros.core.cameras import project_points, unproject_depth
 from dgslrm_ros.core.filters import gaussian_window
 from dgslrm_ros.core.gaussians import DeformableGaussians, Gaussians
 from dgslrm_ros.geometry.classical import BACK_SCALE, COLOR_EPS, FOOTPRINT, KEYFRAME_FLOOR, KEYFRAME_SUPPORT, \
     OPACITY, precompensated_colors
 from dgslrm_ros.metrics import psnr
 from dgslrm_ros.render import color_drawing, render, render_instant
-from dgslrm_ros.render.color_solve import COLOR_RANGE, solve_keyframe_colors
+from dgslrm_ros.render.color_solve import BACK_CELL, COLOR_RANGE, _coarse_set, solve_keyframe_colors
 
 SIZE, FOCAL, FRAMES, KEYFRAMES = 24, 24.0, 5, (0, 4)
 
@@ -78,6 +78,40 @@ def test_each_gaussian_is_corrected_at_its_own_pixel_whatever_the_order():
     solved = solve_keyframe_colors(gaussians, frames, K, poses, iterations=3)
     solved_shuffled = solve_keyframe_colors(shuffled, frames, K, poses, iterations=3)
     assert torch.allclose(solved_shuffled.colors, solved.colors[order], atol=1e-5)
+
+
+def _own_pixels(gaussians, K, poses) -> dict:
+    """keyframe -> (its Gaussians, where each lands in that keyframe, in front of it): what the solve passes."""
+    own = {}
+    for k in KEYFRAMES:
+        index = (gaussians.keyframe_index == k).nonzero().squeeze(1)
+        uv, z = project_points(gaussians.positions(k)[index], K[k], poses[k])
+        own[k] = (index, uv, z > 0)
+    return own
+
+
+def test_the_back_layer_is_drawn_from_one_gaussian_per_cell_with_the_cells_mean_colour():
+    gaussians, _, K, poses = _window(seed=3)
+    coarse = _coarse_set(gaussians, _own_pixels(gaussians, K, poses), SIZE, SIZE)
+    cells = SIZE // BACK_CELL
+    assert len(coarse) == len(KEYFRAMES) * cells * cells
+    for k in KEYFRAMES:  # _window lays each keyframe's Gaussians out row by row over its pixels
+        mine = coarse.keyframe_index == k
+        grid = gaussians.colors[gaussians.keyframe_index == k].reshape(SIZE, SIZE, 3)
+        cell_means = grid.reshape(cells, BACK_CELL, cells, BACK_CELL, 3).mean(dim=(1, 3)).reshape(-1, 3)
+        torch.testing.assert_close(coarse.colors[mine], cell_means)
+        # each cell's Gaussian is the one at its middle pixel, wide enough with the back's widening to cover it
+        middle = gaussians.means[gaussians.keyframe_index == k].reshape(SIZE, SIZE, 3)[BACK_CELL // 2::BACK_CELL,
+                                                                                       BACK_CELL // 2::BACK_CELL]
+        torch.testing.assert_close(coarse.means[mine], middle.reshape(-1, 3))
+    own_scales = gaussians.scales.mean()
+    assert float(coarse.scales.mean() * coarse.back_scale) >= 0.9 * BACK_CELL * float(own_scales)
+    # the same cells whatever the order of the set
+    order = torch.randperm(len(gaussians), generator=torch.Generator().manual_seed(1))
+    shuffled = gaussians.select(order)
+    coarse_shuffled = _coarse_set(shuffled, _own_pixels(shuffled, K, poses), SIZE, SIZE)
+    assert torch.equal(coarse_shuffled.means, coarse.means)
+    torch.testing.assert_close(coarse_shuffled.colors, coarse.colors)  # summed in another order
 
 
 def test_zero_iterations_leave_the_gaussians_and_a_wrong_window_is_refused():

@@ -7,7 +7,8 @@ import torch
 
 from dgslrm_ros.render import render
 from dgslrm_ros.render.projection import ALPHA_THRESHOLD, project_gaussians
-from dgslrm_ros.render.rasterize_torch import composite_dense_reference, intersect_tiles, rasterize_torch
+from dgslrm_ros.render.rasterize_torch import composite_dense_reference, composite_weights, intersect_tiles, \
+    rasterize_torch
 
 DT = torch.float64
 F = 50.0
@@ -157,6 +158,23 @@ def test_tiled_path_equals_dense_reference_forward_and_backward(scenes, tile_siz
     for name, tiled, dense in zip(["means2d", "conics", "opacities", "colors", "background"], tiled_grads, dense_grads):
         assert dense.abs().max() > 0, name
         torch.testing.assert_close(tiled, dense, rtol=1e-8, atol=1e-9, msg=name)
+
+
+@pytest.mark.parametrize("chunk_elements", [20_000, 1 << 21])  # many chunks / one
+def test_kept_compositing_weights_draw_any_colours_as_the_rasterizer_does(scenes, chunk_elements):
+    """composite_weights: one pass, then new colours (several channels, two cameras, saturated pixels) by the
+    kept weights alone give rasterize_torch's image to rounding."""
+    p, colors, opacities, _, width, height = projected_scene(scenes)
+    kept = composite_weights(p, opacities, width, height, chunk_elements=chunk_elements)
+    for seed in (0, 1):
+        new_colors = torch.randn(colors.shape, generator=torch.Generator().manual_seed(seed), dtype=DT)
+        image, alpha = kept.apply(new_colors)
+        reference_image, reference_alpha = rasterize_torch(p, new_colors, opacities, width, height,
+                                                           chunk_elements=chunk_elements)
+        assert reference_image.abs().amax(dim=(0, 2, 3)).min() > 0.5  # every channel of both cameras drawn
+        torch.testing.assert_close(image, reference_image, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(alpha, reference_alpha, rtol=1e-10, atol=1e-12)
+    assert (kept.weights > 0).all()  # only the pairs that draw are kept
 
 
 def test_tile_lists_match_gsplat_isect_tiles(scenes):
