@@ -9,12 +9,11 @@ from dgslrm_ros.core.parameters import parameter
 from dgslrm_ros.geometry.track_trust import DEFAULT_MIN_TRACK_CONFIDENCE
 
 # Iterations of the keyframe colour solve (render/color_solve.py) after the feed-forward Gaussians: the node's
-# `color_solve_iters` and `dgslrm eval`'s default. Off by default: 3 iterations lift the real clips' held-out
-# frames by 0.5-3.7 dB but cost 0.45 s of a 64 px window at two CPU threads, and the live node on the 2-core
-# machine then fell behind its default stream (a 5-minute soak: 0.75 windows a second of 0.83 due, 13 windows
-# dropped); 3 where there is time (`dgslrm replay`, a GPU). docs/results/color_solve.md. Here because both
-# configs read it without torch.
-DEFAULT_COLOR_SOLVE_ITERS = 0
+# `color_solve_iters` and `dgslrm eval`'s default. 3 lift the real clips' held-out frames by 0.4-3.3 dB (the
+# yardstick) for 0.26 s of a 64 px window at two CPU threads, and the live node on the 2-core machine keeps up
+# with its default stream so (5-minute soak, no drop); on point-sampled synthetic windows they cost 0.1-0.3 dB.
+# docs/results/color_solve.md. Here because both configs read it without torch.
+DEFAULT_COLOR_SOLVE_ITERS = 3
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,9 @@ class PipelineConfig:
                                   minimum=0, maximum=10000)
     color_solve_iters: int = parameter(DEFAULT_COLOR_SOLVE_ITERS, "iterations that solve each keyframe's Gaussian "
                                        "colours so that the keyframe drawn from its own camera gives its image back "
-                                       "(sharper renders: a splat's neighbours blur and cover it; 3: +0.5-3.7 dB on "
-                                       "real clips, +0.45 s a 64 px window on 2 CPU threads, more than the live "
-                                       "node has there); 0 = the pre-compensated pixel colours; not used with "
+                                       "(sharper renders: a splat's neighbours blur and cover it; 3: +0.4-3.3 dB on "
+                                       "real clips for +0.26 s a 64 px window on 2 CPU threads); 0 = the "
+                                       "pre-compensated pixel colours; not used with "
                                        "refine_iters > 0, which fits the colours itself", minimum=0, maximum=100)
     scene_scale: float = parameter(1.0, "metres per normalised model unit (scene normalisation of the window)",
                                    minimum=1e-6, maximum=1e6)
