@@ -55,6 +55,8 @@ class ModelConfig:
     depth_check: bool = True  # geometry-primed, at inference (eval mode) only: the depth residual is dropped where it
     # makes the window's frames disagree much more than the sweep's depth (geometry/depth_check.py); training sees
     # the residual everywhere
+    motion_check: bool = True  # geometry-primed, at inference only: the network's motion is dropped (the classical
+    # gated lift kept) where it makes the window's frames disagree more than that (geometry/motion_check.py)
 
     def __post_init__(self) -> None:
         for name in ("image_size", "window_frames", "keyframe_stride", "patch_size", "width", "layers", "heads"):
@@ -72,6 +74,8 @@ class ModelConfig:
             raise ModelConfigError(f"ModelConfig.pixel_refiner: expected an integer >= 0, got {self.pixel_refiner!r}")
         if not isinstance(self.depth_check, bool):
             raise ModelConfigError(f"ModelConfig.depth_check: expected true or false, got {self.depth_check!r}")
+        if not isinstance(self.motion_check, bool):
+            raise ModelConfigError(f"ModelConfig.motion_check: expected true or false, got {self.motion_check!r}")
         if self.pixel_refiner and not self.geometry_primed:
             raise ModelConfigError("ModelConfig.pixel_refiner refines the depth and gate residuals on the classical "
                                    f"cues, which only a geometry-primed model has; set cue_channels={CUE_CHANNELS} "
@@ -144,7 +148,7 @@ class ModelConfig:
 
     def preset_name(self) -> str:
         """The preset whose architecture this is (resolution may differ), or "custom"."""
-        ignored = {"image_size", "appearance_residuals", "depth_check"}  # none changes the weights
+        ignored = {"image_size", "appearance_residuals", "depth_check", "motion_check"}  # none changes the weights
         mine = {k: v for k, v in self.to_dict().items() if k not in ignored}
         for name, preset in PRESETS.items():
             if mine == {k: v for k, v in preset.to_dict().items() if k not in ignored}:

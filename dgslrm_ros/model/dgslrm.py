@@ -12,7 +12,9 @@ from torch import Tensor, nn
 from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.geometry.classical import DRAWING, classical_depth
 from dgslrm_ros.geometry.cues import GeometryCues, compute_cues
+from dgslrm_ros.core.cameras import camera_rays
 from dgslrm_ros.geometry.depth_check import depth_agrees
+from dgslrm_ros.geometry.motion_check import motion_agrees
 from dgslrm_ros.model.config import ModelConfig
 from dgslrm_ros.model.heads import DEPTH, GaussianHead, GaussianPrediction, activate, refined_depth
 from dgslrm_ros.model.refiner import PixelRefiner
@@ -108,6 +110,8 @@ class DGSLRM(nn.Module):
         if c.geometry_primed and c.depth_check and not self.training:
             raw = self._checked_depth_residual(raw, frames, K, world_T_cam, keyframe_index, cues)
         fields = activate(raw, keyframe_rgb, c, cues, K[:, keyframe_index])
+        if c.geometry_primed and c.motion_check and not self.training:
+            fields = self._checked_motion(fields, frames, K, world_T_cam, keyframe_index, cues)
         return GaussianPrediction(
             **fields,
             keyframe_index=keyframe_index,
@@ -130,6 +134,22 @@ class DGSLRM(nn.Module):
         raw = raw.clone()
         raw[:, :, DEPTH] = torch.where(agrees, raw[:, :, DEPTH], torch.zeros_like(raw[:, :, DEPTH]))
         return raw
+
+    def _checked_motion(self, fields: dict[str, Tensor], frames: Tensor, K: Tensor, world_T_cam: Tensor,
+                        keyframe_index: Tensor, cues: GeometryCues) -> dict[str, Tensor]:
+        """fields with the classical motion (offsets and gate) where the window's frames refuse the network's
+        (geometry/motion_check.py)."""
+        with torch.no_grad(), torch.autocast(device_type=frames.device.type, enabled=False):
+            height, width = frames.shape[-2:]
+            origins, dirs = camera_rays(K[:, keyframe_index].float(), world_T_cam[:, keyframe_index].float(), height,
+                                        width)  # [B, Kf, H, W, 3]
+            means = origins + fields["depth"].float().squeeze(2)[..., None] * dirs
+            base_offsets, base_gate = cues.offsets().float(), cues.gate.float()
+            agrees = torch.stack([
+                motion_agrees(frames[b].float(), K[b].float(), world_T_cam[b].float(), keyframe_index, means[b],
+                              base_offsets[b], fields["offsets"][b].float()) for b in range(frames.shape[0])])
+        return {**fields, "offsets": torch.where(agrees[:, :, None], fields["offsets"], base_offsets),
+                "gate": torch.where(agrees, fields["gate"], base_gate)}
 
     # ------------------------------------------------------------------ input checks
     def _check_inputs(self, frames: Tensor, K: Tensor, world_T_cam: Tensor, timestamps: Tensor) -> tuple[int, ...]:

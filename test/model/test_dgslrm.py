@@ -13,7 +13,7 @@ from dgslrm_ros.geometry.depth_check import depth_agrees
 from dgslrm_ros.model import DGSLRM, GaussianPrediction, ModelConfig, ModelInputError
 from dgslrm_ros.model.classical import ClassicalReconstructor
 from dgslrm_ros.model.dgslrm import window_cues
-from dgslrm_ros.model.heads import DEPTH
+from dgslrm_ros.model.heads import DEPTH, OFFSETS_START
 
 from .conftest import as_if_trained
 
@@ -131,6 +131,31 @@ def test_depth_check_drops_at_inference_the_residual_the_frames_refuse(tiny_conf
                           base[0] * 1.6, cues.sweep_confidence[0])
     assert torch.equal(moved[0], agrees)
     assert torch.allclose(trained_on, base * 1.6, rtol=1e-5) and torch.allclose(off, base * 1.6, rtol=1e-5)
+
+
+def test_motion_check_drops_at_inference_the_motion_the_frames_refuse(tiny_config, textured_plane_window):
+    # A network whose motion residual drifts every Gaussian 3 cm a frame along y, on an exact window of a static
+    # textured plane: the frames refuse that drift, and the Gaussians keep the classical (gated) motion.
+    plane = textured_plane_window(size=tiny_config.image_size, frames=tiny_config.window_frames)
+    window = {name: value[None] for name, value in plane.items()}
+    model = DGSLRM(tiny_config)
+    frames = tiny_config.window_frames
+    with torch.no_grad():
+        bias = model.head.out.bias.view(tiny_config.head_channels, -1)
+        bias[OFFSETS_START + 1:OFFSETS_START + 3 * frames:3] = 0.03 * torch.arange(frames, dtype=bias.dtype)[:, None]
+        cues = window_cues(window["frames"], window["K"], window["world_T_cam"], model.keyframe_index())
+        classical = cues.offsets()
+        checked = model.eval()(**window, cues=cues)
+        trained_on = model.train()(**window, cues=cues).offsets  # what the losses see: the network's motion
+        model.config = dataclasses.replace(tiny_config, motion_check=False)
+        off = model.eval()(**window, cues=cues).offsets
+    drift = (off - classical).norm(dim=3).amax(dim=2)  # [B, Kf, H, W]
+    assert float(drift.min()) > 0.05 and torch.allclose(trained_on, off)
+    kept_classical = (checked.offsets == classical).all(dim=3).all(dim=2)
+    kept_network = (checked.offsets == off).all(dim=3).all(dim=2)
+    assert bool((kept_classical | kept_network).all())
+    assert float(kept_classical.float().mean()) > 0.9
+    assert torch.equal(checked.gate[:, :, 0][kept_classical], cues.gate[:, :, 0][kept_classical].float())
 
 
 def test_without_appearance_residuals_only_depth_and_motion_come_from_the_network(tiny_config, tiny_window):

@@ -1,0 +1,90 @@
+"""Photometric check of a learned motion against the window it was predicted from.
+
+A geometry-primed network adds learned motion to the classical lifted tracks (offsets = gate x lift +
+residual). On static real scenes that motion is spurious: on the cube clip the network's Gaussians drew the
+held-out frames 1.7 dB worse than the same Gaussians standing still, where `classical`'s gated motion cost
+nothing. The frames can tell, as they do for depth (geometry/depth_check.py): a keyframe pixel's point, moved
+as the candidate motion says, should land in every other frame of the window on a pixel of its own colour.
+Where the candidate motion makes the frames disagree clearly more than the classical motion does, it is
+refused there and the classical motion stays.
+
+Pure function of the window; no learned weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from dgslrm_ros.core.cameras import project_points
+
+
+@dataclass(frozen=True)
+class MotionCheckConfig:
+    """When a candidate motion is refused: cost(candidate) > cost(base) x (1 + relative) + absolute, costs the
+    mean absolute colour difference over the window's other frames, box-filtered over `patch` pixels."""
+
+    relative_margin: float = 0.1
+    absolute_margin: float = 0.002  # colour units (0..1)
+    patch: int = 3
+
+    def __post_init__(self) -> None:
+        if self.relative_margin < 0 or self.absolute_margin < 0 or self.patch < 1 or self.patch % 2 == 0:
+            raise ValueError(f"MotionCheckConfig: need margins >= 0 and an odd patch >= 1, got "
+                             f"{self.relative_margin}, {self.absolute_margin}, {self.patch}")
+
+
+def trajectory_cost(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor, points: Tensor,
+                    patch: int = 3) -> Tensor:
+    """How much the window's frames disagree with keyframe pixels moving along `points` -> [Kf, 1, H, W].
+
+    frames [T, 3, H, W], K [T, 3, 3], world_T_cam [T, 4, 4]; keyframe_index [Kf]; points [Kf, T, H, W, 3] the
+    pixel's point at every window frame. Mean over the frames other than the keyframe where the point projects
+    inside (in front of the camera) of the absolute colour difference to the keyframe pixel; inf where it
+    projects inside none."""
+    num_frames, _, height, width = frames.shape
+    costs = []
+    for slot, k in enumerate(keyframe_index.tolist()):
+        others = [t for t in range(num_frames) if t != k]
+        total = frames.new_zeros(height * width)
+        count = frames.new_zeros(height * width)
+        reference = frames[k].reshape(3, -1)  # [3, HW]
+        for t in others:
+            uv, z = project_points(points[slot, t].reshape(-1, 3), K[t], world_T_cam[t])  # [HW, 2], [HW]
+            inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= width) & (uv[:, 1] >= 0) & (uv[:, 1] <= height)
+            grid = torch.stack([uv[:, 0] / width, uv[:, 1] / height], dim=-1) * 2.0 - 1.0
+            sampled = F.grid_sample(frames[t][None], grid[None, None], mode="bilinear", padding_mode="border",
+                                    align_corners=False)[0, :, 0]  # [3, HW]
+            difference = (sampled - reference).abs().mean(dim=0)
+            total += torch.where(inside, difference, torch.zeros_like(difference))
+            count += inside.to(count.dtype)
+        cost = torch.where(count > 0, total / count.clamp_min(1.0), torch.full_like(total, float("inf")))
+        costs.append(cost.reshape(1, height, width))
+    cost = torch.stack(costs)  # [Kf, 1, H, W]
+    if patch > 1:
+        finite = torch.isfinite(cost)
+        summed = F.avg_pool2d(torch.where(finite, cost, torch.zeros_like(cost)), patch, 1, patch // 2,
+                              count_include_pad=False)
+        share = F.avg_pool2d(finite.to(cost.dtype), patch, 1, patch // 2, count_include_pad=False)
+        cost = torch.where(finite, summed / share.clamp_min(1e-6), cost)
+    return cost
+
+
+def motion_agrees(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_index: Tensor, means: Tensor,
+                  base_offsets: Tensor, candidate_offsets: Tensor,
+                  config: MotionCheckConfig = MotionCheckConfig()) -> Tensor:
+    """Where the candidate motion may replace the base motion -> bool [Kf, 1, H, W].
+
+    frames [T, 3, H, W], K [T, 3, 3], world_T_cam [T, 4, 4] of one window; keyframe_index [Kf]; means
+    [Kf, H, W, 3] the keyframe pixels' points; base_offsets and candidate_offsets [Kf, T, 3, H, W] (the
+    classical motion and the network's)."""
+    with torch.no_grad():
+        def points(offsets: Tensor) -> Tensor:
+            return means[:, None] + offsets.permute(0, 1, 3, 4, 2)  # [Kf, T, H, W, 3]
+
+        base = trajectory_cost(frames, K, world_T_cam, keyframe_index, points(base_offsets), config.patch)
+        candidate = trajectory_cost(frames, K, world_T_cam, keyframe_index, points(candidate_offsets), config.patch)
+        worse = candidate > base * (1.0 + config.relative_margin) + config.absolute_margin
+        return ~(worse & torch.isfinite(base))
