@@ -47,19 +47,16 @@ def trajectory_cost(frames: Tensor, K: Tensor, world_T_cam: Tensor, keyframe_ind
     num_frames, _, height, width = frames.shape
     costs = []
     for slot, k in enumerate(keyframe_index.tolist()):
-        others = [t for t in range(num_frames) if t != k]
-        total = frames.new_zeros(height * width)
-        count = frames.new_zeros(height * width)
-        reference = frames[k].reshape(3, -1)  # [3, HW]
-        for t in others:
-            uv, z = project_points(points[slot, t].reshape(-1, 3), K[t], world_T_cam[t])  # [HW, 2], [HW]
-            inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] <= width) & (uv[:, 1] >= 0) & (uv[:, 1] <= height)
-            grid = torch.stack([uv[:, 0] / width, uv[:, 1] / height], dim=-1) * 2.0 - 1.0
-            sampled = F.grid_sample(frames[t][None], grid[None, None], mode="bilinear", padding_mode="border",
-                                    align_corners=False)[0, :, 0]  # [3, HW]
-            difference = (sampled - reference).abs().mean(dim=0)
-            total += torch.where(inside, difference, torch.zeros_like(difference))
-            count += inside.to(count.dtype)
+        # every frame at once: [T, HW] projections, one grid_sample over the T frames
+        uv, z = project_points(points[slot].reshape(num_frames, -1, 3), K, world_T_cam)  # [T, HW, 2], [T, HW]
+        inside = (z > 0) & (uv[..., 0] >= 0) & (uv[..., 0] <= width) & (uv[..., 1] >= 0) & (uv[..., 1] <= height)
+        inside[k] = False  # the keyframe itself says nothing
+        grid = torch.stack([uv[..., 0] / width, uv[..., 1] / height], dim=-1) * 2.0 - 1.0
+        sampled = F.grid_sample(frames, grid[:, None], mode="bilinear", padding_mode="border",
+                                align_corners=False)[:, :, 0]  # [T, 3, HW]
+        difference = (sampled - frames[k].reshape(1, 3, -1)).abs().mean(dim=1)  # [T, HW]
+        total = torch.where(inside, difference, torch.zeros_like(difference)).sum(dim=0)
+        count = inside.sum(dim=0).to(total.dtype)
         cost = torch.where(count > 0, total / count.clamp_min(1.0), torch.full_like(total, float("inf")))
         costs.append(cost.reshape(1, height, width))
     cost = torch.stack(costs)  # [Kf, 1, H, W]
