@@ -322,15 +322,14 @@ class CompositeWeights:
 
 @torch.no_grad()
 def composite_weights(projected: ProjectedGaussians, opacities: Tensor, width: int, height: int,
-                      intersections: TileIntersections | None = None, tile_size: int = DEFAULT_TILE_SIZE,
-                      chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> CompositeWeights:
+                      tile_size: int = DEFAULT_TILE_SIZE, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+                      ) -> CompositeWeights:
     """One compositing pass that keeps its weights: rasterize_torch for any colours, as a CompositeWeights."""
     num_cameras, n = projected.depths.shape
     if opacities.shape != (n,):
         raise ValueError(f"composite_weights: expected opacities [N={n}], got {tuple(opacities.shape)}")
     dtype, device = projected.means2d.dtype, projected.means2d.device
-    isect = intersections if intersections is not None else intersect_tiles(projected, width, height, tile_size,
-                                                                            opacities)
+    isect = intersect_tiles(projected, width, height, tile_size, opacities)
     geometry = _TileGeometry(isect, num_cameras, width, height, dtype, device)
     collected: list[tuple[Tensor, Tensor, Tensor]] = []
     unit = torch.ones(num_cameras * n, 1, dtype=dtype, device=device)  # the colours do not matter here
@@ -429,18 +428,13 @@ def rasterize_torch(
     background: Tensor | None = None,  # [C, D]; None = zeros
     tile_size: int = DEFAULT_TILE_SIZE,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
-    intersections: TileIntersections | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Composite projected Gaussians -> (colors [C, D, H, W], alpha [C, 1, H, W]); differentiable.
-
-    `intersections`: intersect_tiles(projected, width, height, tile_size, opacities) computed before, for
-    callers that composite new colours over the same projection and opacities (half of a small render)."""
+    """Composite projected Gaussians -> (colors [C, D, H, W], alpha [C, 1, H, W]); differentiable."""
     num_cameras, n, channels = _check_rasterizer_inputs(projected, colors, opacities, background)
     dtype, device = colors.dtype, colors.device
     if background is None:
         background = torch.zeros(num_cameras, channels, dtype=dtype, device=device)
-    isect = intersections if intersections is not None else intersect_tiles(projected, width, height, tile_size,
-                                                                            opacities)
+    isect = intersect_tiles(projected, width, height, tile_size, opacities)
     geometry = _TileGeometry(isect, num_cameras, width, height, dtype, device)
     pixel_camera = torch.arange(num_cameras, device=device).repeat_interleave(isect.tiles_y * isect.tiles_x)
     tile_colors, transmittance = _CompositeTiles.apply(
