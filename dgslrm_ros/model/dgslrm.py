@@ -6,13 +6,14 @@ The forward reads in Long-LRM's order:
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor, nn
 
 from dgslrm_ros.core.errors import DgslrmError
 from dgslrm_ros.geometry.classical import DRAWING, classical_depth
 from dgslrm_ros.geometry.cues import GeometryCues, compute_cues
-from dgslrm_ros.core.cameras import camera_rays
 from dgslrm_ros.geometry.depth_check import depth_agrees
 from dgslrm_ros.geometry.motion_check import motion_agrees
 from dgslrm_ros.model.config import ModelConfig
@@ -110,9 +111,7 @@ class DGSLRM(nn.Module):
         if c.geometry_primed and c.depth_check and not self.training:
             raw = self._checked_depth_residual(raw, frames, K, world_T_cam, keyframe_index, cues)
         fields = activate(raw, keyframe_rgb, c, cues, K[:, keyframe_index])
-        if c.geometry_primed and c.motion_check and not self.training:
-            fields = self._checked_motion(fields, frames, K, world_T_cam, keyframe_index, cues)
-        return GaussianPrediction(
+        prediction = GaussianPrediction(
             **fields,
             keyframe_index=keyframe_index,
             keyframe_K=K[:, keyframe_index].float(),
@@ -120,6 +119,9 @@ class DGSLRM(nn.Module):
             timestamps=timestamps,
             **(DRAWING if c.geometry_primed else {}),  # the paper's head: every keyframe at every instant
         )
+        if c.geometry_primed and c.motion_check and not self.training:
+            prediction = self._checked_motion(prediction, frames, K, world_T_cam, cues)
+        return prediction
 
     def _checked_depth_residual(self, raw: Tensor, frames: Tensor, K: Tensor, world_T_cam: Tensor,
                                 keyframe_index: Tensor, cues: GeometryCues) -> Tensor:
@@ -135,21 +137,19 @@ class DGSLRM(nn.Module):
         raw[:, :, DEPTH] = torch.where(agrees, raw[:, :, DEPTH], torch.zeros_like(raw[:, :, DEPTH]))
         return raw
 
-    def _checked_motion(self, fields: dict[str, Tensor], frames: Tensor, K: Tensor, world_T_cam: Tensor,
-                        keyframe_index: Tensor, cues: GeometryCues) -> dict[str, Tensor]:
-        """fields with the classical motion (offsets and gate) where the window's frames refuse the network's
-        (geometry/motion_check.py)."""
+    def _checked_motion(self, prediction: GaussianPrediction, frames: Tensor, K: Tensor, world_T_cam: Tensor,
+                        cues: GeometryCues) -> GaussianPrediction:
+        """The prediction with the classical motion (offsets and gate) where the window's frames refuse the
+        network's (geometry/motion_check.py)."""
         with torch.no_grad(), torch.autocast(device_type=frames.device.type, enabled=False):
-            height, width = frames.shape[-2:]
-            origins, dirs = camera_rays(K[:, keyframe_index].float(), world_T_cam[:, keyframe_index].float(), height,
-                                        width)  # [B, Kf, H, W, 3]
-            means = origins + fields["depth"].float().squeeze(2)[..., None] * dirs
+            means = prediction.means()  # [B, Kf, H, W, 3]
             base_offsets, base_gate = cues.offsets().float(), cues.gate.float()
             agrees = torch.stack([
-                motion_agrees(frames[b].float(), K[b].float(), world_T_cam[b].float(), keyframe_index, means[b],
-                              base_offsets[b], fields["offsets"][b].float()) for b in range(frames.shape[0])])
-        return {**fields, "offsets": torch.where(agrees[:, :, None], fields["offsets"], base_offsets),
-                "gate": torch.where(agrees, fields["gate"], base_gate)}
+                motion_agrees(frames[b].float(), K[b].float(), world_T_cam[b].float(), prediction.keyframe_index,
+                              means[b], base_offsets[b], prediction.offsets[b].float())
+                for b in range(frames.shape[0])])  # [B, Kf, 1, H, W]
+        return replace(prediction, offsets=torch.where(agrees[:, :, None], prediction.offsets, base_offsets),
+                       gate=torch.where(agrees, prediction.gate, base_gate))
 
     # ------------------------------------------------------------------ input checks
     def _check_inputs(self, frames: Tensor, K: Tensor, world_T_cam: Tensor, timestamps: Tensor) -> tuple[int, ...]:
