@@ -1,7 +1,8 @@
 """Keyframe depth by plane-sweep multi-view stereo against the other frames of the window.
 
-For every reference pixel and every depth hypothesis (uniform in inverse depth between `near` and
-`far`, fronto-parallel planes of the reference camera) the pixel's 3D point is projected into each
+For every reference pixel and every depth hypothesis (uniform in inverse depth between the window's near
+depth and `far`, fronto-parallel planes of the reference camera; `window_near` finds where the window's
+surfaces begin with a cheap probe sweep) the pixel's 3D point is projected into each
 source frame and the colours are compared (SAD over a small box window). The per-source costs are
 aggregated robustly: the mean of the best `best_fraction` of the sources, so occlusions and objects
 that move between frames (the sweep assumes a static scene) spoil only some sources. The winning
@@ -65,6 +66,16 @@ class SweepConfig:
     far_end_prior: bool = True
     far_end_confidence: float = 0.3
     far_end_min_pixels: int = 100
+    # The nearest hypothesis follows the window (window_near): a probe sweep at half resolution over
+    # [near, far] with `probe_planes` planes finds the window's near depth (the `near_quantile` of its
+    # confident pixels), and the planes start at that depth / `near_margin` (never nearer than `near`).
+    # With `near` fixed at 0.25 units three quarters of the inverse-depth planes lay nearer than 1 unit,
+    # where no surface of a 2-unit scene is; on real clips one plane step moved the point 3-10 px.
+    adaptive_near: bool = True
+    probe_planes: int = 16
+    probe_confidence: float = 0.05
+    near_quantile: float = 0.02
+    near_margin: float = 1.5
 
     def __post_init__(self) -> None:
         if self.num_planes < 3 or not 0 < self.near < self.far:
@@ -76,6 +87,9 @@ class SweepConfig:
         if not 0 < self.max_source_angle_deg <= 180 or not self.source_angle_depth > 0:
             raise ValueError(f"SweepConfig: need 0 < max_source_angle_deg <= 180 and source_angle_depth > 0, got "
                              f"{self.max_source_angle_deg}, {self.source_angle_depth}")
+        if self.probe_planes < 3 or not 0 < self.near_quantile < 1 or self.near_margin < 1:
+            raise ValueError(f"SweepConfig: need probe_planes >= 3, 0 < near_quantile < 1 and near_margin >= 1, got "
+                             f"{self.probe_planes}, {self.near_quantile}, {self.near_margin}")
         if self.max_sources < 1 or not 0 < self.best_fraction <= 1 or self.box < 1 or self.box % 2 == 0:
             raise ValueError(f"SweepConfig: need max_sources >= 1, 0 < best_fraction <= 1 and an odd box, got "
                              f"{self.max_sources}, {self.best_fraction}, {self.box}")
@@ -265,7 +279,14 @@ def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
                          f"{tuple(K.shape)}, {tuple(world_T_cam.shape)}")
     frames, K, world_T_cam = frames.float(), K.float(), world_T_cam.float()
     device = frames.device
+    configured = config.inverse_depths()
+    if config.adaptive_near:
+        config = dataclasses.replace(config, near=window_near(frames, K, world_T_cam, reference_index, config),
+                                     adaptive_near=False)
     inv = config.inverse_depths(device)  # [D]
+    # One plane step in steps of the configured planes: observability and spread keep their meaning when the
+    # planes start farther (a finer step moves a point less, on the same baseline).
+    step_scale = float((inv[0] - inv[1]) / (configured[0] - configured[1]))
     depths = (1.0 / inv)[:, None, None]  # [D, 1, 1]
     d = inv.numel()
     count = _in_image_count(height, width, config.box, device)  # [1, 1, H, W]
@@ -284,9 +305,28 @@ def plane_sweep(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
         near, _ = _source_uv(plane_depth[step][None, :, None], directions, offsets[:, None])  # [S, HW, 2]
         far, _ = _source_uv(plane_depth[step + 1][None, :, None], directions, offsets[:, None])
         local_step = pixel_length(far - near).nan_to_num(0.0).amax(0).clamp_min(0.0)  # [HW]
-        results.append(_pick(agg, winner, inv, local_step.reshape(height, width), config))
+        results.append(_pick(agg, winner, inv, local_step.reshape(height, width) / step_scale, config, step_scale))
     result = SweepResult(*(torch.stack(parts) for parts in zip(*results)))
     return far_end_prior(result, config) if config.far_end_prior else result
+
+
+def window_near(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index: Tensor | list[int],
+                config: SweepConfig = SweepConfig()) -> float:
+    """The nearest hypothesis worth sweeping in this window: the `near_quantile` of a half-resolution probe
+    sweep's confident depths over all references, divided by `near_margin`, within [near, far / 2]; `near`
+    where the probe resolves too little (a pan, a still camera, a single frame). Inputs as plane_sweep's."""
+    height, width = frames.shape[-2:]
+    if frames.shape[0] < 2 or min(height, width) < 8:
+        return config.near
+    small = F.avg_pool2d(frames.float(), 2)
+    scale = torch.tensor([small.shape[-1] / width, small.shape[-2] / height, 1.0], device=frames.device)
+    probe = dataclasses.replace(config, num_planes=config.probe_planes, adaptive_near=False, far_end_prior=False)
+    result = plane_sweep(small, K.float() * scale[:, None], world_T_cam, reference_index, probe)
+    resolved = (result.confidence > config.probe_confidence) & ~at_far_end(result.depth, probe)
+    if int(resolved.sum()) < max(1, config.far_end_min_pixels // 4):
+        return config.near
+    nearest = float(torch.quantile(result.depth[resolved].float(), config.near_quantile))
+    return min(max(config.near, nearest / config.near_margin), config.far / 2.0)
 
 
 def _homogeneous_pixels(height: int, width: int, device: torch.device | str | None = None) -> Tensor:
@@ -401,11 +441,17 @@ def _plane_median(agg: Tensor) -> Tensor:
     return out
 
 
+def _plane_order_statistic(agg: Tensor, k: int) -> Tensor:
+    """Each pixel's k-th smallest cost over the planes (1-based): agg [D, H, W] -> [H, W]."""
+    return agg.amax(0) if k >= agg.shape[0] else agg.kthvalue(k, dim=0).values
+
+
 def _pick(agg: Tensor, best: Tensor, inv: Tensor, local_step: Tensor,
-          config: SweepConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+          config: SweepConfig, step_scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Winner `best` [H, W] (argmin) with sub-plane refinement, confidence and spread from one cost volume [D, H, W].
 
-    local_step [H, W]: how far (px, best source) one hypothesis step at the winner moves the point.
+    local_step [H, W]: how far (px, best source) one step of the configured planes at the winner moves the
+    point; step_scale: this volume's plane step in those steps (the spread is reported in them).
     """
     d = agg.shape[0]
     lo, hi = (best - 1).clamp(0, d - 1), (best + 1).clamp(0, d - 1)
@@ -417,7 +463,12 @@ def _pick(agg: Tensor, best: Tensor, inv: Tensor, local_step: Tensor,
     inv_best = inv[best] + shift * step
     depth = 1.0 / inv_best.clamp_min(1.0 / (config.far * 4.0))
     # Softmin over the curve at a temperature relative to its median: one sharp valley -> small spread.
-    median = _plane_median(agg)
+    # With the planes starting at the window's near (step_scale < 1) the configured planes in front of them
+    # were not swept; counted as costlier than every swept one, their median is this higher order statistic.
+    if step_scale >= 1.0:
+        median = _plane_median(agg)
+    else:
+        median = _plane_order_statistic(agg, min(d, math.ceil(((d + 1) // 2) / step_scale)))
     weights = torch.softmax(-(agg - c0) / (0.1 * median.clamp_min(1e-3)), dim=0)
     index = torch.arange(d, device=agg.device, dtype=agg.dtype)[:, None, None]
     mean_index = (weights * index).sum(0)
@@ -429,7 +480,7 @@ def _pick(agg: Tensor, best: Tensor, inv: Tensor, local_step: Tensor,
     # Observability at the winner: a plane step must move the point visibly in some source, else a pan
     # or a still camera (no baseline) picks a depth by chance.
     confidence = distinct * torch.exp(-c0 / 0.03) * (local_step >= config.min_step_px).float()
-    return depth[None], confidence[None], c0[None], spread[None]
+    return depth[None], confidence[None], c0[None], (spread * step_scale)[None]
 
 
 def _unobservable(height: int, width: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
