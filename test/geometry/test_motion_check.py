@@ -47,6 +47,21 @@ def test_spurious_motion_on_a_static_plane_is_refused_and_no_motion_is_kept(text
     assert float(agrees[..., :, :13].float().mean()) == 1.0  # kept where it equals the base
 
 
+def test_a_faint_drift_is_refused_at_the_default_margins(textured_plane_window) -> None:
+    # 2 mm a frame (a fifth of a pixel over the window): the depth check's margins (0.1, 0.002), the check's
+    # first, let most of it through, and such drifts cost the static cube clip 0.2-0.3 dB; none now.
+    window = textured_plane_window(size=32, frames=8, depth=2.0)
+    keyframes = torch.tensor([0, 4])
+    means = unproject_depth(torch.full((2, 1, 32, 32), 2.0), window["K"][keyframes], window["world_T_cam"][keyframes])
+    still = torch.zeros(2, 8, 3, 32, 32)
+    faint = still.clone()
+    faint[:, :, 1, :, 16:] = 0.002 * (torch.arange(8.0)[None, :, None, None] - keyframes[:, None, None, None])
+    args = (window["frames"], window["K"], window["world_T_cam"], keyframes, means, still, faint)
+    first = MotionCheckConfig(relative_margin=0.1, absolute_margin=0.002)
+    assert float(motion_agrees(*args, first)[..., 1:-1, 19:-1].float().mean()) > 0.5
+    assert float(motion_agrees(*args)[..., 1:-1, 19:-1].float().mean()) < 0.1
+
+
 def test_a_right_motion_the_base_missed_is_kept_and_a_wrong_one_refused(scene_window) -> None:
     window = scene_window("dynamic", 0.15)
     means, truth = _ground_truth(window)
