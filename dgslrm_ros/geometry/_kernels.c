@@ -498,14 +498,15 @@ static void *dg_lift_run(void *arg) {
  * at 64 px, torch's reduction over the leading dim 2.8 ms). The result is one of the inputs: exact. ---- */
 typedef struct {
     const float *values; /* [D, N] */
-    int64_t d, n, first, end;
+    int64_t d, n, first, end, rank;
     float *out; /* [N] */
 } dg_median_job;
 
-DG_CLONES static void dg_median_chunk(const float *values, int64_t d, int64_t n, int64_t p0, int64_t len, float *out) {
+DG_CLONES static void dg_median_chunk(const float *values, int64_t d, int64_t n, int64_t p0, int64_t len, int64_t rank,
+                                      float *out) {
     int32_t below[DG_CHUNK], at_or_below[DG_CHUNK];
     uint8_t nan[DG_CHUNK];
-    const int32_t k = (int32_t)((d - 1) / 2);
+    const int32_t k = (int32_t)rank; /* 0-based: (D - 1) / 2 is the lower median */
     for (int64_t q = 0; q < len; ++q) nan[q] = 0;
     for (int64_t i = 0; i < d; ++i) {
         const float *vi = values + i * n + p0;
@@ -528,7 +529,7 @@ static void *dg_median_run(void *arg) {
     const dg_median_job *job = arg;
     for (int64_t p0 = job->first; p0 < job->end; p0 += DG_CHUNK) {
         const int64_t len = job->end - p0 < DG_CHUNK ? job->end - p0 : DG_CHUNK;
-        dg_median_chunk(job->values, job->d, job->n, p0, len, job->out);
+        dg_median_chunk(job->values, job->d, job->n, p0, len, job->rank, job->out);
     }
     return NULL;
 }
@@ -739,14 +740,16 @@ static PyObject *py_lift_tracks(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* plane_median(values, D, N, out, threads): values [D, N] float32; out [N] float32, each pixel's lower median. */
+/* plane_median(values, D, N, out, threads[, rank]): values [D, N] float32; out [N] float32, each pixel's value of
+ * 0-based rank `rank` in ascending order (default (D - 1) / 2: the lower median), torch.kthvalue's (rank + 1). */
 static PyObject *py_plane_median(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *objs[2];
-    long long d, n, threads;
-    if (!PyArg_ParseTuple(args, "OLLOL", &objs[0], &d, &n, &objs[1], &threads)) return NULL;
-    if (d < 1 || n < 1 || d * n > (1LL << 34)) {
-        PyErr_Format(PyExc_ValueError, "_kernels.plane_median: bad sizes D=%lld N=%lld", d, n);
+    long long d, n, threads, rank = -1;
+    if (!PyArg_ParseTuple(args, "OLLOL|L", &objs[0], &d, &n, &objs[1], &threads, &rank)) return NULL;
+    if (rank < 0) rank = (d - 1) / 2;
+    if (d < 1 || n < 1 || d * n > (1LL << 34) || rank >= d) {
+        PyErr_Format(PyExc_ValueError, "_kernels.plane_median: bad sizes D=%lld N=%lld rank=%lld", d, n, rank);
         return NULL;
     }
     const Py_ssize_t counts[2] = {d * n, n};
@@ -757,7 +760,7 @@ static PyObject *py_plane_median(PyObject *self, PyObject *args) {
     threads = dg_thread_count(threads, n);
     Py_BEGIN_ALLOW_THREADS
     for (long long i = 0; i < threads; ++i)
-        jobs[i] = (dg_median_job){v[0].buf, d, n, n * i / threads, n * (i + 1) / threads, v[1].buf};
+        jobs[i] = (dg_median_job){v[0].buf, d, n, n * i / threads, n * (i + 1) / threads, rank, v[1].buf};
     dg_run_jobs(dg_median_run, jobs, sizeof(dg_median_job), threads);
     Py_END_ALLOW_THREADS
     dg_release(v, 2);
@@ -769,8 +772,8 @@ static PyMethodDef dg_methods[] = {
      "aggregated_cost(ref, sources, directions, offsets, depths, count, S, D, H, W, box, keep, out, threads): the sweep's "
      "aggregated cost volume [D, HW] (geometry/plane_sweep.py)"},
     {"plane_median", py_plane_median, METH_VARARGS,
-     "plane_median(values, D, N, out, threads): each column's lower median, torch.median's value "
-     "(geometry/plane_sweep.py)"},
+     "plane_median(values, D, N, out, threads[, rank]): each column's value of 0-based rank (default the lower "
+     "median, torch.median's value; rank r is torch.kthvalue's r + 1) (geometry/plane_sweep.py)"},
     {"static_fit_sums", py_static_fit_sums, METH_VARARGS,
      "static_fit_sums(hypotheses, a, b, positions, valid, D, Kf, T, HW, cap, total, seen, spread, threads): the "
      "static fit's residual sums, frame counts and band spread (geometry/lifting.py)"},

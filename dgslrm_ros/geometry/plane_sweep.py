@@ -432,18 +432,18 @@ def far_end_prior(result: SweepResult, config: SweepConfig) -> SweepResult:
 def _plane_median(agg: Tensor) -> Tensor:
     """Each pixel's lower median over the planes: agg [D, H, W] -> [H, W], torch.median's value (C on a CPU,
     where torch's reduction over the leading dim took 2 ms of a 64 px keyframe's 3 ms pick)."""
-    if not cpu_kernels.runs_on(agg):
-        return agg.median(dim=0).values
-    d = agg.shape[0]
-    out = torch.empty(agg.shape[1:])
-    cpu_kernels.KERNELS.plane_median(agg.detach().contiguous().float().numpy(), d, out.numel(), out.numpy(),
-                                     torch.get_num_threads())
-    return out
+    return _plane_order_statistic(agg, (agg.shape[0] + 1) // 2)
 
 
 def _plane_order_statistic(agg: Tensor, k: int) -> Tensor:
-    """Each pixel's k-th smallest cost over the planes (1-based): agg [D, H, W] -> [H, W]."""
-    return agg.amax(0) if k >= agg.shape[0] else agg.kthvalue(k, dim=0).values
+    """Each pixel's k-th smallest cost over the planes (1-based, torch.kthvalue's): agg [D, H, W] -> [H, W]."""
+    d = agg.shape[0]
+    if not cpu_kernels.runs_on(agg):
+        return agg.median(dim=0).values if k == (d + 1) // 2 else agg.kthvalue(k, dim=0).values
+    out = torch.empty(agg.shape[1:])
+    cpu_kernels.KERNELS.plane_median(agg.detach().contiguous().float().numpy(), d, out.numel(), out.numpy(),
+                                     torch.get_num_threads(), k - 1)
+    return out
 
 
 def _pick(agg: Tensor, best: Tensor, inv: Tensor, local_step: Tensor,

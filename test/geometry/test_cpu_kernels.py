@@ -116,6 +116,19 @@ def test_plane_median_kernel_gives_torchs_median(planes: int) -> None:
     assert torch.equal(kernel.nan_to_num(-1.0), expected.nan_to_num(-1.0))
 
 
+@pytest.mark.parametrize("planes, k", [(48, 1), (48, 30), (48, 44), (48, 48), (7, 5)])
+def test_plane_order_statistic_kernel_gives_torchs_kthvalue(planes: int, k: int) -> None:
+    # The sweep's distinctness with planes from the window's near reads a higher order statistic of the curve.
+    costs = torch.rand(planes, 20, 30, generator=torch.Generator().manual_seed(k))
+    costs[:, 0, :5] = 0.5  # ties
+    costs[: planes // 2, 1, :5] = 1.0
+    kernel = sweep_module._plane_order_statistic(costs, k)
+    assert torch.equal(kernel, costs.kthvalue(k, dim=0).values)
+    with pytest.raises(ValueError, match="bad sizes"):
+        cpu_kernels.KERNELS.plane_median(costs.reshape(planes, -1).numpy(), planes, 600, torch.empty(600).numpy(), 1,
+                                         planes)
+
+
 def test_plane_median_kernel_splits_pixels_over_threads_and_refuses_bad_buffers() -> None:
     costs = torch.rand(48, 17 * 13, generator=torch.Generator().manual_seed(1)).numpy()
     outputs = []
