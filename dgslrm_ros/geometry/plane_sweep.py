@@ -326,7 +326,11 @@ def window_near(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
     if int(resolved.sum()) < max(1, config.far_end_min_pixels // 4):
         return config.near
     nearest = float(torch.quantile(result.depth[resolved].float(), config.near_quantile))
-    return min(max(config.near, nearest / config.near_margin), config.far / 2.0)
+    ratio = max(1.0, nearest / config.near_margin / config.near)
+    # Snapped down to eighths of an octave above `near`: the same window posed through another chain of float
+    # transforms (an odometry extrinsic, say) keeps the same planes, so its depth does not jump by a plane.
+    snapped = config.near * 2.0 ** (math.floor(8.0 * math.log2(ratio)) / 8.0)
+    return min(snapped, config.far / 2.0)
 
 
 def _homogeneous_pixels(height: int, width: int, device: torch.device | str | None = None) -> Tensor:
