@@ -68,7 +68,8 @@ class SweepConfig:
     far_end_min_pixels: int = 100
     # The nearest hypothesis follows the window (window_near): a probe sweep at half resolution over
     # [near, far] with `probe_planes` planes finds the window's near depth (the `near_quantile` of its
-    # confident pixels), and the planes start at that depth / `near_margin` (never nearer than `near`).
+    # confident pixels), and the planes start at that depth / `near_margin`, snapped down to eighths of an
+    # octave (never nearer than `near`).
     # With `near` fixed at 0.25 units three quarters of the inverse-depth planes lay nearer than 1 unit,
     # where no surface of a 2-unit scene is; on real clips one plane step moved the point 3-10 px.
     adaptive_near: bool = True
