@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dgslrm_ros.core.cameras import inside_image, pixel_centers, pixel_length
+from dgslrm_ros.core.cameras import inside_image, pixel_centers, pixel_length, scale_intrinsics
 from dgslrm_ros.geometry import cpu_kernels
 
 
@@ -320,9 +320,9 @@ def window_near(frames: Tensor, K: Tensor, world_T_cam: Tensor, reference_index:
     if frames.shape[0] < 2 or min(height, width) < 8:
         return config.near
     small = F.avg_pool2d(frames.float(), 2)
-    scale = torch.tensor([small.shape[-1] / width, small.shape[-2] / height, 1.0], device=frames.device)
+    small_K = scale_intrinsics(K.float(), small.shape[-1] / width, small.shape[-2] / height)
     probe = dataclasses.replace(config, num_planes=config.probe_planes, adaptive_near=False, far_end_prior=False)
-    result = plane_sweep(small, K.float() * scale[:, None], world_T_cam, reference_index, probe)
+    result = plane_sweep(small, small_K, world_T_cam, reference_index, probe)
     resolved = (result.confidence > config.probe_confidence) & ~at_far_end(result.depth, probe)
     if int(resolved.sum()) < max(1, config.far_end_min_pixels // 4):
         return config.near
